@@ -1,0 +1,286 @@
+"""The command line: `crashsweep sweep | replay | minimize | bugs | scenarios | engines`.
+
+Exit codes (DESIGN §6): 0 no violation; 1 violations found (for `replay`: the
+violation reproduced); 2 bad input or usage, with one line naming what is
+wrong; 130 interrupted (results so far are kept; `--resume` continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rich.console import Console
+
+from crashsweep import __version__
+from crashsweep.crash_explorer import (
+    BOUND_DEFAULT, SAMPLES_DEFAULT, STRATEGIES, STRATEGY_DEFAULT, ExplorerError, SweepOptions, SweepSpec, execute,
+    load_trace, make_options, minimize_trace, prepare, replay_trace, summarize, write_trace,
+)
+from crashsweep.crash_explorer._trace import trace_name
+from crashsweep.disk_model import SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan
+from crashsweep.disk_model.errors import DiskModelError
+from crashsweep.engines import ADAPTERS, DEFAULT_ENGINE, EngineError, parse_option_pairs, resolve_engine
+from crashsweep.reports import SweepProgress, print_summary, write_junit, write_summary
+from crashsweep.scenarios import SCENARIOS, ScenarioError, describe, resolve_scenario
+
+USER_ERRORS = (ExplorerError, EngineError, ScenarioError, DiskModelError)
+EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad command-line usage; printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 0/4, got {text!r}") from None
+    if not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"shard {text}: need 0 <= I < N")
+    return shard
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="crashsweep", description="Find crash-consistency bugs in storage engines.")
+    parser.add_argument("--version", action="version", version=f"crashsweep {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    sweep = commands.add_parser("sweep", help="record a workload, explore its crash states, check every one")
+    sweep.add_argument("--engine", default=DEFAULT_ENGINE, help=f"engine name (default {DEFAULT_ENGINE})")
+    sweep.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="engine option, repeatable (e.g. bug=no-log-checksum)")
+    sweep.add_argument("--scenario", default="default", help="scenario name, or a path to a JSON scenario file")
+    sweep.add_argument("--ops", type=_positive_int, help="length of a named scenario (operations)")
+    sweep.add_argument("--strategy", default=STRATEGY_DEFAULT, choices=STRATEGIES)
+    sweep.add_argument("--bound", type=_positive_int, default=BOUND_DEFAULT, help="k for --strategy bounded")
+    sweep.add_argument("--samples", type=_positive_int, default=SAMPLES_DEFAULT,
+                       help="states per crash point for --strategy random")
+    sweep.add_argument("--faults", default="crash,torn,lost",
+                       help="comma-separated: crash,lost,torn,corrupt,misdirect,read-error,latent (or all)")
+    sweep.add_argument("--variants", type=_non_negative_int, default=4,
+                       help="damaged states per crash point when corruption faults are on")
+    sweep.add_argument("--seed", type=_non_negative_int, default=0)
+    sweep.add_argument("--budget-states", type=_positive_int, help="stop after this many distinct states")
+    sweep.add_argument("--budget-seconds", type=_positive_float, help="stop after this many seconds")
+    sweep.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                       help="worker processes (default: all cores)")
+    sweep.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="run only slice I of N")
+    sweep.add_argument("--out", default="crashsweep-report", help="output directory")
+    sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    sweep.add_argument("--sector-size", type=_positive_int, default=SECTOR_SIZE_DEFAULT_BYTES)
+    sweep.add_argument("--device-sectors", type=_positive_int, help="device size in sectors (default: what the "
+                       f"engine needs, at least {SECTOR_COUNT_DEFAULT})")
+    sweep.add_argument("--cache", choices=("volatile", "none"), default="volatile",
+                       help="volatile write cache (flush/FUA make writes durable) or none")
+    sweep.add_argument("--crash-depth", type=_non_negative_int, default=1,
+                       help="crash again during recovery and continuation, to this depth")
+    sweep.add_argument("--no-continue", action="store_true", help="do not run operations after recovery")
+    sweep.add_argument("--state-timeout", type=_positive_float, default=10.0, help="seconds per state (hang)")
+    sweep.add_argument("--quiet", action="store_true", help="print only the final line")
+
+    replay = commands.add_parser("replay", help="rebuild the crash state of a trace and check it again")
+    replay.add_argument("trace")
+    replay.add_argument("--quiet", action="store_true")
+
+    minimize = commands.add_parser("minimize", help="shrink a failing trace")
+    minimize.add_argument("trace")
+    minimize.add_argument("--out", help="where to write the smaller trace (default: TRACE with .min.json)")
+    minimize.add_argument("--budget-seconds", type=_positive_float, default=300.0)
+    minimize.add_argument("--states-per-candidate", type=_positive_int, default=3000)
+
+    bugs = commands.add_parser("bugs", help="list the seeded bugs of an engine")
+    bugs.add_argument("--engine", default=DEFAULT_ENGINE)
+    commands.add_parser("scenarios", help="list the named scenarios")
+    commands.add_parser("engines", help="list the built-in engines")
+    return parser
+
+
+def spec_from_args(args) -> SweepSpec:
+    adapter = resolve_engine(args.engine)
+    raw_options = parse_option_pairs(args.option)
+    options = adapter.parse_options(raw_options)
+    name, ops = resolve_scenario(args.scenario, args.seed, args.ops)
+    sectors = args.device_sectors or max(SECTOR_COUNT_DEFAULT, adapter.sectors_needed(options, args.sector_size))
+    spec = SweepSpec(ops=tuple(ops), engine=args.engine, options=make_options(raw_options), scenario=name,
+                     seed=args.seed, sector_size=args.sector_size, sector_count=sectors,
+                     volatile_cache=args.cache == "volatile", faults=FaultPlan.parse(args.faults, args.variants),
+                     strategy=args.strategy, bound=args.bound, samples=args.samples, crash_depth=args.crash_depth,
+                     continuation=not args.no_continue, state_timeout_s=args.state_timeout)
+    return spec.validate()
+
+
+def command_sweep(args, console: Console) -> int:
+    spec = spec_from_args(args)
+    options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
+                           budget_seconds=args.budget_seconds, resume=args.resume)
+    run = prepare(spec, options)
+    with SweepProgress(len(run.plan.states), quiet=args.quiet) as progress:
+        run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")), run_elapsed(run)))
+    summary = summarize(run)
+    results = list(run.results.values())
+    write_summary(args.out, summary)
+    write_junit(args.out, summary, results, {r["state"]: f"{args.out}/traces/{trace_name(r)}"
+                                             for r in results if r.get("kind")})
+    if not args.quiet:
+        print_summary(summary, args.out, console)
+    verdict = "FAIL" if summary["violations"] else "ok"
+    console.print(f"crashsweep: {verdict}: {summary['violations']} violation(s) in {summary['distinct_states']:,} "
+                  f"distinct states ({summary['coverage']}); report in {args.out}/; reproduce the sweep with: "
+                  f"{reproduce_command(args)}", soft_wrap=True, highlight=False)
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_VIOLATIONS if summary["violations"] else EXIT_OK
+
+
+_clock = {}
+
+
+def run_elapsed(run) -> float:
+    import time
+    start = _clock.setdefault(id(run), time.monotonic())
+    return time.monotonic() - start
+
+
+def reproduce_command(args) -> str:
+    words = ["crashsweep", "sweep", "--engine", args.engine, "--scenario", args.scenario, "--strategy",
+             args.strategy, "--faults", args.faults, "--seed", str(args.seed)]
+    for option in args.option:
+        words += ["--option", option]
+    if args.ops:
+        words += ["--ops", str(args.ops)]
+    return " ".join(words)
+
+
+def command_replay(args, console: Console) -> int:
+    spec, trace = load_trace(args.trace)
+    result, _ = replay_trace(spec, trace)
+    expected_kind = trace["violation"]["kind"]
+    if result.get("kind") == expected_kind:
+        if not args.quiet:
+            _print_result(console, result)
+        console.print(f"crashsweep: reproduced: {expected_kind}: {result.get('detail', '')}", soft_wrap=True,
+                      highlight=False)
+        return EXIT_VIOLATIONS
+    console.print(f"crashsweep: did not reproduce: the trace recorded {expected_kind}, the replay gave "
+                  f"{result.get('kind') or result.get('outcome')} {result.get('detail', '')}".rstrip(),
+                  soft_wrap=True, highlight=False)
+    return EXIT_OK
+
+
+def _print_result(console: Console, result: dict) -> None:
+    choice = result.get("choice", {})
+    if result.get("point") is not None:
+        console.print(f"crash point {result['point']} (during op {result.get('op')}), windows {result.get('windows')}; "
+                      f"landed {choice.get('persist', [])}, torn {choice.get('torn', [])}, "
+                      f"faults {choice.get('faults', [])}", soft_wrap=True, highlight=False)
+    for step in result.get("nested", []):
+        console.print(f"then crashed again at recovery point {step['point']}: {step['choice']}", highlight=False)
+    diff = result.get("diff") or {}
+    for key, value in diff.get("missing", {}).items():
+        console.print(f"  - missing {key!r} = {value[:60]!r}", highlight=False)
+    for key, value in diff.get("extra", {}).items():
+        console.print(f"  + extra   {key!r} = {value[:60]!r}", highlight=False)
+    for key, (expected, actual) in diff.get("wrong", {}).items():
+        console.print(f"  ~ wrong   {key!r}: expected {expected[:40]!r}, got {actual[:40]!r}", highlight=False)
+
+
+def command_minimize(args, console: Console) -> int:
+    spec, trace = load_trace(args.trace)
+    result, _ = replay_trace(spec, trace)
+    if result.get("kind") != trace["violation"]["kind"]:
+        console.print(f"crashsweep: error: trace {args.trace} does not reproduce "
+                      f"({trace['violation']['kind']} expected, got {result.get('kind') or 'no violation'}); "
+                      "nothing to minimize", soft_wrap=True, highlight=False)
+        return EXIT_USAGE
+    _, smaller = minimize_trace(spec, trace, args.budget_seconds, args.states_per_candidate)
+    out = args.out or (args.trace[:-5] if args.trace.endswith(".json") else args.trace) + ".min.json"
+    directory, name = os.path.split(os.path.abspath(out))
+    write_trace(directory, smaller, name)
+    info = smaller["minimized"]
+    console.print(f"crashsweep: minimized {trace['violation']['kind']}: {info['ops_before']} → {info['ops_after']} "
+                  f"ops, {info['landed_writes_before']} → {info['landed_writes_after']} landed writes "
+                  f"({info['candidates_tried']} candidates, {info['seconds']:.1f} s); wrote {out}; "
+                  f"replay with: crashsweep replay {out}", soft_wrap=True, highlight=False)
+    return EXIT_OK
+
+
+def command_bugs(args, console: Console) -> int:
+    adapter = resolve_engine(args.engine)
+    if not adapter.bugs:
+        console.print(f"engine {adapter.name} has no seeded bugs")
+    for name, description in adapter.bugs.items():
+        console.print(f"{name:32} {description}  (--engine {adapter.name} --option bug={name})", highlight=False)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console(highlight=False)
+    error_console = Console(stderr=True, highlight=False)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return EXIT_USAGE
+        if args.command == "sweep":
+            return command_sweep(args, console)
+        if args.command == "replay":
+            return command_replay(args, console)
+        if args.command == "minimize":
+            return command_minimize(args, console)
+        if args.command == "bugs":
+            return command_bugs(args, console)
+        if args.command == "scenarios":
+            for name, text in describe().items():
+                console.print(f"{name:14} {text}")
+            return EXIT_OK
+        for name, adapter in ADAPTERS.items():
+            console.print(f"{name:14} {adapter.description}")
+        return EXIT_OK
+    except UsageError as error:
+        error_console.print(f"crashsweep: error: {error}", soft_wrap=True, markup=False)
+        return EXIT_USAGE
+    except USER_ERRORS as error:
+        error_console.print(f"crashsweep: error: {error}", soft_wrap=True, markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        error_console.print("crashsweep: interrupted", markup=False)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,164 @@
+"""Crash images, built cheaply: a durable image that advances point by point, and a small
+copy-on-write overlay per crash state. The image of a state is never materialized.
+
+A *choice* says what happened to the pending writes and which faults struck:
+
+    {"persist": [rid, ...],                 # pending writes that landed whole
+     "torn": [[rid, [offset, ...]], ...],   # pending writes of which only these sectors landed
+     "faults": [{"kind": "corrupt", "sector": s, "byte": i, "bit": b},
+                {"kind": "misdirect", "request": rid, "to": s},
+                {"kind": "latent", "sector": s}, {"kind": "read-error", "sector": s}]}
+
+Invariants:
+- writes are applied in request-id order; a pending write never overwrites a
+  sector whose durable version is newer than it;
+- `DurableImage.state_hash` equals the hash of every non-zero sector of the
+  state's image (sector address and content), computed in O(overlay) per state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from crashsweep.crash_explorer._crash_points import PointWalk
+
+HASH_MODULUS = 1 << 128
+CORRUPTION_KINDS_IN_CHOICE = ("corrupt", "misdirect", "latent", "read-error")
+
+
+def sector_hash(sector: int, data: bytes) -> int:
+    if not any(data):
+        return 0
+    digest = hashlib.blake2b(data, digest_size=16, key=sector.to_bytes(8, "little")).digest()
+    return int.from_bytes(digest, "little")
+
+
+class LayeredImage(Mapping):
+    """A read-only view: `top` over `bottom` (sector -> bytes). Used as a device's base image."""
+
+    def __init__(self, top: Mapping[int, bytes], bottom: Mapping[int, bytes]):
+        self.top, self.bottom = top, bottom
+
+    def get(self, sector, default=None):
+        data = self.top.get(sector)
+        return data if data is not None else self.bottom.get(sector, default)
+
+    def __getitem__(self, sector):
+        data = self.get(sector)
+        if data is None:
+            raise KeyError(sector)
+        return data
+
+    def __iter__(self):
+        return iter(set(self.top) | set(self.bottom))
+
+    def __len__(self):
+        return len(set(self.top) | set(self.bottom))
+
+
+class DurableImage:
+    """The durable part of the disk at successive crash points of one log.
+
+    Requires: `advance` is called with non-decreasing counts.
+    """
+
+    def __init__(self, walk: PointWalk, payloads: dict[int, bytes], sector_size: int,
+                 base: Mapping[int, bytes] | None = None):
+        self.walk, self.payloads, self.sector_size = walk, payloads, sector_size
+        self.base: Mapping[int, bytes] = base if base is not None else {}
+        self.data: dict[int, bytes] = {}
+        self.version: dict[int, int] = {}
+        self.applied = 0
+        self.hash = sum(sector_hash(s, d) for s, d in self.base.items()) % HASH_MODULUS if base else 0
+        self._hash_cache: dict[tuple[int, int], int] = {}
+        self.zero = bytes(sector_size)
+
+    def get(self, sector: int) -> bytes:
+        data = self.data.get(sector)
+        if data is None:
+            data = self.base.get(sector, self.zero)
+        return data
+
+    def advance(self, count: int) -> None:
+        assert count >= self.applied, (count, self.applied)
+        for request_id in self.walk.durable_sequence[self.applied:count]:
+            sector, sector_count = self.walk.writes[request_id]
+            for offset in range(sector_count):
+                self._set(sector + offset, self.sector_data(request_id, offset), request_id)
+        self.applied = count
+
+    def _set(self, sector: int, data: bytes, request_id: int) -> None:
+        self.hash = (self.hash - sector_hash(sector, self.get(sector)) + sector_hash(sector, data)) % HASH_MODULUS
+        self.data[sector] = data
+        self.version[sector] = request_id
+
+    def sector_data(self, request_id: int, offset: int) -> bytes:
+        size = self.sector_size
+        return self.payloads[request_id][offset * size:(offset + 1) * size]
+
+    def overlay(self, choice: dict) -> dict[int, bytes]:
+        """Sectors where the state's image differs from the durable image."""
+        misdirected = {fault["request"]: fault["to"] for fault in choice.get("faults", ())
+                       if fault["kind"] == "misdirect"}
+        landed: list[tuple[int, list[int] | None]] = [(rid, None) for rid in choice.get("persist", ())]
+        landed += [(rid, offsets) for rid, offsets in choice.get("torn", ())]
+        landed.sort(key=lambda item: item[0])
+        overlay: dict[int, bytes] = {}
+        for request_id, offsets in landed:
+            sector, sector_count = self.walk.writes[request_id]
+            target = misdirected.get(request_id, sector)
+            for offset in (range(sector_count) if offsets is None else offsets):
+                address = target + offset
+                if request_id in misdirected or self.version.get(address, -1) < request_id:
+                    overlay[address] = self.sector_data(request_id, offset)
+        for fault in choice.get("faults", ()):
+            if fault["kind"] == "corrupt":
+                address = fault["sector"]
+                damaged = bytearray(overlay.get(address) or self.get(address))
+                damaged[fault["byte"]] ^= 1 << fault["bit"]
+                overlay[address] = bytes(damaged)
+        return overlay
+
+    def state_hash(self, overlay: dict[int, bytes], choice: dict) -> int:
+        value = self.hash
+        for sector, data in overlay.items():
+            value += sector_hash(sector, data) - sector_hash(sector, self.get(sector))
+        read_faults = sorted((fault["kind"], fault["sector"]) for fault in choice.get("faults", ())
+                             if fault["kind"] in ("latent", "read-error"))
+        if read_faults:
+            value += int.from_bytes(hashlib.blake2b(repr(read_faults).encode(), digest_size=16).digest(), "little")
+        return value % HASH_MODULUS
+
+    def snapshot(self, overlay: dict[int, bytes]) -> LayeredImage:
+        """A frozen view of the state's image, safe to keep after `advance` moves on."""
+        return LayeredImage(overlay, LayeredImage(dict(self.data), self.base))
+
+    def view(self, overlay: dict[int, bytes]) -> LayeredImage:
+        """A live view (valid until the next `advance`), for recovering this state now."""
+        return LayeredImage(overlay, _DurableView(self))
+
+
+class _DurableView(Mapping):
+    def __init__(self, image: DurableImage):
+        self.image = image
+
+    def get(self, sector, default=None):
+        data = self.image.data.get(sector)
+        return data if data is not None else self.image.base.get(sector, default)
+
+    def __getitem__(self, sector):
+        data = self.get(sector)
+        if data is None:
+            raise KeyError(sector)
+        return data
+
+    def __iter__(self):
+        return iter(set(self.image.data) | set(self.image.base))
+
+    def __len__(self):
+        return len(set(self.image.data) | set(self.image.base))
+
+
+def has_corruption(choice: dict) -> bool:
+    return any(fault["kind"] in CORRUPTION_KINDS_IN_CHOICE for fault in choice.get("faults", ()))

@@ -1,0 +1,150 @@
+"""Minimize a failing trace: fewer operations, fewer persisted writes, fewer faults,
+while a violation of the same kind still holds.
+
+1. Operations: delta debugging over the op list (drop chunks of halving size).
+   Each candidate history is recorded again and searched for a state with the
+   same violation kind, earliest crash point first, up to a per-candidate budget.
+2. The crash state: drop each landed write (when `lost` is on), make torn writes
+   whole or lost, and drop faults, keeping each change that still fails.
+
+A minimized trace is a normal trace plus a "minimized" record of what shrank.
+Invariants: the result replays to the same violation kind; minimization is
+deterministic for a given trace and budget of states (a time budget can only
+stop it earlier, leaving a valid, less-minimized trace).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from crashsweep.crash_explorer._plan import make_units, plan_states
+from crashsweep.crash_explorer._recording import record
+from crashsweep.crash_explorer._replay import replay_state, replay_trace
+from crashsweep.crash_explorer._spec import SweepSpec
+from crashsweep.crash_explorer._trace import make_trace
+from crashsweep.crash_explorer._worker import remember, run_unit
+
+STATES_PER_CANDIDATE_DEFAULT = 3000
+BUDGET_SECONDS_DEFAULT = 300.0
+
+
+class _Search:
+    def __init__(self, kind: str, crashed: bool, states_max: int, deadline: float):
+        self.kind, self.crashed, self.states_max, self.deadline = kind, crashed, states_max, deadline
+        self.candidates = 0
+
+    def expired(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def find(self, spec: SweepSpec) -> tuple[dict, int] | None:
+        """A result of the same kind for this spec, and the crash point's event position, or None."""
+        self.candidates += 1
+        recording = record(spec)
+        if not self.crashed:
+            failure = recording.failure
+            return (failure, None) if failure is not None and failure["kind"] == self.kind else None
+        if recording.failure is not None:
+            return None
+        remember(recording)
+        plan = plan_states(recording)
+        states = sorted(plan.states, key=lambda planned: (planned.point, planned.state_id))[:self.states_max]
+        for unit in make_units(spec.to_json(), states):
+            for result in run_unit(unit):
+                if result["kind"] == self.kind:
+                    return result, recording.walk.points[result["point"]].position
+            if self.expired():
+                return None
+        return None
+
+
+def minimize_trace(spec: SweepSpec, trace: dict, budget_seconds: float = BUDGET_SECONDS_DEFAULT,
+                   states_per_candidate: int = STATES_PER_CANDIDATE_DEFAULT) -> tuple[SweepSpec, dict]:
+    """(smaller spec, smaller trace). Requires: the trace reproduces (see replay_trace)."""
+    started = time.monotonic()
+    kind = trace["violation"]["kind"]
+    crashed = trace.get("crash") is not None
+    if crashed and not trace.get("nested"):
+        spec = replace(spec, crash_depth=0)   # the violation is at the first crash: no need to crash again
+    search = _Search(kind, crashed, states_per_candidate, started + budget_seconds)
+    original_ops = len(spec.ops)
+    found = search.find(spec)
+    if found is None:   # the search budget misses it: keep the original state as the witness
+        result, _ = replay_trace(spec, trace)
+        found = (result, trace["crash"]["position"] if crashed else None)
+    spec, found = _shrink_ops(spec, found, search)
+    result, position = found
+    original_landed = _landed(result.get("choice", {}))
+    if crashed:
+        result = _shrink_choice(spec, result, kind, search)
+    shrunk = make_trace(spec, result, position)
+    shrunk["minimized"] = {"ops_before": original_ops, "ops_after": len(spec.ops),
+                           "landed_writes_before": original_landed, "landed_writes_after": _landed(shrunk["choice"]),
+                           "candidates_tried": search.candidates, "seconds": round(time.monotonic() - started, 3),
+                           "complete": not search.expired()}
+    return spec, shrunk
+
+
+def _landed(choice: dict) -> int:
+    return len(choice.get("persist", ())) + len(choice.get("torn", ()))
+
+
+def _shrink_ops(spec: SweepSpec, found, search: _Search):
+    ops = list(spec.ops)
+    chunk = max(1, len(ops) // 2)
+    while chunk >= 1 and not search.expired():
+        index, changed = 0, False
+        while index < len(ops) and not search.expired():
+            candidate = ops[:index] + ops[index + chunk:]
+            result = search.find(spec.with_ops(candidate)) if candidate else None
+            if result is not None:
+                ops, found, changed = candidate, result, True
+            else:
+                index += chunk
+        if not changed:
+            chunk //= 2
+    return spec.with_ops(ops), found
+
+
+def _shrink_choice(spec: SweepSpec, result: dict, kind: str, search: _Search) -> dict:
+    recording = record(spec)
+    lost_allowed = spec.faults.has("lost")
+    improved = True
+    while improved and not search.expired():
+        improved = False
+        for candidate in _simpler_choices(result["choice"], lost_allowed):
+            search.candidates += 1
+            attempt = replay_state(recording, result["point"], candidate, result["windows"], result.get("nested", []))
+            if attempt["kind"] == kind:
+                result, improved = {**attempt, "state": result.get("state")}, True
+                break
+    return result
+
+
+def _simpler_choices(choice: dict, lost_allowed: bool):
+    persist = list(choice.get("persist", ()))
+    torn = [list(item) for item in choice.get("torn", ())]
+    faults = list(choice.get("faults", ()))
+
+    def build(persist_, torn_, faults_):
+        made = {}
+        if persist_:
+            made["persist"] = sorted(persist_)
+        if torn_:
+            made["torn"] = sorted(torn_)
+        if faults_:
+            made["faults"] = faults_
+        return made
+
+    for index in range(len(faults)):
+        yield build(persist, torn, faults[:index] + faults[index + 1:])
+    for index, (request_id, _) in enumerate(torn):
+        rest = torn[:index] + torn[index + 1:]
+        if lost_allowed:
+            yield build(persist, rest, faults)
+        yield build(persist + [request_id], rest, faults)
+    if lost_allowed:
+        misdirected = {fault.get("request") for fault in faults}
+        for request_id in persist:
+            if request_id not in misdirected:
+                yield build([rid for rid in persist if rid != request_id], torn, faults)

@@ -1,0 +1,130 @@
+"""Plan a sweep: enumerate every crash point's states, merge states with the same image,
+order them for fair coverage under a budget, and cut them into work units.
+
+A state whose image equals another's is recovered once, and checked against the
+crash windows of every point that can leave the disk in that image (the engine
+sees the same bytes, so it must satisfy all of them).
+
+Invariants:
+- the plan depends only on the spec (and the state budget), never on jobs or shards;
+- state ids are positions in round-robin order over points, so a budget keeps a
+  prefix of them and every point gets its first states before any gets its tenth;
+- a work unit is plain JSON data: the spec and a list of states.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from crashsweep.crash_explorer._image import DurableImage
+from crashsweep.crash_explorer._recording import Recording
+from crashsweep.crash_explorer._strategies import corruption_variants, point_states
+
+UNIT_STATES_MAX = 64
+
+
+@dataclass
+class PlannedState:
+    state_id: int
+    point: int
+    choice: dict
+    windows: list[tuple[int, int]]
+    image: int
+    points: int = 1   # how many crash points lead to this image
+
+
+@dataclass
+class Plan:
+    states: list[PlannedState]
+    crash_points: int
+    states_enumerated: int          # before merging equal images
+    distinct_total: int             # after merging, before any budget
+    space_total: int                # the true size of the state space of all points
+    exhausted: bool                 # every point's space enumerated, and no budget cut
+    per_point: list[dict] = field(default_factory=list)
+
+    def coverage_text(self, explored: int) -> str:
+        if self.exhausted and explored >= self.distinct_total:
+            return f"{explored:,} of {self.distinct_total:,} distinct states: exhausted"
+        return f"{explored:,} distinct states explored of a space of {approximate(self.space_total)}"
+
+
+def approximate(number: int) -> str:
+    if number < 100_000:
+        return f"{number:,}"
+    return f"~2^{number.bit_length() - 1}"
+
+
+def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
+    spec, walk = recording.spec, recording.walk
+    durable = DurableImage(walk, recording.log.payloads, spec.sector_size)
+    by_image: dict[int, PlannedState] = {}
+    per_point_states: list[list[PlannedState]] = []
+    per_point, enumerated, space_total, exhausted = [], 0, 0, True
+    for point in walk.points:
+        durable.advance(point.durable_count)
+        rng = random.Random(f"{spec.seed}:states:{point.index}")
+        counts = [walk.writes[rid][1] for rid in point.pending]
+        choices, space, point_exhausted = point_states(point, counts, spec.faults, spec.strategy, spec.bound,
+                                                       spec.samples, spec.states_per_point_max, rng)
+        durable_sectors = sorted(s for s, data in durable.data.items() if any(data))
+        choices += corruption_variants(point, choices, spec.faults, durable_sectors, spec.sector_size,
+                                       spec.sector_count, walk.writes, rng)
+        space_total += space
+        exhausted = exhausted and point_exhausted and not spec.faults.corruption_kinds
+        fresh = []
+        for choice in choices:
+            overlay = durable.overlay(choice)
+            image = durable.state_hash(overlay, choice)
+            existing = by_image.get(image)
+            if existing is None:
+                planned = by_image[image] = PlannedState(-1, point.index, choice, list(point.windows), image)
+                fresh.append(planned)
+            else:
+                existing.points += existing.point != point.index
+                existing.windows.extend(w for w in point.windows if w not in existing.windows)
+        enumerated += len(choices)
+        per_point_states.append(fresh)
+        per_point.append({"point": point.index, "op": point.op_index, "position": point.position,
+                          "pending": len(point.pending), "space": space, "enumerated": len(choices),
+                          "distinct": len(fresh), "exhausted": point_exhausted})
+    ordered = _round_robin(per_point_states)
+    for state_id, planned in enumerate(ordered):
+        planned.state_id = state_id
+    distinct_total = len(ordered)
+    if budget_states is not None and budget_states < distinct_total:
+        ordered = ordered[:budget_states]
+        exhausted = False
+    return Plan(ordered, len(walk.points), enumerated, distinct_total, space_total, exhausted, per_point)
+
+
+def _round_robin(groups: list[list[PlannedState]]) -> list[PlannedState]:
+    ordered, depth = [], 0
+    remaining = sum(len(group) for group in groups)
+    while remaining:
+        for group in groups:
+            if depth < len(group):
+                ordered.append(group[depth])
+                remaining -= 1
+        depth += 1
+    return ordered
+
+
+def make_units(spec_json: dict, states: list[PlannedState], shard: tuple[int, int] = (0, 1),
+               done: set[int] | None = None) -> list[dict]:
+    """Cut states into units of at most UNIT_STATES_MAX, ascending by point; keep this shard's units."""
+    index, count = shard
+    assert 0 <= index < count, shard
+    by_point = sorted(states, key=lambda planned: (planned.point, planned.state_id))
+    units = []
+    for number, start in enumerate(range(0, len(by_point), UNIT_STATES_MAX)):
+        if number % count != index:
+            continue
+        chunk = [planned for planned in by_point[start:start + UNIT_STATES_MAX]
+                 if done is None or planned.state_id not in done]
+        if chunk:
+            units.append({"unit": number, "spec": spec_json,
+                          "states": [[p.state_id, p.point, p.choice, p.windows, format(p.image, "032x"), p.points]
+                                     for p in chunk]})
+    return units

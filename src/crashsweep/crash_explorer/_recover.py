@@ -1,0 +1,246 @@
+"""Recover and check one crash state: open a fresh engine on the state's image, read
+everything out, check it against the reference; optionally continue (more operations
+and a sync, checked) and crash again inside recovery and continuation, to a depth.
+
+Invariants:
+- everything random here is seeded by (spec seed, point, choice), so a state's
+  result does not depend on which worker ran it or in what order;
+- an engine exception is a refusal (allowed only if the state has corruption)
+  and a time-out is `hang`; neither escapes this module.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from crashsweep.crash_explorer._crash_points import crash_points
+from crashsweep.crash_explorer._image import DurableImage, has_corruption
+from crashsweep.crash_explorer._strategies import choice_key, point_states
+from crashsweep.crash_explorer._time_limit import time_limit
+from crashsweep.crash_explorer.errors import StateTimeout
+from crashsweep.disk_model import EventLog, SimulatedBlockDevice
+from crashsweep.engines import EngineAdapter
+from crashsweep.reference import (
+    CrashWindow, Diff, History, Op, Verdict, check_reads, check_recovered, check_refusal, delete, encode_bytes, get,
+    put, sync,
+)
+
+CONTINUATION_OPS = 3
+READOUT_KEYS_MAX = 1_000_000
+
+
+@dataclass
+class StateContext:
+    """What recovering any state of one sweep needs (built once per worker)."""
+
+    adapter: EngineAdapter
+    options: dict
+    sector_size: int
+    sector_count: int
+    volatile_cache: bool
+    seed: int
+    strategy: str
+    bound: int
+    samples: int
+    faults: object
+    crash_depth: int
+    nested_states_max: int
+    continuation: bool
+    state_timeout_s: float
+
+
+def encode_map(items: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {encode_bytes(key): encode_bytes(value) for key, value in sorted(items.items())}
+
+
+def encode_diff(diff: Diff | None) -> dict | None:
+    if diff is None:
+        return None
+    return {"missing": encode_map(diff.missing), "extra": encode_map(diff.extra),
+            "wrong": {encode_bytes(k): [encode_bytes(e), encode_bytes(a)] for k, (e, a) in sorted(diff.wrong.items())}}
+
+
+def read_out(store, keys: set[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes | None]]:
+    """(the engine's full read-out, get(k) for every key the history touched)."""
+    reads = {key: store.get(key) for key in sorted(keys)}
+    items_method = getattr(store, "items", None)
+    if items_method is None:
+        return {key: value for key, value in reads.items() if value is not None}, reads
+    items = {}
+    for key, value in items_method():
+        items[bytes(key)] = bytes(value)
+        assert len(items) <= READOUT_KEYS_MAX, "engine returned more items than the read-out bound"
+    return items, reads
+
+
+def continuation_ops(rng: random.Random, recovered: Mapping[bytes, bytes]) -> list[Op]:
+    keys = sorted(recovered)
+    ops = [put(b"continued-%d" % rng.randrange(1000), b"after-crash-%d" % rng.randrange(10**6))]
+    if keys:
+        ops.append(put(rng.choice(keys), b"updated-after-crash-%d" % rng.randrange(10**6)))
+        ops.append(delete(rng.choice(keys)))
+    ops = ops[:CONTINUATION_OPS]
+    ops += [get(op.key) for op in ops] + [sync()]
+    return ops
+
+
+def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dict, windows, history: History,
+                  point_index: int, depth: int, timing: dict | None = None, chain: list | None = None) -> dict:
+    """Result of one state as a JSON-ready dict (see docs/results-format.md).
+
+    `chain`, when given, names the further crashes to take (replay) instead of exploring them.
+    """
+    seed_text = f"{context.seed}:{point_index}:{choice_key(choice)}:{depth}"
+    rng = random.Random(seed_text)
+    log = EventLog()
+    device = SimulatedBlockDevice(context.sector_size, context.sector_count, rng, context.volatile_cache,
+                                  base=image, log=log)
+    for fault in choice.get("faults", ()):
+        if fault["kind"] == "latent":
+            device.unreadable.add(fault["sector"])
+        elif fault["kind"] == "read-error":
+            device.failing_once.add(fault["sector"])
+    events: list[str] = []
+    result: dict = {"point": point_index, "choice": choice}
+    started = time.perf_counter()
+    try:
+        with time_limit(context.state_timeout_s):
+            store = context.adapter.open(device, context.options, events)
+            recovered, reads = read_out(store, history.keys_touched())
+        result["_engine_s"] = time.perf_counter() - started
+    except StateTimeout:
+        return _finish(result, Verdict("hang", "hang", detail=f"recovery took over {context.state_timeout_s} s"),
+                       events, timing, started)
+    except Exception as error:  # the engine's own exception: a refusal
+        reason = f"{type(error).__name__}: {error}"
+        return _finish(result, check_refusal(reason, has_corruption(choice)), events, timing, started)
+    verdict = _check_windows(history, windows, recovered)
+    if verdict.ok:
+        verdict = check_reads(recovered, reads) or verdict
+    if verdict.ok and (context.continuation or depth > 0):
+        verdict = _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing,
+                            chain)
+    if verdict.kind in ("not-a-snapshot", "lost-synced-data") and "nested" not in result:
+        result["actual"] = encode_map(recovered)
+        result["expected"] = encode_map(history.snapshot(verdict.nearest))
+    return _finish(result, verdict, events, timing, started)
+
+
+def _check_windows(history: History, windows, recovered: Mapping[bytes, bytes]) -> Verdict:
+    """Every window of a merged point must allow the read-out: m in [max synced, min started].
+
+    A point whose windows cannot all hold (the same disk state before and after a
+    sync that wrote nothing durable) fails one of them, whatever was recovered.
+    """
+    verdict = None
+    for synced, started in windows:
+        verdict = check_recovered(history, CrashWindow(synced, started), recovered)
+        if not verdict.ok:
+            return verdict
+    assert verdict is not None
+    return verdict
+
+
+def _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing, chain):
+    """Run more operations and a sync on the recovered engine; then crash inside that I/O, to `depth`."""
+    ops = continuation_ops(rng, recovered)
+    reference = dict(recovered)
+    continued = time.perf_counter()
+    try:
+        with time_limit(context.state_timeout_s):
+            for index, op in enumerate(ops):
+                log.begin_op(index)
+                if op.kind == "put":
+                    store.put(op.key, op.value)
+                    reference[op.key] = op.value
+                elif op.kind == "delete":
+                    store.delete(op.key)
+                    reference.pop(op.key, None)
+                elif op.kind == "get":
+                    actual = store.get(op.key)
+                    if actual != reference.get(op.key):
+                        bad = check_reads(reference, {op.key: actual})
+                        bad.detail = f"after recovery to S_{verdict.matched}, continuation: " + bad.detail
+                        return bad
+                else:
+                    store.sync()
+                log.end_op(index)
+    except StateTimeout:
+        return Verdict("hang", "hang", detail="continuation after recovery timed out")
+    except Exception as error:
+        return Verdict("recovery-error", "recovery-error",
+                       detail=f"continuation after recovery raised {type(error).__name__}: {error}")
+    result["continued"] = len(ops)
+    result["_engine_s"] = result.get("_engine_s", 0.0) + time.perf_counter() - continued
+    if depth <= 0 or chain == []:
+        return verdict
+    nested = _crash_again(context, log, image, History(ops, base=recovered), depth, rng, timing, chain)
+    result["nested_states"] = nested["states"]
+    if nested["violation"] is not None:
+        inner = nested["violation"]
+        result["nested"] = [{"point": inner["point"], "choice": inner["choice"]}] + inner.get("nested", [])
+        for name in ("actual", "expected", "diff"):
+            if name in inner:
+                result[name] = inner[name]
+        return Verdict(inner["kind"], inner["outcome"], matched=inner.get("matched"), nearest=inner.get("nearest"),
+                       detail=f"after recovery to S_{verdict.matched}, crash again: {inner['detail']}")
+    return verdict
+
+
+def _crash_again(context, log, image, history, depth, rng, timing, chain) -> dict:
+    walk = crash_points(log, history, context.volatile_cache)
+    durable = DurableImage(walk, log.payloads, context.sector_size, base=image)
+    states, seen = 0, set()
+    if chain:
+        step = chain[0]
+        if not 0 <= step["point"] < len(walk.points):
+            raise IndexError(f"nested crash point {step['point']} does not exist (the recovery has "
+                             f"{len(walk.points)} points)")
+        point = walk.points[step["point"]]
+        durable.advance(point.durable_count)
+        inner = recover_state(context, durable.snapshot(durable.overlay(step["choice"])), step["choice"],
+                              point.windows, history, point.index, depth - 1, timing, chain[1:])
+        return {"states": 1, "violation": inner if inner["kind"] is not None else None}
+    candidates = []
+    for point in walk.points:
+        counts = [walk.writes[rid][1] for rid in point.pending]
+        choices, _, _ = point_states(point, counts, context.faults, context.strategy, context.bound,
+                                     context.samples, context.nested_states_max, rng)
+        candidates.extend((point, choice) for choice in choices)
+    if len(candidates) > context.nested_states_max:
+        picked = sorted(rng.sample(range(len(candidates)), context.nested_states_max))
+        candidates = [candidates[index] for index in picked]
+    for point, choice in candidates:
+        durable.advance(point.durable_count)
+        overlay = durable.overlay(choice)
+        key = durable.state_hash(overlay, choice)
+        if key in seen:
+            continue
+        seen.add(key)
+        states += 1
+        inner = recover_state(context, durable.snapshot(overlay), choice, point.windows, history,
+                              point.index, depth - 1, timing)
+        states += inner.get("nested_states", 0)
+        if inner["kind"] is not None:
+            return {"states": states, "violation": inner}
+    return {"states": states, "violation": None}
+
+
+def _finish(result: dict, verdict: Verdict, events: list[str], timing: dict | None, started: float) -> dict:
+    result.update(kind=verdict.kind, outcome=verdict.outcome, detail=verdict.detail)
+    if verdict.matched is not None:
+        result["matched"] = verdict.matched
+        result["latest"] = verdict.latest
+    if verdict.nearest is not None:
+        result["nearest"] = verdict.nearest
+    if verdict.diff is not None and "diff" not in result:
+        result["diff"] = encode_diff(verdict.diff)
+    if events:
+        result["events"] = events
+    engine_s = result.pop("_engine_s", time.perf_counter() - started)
+    if timing is not None:
+        timing["engine_s"] = timing.get("engine_s", 0.0) + engine_s
+    return result

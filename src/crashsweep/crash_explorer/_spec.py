@@ -1,0 +1,118 @@
+"""A sweep's complete settings as plain data: what every work unit, trace and resume check carries.
+
+Invariants:
+- a spec round-trips through JSON exactly (`SweepSpec.from_json(spec.to_json()) == spec`);
+- `spec_id` depends on every field that can change a result, and on nothing else
+  (not on --jobs, --out, budgets or shards), so results never depend on how they ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+from crashsweep.disk_model import SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry
+from crashsweep.disk_model.errors import DiskModelError
+from crashsweep.engines import resolve_engine
+from crashsweep.reference import Op, decode_ops, encode_ops
+from crashsweep.crash_explorer.errors import SpecError
+
+STRATEGIES = ("exhaustive", "bounded", "prefix", "random")
+STRATEGY_DEFAULT = "bounded"
+BOUND_DEFAULT = 2
+SAMPLES_DEFAULT = 32
+STATES_PER_POINT_MAX_DEFAULT = 4096
+CRASH_DEPTH_MAX = 3
+NESTED_STATES_MAX_DEFAULT = 8
+STATE_TIMEOUT_DEFAULT_S = 10.0
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Everything that decides a sweep's results. Example: `SweepSpec(ops=[put(b"a", b"1"), sync()])`."""
+
+    ops: tuple[Op, ...]
+    engine: str = "example-wal"
+    options: tuple[tuple[str, str], ...] = ()
+    scenario: str = "custom"
+    seed: int = 0
+    sector_size: int = SECTOR_SIZE_DEFAULT_BYTES
+    sector_count: int = SECTOR_COUNT_DEFAULT
+    volatile_cache: bool = True
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    strategy: str = STRATEGY_DEFAULT
+    bound: int = BOUND_DEFAULT
+    samples: int = SAMPLES_DEFAULT
+    states_per_point_max: int = STATES_PER_POINT_MAX_DEFAULT
+    crash_depth: int = 1
+    nested_states_max: int = NESTED_STATES_MAX_DEFAULT
+    continuation: bool = True
+    state_timeout_s: float = STATE_TIMEOUT_DEFAULT_S
+
+    def validate(self) -> "SweepSpec":
+        """Check every field; returns self. Raises SpecError (or the engine's EngineError) with one line."""
+        if self.strategy not in STRATEGIES:
+            raise SpecError(f"unknown strategy {self.strategy!r} (known: {', '.join(STRATEGIES)})")
+        if not 1 <= self.bound <= 16:
+            raise SpecError(f"--bound must be in 1..16, got {self.bound}")
+        if not 1 <= self.samples <= 100_000:
+            raise SpecError(f"--samples must be in 1..100000, got {self.samples}")
+        if not 1 <= self.states_per_point_max <= 1_000_000:
+            raise SpecError(f"states per point must be in 1..1000000, got {self.states_per_point_max}")
+        if not 0 <= self.crash_depth <= CRASH_DEPTH_MAX:
+            raise SpecError(f"--crash-depth must be in 0..{CRASH_DEPTH_MAX}, got {self.crash_depth}")
+        if not 0 < self.state_timeout_s <= 3600:
+            raise SpecError(f"--state-timeout must be in (0, 3600] seconds, got {self.state_timeout_s}")
+        if not self.ops:
+            raise SpecError("the scenario has no operations")
+        try:
+            check_geometry(self.sector_size, self.sector_count)
+        except DiskModelError as error:
+            raise SpecError(str(error)) from None
+        adapter = resolve_engine(self.engine)
+        options = adapter.parse_options(dict(self.options))
+        needed = adapter.sectors_needed(options, self.sector_size)
+        if self.sector_count < needed:
+            raise SpecError(f"engine {self.engine} needs {needed} sectors with these options; "
+                            f"the device has {self.sector_count} (--device-sectors)")
+        return self
+
+    def engine_options(self) -> dict:
+        return resolve_engine(self.engine).parse_options(dict(self.options))
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["ops"] = encode_ops(list(self.ops))
+        data["options"] = dict(self.options)
+        data["faults"] = self.faults.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SweepSpec":
+        if not isinstance(data, dict):
+            raise SpecError("spec: expected an object")
+        known = {name for name in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"spec: unknown field {unknown[0]!r}")
+        values = dict(data)
+        try:
+            values["ops"] = tuple(decode_ops(data.get("ops")))
+            values["options"] = tuple(sorted((str(k), str(v)) for k, v in dict(data.get("options", {})).items()))
+            values["faults"] = FaultPlan.from_json(data.get("faults", {"kinds": ["crash", "torn", "lost"]}))
+            return cls(**values)
+        except (TypeError, ValueError) as error:
+            raise SpecError(f"spec: {error}") from None
+
+    @property
+    def spec_id(self) -> str:
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    def with_ops(self, ops: list[Op]) -> "SweepSpec":
+        return replace(self, ops=tuple(ops))
+
+
+def make_options(pairs: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(pairs.items()))

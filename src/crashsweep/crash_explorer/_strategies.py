@@ -1,0 +1,213 @@
+"""Crash-state strategies: which states of one crash point to explore.
+
+At a crash point each pending write has a *fate*: it landed whole, it was lost
+(with the `lost` fault), or it tore (with `torn`, for writes of 2+ sectors: a
+proper, non-empty subset of its sectors landed). The space of a point is the
+product of its writes' fates. Strategies (DESIGN §5):
+
+- `exhaustive`: every combination, if the space is at most `states_per_point_max`
+  (tears of writes longer than TEAR_SECTORS_EXHAUSTIVE_MAX sectors are limited to
+  prefixes and suffixes, and such a point counts as sampled, not exhausted);
+  otherwise that many seeded samples;
+- `bounded` (k, ACE-style): from "everything landed", at most k writes lost or
+  torn; and from "everything lost", at most k writes landed (whole or torn);
+- `prefix`: submission-order prefixes landed, the next one possibly torn;
+- `random`: N seeded samples per point.
+
+Corruption faults then add up to `variants_per_point` damaged states per point.
+
+Invariants: the same (point, seed) gives the same choices in the same order;
+every choice is canonical (sorted), so equal choices compare equal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+from crashsweep.crash_explorer._crash_points import CrashPoint
+from crashsweep.disk_model import FaultPlan
+
+TEAR_SECTORS_EXHAUSTIVE_MAX = 4
+LANDED = "all"
+
+
+def tear_patterns(sector_count: int) -> list[tuple[int, ...]]:
+    """Sector offsets that may land when a write of `sector_count` sectors tears."""
+    if sector_count < 2:
+        return []
+    if sector_count <= TEAR_SECTORS_EXHAUSTIVE_MAX:
+        everything = range(sector_count)
+        return [subset for size in range(1, sector_count) for subset in itertools.combinations(everything, size)]
+    prefixes = [tuple(range(0, cut)) for cut in range(1, sector_count)]
+    suffixes = [tuple(range(cut, sector_count)) for cut in range(1, sector_count)]
+    return prefixes + suffixes
+
+
+def fates(sector_count: int, faults: FaultPlan) -> list:
+    result: list = [LANDED]
+    if faults.has("lost"):
+        result.append(None)
+    if faults.has("torn"):
+        result.extend(tear_patterns(sector_count))
+    return result
+
+
+def true_space(sector_counts: list[int], faults: FaultPlan) -> int:
+    total = 1
+    for count in sector_counts:
+        options = 1 + faults.has("lost") + ((2 ** count - 2) if faults.has("torn") and count > 1 else 0)
+        total *= options
+    return total
+
+
+def make_choice(pending: tuple[int, ...], chosen: tuple) -> dict:
+    persist = [rid for rid, fate in zip(pending, chosen) if fate == LANDED]
+    torn = [[rid, list(fate)] for rid, fate in zip(pending, chosen) if fate not in (LANDED, None)]
+    choice: dict = {}
+    if persist:
+        choice["persist"] = persist
+    if torn:
+        choice["torn"] = torn
+    return choice
+
+
+def choice_key(choice: dict) -> str:
+    import json
+    return json.dumps(choice, sort_keys=True, separators=(",", ":"))
+
+
+def point_states(point: CrashPoint, sector_counts: list[int], faults: FaultPlan, strategy: str,
+                 bound: int, samples: int, states_max: int, rng: random.Random) -> tuple[list[dict], int, bool]:
+    """(choices, size of the point's true space, whether the space was exhausted)."""
+    assert len(sector_counts) == len(point.pending)
+    options = [fates(count, faults) for count in sector_counts]
+    space = true_space(sector_counts, faults)
+    tears_complete = all(count <= TEAR_SECTORS_EXHAUSTIVE_MAX for count in sector_counts) or not faults.has("torn")
+    if strategy == "exhaustive":
+        enumerable = math.prod(len(option) for option in options)
+        if enumerable <= states_max:
+            combos = list(itertools.product(*options))
+            return [make_choice(point.pending, combo) for combo in combos], space, tears_complete
+        return _sampled(point, options, min(states_max, enumerable), rng), space, False
+    if strategy == "bounded":
+        combos = _bounded(options, bound, states_max)
+    elif strategy == "prefix":
+        combos = _prefixes(options, faults)
+    else:
+        assert strategy == "random", strategy
+        return _sampled(point, options, min(samples, math.prod(len(o) for o in options)), rng), space, False
+    choices = _unique([make_choice(point.pending, combo) for combo in combos])[:states_max]
+    return choices, space, len(choices) == space
+
+
+def _unique(choices: list[dict]) -> list[dict]:
+    seen, result = set(), []
+    for choice in choices:
+        key = choice_key(choice)
+        if key not in seen:
+            seen.add(key)
+            result.append(choice)
+    return result
+
+
+def _sampled(point: CrashPoint, options: list[list], count: int, rng: random.Random) -> list[dict]:
+    seen, result = set(), []
+    attempts = 0
+    while len(result) < count and attempts < count * 8:
+        attempts += 1
+        choice = make_choice(point.pending, tuple(rng.choice(option) for option in options))
+        key = choice_key(choice)
+        if key not in seen:
+            seen.add(key)
+            result.append(choice)
+    return result
+
+
+def _bounded(options: list[list], bound: int, states_max: int) -> list[tuple]:
+    """ACE-style: deviate at most `bound` writes from all-landed, and from all-lost."""
+    count = len(options)
+    combos: list[tuple] = [tuple(LANDED for _ in options)]
+    for size in range(1, min(bound, count) + 1):
+        for chosen in itertools.combinations(range(count), size):
+            alternatives = [[fate for fate in options[index] if fate != LANDED] for index in chosen]
+            for deviation in itertools.product(*alternatives):
+                combo = [LANDED] * count
+                for index, fate in zip(chosen, deviation):
+                    combo[index] = fate
+                combos.append(tuple(combo))
+                if len(combos) >= states_max:
+                    return combos
+    if all(None in option for option in options):
+        combos.append(tuple(None for _ in options))
+        for size in range(1, min(bound, count) + 1):
+            for chosen in itertools.combinations(range(count), size):
+                alternatives = [[fate for fate in options[index] if fate is not None] for index in chosen]
+                for deviation in itertools.product(*alternatives):
+                    combo = [None] * count
+                    for index, fate in zip(chosen, deviation):
+                        combo[index] = fate
+                    combos.append(tuple(combo))
+                    if len(combos) >= 2 * states_max:
+                        return combos
+    return combos
+
+
+def _prefixes(options: list[list], faults: FaultPlan) -> list[tuple]:
+    count = len(options)
+    if not faults.has("lost"):
+        combos = [tuple(LANDED for _ in options)]
+        return combos + [tuple(LANDED if i != j else tear for i in range(count))
+                         for j in range(count) for tear in options[j][1:] if tear[0] == 0]
+    combos = []
+    for landed in range(count + 1):
+        combos.append(tuple(LANDED if index < landed else None for index in range(count)))
+        if landed < count:
+            for tear in options[landed]:
+                if tear not in (LANDED, None) and tear[0] == 0:
+                    combos.append(tuple(LANDED if index < landed else (tear if index == landed else None)
+                                        for index in range(count)))
+    return combos
+
+
+def corruption_variants(point: CrashPoint, base_choices: list[dict], faults: FaultPlan, durable_sectors: list[int],
+                        sector_size: int, sector_count_device: int, writes: dict, rng: random.Random) -> list[dict]:
+    """Up to `variants_per_point` states of this point with one corruption fault each."""
+    kinds = faults.corruption_kinds
+    if not kinds or not base_choices:
+        return []
+    variants = []
+    for number in range(faults.variants_per_point):
+        kind = kinds[number % len(kinds)]
+        base = dict(rng.choice(base_choices))
+        fault = _one_fault(kind, base, durable_sectors, sector_size, sector_count_device, writes, rng)
+        if fault is None:
+            continue
+        base["faults"] = [fault]
+        variants.append(base)
+    return _unique(variants)
+
+
+def _one_fault(kind, base, durable_sectors, sector_size, sector_count_device, writes, rng) -> dict | None:
+    landed = list(base.get("persist", ()))
+    if kind == "misdirect":
+        if not landed:
+            return None
+        request = rng.choice(landed)
+        length = writes[request][1]
+        targets = [s for s in durable_sectors if s + length <= sector_count_device
+                   and not writes[request][0] <= s < writes[request][0] + length]
+        if not targets:
+            return None
+        return {"kind": "misdirect", "request": request, "to": rng.choice(targets)}
+    in_flight = [writes[rid][0] + offset for rid in landed for offset in range(writes[rid][1])]
+    if kind == "corrupt":
+        candidates = durable_sectors + in_flight
+        if not candidates:
+            return None
+        return {"kind": "corrupt", "sector": rng.choice(candidates), "byte": rng.randrange(sector_size),
+                "bit": rng.randrange(8)}
+    if not durable_sectors:
+        return None
+    return {"kind": kind, "sector": rng.choice(durable_sectors)}

@@ -1,0 +1,136 @@
+"""A whole sweep: record, plan, run the units, stream results, write traces and the summary.
+
+Invariants:
+- every input is validated before the output directory is touched;
+- results.jsonl is the source of truth; summary.json and junit.xml are derived
+  from it (so `--resume` and merging shards give the same summary);
+- a violation's trace is written the moment its result arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from crashsweep.crash_explorer._executor import InlineExecutor, LocalExecutor
+from crashsweep.crash_explorer._plan import Plan, make_units, plan_states
+from crashsweep.crash_explorer._recording import Recording, record
+from crashsweep.crash_explorer._results import RESULTS_NAME, ResultsWriter, tally
+from crashsweep.crash_explorer._spec import SweepSpec
+from crashsweep.crash_explorer._trace import make_trace, trace_name, write_trace
+from crashsweep.crash_explorer._worker import remember
+
+RECORD_FAILURE_STATE = -1
+
+
+@dataclass
+class SweepOptions:
+    out_dir: str = "crashsweep-report"
+    jobs: int = 1
+    shard: tuple[int, int] = (0, 1)
+    budget_states: int | None = None
+    budget_seconds: float | None = None
+    resume: bool = False
+    inline: bool = False
+
+
+@dataclass
+class SweepRun:
+    spec: SweepSpec
+    options: SweepOptions
+    recording: Recording
+    plan: Plan
+    results: dict[int, dict] = field(default_factory=dict)
+    traces: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    completed: bool = False
+    interrupted: bool = False
+    already_done: int = 0
+
+
+def prepare(spec: SweepSpec, options: SweepOptions) -> SweepRun:
+    """Record and plan (no output written yet)."""
+    recording = record(spec)
+    remember(recording)
+    plan = plan_states(recording, options.budget_states)
+    return SweepRun(spec, options, recording, plan)
+
+
+def header_for(run: SweepRun) -> dict:
+    plan = run.plan
+    return {"spec_id": run.spec.spec_id, "spec": run.spec.to_json(), "shard": list(run.options.shard),
+            "plan": {"crash_points": plan.crash_points, "states_enumerated": plan.states_enumerated,
+                     "distinct_total": plan.distinct_total, "planned": len(plan.states),
+                     "space_total": str(plan.space_total), "exhausted": plan.exhausted,
+                     "per_point": plan.per_point}}
+
+
+def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda result, run: None) -> SweepRun:
+    """Run the planned states, streaming to OUT/results.jsonl; Ctrl-C stops cleanly, keeping every result."""
+    options = run.options
+    os.makedirs(options.out_dir, exist_ok=True)
+    traces_dir = os.path.join(options.out_dir, "traces")
+    writer = ResultsWriter(os.path.join(options.out_dir, RESULTS_NAME), header_for(run), options.resume)
+    run.results = dict(writer.done)
+    run.already_done = len(run.results)
+    started = time.monotonic()
+    deadline = None if options.budget_seconds is None else started + options.budget_seconds
+
+    def accept(result: dict) -> None:
+        writer.write(result)
+        run.results[result["state"]] = result
+        if result.get("kind"):
+            position = None
+            if result.get("point", -1) >= 0:
+                position = run.recording.walk.points[result["point"]].position
+            trace = make_trace(run.spec, result, position)
+            run.traces.append(write_trace(traces_dir, trace, trace_name(result)))
+        on_result(result, run)
+
+    try:
+        if run.recording.failure is not None and RECORD_FAILURE_STATE not in run.results:
+            accept({"state": RECORD_FAILURE_STATE, "point": None, **run.recording.failure,
+                    "engine_s": 0.0, "total_s": 0.0})
+        units = make_units(run.spec.to_json(), run.plan.states, options.shard, set(run.results))
+        executor = InlineExecutor() if options.inline else LocalExecutor(options.jobs, run.spec.state_timeout_s)
+        stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
+        run.completed = executor.run(units, accept, stop)
+    except KeyboardInterrupt:
+        run.interrupted = True
+    finally:
+        writer.close()
+        run.elapsed_s = time.monotonic() - started
+    return run
+
+
+def summarize(run: SweepRun) -> dict:
+    results = list(run.results.values())
+    states = [result for result in results if result["state"] != RECORD_FAILURE_STATE]
+    counts = tally(results)
+    plan = run.plan
+    explored = len(states)
+    new_states = max(0, explored - run.already_done)
+    spec = run.spec
+    summary = {
+        "engine": spec.engine, "options": dict(spec.options), "scenario": spec.scenario, "ops": len(spec.ops),
+        "strategy": spec.strategy, "bound": spec.bound if spec.strategy == "bounded" else None,
+        "samples": spec.samples if spec.strategy == "random" else None, "faults": spec.faults.describe(),
+        "seed": spec.seed, "spec_id": spec.spec_id, "shard": f"{run.options.shard[0]}/{run.options.shard[1]}",
+        "crash_points": plan.crash_points, "states_explored": plan.states_enumerated,
+        "distinct_states": explored, "distinct_states_planned": len(plan.states),
+        "distinct_states_total": plan.distinct_total, "space_total": str(plan.space_total),
+        "coverage": plan.coverage_text(explored),
+        "exhausted": plan.exhausted and explored >= plan.distinct_total and run.options.shard[1] == 1,
+        "violations": counts["violations"], "violations_by_kind": counts["violations_by_kind"],
+        "outcomes": counts["outcomes"], "recovered_latest": counts["recovered_latest"],
+        "recovered_older": counts["recovered_older"], "refused": counts["refused"],
+        "nested_states": counts["nested_states"], "recovery_paths": counts["recovery_paths"],
+        "elapsed_s": round(run.elapsed_s, 3),
+        "states_per_s": round(new_states / run.elapsed_s, 1) if run.elapsed_s > 0 else 0.0,
+        "engine_share": round(counts["engine_s"] / counts["worker_s"], 3) if counts["worker_s"] else None,
+        "completed": run.completed and not run.interrupted, "interrupted": run.interrupted,
+        "traces": sorted(f"traces/{trace_name(result)}" for result in results if result.get("kind")),
+    }
+    return summary

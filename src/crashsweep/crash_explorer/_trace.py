@@ -1,0 +1,113 @@
+"""Traces: a failing crash state as a self-contained JSON file that replays exactly.
+
+A trace holds the format and version, the whole spec (engine and options, the
+ops themselves, seed, device, fault plan, strategy), the crash point (index,
+event position, op), the crash windows, the chosen persisted / torn / damaged
+writes and faults, the chain of further crashes (crash during recovery), and
+the violation with expected and actual read-outs and the diff.
+
+Loading a trace parses JSON and validates every field; it never executes code
+from it (no pickle, no eval, no import of names found in it beyond the engine
+registry's own names).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from crashsweep.crash_explorer._spec import SweepSpec
+from crashsweep.crash_explorer.errors import SpecError, TraceError
+from crashsweep.reference import VIOLATION_KINDS
+
+TRACE_FORMAT = "crashsweep-trace"
+TRACE_VERSION = 1
+
+
+def make_trace(spec: SweepSpec, result: dict, position: int | None) -> dict:
+    crash = None
+    if result.get("point") is not None and result["point"] >= 0:
+        crash = {"point": result["point"], "position": position, "op": result.get("op"),
+                 "windows": result.get("windows", [])}
+    trace = {
+        "format": TRACE_FORMAT, "version": TRACE_VERSION, "spec": spec.to_json(), "crash": crash,
+        "choice": result.get("choice", {}), "nested": result.get("nested", []),
+        "violation": {"kind": result["kind"], "detail": result.get("detail", "")},
+        "expected": result.get("expected"), "actual": result.get("actual"), "diff": result.get("diff"),
+    }
+    if "state" in result:
+        trace["state"] = result["state"]
+    return trace
+
+
+def trace_name(result: dict) -> str:
+    point = result.get("point", -1)
+    return f"{result['kind']}-p{point if point is not None and point >= 0 else 'none'}-s{result.get('state', 0)}.json"
+
+
+def write_trace(directory: str, trace: dict, name: str) -> str:
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(trace, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, path)
+    return path
+
+
+def load_trace(path: str) -> tuple[SweepSpec, dict]:
+    """(spec, trace). Raises TraceError with a one-line reason naming what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            trace = json.load(handle)
+    except FileNotFoundError:
+        raise TraceError(f"trace {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise TraceError(f"trace {path} cannot be read: {error}") from None
+    except json.JSONDecodeError as error:
+        raise TraceError(f"trace {path} is not valid JSON (line {error.lineno}: {error.msg})") from None
+    if not isinstance(trace, dict) or trace.get("format") != TRACE_FORMAT:
+        raise TraceError(f"{path} is not a crashsweep trace (missing \"format\": \"{TRACE_FORMAT}\")")
+    if trace.get("version") != TRACE_VERSION:
+        raise TraceError(f"trace {path} has version {trace.get('version')!r}; this crashsweep reads {TRACE_VERSION}")
+    try:
+        spec = SweepSpec.from_json(trace.get("spec")).validate()
+    except (SpecError, ValueError) as error:
+        raise TraceError(f"trace {path}: {error}") from None
+    violation = trace.get("violation")
+    if not isinstance(violation, dict) or violation.get("kind") not in VIOLATION_KINDS:
+        raise TraceError(f"trace {path}: \"violation\" must name a kind among {', '.join(VIOLATION_KINDS)}")
+    _check_choice(trace.get("choice"), path)
+    crash = trace.get("crash")
+    if crash is not None:
+        if not isinstance(crash, dict) or not isinstance(crash.get("point"), int) or crash["point"] < 0:
+            raise TraceError(f"trace {path}: \"crash\" must have a non-negative integer \"point\"")
+        windows = crash.get("windows")
+        if not isinstance(windows, list) or not all(
+                isinstance(w, list) and len(w) == 2 and all(isinstance(x, int) and x >= 0 for x in w) and w[0] <= w[1]
+                for w in windows) or not windows:
+            raise TraceError(f"trace {path}: \"crash.windows\" must be a list of [synced, started] pairs")
+    nested = trace.get("nested", [])
+    if not isinstance(nested, list):
+        raise TraceError(f"trace {path}: \"nested\" must be a list")
+    for step in nested:
+        if not isinstance(step, dict) or not isinstance(step.get("point"), int):
+            raise TraceError(f"trace {path}: every nested crash needs an integer \"point\"")
+        _check_choice(step.get("choice"), path)
+    return spec, trace
+
+
+def _check_choice(choice, path: str) -> None:
+    if not isinstance(choice, dict) or set(choice) - {"persist", "torn", "faults"}:
+        raise TraceError(f"trace {path}: \"choice\" must be an object with persist / torn / faults")
+    persist = choice.get("persist", [])
+    if not isinstance(persist, list) or not all(isinstance(rid, int) for rid in persist):
+        raise TraceError(f"trace {path}: \"choice.persist\" must be a list of request ids")
+    for item in choice.get("torn", []):
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) and isinstance(item[1], list)
+                and all(isinstance(offset, int) for offset in item[1])):
+            raise TraceError(f"trace {path}: \"choice.torn\" must be a list of [request id, [sector offsets]]")
+    for fault in choice.get("faults", []):
+        if not isinstance(fault, dict) or fault.get("kind") not in ("corrupt", "misdirect", "latent", "read-error"):
+            raise TraceError(f"trace {path}: unknown fault in \"choice.faults\"")

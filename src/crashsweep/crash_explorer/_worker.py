@@ -1,0 +1,59 @@
+"""Run a work unit: rebuild (or reuse) the recording, then recover and check each state.
+
+A unit is plain data (`{"unit": n, "spec": {...}, "states": [[id, point, choice,
+windows, image, points], ...]}`), so any process, local or remote, can run it and
+get the same results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from crashsweep.crash_explorer._image import DurableImage
+from crashsweep.crash_explorer._recording import Recording, record
+from crashsweep.crash_explorer._recover import recover_state
+from crashsweep.crash_explorer._spec import SweepSpec
+
+RECORDINGS_CACHED_MAX = 4
+_recordings: dict[str, Recording] = {}
+
+
+def remember(recording: Recording) -> None:
+    """Keep a recording so units of its spec in this process need not record again."""
+    if len(_recordings) >= RECORDINGS_CACHED_MAX:
+        _recordings.pop(next(iter(_recordings)))
+    _recordings[recording.spec.spec_id] = recording
+
+
+def recording_for(spec_json: dict) -> Recording:
+    spec = SweepSpec.from_json(spec_json)
+    recording = _recordings.get(spec.spec_id)
+    if recording is None:
+        recording = record(spec)
+        remember(recording)
+    return recording
+
+
+def run_unit(unit: dict) -> Iterator[dict]:
+    """Yield one result per state, in the unit's order."""
+    recording = recording_for(unit["spec"])
+    walk, spec = recording.walk, recording.spec
+    durable = DurableImage(walk, recording.log.payloads, spec.sector_size)
+    for state_id, point_index, choice, windows, image, points in unit["states"]:
+        started = time.perf_counter()
+        point = walk.points[point_index]
+        durable.advance(point.durable_count)
+        overlay = durable.overlay(choice)
+        timing: dict = {}
+        result = recover_state(recording.context, durable.view(overlay), choice, [tuple(w) for w in windows],
+                               recording.history, point_index, spec.crash_depth, timing)
+        result["state"] = state_id
+        result["image"] = image
+        result["op"] = point.op_index
+        result["windows"] = [list(w) for w in windows]
+        if points > 1:
+            result["points"] = points
+        result["engine_s"] = round(timing.get("engine_s", 0.0), 6)
+        result["total_s"] = round(time.perf_counter() - started, 6)
+        yield result

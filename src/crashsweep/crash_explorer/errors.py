@@ -1,0 +1,17 @@
+"""Errors of the crash explorer. One root: `ExplorerError`."""
+
+
+class ExplorerError(Exception):
+    """Root of the explorer's errors."""
+
+
+class SpecError(ExplorerError, ValueError):
+    """A sweep's settings are inconsistent or out of range; one line says which."""
+
+
+class TraceError(ExplorerError, ValueError):
+    """A trace file is missing, malformed, or does not match what it claims to reproduce."""
+
+
+class StateTimeout(BaseException):
+    """Raised inside an engine when a state's time limit passes (BaseException so `except Exception` can't eat it)."""

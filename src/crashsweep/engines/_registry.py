@@ -1,0 +1,87 @@
+"""Engine adapters: how the explorer opens an engine on a device and what options it takes.
+
+An adapter is plain data plus a function: `open(device, options, events)` returns
+an object with put/get/delete/sync/close and optionally items(). `events` is a
+list the engine may append short strings to, naming the recovery paths it took
+("used the older superblock", "replayed 3 log block(s)"): reports count them.
+
+Options arrive as text (`--option KEY=VALUE`) and are converted and validated
+here, so a bad value is one clear line before any work starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from crashsweep.disk_model import BlockDevice
+from crashsweep.engines.errors import EngineError
+from crashsweep.engines.examples import WAL_BUGS, WalConfig, WalStore
+
+DEFAULT_ENGINE = "example-wal"
+
+
+@dataclass(frozen=True)
+class EngineAdapter:
+    name: str
+    description: str
+    open: Callable[[BlockDevice, dict, list], object]
+    option_types: dict[str, type] = field(default_factory=dict)
+    bugs: dict[str, str] = field(default_factory=dict)
+    sectors_needed: Callable[[dict, int], int] = lambda options, sector_size: 8
+
+    def parse_options(self, raw: dict[str, str]) -> dict:
+        """Text options -> typed options. Raises EngineError naming the bad one."""
+        parsed = {}
+        for key, text in raw.items():
+            if key not in self.option_types:
+                known = ", ".join(sorted(self.option_types)) or "none"
+                raise EngineError(f"engine {self.name} has no option {key!r} (options: {known})")
+            kind = self.option_types[key]
+            if key == "bug" and text not in self.bugs:
+                raise EngineError(f"engine {self.name} has no seeded bug {text!r} (bugs: {', '.join(self.bugs)})")
+            try:
+                parsed[key] = kind(text)
+            except ValueError:
+                raise EngineError(f"option {key}={text!r}: expected {kind.__name__}") from None
+        return parsed
+
+
+def _wal_config(options: dict) -> WalConfig:
+    try:
+        return WalConfig(**options)
+    except (TypeError, ValueError) as error:
+        raise EngineError(f"engine example-wal: {error}") from None
+
+
+def _open_wal(device: BlockDevice, options: dict, events: list) -> WalStore:
+    return WalStore(device, _wal_config(options), events)
+
+
+ADAPTERS: dict[str, EngineAdapter] = {
+    "example-wal": EngineAdapter(
+        name="example-wal",
+        description="example block engine: write-ahead log + alternating checkpoints, per-sector CRC32C",
+        open=_open_wal,
+        option_types={"checkpoint_sectors": int, "log_sectors": int, "checkpoint_every_syncs": int, "bug": str},
+        bugs=dict(WAL_BUGS),
+        sectors_needed=lambda options, sector_size: _wal_config(options).sectors_needed(),
+    ),
+}
+
+
+def resolve_engine(name: str) -> EngineAdapter:
+    if name not in ADAPTERS:
+        raise EngineError(f"unknown engine {name!r} (known: {', '.join(ADAPTERS)})")
+    return ADAPTERS[name]
+
+
+def parse_option_pairs(pairs: list[str]) -> dict[str, str]:
+    """["a=1", "b=x"] -> {"a": "1", "b": "x"}; a pair without "=" is an error."""
+    result = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise EngineError(f"--option {pair!r}: expected KEY=VALUE")
+        result[key.strip()] = value
+    return result

@@ -1,0 +1,127 @@
+"""The executable specification: a map whose history is a sequence of prefix snapshots.
+
+Number the mutating operations of a history op_1 … op_n and let S_m be the map
+after the first m of them, starting from a base map S_0 (empty for a fresh
+store; the recovered snapshot when a history continues after a crash). A
+`History` answers, cheaply, which m a given map equals.
+
+Invariants:
+- `snapshot_hash(m)` is a commutative hash of the items of S_m, maintained
+  incrementally, so matching a recovered map costs O(|map|), not O(n × keys);
+- a full copy of S_m is kept every `SNAPSHOT_INTERVAL_MUTATIONS`, so any S_m is
+  rebuilt in O(|S| + interval) to confirm a hash match exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+from crashsweep.reference._ops import Op
+
+SNAPSHOT_INTERVAL_MUTATIONS = 64
+HASH_MODULUS = 1 << 128
+
+
+def item_hash(key: bytes, value: bytes) -> int:
+    """Hash of one (key, value) item; the hash of a map is the sum of its items' hashes."""
+    digest = hashlib.blake2b(len(key).to_bytes(4, "little") + key + value, digest_size=16).digest()
+    return int.from_bytes(digest, "little")
+
+
+def map_hash(items: Iterable[tuple[bytes, bytes]]) -> int:
+    total = 0
+    for key, value in items:
+        total += item_hash(key, value)
+    return total % HASH_MODULUS
+
+
+class History:
+    """Prefix snapshots S_0 … S_n of a history of operations.
+
+    Example:
+        >>> from crashsweep.reference import History, put, sync
+        >>> history = History([put(b"a", b"1"), sync(), put(b"a", b"2")])
+        >>> history.matching_mutations({b"a": b"1"})
+        [1]
+    """
+
+    def __init__(self, ops: list[Op], base: Mapping[bytes, bytes] | None = None):
+        self.ops = list(ops)
+        self.base = dict(base or {})
+        # changes[m - 1] = (key, value before, value after) of mutation m; None means absent.
+        self.changes: list[tuple[bytes, bytes | None, bytes | None]] = []
+        # mutations_before[i] = number of mutating operations among ops[:i].
+        self.mutations_before: list[int] = []
+        self._hashes: list[int] = []
+        self._snapshots: dict[int, dict[bytes, bytes]] = {}
+        self._build()
+
+    def _build(self) -> None:
+        current = dict(self.base)
+        running_hash = map_hash(current.items())
+        self._hashes.append(running_hash)
+        self._snapshots[0] = dict(current)
+        for op in self.ops:
+            self.mutations_before.append(len(self.changes))
+            if not op.mutating:
+                continue
+            before = current.get(op.key)
+            after = op.value if op.kind == "put" else None
+            if before is not None:
+                running_hash -= item_hash(op.key, before)
+                del current[op.key]
+            if after is not None:
+                running_hash += item_hash(op.key, after)
+                current[op.key] = after
+            running_hash %= HASH_MODULUS
+            self.changes.append((op.key, before, after))
+            self._hashes.append(running_hash)
+            if len(self.changes) % SNAPSHOT_INTERVAL_MUTATIONS == 0:
+                self._snapshots[len(self.changes)] = dict(current)
+        self.mutations_before.append(len(self.changes))
+        self._by_hash: dict[int, list[int]] = {}
+        for index, value in enumerate(self._hashes):
+            self._by_hash.setdefault(value, []).append(index)
+        self.final = current
+
+    @property
+    def mutation_count(self) -> int:
+        return len(self.changes)
+
+    def keys_touched(self) -> set[bytes]:
+        """Every key the history (and its base) ever mentions: the read-out set for engines without items()."""
+        keys = set(self.base)
+        keys.update(op.key for op in self.ops if op.key is not None)
+        return keys
+
+    def snapshot(self, mutations: int) -> dict[bytes, bytes]:
+        """S_m as a fresh dict. Requires: 0 <= mutations <= mutation_count."""
+        assert 0 <= mutations <= self.mutation_count, mutations
+        start = mutations - mutations % SNAPSHOT_INTERVAL_MUTATIONS
+        current = dict(self._snapshots[start])
+        for key, _, after in self.changes[start:mutations]:
+            if after is None:
+                current.pop(key, None)
+            else:
+                current[key] = after
+        return current
+
+    def snapshot_hash(self, mutations: int) -> int:
+        return self._hashes[mutations]
+
+    def matching_mutations(self, recovered: Mapping[bytes, bytes]) -> list[int]:
+        """Every m with S_m == recovered, ascending; confirmed exactly, not only by hash."""
+        candidates = self._by_hash.get(map_hash(recovered.items()), [])
+        return [m for m in candidates if self.snapshot(m) == dict(recovered)]
+
+    def distances(self, recovered: Mapping[bytes, bytes]) -> list[int]:
+        """distances[m] = number of keys on which S_m and recovered differ, for every m, in O(n + keys)."""
+        current = self.base
+        distance = sum(1 for key in current.keys() | recovered.keys() if current.get(key) != recovered.get(key))
+        result = [distance]
+        for key, before, after in self.changes:
+            seen = recovered.get(key)
+            distance += (after != seen) - (before != seen)
+            result.append(distance)
+        return result
