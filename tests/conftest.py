@@ -1,0 +1,25 @@
+"""Shared fixtures: small sweep specs that run in well under a second."""
+
+from __future__ import annotations
+
+import pytest
+
+from crashsweep.crash_explorer import SweepSpec, make_options
+from crashsweep.scenarios import generate
+
+SMALL_DEVICE = dict(sector_size=512, sector_count=256)
+
+
+def small_spec(bug: str | None = None, scenario: str = "default", ops: int = 24, **fields) -> SweepSpec:
+    options = {"checkpoint_sectors": "48", "log_sectors": "24", "checkpoint_every_syncs": "3"}
+    if bug:
+        options["bug"] = bug
+    values = dict(ops=tuple(generate(scenario, 0, ops)), options=make_options(options), scenario=scenario,
+                  **SMALL_DEVICE)
+    values.update(fields)
+    return SweepSpec(**values).validate()
+
+
+@pytest.fixture
+def spec_factory():
+    return small_spec
