@@ -7,11 +7,11 @@ import pytest
 from crashsweep.crash_explorer import SweepSpec, make_options
 from crashsweep.scenarios import generate
 
-SMALL_DEVICE = dict(sector_size=512, sector_count=256)
+SMALL_DEVICE = dict(sector_size=4096, sector_count=64)
 
 
-def small_spec(bug: str | None = None, scenario: str = "default", ops: int = 24, **fields) -> SweepSpec:
-    options = {"checkpoint_sectors": "48", "log_sectors": "24", "checkpoint_every_syncs": "3"}
+def small_spec(bug: str | None = None, scenario: str = "default", ops: int = 40, **fields) -> SweepSpec:
+    options = {"checkpoint_sectors": "16", "log_sectors": "16", "checkpoint_every_syncs": "2"}
     if bug:
         options["bug"] = bug
     values = dict(ops=tuple(generate(scenario, 0, ops)), options=make_options(options), scenario=scenario,

@@ -160,5 +160,26 @@ class _DurableView(Mapping):
         return len(set(self.image.data) | set(self.image.base))
 
 
+def choice_problem(walk: PointWalk, point_index: int, choice: dict, sector_count: int) -> str | None:
+    """Why a choice cannot be a state of this point (a write not pending there, a sector off the device), or None."""
+    if not 0 <= point_index < len(walk.points):
+        return f"crash point {point_index} does not exist (there are {len(walk.points)})"
+    point = walk.points[point_index]
+    for request_id in list(choice.get("persist", ())) + [rid for rid, _ in choice.get("torn", ())]:
+        if request_id not in point.pending:
+            return f"write {request_id} is not pending at crash point {point_index}"
+    for request_id, offsets in choice.get("torn", ()):
+        count = walk.writes[request_id][1]
+        if not offsets or any(not 0 <= offset < count for offset in offsets):
+            return f"torn write {request_id} names sectors outside its {count} sector(s)"
+    for fault in choice.get("faults", ()):
+        sector = fault.get("sector", fault.get("to"))
+        if not isinstance(sector, int) or not 0 <= sector < sector_count:
+            return f"fault {fault} names a sector outside the device"
+        if fault["kind"] == "misdirect" and fault.get("request") not in choice.get("persist", ()):
+            return f"misdirected write {fault.get('request')} is not among the landed writes"
+    return None
+
+
 def has_corruption(choice: dict) -> bool:
     return any(fault["kind"] in CORRUPTION_KINDS_IN_CHOICE for fault in choice.get("faults", ()))

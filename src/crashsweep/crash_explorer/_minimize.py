@@ -24,6 +24,7 @@ from crashsweep.crash_explorer._replay import replay_state, replay_trace
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._trace import make_trace
 from crashsweep.crash_explorer._worker import remember, run_unit
+from crashsweep.crash_explorer.errors import TraceError
 
 STATES_PER_CANDIDATE_DEFAULT = 3000
 BUDGET_SECONDS_DEFAULT = 300.0
@@ -114,7 +115,11 @@ def _shrink_choice(spec: SweepSpec, result: dict, kind: str, search: _Search) ->
         improved = False
         for candidate in _simpler_choices(result["choice"], lost_allowed):
             search.candidates += 1
-            attempt = replay_state(recording, result["point"], candidate, result["windows"], result.get("nested", []))
+            try:
+                attempt = replay_state(recording, result["point"], candidate, result["windows"],
+                                       result.get("nested", []))
+            except TraceError:   # the simpler state changes recovery's I/O: the nested crash no longer exists
+                continue
             if attempt["kind"] == kind:
                 result, improved = {**attempt, "state": result.get("state")}, True
                 break

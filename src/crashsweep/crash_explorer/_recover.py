@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crashsweep.crash_explorer._crash_points import crash_points
-from crashsweep.crash_explorer._image import DurableImage, has_corruption
+from crashsweep.crash_explorer._image import DurableImage, choice_problem, has_corruption
 from crashsweep.crash_explorer._strategies import choice_key, point_states
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer.errors import StateTimeout
@@ -196,9 +196,9 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain) -> dic
     states, seen = 0, set()
     if chain:
         step = chain[0]
-        if not 0 <= step["point"] < len(walk.points):
-            raise IndexError(f"nested crash point {step['point']} does not exist (the recovery has "
-                             f"{len(walk.points)} points)")
+        problem = choice_problem(walk, step["point"], step["choice"], context.sector_count)
+        if problem is not None:
+            raise IndexError(f"crash again: {problem}")
         point = walk.points[step["point"]]
         durable.advance(point.durable_count)
         inner = recover_state(context, durable.snapshot(durable.overlay(step["choice"])), step["choice"],

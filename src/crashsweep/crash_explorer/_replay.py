@@ -8,35 +8,19 @@ matching (the engine or crashsweep changed since).
 
 from __future__ import annotations
 
-from crashsweep.crash_explorer._image import DurableImage
+from crashsweep.crash_explorer._image import DurableImage, choice_problem
 from crashsweep.crash_explorer._recording import Recording, record
 from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer.errors import TraceError
 
 
-def check_choice_fits(recording: Recording, point_index: int, choice: dict) -> None:
-    point = recording.walk.points[point_index]
-    named = list(choice.get("persist", ())) + [rid for rid, _ in choice.get("torn", ())]
-    for request_id in named:
-        if request_id not in point.pending:
-            raise TraceError(f"write {request_id} is not pending at crash point {point_index}")
-    for request_id, offsets in choice.get("torn", ()):
-        count = recording.walk.writes[request_id][1]
-        if not offsets or any(not 0 <= offset < count for offset in offsets):
-            raise TraceError(f"torn write {request_id} names sectors outside its {count} sector(s)")
-    for fault in choice.get("faults", ()):
-        sector = fault.get("sector", fault.get("to", 0))
-        if not isinstance(sector, int) or not 0 <= sector < recording.spec.sector_count:
-            raise TraceError(f"fault {fault} names a sector outside the device")
-
-
 def replay_state(recording: Recording, point_index: int, choice: dict, windows: list, chain: list) -> dict:
     """Recover and check one state of a recording. Raises TraceError when the state does not exist."""
     walk = recording.walk
-    if not 0 <= point_index < len(walk.points):
-        raise TraceError(f"crash point {point_index} does not exist (the recording has {len(walk.points)} points)")
-    check_choice_fits(recording, point_index, choice)
+    problem = choice_problem(walk, point_index, choice, recording.spec.sector_count)
+    if problem is not None:
+        raise TraceError(problem)
     for synced, started in windows:
         if started > recording.history.mutation_count:
             raise TraceError(f"crash window [{synced}, {started}] is beyond the history's "

@@ -1,0 +1,113 @@
+"""End-to-end CLI: the real `crashsweep` entry point, exit codes, and every bad-input path."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from crashsweep.cli import main
+
+FAST = ["--option", "checkpoint_sectors=16", "--option", "log_sectors=16", "--option", "checkpoint_every_syncs=2",
+        "--ops", "40", "--jobs", "2", "--quiet"]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "crashsweep", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_sweep_of_correct_engine_exits_zero_and_writes_outputs(tmp_path):
+    out = tmp_path / "report"
+    completed = run_cli("sweep", *FAST, "--out", str(out))
+    assert completed.returncode == 0, completed.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    for field in ("engine", "scenario", "strategy", "seed", "crash_points", "states_explored", "distinct_states",
+                  "violations", "elapsed_s", "states_per_s"):
+        assert field in summary
+    assert summary["violations"] == 0 and summary["distinct_states"] > 0
+    assert (out / "results.jsonl").exists() and (out / "junit.xml").exists()
+    assert "reproduce the sweep with: crashsweep sweep" in completed.stdout
+
+
+def test_buggy_engine_exits_one_then_replay_and_minimize(tmp_path):
+    out = tmp_path / "report"
+    assert main(["sweep", *FAST, "--option", "bug=checkpoint-in-place", "--out", str(out)]) == 1
+    traces = sorted((out / "traces").glob("*.json"))
+    assert traces
+    replay = run_cli("replay", str(traces[0]))
+    assert replay.returncode == 1 and "reproduced" in replay.stdout
+    minimized = tmp_path / "small.json"
+    done = run_cli("minimize", str(traces[0]), "--out", str(minimized), "--budget-seconds", "60")
+    assert done.returncode == 0, done.stderr
+    small = json.loads(minimized.read_text())
+    assert small["minimized"]["ops_after"] < small["minimized"]["ops_before"]
+    assert run_cli("replay", str(minimized)).returncode == 1
+
+
+def test_replay_of_a_trace_that_no_longer_fails_exits_zero(tmp_path):
+    out = tmp_path / "report"
+    main(["sweep", *FAST, "--option", "bug=checkpoint-in-place", "--out", str(out)])
+    trace_path = sorted((out / "traces").glob("*.json"))[0]
+    trace = json.loads(trace_path.read_text())
+    trace["spec"]["options"].pop("bug")
+    trace_path.write_text(json.dumps(trace))
+    completed = run_cli("replay", str(trace_path))
+    assert completed.returncode == 0 and "did not reproduce" in completed.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "--engine", "nope"], "unknown engine 'nope'"),
+    (["sweep", "--scenario", "nope"], "unknown scenario 'nope'"),
+    (["sweep", "--scenario", "missing.json"], "does not exist"),
+    (["sweep", "--strategy", "all"], "invalid choice"),
+    (["sweep", "--option", "bug=nope"], "no seeded bug 'nope'"),
+    (["sweep", "--option", "log_sectors=many"], "expected int"),
+    (["sweep", "--option", "colour=red"], "has no option 'colour'"),
+    (["sweep", "--option", "novalue"], "expected KEY=VALUE"),
+    (["sweep", "--faults", "crash,melt"], "unknown fault 'melt'"),
+    (["sweep", "--seed", "-3"], "expected a number >= 0"),
+    (["sweep", "--jobs", "0"], "expected a number >= 1"),
+    (["sweep", "--shard", "3/2"], "need 0 <= I < N"),
+    (["sweep", "--sector-size", "1000"], "not a power of two"),
+    (["sweep", "--device-sectors", "10"], "needs"),
+    (["sweep", "--budget-seconds", "soon"], "expected a number of seconds"),
+    (["sweep", "--crash-depth", "9"], "crash-depth must be in"),
+    (["replay", "missing-trace.json"], "does not exist"),
+    (["minimize", "missing-trace.json"], "does not exist"),
+    (["bugs", "--engine", "nope"], "unknown engine"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_two(tmp_path, args, message):
+    completed = subprocess.run([sys.executable, "-m", "crashsweep", *args], capture_output=True, text=True,
+                               cwd=tmp_path, timeout=60)
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in completed.stderr
+    assert not (tmp_path / "crashsweep-report").exists()   # nothing written for bad input
+
+
+def test_malformed_trace_and_scenario_files_exit_two(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for args in (["replay", str(bad)], ["sweep", "--scenario", str(bad)]):
+        completed = run_cli(*args)
+        assert completed.returncode == 2 and len(completed.stderr.strip().splitlines()) == 1
+
+
+def test_bad_input_does_not_destroy_an_existing_report(tmp_path):
+    out = tmp_path / "report"
+    assert main(["sweep", *FAST, "--out", str(out)]) == 0
+    before = (out / "results.jsonl").read_bytes()
+    assert main(["sweep", "--engine", "nope", "--out", str(out)]) == 2
+    assert (out / "results.jsonl").read_bytes() == before
+
+
+def test_bugs_lists_every_seeded_bug():
+    completed = run_cli("bugs")
+    assert completed.returncode == 0 and "checkpoint-in-place" in completed.stdout
+    assert len(completed.stdout.strip().splitlines()) >= 6
+
+
+def test_module_and_console_script_agree():
+    assert run_cli("--version").stdout.startswith("crashsweep ")

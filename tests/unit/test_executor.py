@@ -1,0 +1,93 @@
+"""Engines that raise, hang or kill their worker cost one state, not the sweep; results never depend on --jobs."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from crashsweep.crash_explorer import SweepOptions, execute, prepare, summarize
+from crashsweep.engines import ADAPTERS, EngineAdapter
+from crashsweep.engines.examples import WalConfig, WalStore
+
+
+def _misbehaving(kind):
+    def open_store(device, options, events):
+        store = WalStore(device, WalConfig(checkpoint_sectors=16, log_sectors=16, checkpoint_every_syncs=2), events)
+        if (store.sequence, len(store.map)) == (1, 5) and kind != "hard-hang":   # 16 states of 553
+            if kind == "kill":
+                os._exit(17)
+            if kind == "hang":
+                while True:
+                    time.sleep(0.01)
+            raise RuntimeError("engine exploded")
+        if (store.sequence, len(store.map)) == (0, 19) and kind == "hard-hang":   # 1 state of 553
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})   # the soft time limit cannot fire
+            time.sleep(3600)
+        return store
+    return open_store
+
+
+@pytest.fixture
+def misbehaving_engines():
+    names = []
+    for kind in ("kill", "hang", "raise", "hard-hang"):
+        name = f"test-{kind}"
+        ADAPTERS[name] = EngineAdapter(name, kind, _misbehaving(kind),
+                                       sectors_needed=lambda options, size: 50)
+        names.append(name)
+    yield names
+    for name in names:
+        del ADAPTERS[name]
+
+
+def _sweep(spec_factory, tmp_path, engine, jobs, **fields):
+    spec = spec_factory(engine=engine, options=(), crash_depth=0, continuation=False, **fields)
+    return execute(prepare(spec, SweepOptions(out_dir=str(tmp_path / f"{engine}-{jobs}"), jobs=jobs)))
+
+
+def test_engine_killing_its_worker_costs_only_that_state(spec_factory, tmp_path, misbehaving_engines):
+    run = _sweep(spec_factory, tmp_path, "test-kill", jobs=2)
+    summary = summarize(run)
+    killed = [r for r in run.results.values() if "killed its worker" in r.get("detail", "")]
+    assert len(killed) == 16 and all(r["kind"] == "recovery-error" for r in killed)
+    assert summary["distinct_states"] == summary["distinct_states_planned"]   # every state still has a result
+    assert summary["outcomes"].get("recovered", 0) > 0
+
+
+def test_hanging_engine_is_reported_as_hang(spec_factory, tmp_path, misbehaving_engines):
+    run = _sweep(spec_factory, tmp_path, "test-hang", jobs=2, state_timeout_s=0.2)
+    hangs = [r for r in run.results.values() if r["kind"] == "hang"]
+    assert hangs and summarize(run)["distinct_states"] == summarize(run)["distinct_states_planned"]
+
+
+def test_engine_that_blocks_the_time_limit_is_killed_by_the_watchdog(spec_factory, tmp_path, misbehaving_engines):
+    run = _sweep(spec_factory, tmp_path, "test-hard-hang", jobs=2, state_timeout_s=0.2)
+    hangs = [r for r in run.results.values() if r["kind"] == "hang"]
+    assert len(hangs) == 1 and "silent" in hangs[0]["detail"]
+    assert len(run.results) == len(run.plan.states)
+
+
+def test_engine_exception_is_a_recovery_error(spec_factory, tmp_path, misbehaving_engines):
+    run = _sweep(spec_factory, tmp_path, "test-raise", jobs=1)
+    errors = [r for r in run.results.values() if r["kind"] == "recovery-error"]
+    assert errors and "engine exploded" in errors[0]["detail"]
+
+
+def test_results_do_not_depend_on_jobs(spec_factory, tmp_path):
+    spec = spec_factory(bug="checkpoint-in-place")
+    outcomes = []
+    for jobs in (1, 2):
+        run = execute(prepare(spec, SweepOptions(out_dir=str(tmp_path / f"j{jobs}"), jobs=jobs)))
+        outcomes.append({state: (r["outcome"], r.get("matched")) for state, r in run.results.items()})
+    assert outcomes[0] == outcomes[1] and len(outcomes[0]) > 10
+
+
+def test_shards_partition_the_states(spec_factory, tmp_path):
+    spec = spec_factory()
+    whole = execute(prepare(spec, SweepOptions(out_dir=str(tmp_path / "whole"), inline=True)))
+    parts = [execute(prepare(spec, SweepOptions(out_dir=str(tmp_path / f"s{i}"), inline=True, shard=(i, 3))))
+             for i in range(3)]
+    states = [set(part.results) for part in parts]
+    assert set().union(*states) == set(whole.results)
+    assert sum(len(s) for s in states) == len(whole.results)

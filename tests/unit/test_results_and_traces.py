@@ -1,0 +1,64 @@
+import json
+import os
+
+import pytest
+
+from crashsweep.crash_explorer import (
+    ResultsError, ResultsWriter, SweepOptions, TraceError, execute, load_trace, prepare, read_results, summarize,
+)
+
+
+def test_partial_last_line_is_skipped(tmp_path):
+    path = tmp_path / "results.jsonl"
+    with ResultsWriter(str(path), {"spec_id": "x"}) as writer:
+        writer.write({"state": 0, "outcome": "recovered", "kind": None})
+    with open(path, "ab") as handle:
+        handle.write(b'{"type": "state", "sta')
+    header, results, _ = read_results(str(path))
+    assert header["spec_id"] == "x" and [r["state"] for r in results] == [0]
+
+
+def test_resume_refuses_results_of_another_sweep(tmp_path):
+    path = tmp_path / "results.jsonl"
+    ResultsWriter(str(path), {"spec_id": "one"}).close()
+    with pytest.raises(ResultsError, match="different sweep"):
+        ResultsWriter(str(path), {"spec_id": "two"}, resume=True)
+
+
+def _summary_without_timing(summary):
+    return {k: v for k, v in summary.items() if k not in ("elapsed_s", "states_per_s", "engine_share")}
+
+
+def test_interrupted_sweep_resumes_to_the_same_final_result(tmp_path, spec_factory):
+    spec = spec_factory(bug="log-epoch-unchecked")
+    full = execute(prepare(spec, SweepOptions(out_dir=str(tmp_path / "full"), inline=True)))
+    partial_dir = str(tmp_path / "partial")
+    execute(prepare(spec, SweepOptions(out_dir=partial_dir, inline=True, budget_states=40)))
+    # simulate a kill mid-line: chop the file inside its last line
+    results_path = os.path.join(partial_dir, "results.jsonl")
+    data = open(results_path, "rb").read()
+    open(results_path, "wb").write(data[:-17])
+    resumed = execute(prepare(spec, SweepOptions(out_dir=partial_dir, inline=True, resume=True)))
+    assert resumed.already_done >= 38
+    first, second = summarize(full), summarize(resumed)
+    assert _summary_without_timing(first) == _summary_without_timing(second)
+    assert first["violations"] > 0
+
+
+def test_trace_loading_validates_without_executing(tmp_path):
+    path = tmp_path / "t.json"
+    cases = {
+        "{": "not valid JSON",
+        '{"format": "other"}': "not a crashsweep trace",
+        '{"format": "crashsweep-trace", "version": 99}': "version 99",
+        json.dumps({"format": "crashsweep-trace", "version": 1, "spec": {"ops": [["put", "a", "1"]],
+                    "engine": "os.system"}}): "unknown engine",
+        json.dumps({"format": "crashsweep-trace", "version": 1, "spec": {"ops": [["put", "a", "1"]],
+                    "__reduce__": "x"}}): "unknown field",
+    }
+    for content, message in cases.items():
+        path.write_text(content)
+        with pytest.raises(TraceError, match=message):
+            load_trace(str(path))
+    with pytest.raises(TraceError, match="does not exist"):
+        load_trace(str(tmp_path / "missing.json"))
