@@ -83,7 +83,7 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
         run.results[result["state"]] = result
         if result.get("kind"):
             position = None
-            if result.get("point", -1) >= 0:
+            if result.get("point") is not None and result["point"] >= 0:
                 position = run.recording.walk.points[result["point"]].position
             trace = make_trace(run.spec, result, position)
             run.traces.append(write_trace(traces_dir, trace, trace_name(result)))
