@@ -27,8 +27,19 @@ HASH_MODULUS = 1 << 128
 CORRUPTION_KINDS_IN_CHOICE = ("corrupt", "misdirect", "latent", "read-error")
 
 
+_ZEROS: dict[int, bytes] = {}
+
+
+def is_zero(data: bytes) -> bool:
+    """True for an all-zero sector (compared with memcmp, not byte by byte)."""
+    zero = _ZEROS.get(len(data))
+    if zero is None:
+        zero = _ZEROS[len(data)] = bytes(len(data))
+    return data == zero
+
+
 def sector_hash(sector: int, data: bytes) -> int:
-    if not any(data):
+    if is_zero(data):
         return 0
     digest = hashlib.blake2b(data, digest_size=16, key=sector.to_bytes(8, "little")).digest()
     return int.from_bytes(digest, "little")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from crashsweep.crash_explorer._image import DurableImage
+from crashsweep.crash_explorer._image import DurableImage, is_zero
 from crashsweep.crash_explorer._recording import Recording
 from crashsweep.crash_explorer._strategies import corruption_variants, point_states
 
@@ -68,7 +68,7 @@ def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
         counts = [walk.writes[rid][1] for rid in point.pending]
         choices, space, point_exhausted = point_states(point, counts, spec.faults, spec.strategy, spec.bound,
                                                        spec.samples, spec.states_per_point_max, rng)
-        durable_sectors = sorted(s for s, data in durable.data.items() if any(data))
+        durable_sectors = sorted(s for s, data in durable.data.items() if not is_zero(data))
         choices += corruption_variants(point, choices, spec.faults, durable_sectors, spec.sector_size,
                                        spec.sector_count, walk.writes, rng)
         space_total += space

@@ -24,7 +24,7 @@ from crashsweep.crash_explorer.errors import StateTimeout
 from crashsweep.disk_model import EventLog, SimulatedBlockDevice
 from crashsweep.engines import EngineAdapter
 from crashsweep.reference import (
-    CrashWindow, Diff, History, Op, Verdict, check_reads, check_recovered, check_refusal, delete, encode_bytes, get,
+    Diff, History, Op, Verdict, check_reads, check_recovered_windows, check_refusal, delete, encode_bytes, get,
     put, sync,
 )
 
@@ -117,7 +117,7 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
     except Exception as error:  # the engine's own exception: a refusal
         reason = f"{type(error).__name__}: {error}"
         return _finish(result, check_refusal(reason, has_corruption(choice)), events, timing, started)
-    verdict = _check_windows(history, windows, recovered)
+    verdict = check_recovered_windows(history, windows, recovered)
     if verdict.ok:
         verdict = check_reads(recovered, reads) or verdict
     if verdict.ok and (context.continuation or depth > 0):
@@ -127,21 +127,6 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
         result["actual"] = encode_map(recovered)
         result["expected"] = encode_map(history.snapshot(verdict.nearest))
     return _finish(result, verdict, events, timing, started)
-
-
-def _check_windows(history: History, windows, recovered: Mapping[bytes, bytes]) -> Verdict:
-    """Every window of a merged point must allow the read-out: m in [max synced, min started].
-
-    A point whose windows cannot all hold (the same disk state before and after a
-    sync that wrote nothing durable) fails one of them, whatever was recovered.
-    """
-    verdict = None
-    for synced, started in windows:
-        verdict = check_recovered(history, CrashWindow(synced, started), recovered)
-        if not verdict.ok:
-            return verdict
-    assert verdict is not None
-    return verdict
 
 
 def _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing, chain):

@@ -11,6 +11,7 @@ from crashsweep.reference._checker import (
     Verdict,
     check_reads,
     check_recovered,
+    check_recovered_windows,
     check_refusal,
 )
 from crashsweep.reference._history import History, item_hash, map_hash
@@ -33,7 +34,7 @@ from crashsweep.reference._ops import (
 
 __all__ = [
     "CrashWindow", "Diff", "History", "MUTATING_KINDS", "OP_KINDS", "OUTCOMES_ALLOWED", "Op",
-    "OpFormatError", "VIOLATION_KINDS", "Verdict", "check_reads", "check_recovered", "check_refusal",
+    "OpFormatError", "VIOLATION_KINDS", "Verdict", "check_reads", "check_recovered", "check_recovered_windows", "check_refusal",
     "decode_bytes", "decode_op", "decode_ops", "delete", "encode_bytes", "encode_op", "encode_ops",
     "get", "item_hash", "map_hash", "put", "sync",
 ]

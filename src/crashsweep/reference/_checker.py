@@ -110,6 +110,24 @@ def check_recovered(history: History, window: CrashWindow, recovered: Mapping[by
     return Verdict("not-a-snapshot", "not-a-snapshot", nearest=nearest, diff=diff, detail=detail)
 
 
+def check_recovered_windows(history: History, windows, recovered: Mapping[bytes, bytes]) -> Verdict:
+    """The read-out must be allowed by every window (a disk state shared by several crash points).
+
+    Equivalently m in [max synced, min started]; a window that fails is reported.
+    The recovered map is hashed once, whatever the number of windows.
+    """
+    matches = history.matching_mutations(recovered)
+    verdict = None
+    for synced, started in windows:
+        window = CrashWindow(synced, started)
+        allowed = [m for m in matches if synced <= m <= started]
+        if not allowed:
+            return check_recovered(history, window, recovered)
+        verdict = Verdict(None, "recovered", matched=allowed[-1], latest=allowed[-1] == started)
+    assert verdict is not None, "at least one window"
+    return verdict
+
+
 def check_refusal(error: str, corruption_injected: bool) -> Verdict:
     """An engine refused to open or read. Allowed only where durable data was damaged."""
     if corruption_injected:

@@ -55,6 +55,7 @@ class History:
         self.mutations_before: list[int] = []
         self._hashes: list[int] = []
         self._snapshots: dict[int, dict[bytes, bytes]] = {}
+        self._keys: frozenset[bytes] | None = None
         self._build()
 
     def _build(self) -> None:
@@ -89,11 +90,13 @@ class History:
     def mutation_count(self) -> int:
         return len(self.changes)
 
-    def keys_touched(self) -> set[bytes]:
+    def keys_touched(self) -> frozenset[bytes]:
         """Every key the history (and its base) ever mentions: the read-out set for engines without items()."""
-        keys = set(self.base)
-        keys.update(op.key for op in self.ops if op.key is not None)
-        return keys
+        if self._keys is None:
+            keys = set(self.base)
+            keys.update(op.key for op in self.ops if op.key is not None)
+            self._keys = frozenset(keys)
+        return self._keys
 
     def snapshot(self, mutations: int) -> dict[bytes, bytes]:
         """S_m as a fresh dict. Requires: 0 <= mutations <= mutation_count."""

@@ -75,6 +75,7 @@ class WalStore:
             raise ValueError(f"device has {device.sector_count} sectors, the store needs "
                              f"{self.config.sectors_needed()}")
         self.log_start = 2 + 2 * self.config.checkpoint_sectors
+        self.zero_sector = bytes(device.sector_size)
         self.map: dict[bytes, bytes] = {}
         self.pending: list[tuple[int, bytes, bytes]] = []
         self._open()
@@ -163,7 +164,7 @@ class WalStore:
             try:
                 superblocks.append((fmt.decode_superblock(data, slot), slot))
             except fmt.FormatError as error:
-                if any(data):
+                if data != self.zero_sector:
                     raise CorruptionDetected(slot, str(error)) from None
         if not superblocks:
             self._format()
@@ -227,7 +228,7 @@ class WalStore:
         try:
             return fmt.decode_log_sector(data, address, verify)
         except fmt.FormatError as error:
-            if not any(data) or str(error) == "not a log sector":
+            if data == self.zero_sector or str(error) == "not a log sector":
                 return None
             raise CorruptionDetected(address, str(error)) from None
 
