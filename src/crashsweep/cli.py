@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+import time
 
 from rich.console import Console
 
@@ -23,7 +23,7 @@ from crashsweep.disk_model import SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTE
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.engines import ADAPTERS, DEFAULT_ENGINE, EngineError, parse_option_pairs, resolve_engine
 from crashsweep.reports import SweepProgress, print_summary, write_junit, write_summary
-from crashsweep.scenarios import SCENARIOS, ScenarioError, describe, resolve_scenario
+from crashsweep.scenarios import ScenarioError, describe, resolve_scenario
 
 USER_ERRORS = (ExplorerError, EngineError, ScenarioError, DiskModelError)
 EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -154,7 +154,8 @@ def command_sweep(args, console: Console) -> int:
                            budget_seconds=args.budget_seconds, resume=args.resume)
     run = prepare(spec, options)
     with SweepProgress(len(run.plan.states), quiet=args.quiet) as progress:
-        run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")), run_elapsed(run)))
+        run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
+                                                                time.monotonic() - run.started_at))
     summary = summarize(run)
     results = list(run.results.values())
     write_summary(args.out, summary)
@@ -169,15 +170,6 @@ def command_sweep(args, console: Console) -> int:
     if run.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_VIOLATIONS if summary["violations"] else EXIT_OK
-
-
-_clock = {}
-
-
-def run_elapsed(run) -> float:
-    import time
-    start = _clock.setdefault(id(run), time.monotonic())
-    return time.monotonic() - start
 
 
 def reproduce_command(args) -> str:

@@ -111,3 +111,26 @@ def test_bugs_lists_every_seeded_bug():
 
 def test_module_and_console_script_agree():
     assert run_cli("--version").stdout.startswith("crashsweep ")
+
+
+def test_ctrl_c_keeps_results_valid_and_resume_finishes_the_same_sweep(tmp_path):
+    import signal
+    import time
+
+    from crashsweep.crash_explorer import read_results
+    out = tmp_path / "report"
+    args = [sys.executable, "-m", "crashsweep", "sweep", "--ops", "56", "--jobs", "2", "--quiet", "--out", str(out)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not results.exists() or results.read_bytes().count(b"\n") < 20):
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode == 130
+    _, partial, _ = read_results(str(results))
+    assert 0 < len(partial) and all(r["kind"] is None for r in partial)   # no bogus results from the interrupt
+    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["distinct_states"] == summary["distinct_states_planned"] and summary["completed"]

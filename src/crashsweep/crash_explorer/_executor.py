@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -41,6 +42,9 @@ class InlineExecutor:
 
 
 def _worker_main(connection) -> None:
+    # Ctrl-C reaches the whole process group: only the parent handles it (and stops the workers),
+    # so a worker never dies of it mid-state and is never mistaken for an engine that killed it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         unit = connection.recv()
         if unit is None:

@@ -48,6 +48,7 @@ class SweepRun:
     completed: bool = False
     interrupted: bool = False
     already_done: int = 0
+    started_at: float = 0.0
 
 
 def prepare(spec: SweepSpec, options: SweepOptions) -> SweepRun:
@@ -75,7 +76,7 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
     writer = ResultsWriter(os.path.join(options.out_dir, RESULTS_NAME), header_for(run), options.resume)
     run.results = dict(writer.done)
     run.already_done = len(run.results)
-    started = time.monotonic()
+    started = run.started_at = time.monotonic()
     deadline = None if options.budget_seconds is None else started + options.budget_seconds
 
     def accept(result: dict) -> None:
