@@ -245,8 +245,8 @@ def command_bugs(args, console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    console = Console(highlight=False)
-    error_console = Console(stderr=True, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
+    error_console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:

@@ -47,7 +47,11 @@ def test_budget_stops_cleanly_and_says_so(spec_factory, tmp_path):
 def test_long_sweep_with_every_fault(scenario, tmp_path):
     from crashsweep.crash_explorer import SweepSpec
     from crashsweep.scenarios import generate
-    spec = SweepSpec(ops=tuple(generate(scenario, 7, 120)), scenario=scenario, seed=7,
-                     faults=FaultPlan.parse("all", variants_per_point=16), crash_depth=2).validate()
+    room = {}
+    if scenario == "large-values":   # 16 KiB values: a large checkpoint area, whose many writes we sample
+        room = dict(options=(("checkpoint_sectors", "256"),), sector_count=2 + 2 * 256 + 32, strategy="random")
+    spec = SweepSpec(ops=tuple(generate(scenario, 7, 80)), scenario=scenario, seed=7,
+                     faults=FaultPlan.parse("all", variants_per_point=16), crash_depth=2, nested_states_max=4,
+                     **room).validate()
     summary = summarize(execute(prepare(spec, SweepOptions(out_dir=str(tmp_path), jobs=2))))
     assert summary["violations"] == 0, summary["violations_by_kind"]

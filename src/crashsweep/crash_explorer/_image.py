@@ -82,7 +82,8 @@ class DurableImage:
         self.version: dict[int, int] = {}
         self.applied = 0
         self.hash = sum(sector_hash(s, d) for s, d in self.base.items()) % HASH_MODULUS if base else 0
-        self._hash_cache: dict[tuple[int, int], int] = {}
+        self._hash_cache: dict[tuple[int, int], tuple[bytes, int]] = {}
+        self._slices: dict[tuple[int, int], bytes] = {}
         self.zero = bytes(sector_size)
 
     def get(self, sector: int) -> bytes:
@@ -100,13 +101,25 @@ class DurableImage:
         self.applied = count
 
     def _set(self, sector: int, data: bytes, request_id: int) -> None:
-        self.hash = (self.hash - sector_hash(sector, self.get(sector)) + sector_hash(sector, data)) % HASH_MODULUS
+        self.hash = (self.hash - self._hash_of(sector, self.get(sector)) + self._hash_of(sector, data)) % HASH_MODULUS
         self.data[sector] = data
         self.version[sector] = request_id
 
     def sector_data(self, request_id: int, offset: int) -> bytes:
-        size = self.sector_size
-        return self.payloads[request_id][offset * size:(offset + 1) * size]
+        """One sector of a write's payload; the same bytes object every time (so its hash is cached)."""
+        key = (request_id, offset)
+        data = self._slices.get(key)
+        if data is None:
+            size = self.sector_size
+            data = self._slices[key] = self.payloads[request_id][offset * size:(offset + 1) * size]
+        return data
+
+    def _hash_of(self, sector: int, data: bytes) -> int:
+        key = (sector, id(data))
+        cached = self._hash_cache.get(key)
+        if cached is None or cached[0] is not data:   # the identity check makes id() reuse harmless
+            cached = self._hash_cache[key] = (data, sector_hash(sector, data))
+        return cached[1]
 
     def overlay(self, choice: dict) -> dict[int, bytes]:
         """Sectors where the state's image differs from the durable image."""
@@ -134,7 +147,7 @@ class DurableImage:
     def state_hash(self, overlay: dict[int, bytes], choice: dict) -> int:
         value = self.hash
         for sector, data in overlay.items():
-            value += sector_hash(sector, data) - sector_hash(sector, self.get(sector))
+            value += self._hash_of(sector, data) - self._hash_of(sector, self.get(sector))
         read_faults = sorted((fault["kind"], fault["sector"]) for fault in choice.get("faults", ())
                              if fault["kind"] in ("latent", "read-error"))
         if read_faults:

@@ -73,6 +73,10 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
     options = run.options
     os.makedirs(options.out_dir, exist_ok=True)
     traces_dir = os.path.join(options.out_dir, "traces")
+    if not options.resume and os.path.isdir(traces_dir):   # traces of an earlier sweep would mislead
+        for name in os.listdir(traces_dir):
+            if name.endswith(".json"):
+                os.remove(os.path.join(traces_dir, name))
     writer = ResultsWriter(os.path.join(options.out_dir, RESULTS_NAME), header_for(run), options.resume)
     run.results = dict(writer.done)
     run.already_done = len(run.results)
@@ -113,6 +117,7 @@ def summarize(run: SweepRun) -> dict:
     plan = run.plan
     explored = len(states)
     new_states = max(0, explored - run.already_done)
+    new_nested = sum(r.get("nested_states", 0) for r in states) if run.already_done == 0 else 0
     spec = run.spec
     summary = {
         "engine": spec.engine, "options": dict(spec.options), "scenario": spec.scenario, "ops": len(spec.ops),
@@ -130,6 +135,7 @@ def summarize(run: SweepRun) -> dict:
         "nested_states": counts["nested_states"], "recovery_paths": counts["recovery_paths"],
         "elapsed_s": round(run.elapsed_s, 3),
         "states_per_s": round(new_states / run.elapsed_s, 1) if run.elapsed_s > 0 else 0.0,
+        "recoveries_per_s": round((new_states + new_nested) / run.elapsed_s, 1) if run.elapsed_s > 0 else 0.0,
         "engine_share": round(counts["engine_s"] / counts["worker_s"], 3) if counts["worker_s"] else None,
         "completed": run.completed and not run.interrupted, "interrupted": run.interrupted,
         "traces": sorted(f"traces/{trace_name(result)}" for result in results if result.get("kind")),

@@ -65,7 +65,8 @@ def print_summary(summary: dict, out_dir: str, console: Console | None = None) -
     kinds = ", ".join(f"{kind}: {count}" for kind, count in summary["violations_by_kind"].items()) or "none"
     table.add_row("violations", f"{summary['violations']:,} ({kinds})")
     table.add_row("faults / seed", f"{summary['faults']} / {summary['seed']}")
-    table.add_row("time", f"{summary['elapsed_s']:.1f} s, {summary['states_per_s']:,.0f} states/s")
+    table.add_row("time", f"{summary['elapsed_s']:.1f} s, {summary['states_per_s']:,.0f} states/s "
+                          f"({summary.get('recoveries_per_s', 0):,.0f} recoveries/s)")
     console.print(table)
     for trace in summary["traces"][:10]:
         console.print(f"[red]violation[/red] → replay with: crashsweep replay {out_dir}/{trace}", soft_wrap=True)
