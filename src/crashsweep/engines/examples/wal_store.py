@@ -222,13 +222,20 @@ class WalStore:
         self._check_nothing_after_tail()
 
     def _valid_log_sector(self, address: int) -> tuple[int, int, int, int, bytes] | None:
-        """A decoded log sector, None for a stale or zero one; damage raises."""
+        """A decoded log sector, None for a never-written (zero) one; damage raises.
+
+        The log area only ever holds zeros or log sectors (of this or an older epoch),
+        so anything else there — a bad checksum, or foreign bytes such as a misdirected
+        checkpoint write — is damage, never the end of the log.
+        """
         data = self._read(address)
         verify = not self._has("no-log-checksum")
         try:
             return fmt.decode_log_sector(data, address, verify)
         except fmt.FormatError as error:
-            if data == self.zero_sector or str(error) == "not a log sector":
+            if data == self.zero_sector:
+                return None
+            if self._has("no-log-checksum"):
                 return None
             raise CorruptionDetected(address, str(error)) from None
 
