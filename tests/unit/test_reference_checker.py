@@ -114,3 +114,15 @@ def test_incremental_hash_matches_full_recompute(ops):
     history = History(ops)
     for m in range(history.mutation_count + 1):
         assert history.snapshot_hash(m) == map_hash(history.snapshot(m).items())
+
+
+def test_merged_windows_must_all_hold():
+    from crashsweep.reference import check_recovered_windows
+    history = History([put(b"a", b"1"), sync(), put(b"b", b"2")])
+    # one disk state seen both during the sync (S_0..S_1 allowed) and after it returned (S_1 only)
+    assert check_recovered_windows(history, [(0, 1), (1, 1)], {b"a": b"1"}).matched == 1
+    verdict = check_recovered_windows(history, [(0, 1), (1, 1)], {})
+    assert verdict.kind == "lost-synced-data"
+    # a disk state that spans a sync that wrote nothing: no snapshot can satisfy both windows
+    stuck = check_recovered_windows(history, [(0, 0), (1, 1)], {b"a": b"1"})
+    assert stuck.kind is not None

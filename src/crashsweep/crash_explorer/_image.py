@@ -160,28 +160,7 @@ class DurableImage:
 
     def view(self, overlay: dict[int, bytes]) -> LayeredImage:
         """A live view (valid until the next `advance`), for recovering this state now."""
-        return LayeredImage(overlay, _DurableView(self))
-
-
-class _DurableView(Mapping):
-    def __init__(self, image: DurableImage):
-        self.image = image
-
-    def get(self, sector, default=None):
-        data = self.image.data.get(sector)
-        return data if data is not None else self.image.base.get(sector, default)
-
-    def __getitem__(self, sector):
-        data = self.get(sector)
-        if data is None:
-            raise KeyError(sector)
-        return data
-
-    def __iter__(self):
-        return iter(set(self.image.data) | set(self.image.base))
-
-    def __len__(self):
-        return len(set(self.image.data) | set(self.image.base))
+        return LayeredImage(overlay, LayeredImage(self.data, self.base))
 
 
 def choice_problem(walk: PointWalk, point_index: int, choice: dict, sector_count: int) -> str | None:
