@@ -27,6 +27,7 @@ from crashsweep.engines.examples import wal_format as fmt
 WAL_BUGS = {
     "sync-without-flush": "sync() returns after writing the log block but before flushing it",
     "no-barrier-before-superblock": "a checkpoint writes its data and the new superblock with no flush between",
+    "superblock-before-checkpoint": "a checkpoint writes (and flushes) the new superblock before its data",
     "no-log-checksum": "recovery replays log sectors without verifying their checksums",
     "checkpoint-in-place": "a checkpoint overwrites the area the durable superblock points to",
     "superblock-ignores-counter": "recovery takes superblock 0 whenever it is valid, newest or not",
@@ -129,15 +130,20 @@ class WalStore:
         data = fmt.encode_checkpoint(size, address, self.map)
         if len(data) > self.config.checkpoint_sectors * size:
             raise ValueError("store is full: the map no longer fits in a checkpoint area")
+        counter, epoch = self.counter + 1, self.epoch + 1
+        slot = counter % 2
+        superblock = fmt.encode_superblock(size, slot, counter, area, epoch)
+        if self._has("superblock-before-checkpoint"):   # the commit record goes first: wrong
+            self.device.write(slot, superblock)
+            self.device.flush()
         chunk = 4 * size   # several requests in flight, so the device may reorder them
         requests = [self.device.submit_write(address + start // size, data[start:start + chunk])
                     for start in range(0, len(data), chunk)]
         self.device.wait_all(requests)
         if not self._has("no-barrier-before-superblock"):
             self.device.flush()
-        counter, epoch = self.counter + 1, self.epoch + 1
-        slot = counter % 2
-        self.device.write(slot, fmt.encode_superblock(size, slot, counter, area, epoch))
+        if not self._has("superblock-before-checkpoint"):
+            self.device.write(slot, superblock)
         self.device.flush()
         self.counter, self.area, self.epoch = counter, area, epoch
         self.log_tail, self.sequence, self.syncs_since_checkpoint = 0, 0, 0
