@@ -46,14 +46,22 @@ def sector_hash(sector: int, data: bytes) -> int:
 
 
 class LayeredImage(Mapping):
-    """A read-only view: `top` over `bottom` (sector -> bytes). Used as a device's base image."""
+    """A read-only view: `top` over `bottom` (sector -> bytes). Used as a device's base image.
+
+    Nested views are flattened into one tuple of layers, so a read costs one dict
+    lookup per layer, however the view was built.
+    """
 
     def __init__(self, top: Mapping[int, bytes], bottom: Mapping[int, bytes]):
-        self.top, self.bottom = top, bottom
+        below = bottom.layers if isinstance(bottom, LayeredImage) else (bottom,)
+        self.layers = (top,) + below
 
     def get(self, sector, default=None):
-        data = self.top.get(sector)
-        return data if data is not None else self.bottom.get(sector, default)
+        for layer in self.layers:
+            data = layer.get(sector)
+            if data is not None:
+                return data
+        return default
 
     def __getitem__(self, sector):
         data = self.get(sector)
@@ -62,10 +70,10 @@ class LayeredImage(Mapping):
         return data
 
     def __iter__(self):
-        return iter(set(self.top) | set(self.bottom))
+        return iter(set().union(*self.layers))
 
     def __len__(self):
-        return len(set(self.top) | set(self.bottom))
+        return len(set().union(*self.layers))
 
 
 class DurableImage:
@@ -75,13 +83,14 @@ class DurableImage:
     """
 
     def __init__(self, walk: PointWalk, payloads: dict[int, bytes], sector_size: int,
-                 base: Mapping[int, bytes] | None = None):
+                 base: Mapping[int, bytes] | None = None, hashed: bool = True):
         self.walk, self.payloads, self.sector_size = walk, payloads, sector_size
         self.base: Mapping[int, bytes] = base if base is not None else {}
         self.data: dict[int, bytes] = {}
         self.version: dict[int, int] = {}
         self.applied = 0
-        self.hash = sum(sector_hash(s, d) for s, d in self.base.items()) % HASH_MODULUS if base else 0
+        self.hashed = hashed   # workers only rebuild images; they never need the image hash
+        self.hash = sum(sector_hash(s, d) for s, d in self.base.items()) % HASH_MODULUS if base and hashed else 0
         self._hash_cache: dict[tuple[int, int], tuple[bytes, int]] = {}
         self._slices: dict[tuple[int, int], bytes] = {}
         self.zero = bytes(sector_size)
@@ -101,7 +110,8 @@ class DurableImage:
         self.applied = count
 
     def _set(self, sector: int, data: bytes, request_id: int) -> None:
-        self.hash = (self.hash - self._hash_of(sector, self.get(sector)) + self._hash_of(sector, data)) % HASH_MODULUS
+        if self.hashed:
+            self.hash = (self.hash - self._hash_of(sector, self.get(sector)) + self._hash_of(sector, data)) % HASH_MODULUS
         self.data[sector] = data
         self.version[sector] = request_id
 
@@ -145,6 +155,7 @@ class DurableImage:
         return overlay
 
     def state_hash(self, overlay: dict[int, bytes], choice: dict) -> int:
+        assert self.hashed, "state_hash needs an image built with hashed=True"
         value = self.hash
         for sector, data in overlay.items():
             value += self._hash_of(sector, data) - self._hash_of(sector, self.get(sector))

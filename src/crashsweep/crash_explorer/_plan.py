@@ -112,7 +112,7 @@ def _round_robin(groups: list[list[PlannedState]]) -> list[PlannedState]:
 
 
 def make_units(spec_json: dict, states: list[PlannedState], shard: tuple[int, int] = (0, 1),
-               done: set[int] | None = None) -> list[dict]:
+               done: set[int] | None = None, spec_id: str | None = None) -> list[dict]:
     """Cut states into units of at most UNIT_STATES_MAX, ascending by point; keep this shard's units."""
     index, count = shard
     assert 0 <= index < count, shard
@@ -124,7 +124,7 @@ def make_units(spec_json: dict, states: list[PlannedState], shard: tuple[int, in
         chunk = [planned for planned in by_point[start:start + UNIT_STATES_MAX]
                  if done is None or planned.state_id not in done]
         if chunk:
-            units.append({"unit": number, "spec": spec_json,
+            units.append({"unit": number, "spec": spec_json, "spec_id": spec_id,
                           "states": [[p.state_id, p.point, p.choice, p.windows, format(p.image, "032x"), p.points]
                                      for p in chunk]})
     return units

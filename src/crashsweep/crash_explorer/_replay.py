@@ -26,7 +26,7 @@ def replay_state(recording: Recording, point_index: int, choice: dict, windows: 
             raise TraceError(f"crash window [{synced}, {started}] is beyond the history's "
                              f"{recording.history.mutation_count} mutations")
     point = walk.points[point_index]
-    durable = DurableImage(walk, recording.log.payloads, recording.spec.sector_size)
+    durable = DurableImage(walk, recording.log.payloads, recording.spec.sector_size, hashed=False)
     durable.advance(point.durable_count)
     overlay = durable.overlay(choice)
     depth = max(recording.spec.crash_depth, len(chain))

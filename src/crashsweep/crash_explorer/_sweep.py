@@ -98,7 +98,7 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
         if run.recording.failure is not None and RECORD_FAILURE_STATE not in run.results:
             accept({"state": RECORD_FAILURE_STATE, "point": None, **run.recording.failure,
                     "engine_s": 0.0, "total_s": 0.0})
-        units = make_units(run.spec.to_json(), run.plan.states, options.shard, set(run.results))
+        units = make_units(run.spec.to_json(), run.plan.states, options.shard, set(run.results), run.spec.spec_id)
         executor = InlineExecutor() if options.inline else LocalExecutor(options.jobs, run.spec.state_timeout_s)
         stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
         run.completed = executor.run(units, accept, stop)

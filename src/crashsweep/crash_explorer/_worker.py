@@ -26,20 +26,23 @@ def remember(recording: Recording) -> None:
     _recordings[recording.spec.spec_id] = recording
 
 
-def recording_for(spec_json: dict) -> Recording:
-    spec = SweepSpec.from_json(spec_json)
-    recording = _recordings.get(spec.spec_id)
+def recording_for(spec_json: dict, spec_id: str | None = None) -> Recording:
+    """The recording of a spec: cached by its id (given by the unit, so a cache hit costs no parsing)."""
+    recording = _recordings.get(spec_id) if spec_id is not None else None
     if recording is None:
-        recording = record(spec)
-        remember(recording)
+        spec = SweepSpec.from_json(spec_json)
+        recording = _recordings.get(spec.spec_id)
+        if recording is None:
+            recording = record(spec)
+            remember(recording)
     return recording
 
 
 def run_unit(unit: dict) -> Iterator[dict]:
     """Yield one result per state, in the unit's order."""
-    recording = recording_for(unit["spec"])
+    recording = recording_for(unit["spec"], unit.get("spec_id"))
     walk, spec = recording.walk, recording.spec
-    durable = DurableImage(walk, recording.log.payloads, spec.sector_size)
+    durable = DurableImage(walk, recording.log.payloads, spec.sector_size, hashed=False)
     for state_id, point_index, choice, windows, image, points in unit["states"]:
         started = time.perf_counter()
         point = walk.points[point_index]
