@@ -1,11 +1,12 @@
 """Executors: run work units and stream each state's result back, whatever happens to an engine.
 
 `LocalExecutor` runs units in worker processes (one per job). A worker sends
-one message per state, so when a worker dies (an engine that calls os._exit or
-crashes the interpreter) the state it was on is known: it is reported as
-`recovery-error` and the rest of its unit goes to a fresh worker. A worker
-that sends nothing for longer than the watchdog limit is killed and its state
-reported as `hang`. `InlineExecutor` runs units in this process (for replay,
+its results in small batches (fewer messages, less pickling). When a worker
+dies (an engine that calls os._exit or crashes the interpreter) or is silent
+past the watchdog limit and is killed, the states of its unit that were not
+reported are run again one per unit: a state that kills (or silences) a worker
+on its own is the culprit, and is reported as `recovery-error` (or `hang`);
+the others get their normal results. `InlineExecutor` runs units in this process (for replay,
 minimize and tests).
 
 Invariants: every state of every unit yields exactly one result; results do not
@@ -26,6 +27,8 @@ from crashsweep.crash_explorer._worker import run_unit
 
 WATCHDOG_SLACK_S = 5.0
 POLL_INTERVAL_S = 0.2
+BATCH_STATES_MAX = 32
+BATCH_SECONDS_MAX = 0.05
 
 
 class InlineExecutor:
@@ -49,8 +52,13 @@ def _worker_main(connection) -> None:
         unit = connection.recv()
         if unit is None:
             return
+        batch, sent_at = [], time.monotonic()
         for result in run_unit(unit):
-            connection.send(("result", result))
+            batch.append(result)
+            if len(batch) >= BATCH_STATES_MAX or time.monotonic() - sent_at > BATCH_SECONDS_MAX:
+                connection.send(("results", batch))
+                batch, sent_at = [], time.monotonic()
+        connection.send(("results", batch))
         connection.send(("done", unit["unit"]))
 
 
@@ -132,21 +140,22 @@ class LocalExecutor:
                           f"the engine killed its worker process (exit code {code})")
             return
         worker.last_heard = time.monotonic()
-        if message == "result":
-            worker.reported.add(payload["state"])
-            on_result(payload)
+        if message == "results":
+            for result in payload:
+                worker.reported.add(result["state"])
+                on_result(result)
         else:
             worker.unit = None
 
     def _replace(self, worker, workers, queue, on_result, kind: str, detail: str) -> None:
         unit = worker.unit
         left = [state for state in unit["states"] if state[0] not in worker.reported]
-        culprit, rest = left[0], left[1:]
-        state_id, point, choice, windows, image, _ = culprit
-        on_result({"state": state_id, "point": point, "choice": choice, "windows": windows, "image": image,
-                   "kind": kind, "outcome": kind, "detail": detail, "engine_s": 0.0, "total_s": 0.0})
-        if rest:
-            queue.appendleft({**unit, "states": rest})
+        if len(left) == 1:   # alone in its unit: this state is the culprit
+            state_id, point, choice, windows, image, _ = left[0]
+            on_result({"state": state_id, "point": point, "choice": choice, "windows": windows, "image": image,
+                       "kind": kind, "outcome": kind, "detail": detail, "engine_s": 0.0, "total_s": 0.0})
+        else:                # isolate: every unreported state runs again in a unit of its own
+            queue.extendleft({**unit, "states": [state]} for state in reversed(left))
         worker.unit = None
         worker.stop(kill=True)
         workers[workers.index(worker)] = _Worker(self.context)

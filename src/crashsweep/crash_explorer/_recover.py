@@ -63,9 +63,10 @@ def encode_diff(diff: Diff | None) -> dict | None:
             "wrong": {encode_bytes(k): [encode_bytes(e), encode_bytes(a)] for k, (e, a) in sorted(diff.wrong.items())}}
 
 
-def read_out(store, keys: set[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes | None]]:
+def read_out(store, keys: list[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes | None]]:
     """(the engine's full read-out, get(k) for every key the history touched)."""
-    reads = {key: store.get(key) for key in sorted(keys)}
+    get_value = store.get
+    reads = {key: get_value(key) for key in keys}
     items_method = getattr(store, "items", None)
     if items_method is None:
         return {key: value for key, value in reads.items() if value is not None}, reads
@@ -109,7 +110,7 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
     try:
         with time_limit(context.state_timeout_s):
             store = context.adapter.open(device, context.options, events)
-            recovered, reads = read_out(store, history.keys_touched())
+            recovered, reads = read_out(store, history.keys_sorted())
         result["_engine_s"] = time.perf_counter() - started
     except StateTimeout:
         return _finish(result, Verdict("hang", "hang", detail=f"recovery took over {context.state_timeout_s} s"),

@@ -73,7 +73,7 @@ class ResultsWriter:
             self._write_line({"type": "header", "format": RESULTS_FORMAT, **header})
 
     def _write_line(self, record: dict) -> None:
-        line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         written = os.write(self._fd, line)
         assert written == len(line), "short write to results.jsonl"
 

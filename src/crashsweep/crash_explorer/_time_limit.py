@@ -7,6 +7,7 @@ and the executor's watchdog, which kills a silent worker, is the limit).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
@@ -17,16 +18,23 @@ def _raise_timeout(signum, frame):
     raise StateTimeout()
 
 
+_installed_in: list[int] = []   # the pid whose SIGALRM handler is ours (installed once per process)
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float):
-    """Example: `with time_limit(2.0): engine.recover()` raises StateTimeout after 2 s."""
+    """Example: `with time_limit(2.0): engine.recover()` raises StateTimeout after 2 s.
+
+    The handler is installed once per process; each use costs two setitimer calls.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGALRM, _raise_timeout)
+    if _installed_in != [os.getpid()]:
+        signal.signal(signal.SIGALRM, _raise_timeout)
+        _installed_in[:] = [os.getpid()]
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

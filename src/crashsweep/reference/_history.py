@@ -54,6 +54,7 @@ class History:
         self._hashes: list[int] = []
         self._snapshots: dict[int, dict[bytes, bytes]] = {}
         self._keys: frozenset[bytes] | None = None
+        self._keys_sorted: list[bytes] | None = None
         self._build()
 
     def _build(self) -> None:
@@ -96,6 +97,12 @@ class History:
             self._keys = frozenset(keys)
         return self._keys
 
+    def keys_sorted(self) -> list[bytes]:
+        """`keys_touched()` in order, computed once."""
+        if self._keys_sorted is None:
+            self._keys_sorted = sorted(self.keys_touched())
+        return self._keys_sorted
+
     def snapshot(self, mutations: int) -> dict[bytes, bytes]:
         """S_m as a fresh dict. Requires: 0 <= mutations <= mutation_count."""
         assert 0 <= mutations <= self.mutation_count, mutations
@@ -113,8 +120,9 @@ class History:
 
     def matching_mutations(self, recovered: Mapping[bytes, bytes]) -> list[int]:
         """Every m with S_m == recovered, ascending; confirmed exactly, not only by hash."""
+        recovered = recovered if isinstance(recovered, dict) else dict(recovered)
         candidates = self._by_hash.get(map_hash(recovered.items()), [])
-        return [m for m in candidates if self.snapshot(m) == dict(recovered)]
+        return [m for m in candidates if self.snapshot(m) == recovered]
 
     def distances(self, recovered: Mapping[bytes, bytes]) -> list[int]:
         """distances[m] = number of keys on which S_m and recovered differ, for every m, in O(n + keys)."""
