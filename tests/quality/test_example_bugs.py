@@ -42,3 +42,29 @@ def test_no_volatile_cache_mode_is_clean_and_finds_missing_barrier(spec_factory,
     clean = summarize(execute(prepare(spec_factory(volatile_cache=False),
                                       SweepOptions(out_dir=str(tmp_path / "a"), jobs=2))))
     assert clean["violations"] == 0
+
+
+def test_bug_in_recovery_writes_is_found_only_by_crashing_during_recovery(spec_factory, tmp_path):
+    from crashsweep.crash_explorer import make_options
+    options = make_options({"checkpoint_sectors": "16", "log_sectors": "16", "checkpoint_every_syncs": "2",
+                            "bug": "open-checkpoint-no-barrier"})
+    shallow = summarize(execute(prepare(spec_factory(options=options, crash_depth=0),
+                                        SweepOptions(out_dir=str(tmp_path / "d0"), jobs=2))))
+    deep_run = execute(prepare(spec_factory(options=options, crash_depth=1),
+                               SweepOptions(out_dir=str(tmp_path / "d1"), jobs=2)))
+    assert shallow["violations"] == 0
+    violations = [r for r in deep_run.results.values() if r.get("kind")]
+    assert violations and all(r.get("nested") for r in violations)
+    # the second crash fell inside the recovering engine's own writes (op -1: while opening)
+    spec, trace = load_trace(str(tmp_path / "d1" / summarize(deep_run)["traces"][0]))
+    result, _ = replay_trace(spec, trace)
+    assert result["kind"] == trace["violation"]["kind"] and result["nested"] == trace["nested"]
+
+
+def test_correct_engine_that_writes_during_recovery_survives_crashes_there(spec_factory, tmp_path):
+    from crashsweep.crash_explorer import make_options
+    options = make_options({"checkpoint_sectors": "16", "log_sectors": "16", "checkpoint_every_syncs": "2",
+                            "checkpoint_on_open": "true"})
+    summary = summarize(execute(prepare(spec_factory(options=options, crash_depth=2, nested_states_max=4),
+                                        SweepOptions(out_dir=str(tmp_path), jobs=2))))
+    assert summary["violations"] == 0 and summary["nested_states"] > summary["distinct_states"]

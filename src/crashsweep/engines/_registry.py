@@ -47,6 +47,18 @@ class EngineAdapter:
         return parsed
 
 
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+parse_bool.__name__ = "bool (true/false)"
+
+
 def _wal_config(options: dict) -> WalConfig:
     try:
         return WalConfig(**options)
@@ -63,7 +75,8 @@ ADAPTERS: dict[str, EngineAdapter] = {
         name="example-wal",
         description="example block engine: write-ahead log + alternating checkpoints, per-sector CRC32C",
         open=_open_wal,
-        option_types={"checkpoint_sectors": int, "log_sectors": int, "checkpoint_every_syncs": int, "bug": str},
+        option_types={"checkpoint_sectors": int, "log_sectors": int, "checkpoint_every_syncs": int,
+                      "checkpoint_on_open": parse_bool, "bug": str},
         bugs=dict(WAL_BUGS),
         sectors_needed=lambda options, sector_size: _wal_config(options).sectors_needed(),
     ),

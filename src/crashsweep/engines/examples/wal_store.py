@@ -32,6 +32,8 @@ WAL_BUGS = {
     "checkpoint-in-place": "a checkpoint overwrites the area the durable superblock points to",
     "superblock-ignores-counter": "recovery takes superblock 0 whenever it is valid, newest or not",
     "log-epoch-unchecked": "recovery replays log blocks left over from before the last checkpoint",
+    "open-checkpoint-no-barrier": "checkpoints the replayed log while opening, with no flush before its "
+                                  "superblock (found only by crashing during recovery)",
 }
 READ_ATTEMPTS_MAX = 2
 
@@ -52,6 +54,7 @@ class WalConfig:
     checkpoint_sectors: int = 32
     log_sectors: int = 32
     checkpoint_every_syncs: int = 4
+    checkpoint_on_open: bool = False   # fold a replayed log into a fresh checkpoint while opening
     bug: str | None = None
 
     def __post_init__(self) -> None:
@@ -123,7 +126,7 @@ class WalStore:
         self.device.close()
 
     # ---- checkpoint ----
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, during_open: bool = False) -> None:
         size = self.device.sector_size
         area = self.area if self._has("checkpoint-in-place") else 1 - self.area
         address = self._area_address(area)
@@ -140,7 +143,9 @@ class WalStore:
         requests = [self.device.submit_write(address + start // size, data[start:start + chunk])
                     for start in range(0, len(data), chunk)]
         self.device.wait_all(requests)
-        if not self._has("no-barrier-before-superblock"):
+        skip_barrier = self._has("no-barrier-before-superblock") or (
+            during_open and self._has("open-checkpoint-no-barrier"))
+        if not skip_barrier:
             self.device.flush()
         if not self._has("superblock-before-checkpoint"):
             self.device.write(slot, superblock)
@@ -184,6 +189,10 @@ class WalStore:
         self.counter, self.area, self.epoch = counter, area, epoch
         self.map = self._load_checkpoint(area)
         self._replay()
+        checkpoint_on_open = self.config.checkpoint_on_open or self._has("open-checkpoint-no-barrier")
+        if checkpoint_on_open and self.sequence:
+            self.events.append("checkpointed the replayed log while opening")
+            self._checkpoint(during_open=True)
 
     def _format(self) -> None:
         self.events.append("formatted an empty device")
