@@ -91,3 +91,25 @@ def test_shards_partition_the_states(spec_factory, tmp_path):
     states = [set(part.results) for part in parts]
     assert set().union(*states) == set(whole.results)
     assert sum(len(s) for s in states) == len(whole.results)
+
+
+def _run_unit_from_json(text):
+    import json as json_module
+
+    from crashsweep.crash_explorer import run_unit
+    return [(r["state"], r["outcome"], r.get("matched")) for r in run_unit(json_module.loads(text))]
+
+
+def test_a_work_unit_is_plain_json_and_runs_the_same_in_a_fresh_process(spec_factory, tmp_path):
+    import json
+    import multiprocessing
+
+    from crashsweep.crash_explorer import make_units, run_unit
+    spec = spec_factory(bug="log-epoch-unchecked")
+    run = prepare(spec, SweepOptions(out_dir=str(tmp_path)))
+    unit = make_units(spec.to_json(), run.plan.states)[3]
+    text = json.dumps(unit)   # plain data: no pickled objects, nothing but JSON
+    here = [(r["state"], r["outcome"], r.get("matched")) for r in run_unit(unit)]
+    with multiprocessing.get_context("spawn").Pool(1) as pool:   # no inherited recording or state
+        there = pool.apply(_run_unit_from_json, (text,))
+    assert here == there and len(here) > 1
