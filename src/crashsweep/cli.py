@@ -150,6 +150,8 @@ def spec_from_args(args) -> SweepSpec:
 
 def command_sweep(args, console: Console) -> int:
     spec = spec_from_args(args)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} exists and is not a directory")
     options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
                            budget_seconds=args.budget_seconds, resume=args.resume)
     run = prepare(spec, options)
@@ -272,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except USER_ERRORS as error:
         error_console.print(f"crashsweep: error: {error}", soft_wrap=True, markup=False)
+        return EXIT_USAGE
+    except OSError as error:   # e.g. an output directory that cannot be written
+        where = f" {error.filename}" if error.filename else ""
+        error_console.print(f"crashsweep: error: cannot write{where}: {error.strerror or error}", markup=False)
         return EXIT_USAGE
     except KeyboardInterrupt:
         error_console.print("crashsweep: interrupted", markup=False)

@@ -87,6 +87,16 @@ def test_bad_input_is_one_line_and_exit_two(tmp_path, args, message):
     assert not (tmp_path / "crashsweep-report").exists()   # nothing written for bad input
 
 
+def test_out_that_is_a_file_or_unwritable_exits_two(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    for out in (blocker, blocker / "inside"):
+        completed = run_cli("sweep", *FAST, "--out", str(out))
+        assert completed.returncode == 2 and len(completed.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in completed.stderr
+    assert blocker.read_text() == "keep me"
+
+
 def test_malformed_trace_and_scenario_files_exit_two(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
