@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 
 from rich.console import Console
@@ -16,13 +17,14 @@ from rich.console import Console
 from crashsweep import __version__
 from crashsweep.crash_explorer import (
     BOUND_DEFAULT, SAMPLES_DEFAULT, STRATEGIES, STRATEGY_DEFAULT, ExplorerError, SweepOptions, SweepSpec, execute,
-    load_trace, make_options, minimize_trace, prepare, replay_trace, summarize, write_trace,
+    load_trace, make_options, merge_results, minimize_trace, prepare, replay_trace, summarize, summarize_results,
+    write_trace,
 )
 from crashsweep.crash_explorer._trace import trace_name
 from crashsweep.disk_model import SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.engines import ADAPTERS, DEFAULT_ENGINE, EngineError, parse_option_pairs, resolve_engine
-from crashsweep.reports import SweepProgress, print_summary, write_junit, write_summary
+from crashsweep.reports import SweepProgress, print_summary, render_html, write_junit, write_summary
 from crashsweep.scenarios import ScenarioError, describe, resolve_scenario
 
 USER_ERRORS = (ExplorerError, EngineError, ScenarioError, DiskModelError)
@@ -127,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     minimize.add_argument("--budget-seconds", type=_positive_float, default=300.0)
     minimize.add_argument("--states-per-candidate", type=_positive_int, default=3000)
 
+    report = commands.add_parser("report", help="rebuild index.html, summary.json and junit.xml from results "
+                                 "files, merging several (e.g. the shards of one sweep)")
+    report.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
+    report.add_argument("--out", default="crashsweep-report", help="output directory")
+
     bugs = commands.add_parser("bugs", help="list the seeded bugs of an engine")
     bugs.add_argument("--engine", default=DEFAULT_ENGINE)
     commands.add_parser("scenarios", help="list the named scenarios")
@@ -159,10 +166,7 @@ def command_sweep(args, console: Console) -> int:
         run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
                                                                 time.monotonic() - run.started_at))
     summary = summarize(run)
-    results = list(run.results.values())
-    write_summary(args.out, summary)
-    write_junit(args.out, summary, results, {r["state"]: f"{args.out}/traces/{trace_name(r)}"
-                                             for r in results if r.get("kind")})
+    write_reports(args.out, summary, run.plan.per_point, list(run.results.values()), spec.engine)
     if not args.quiet:
         print_summary(summary, args.out, console)
     verdict = "FAIL" if summary["violations"] else "ok"
@@ -172,6 +176,39 @@ def command_sweep(args, console: Console) -> int:
     if run.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_VIOLATIONS if summary["violations"] else EXIT_OK
+
+
+def write_reports(out_dir: str, summary: dict, per_point: list[dict], results: list[dict], engine: str) -> None:
+    """summary.json, junit.xml and index.html, all derived from the results."""
+    write_summary(out_dir, summary)
+    write_junit(out_dir, summary, results, {r["state"]: f"{out_dir}/traces/{trace_name(r)}"
+                                            for r in results if r.get("kind")}, per_point)
+    render_html(summary, per_point, results, out_dir, resolve_engine(engine).bugs)
+
+
+def command_report(args, console: Console) -> int:
+    header, results = merge_results(args.results)
+    summary = summarize_results(header, results, elapsed_s=0.0,
+                                completed=len(results) >= header["plan"]["planned"])
+    os.makedirs(args.out, exist_ok=True)
+    copy_traces([os.path.join(os.path.dirname(os.path.abspath(path)), "traces") for path in args.results],
+                os.path.join(args.out, "traces"))
+    write_reports(args.out, summary, header["plan"]["per_point"], results, summary["engine"])
+    console.print(f"crashsweep: report of {len(args.results)} results file(s): {summary['violations']} violation(s) "
+                  f"in {summary['distinct_states']:,} distinct states ({summary['coverage']}); wrote "
+                  f"{args.out}/index.html, summary.json, junit.xml", soft_wrap=True, highlight=False)
+    return EXIT_VIOLATIONS if summary["violations"] else EXIT_OK
+
+
+def copy_traces(sources: list[str], target: str) -> None:
+    """Bring the traces of merged results beside the merged report, so its links work."""
+    for source in sources:
+        if not os.path.isdir(source) or os.path.abspath(source) == os.path.abspath(target):
+            continue
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(source):
+            if name.endswith(".json"):
+                shutil.copyfile(os.path.join(source, name), os.path.join(target, name))
 
 
 def reproduce_command(args) -> str:
@@ -260,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_replay(args, console)
         if args.command == "minimize":
             return command_minimize(args, console)
+        if args.command == "report":
+            return command_report(args, console)
         if args.command == "bugs":
             return command_bugs(args, console)
         if args.command == "scenarios":

@@ -13,7 +13,9 @@ from crashsweep.crash_explorer._spec import (
     BOUND_DEFAULT, CRASH_DEPTH_MAX, SAMPLES_DEFAULT, STRATEGIES, STRATEGY_DEFAULT, SweepSpec, make_options,
 )
 from crashsweep.crash_explorer._strategies import point_states, tear_patterns
-from crashsweep.crash_explorer._sweep import SweepOptions, SweepRun, execute, prepare, summarize
+from crashsweep.crash_explorer._sweep import (
+    SweepOptions, SweepRun, execute, header_for, merge_results, prepare, summarize, summarize_results,
+)
 from crashsweep.crash_explorer._trace import TRACE_FORMAT, TRACE_VERSION, load_trace, make_trace, write_trace
 from crashsweep.crash_explorer._worker import run_unit
 from crashsweep.crash_explorer.errors import ExplorerError, SpecError, StateTimeout, TraceError
@@ -23,7 +25,7 @@ __all__ = [
     "LayeredImage", "LocalExecutor", "Plan", "PlannedState", "PointWalk", "RESULTS_NAME", "Recording",
     "ResultsError", "ResultsWriter", "SAMPLES_DEFAULT", "STRATEGIES", "STRATEGY_DEFAULT", "SpecError",
     "StateTimeout", "SweepOptions", "SweepRun", "SweepSpec", "TRACE_FORMAT", "TRACE_VERSION", "TraceError",
-    "UNIT_STATES_MAX", "crash_points", "execute", "load_trace", "make_options", "make_trace", "make_units",
+    "UNIT_STATES_MAX", "crash_points", "execute", "load_trace", "make_options", "header_for", "make_trace", "make_units", "merge_results",
     "minimize_trace", "plan_states", "point_states", "prepare", "read_results", "record", "replay_state",
-    "replay_trace", "run_unit", "summarize", "tally", "tear_patterns", "write_trace",
+    "replay_trace", "run_unit", "summarize", "summarize_results", "tally", "tear_patterns", "write_trace",
 ]

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._executor import InlineExecutor, LocalExecutor
-from crashsweep.crash_explorer._plan import Plan, make_units, plan_states
+from crashsweep.crash_explorer._plan import Plan, approximate, make_units, plan_states
 from crashsweep.crash_explorer._recording import Recording, record
-from crashsweep.crash_explorer._results import RESULTS_NAME, ResultsWriter, tally
+from crashsweep.crash_explorer._results import RESULTS_NAME, ResultsError, ResultsWriter, read_results, tally
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._trace import make_trace, trace_name, write_trace
 from crashsweep.crash_explorer._worker import remember
@@ -111,33 +111,62 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
 
 
 def summarize(run: SweepRun) -> dict:
-    results = list(run.results.values())
+    return summarize_results(header_for(run), list(run.results.values()), run.elapsed_s,
+                             completed=run.completed and not run.interrupted, interrupted=run.interrupted,
+                             already_done=run.already_done)
+
+
+def summarize_results(header: dict, results: list[dict], elapsed_s: float, completed: bool = True,
+                      interrupted: bool = False, already_done: int = 0) -> dict:
+    """summary.json from a results header and its state results (one sweep, or merged shards)."""
+    spec = SweepSpec.from_json(header["spec"])
+    plan = header["plan"]
+    shard = header.get("shard", [0, 1])
     states = [result for result in results if result["state"] != RECORD_FAILURE_STATE]
     counts = tally(results)
-    plan = run.plan
     explored = len(states)
-    new_states = max(0, explored - run.already_done)
-    new_nested = sum(r.get("nested_states", 0) for r in states) if run.already_done == 0 else 0
-    spec = run.spec
-    summary = {
+    new_states = max(0, explored - already_done)
+    new_nested = sum(r.get("nested_states", 0) for r in states) if already_done == 0 else 0
+    exhausted = plan["exhausted"] and explored >= plan["distinct_total"]
+    if exhausted:
+        coverage = f"{explored:,} of {plan['distinct_total']:,} distinct states: exhausted"
+    else:
+        coverage = f"{explored:,} distinct states explored of a space of {approximate(int(plan['space_total']))}"
+    return {
         "engine": spec.engine, "options": dict(spec.options), "scenario": spec.scenario, "ops": len(spec.ops),
         "strategy": spec.strategy, "bound": spec.bound if spec.strategy == "bounded" else None,
         "samples": spec.samples if spec.strategy == "random" else None, "faults": spec.faults.describe(),
-        "seed": spec.seed, "spec_id": spec.spec_id, "shard": f"{run.options.shard[0]}/{run.options.shard[1]}",
-        "crash_points": plan.crash_points, "states_explored": plan.states_enumerated,
-        "distinct_states": explored, "distinct_states_planned": len(plan.states),
-        "distinct_states_total": plan.distinct_total, "space_total": str(plan.space_total),
-        "coverage": plan.coverage_text(explored),
-        "exhausted": plan.exhausted and explored >= plan.distinct_total and run.options.shard[1] == 1,
+        "seed": spec.seed, "spec_id": spec.spec_id, "shard": f"{shard[0]}/{shard[1]}",
+        "crash_points": plan["crash_points"], "states_explored": plan["states_enumerated"],
+        "distinct_states": explored, "distinct_states_planned": plan["planned"],
+        "distinct_states_total": plan["distinct_total"], "space_total": plan["space_total"],
+        "coverage": coverage, "exhausted": exhausted,
         "violations": counts["violations"], "violations_by_kind": counts["violations_by_kind"],
         "outcomes": counts["outcomes"], "recovered_latest": counts["recovered_latest"],
         "recovered_older": counts["recovered_older"], "refused": counts["refused"],
         "nested_states": counts["nested_states"], "recovery_paths": counts["recovery_paths"],
-        "elapsed_s": round(run.elapsed_s, 3),
-        "states_per_s": round(new_states / run.elapsed_s, 1) if run.elapsed_s > 0 else 0.0,
-        "recoveries_per_s": round((new_states + new_nested) / run.elapsed_s, 1) if run.elapsed_s > 0 else 0.0,
+        "elapsed_s": round(elapsed_s, 3),
+        "states_per_s": round(new_states / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        "recoveries_per_s": round((new_states + new_nested) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "engine_share": round(counts["engine_s"] / counts["worker_s"], 3) if counts["worker_s"] else None,
-        "completed": run.completed and not run.interrupted, "interrupted": run.interrupted,
+        "completed": completed, "interrupted": interrupted,
         "traces": sorted(f"traces/{trace_name(result)}" for result in results if result.get("kind")),
     }
-    return summary
+
+
+def merge_results(paths: list[str]) -> tuple[dict, list[dict]]:
+    """One header and the union of the states of several results files of the same sweep (e.g. shards)."""
+    if not paths:
+        raise ResultsError("no results files given")
+    header, merged = None, {}
+    for path in paths:
+        this_header, results, _ = read_results(path)
+        if header is None:
+            header = this_header
+        elif this_header.get("spec_id") != header.get("spec_id"):
+            raise ResultsError(f"{path} is from a different sweep (spec {this_header.get('spec_id')}, "
+                               f"not {header.get('spec_id')}): merge only shards of one sweep")
+        for result in results:
+            merged.setdefault(result["state"], result)
+    header = dict(header, shard=[0, 1])
+    return header, list(merged.values())

@@ -1,0 +1,99 @@
+"""index.html: one self-contained file (inline CSS and SVG, no network, no script) rendered
+with Jinja2 from result data only.
+
+It aggregates: one timeline bar per crash point (not one element per state), so a
+report of 100,000 states stays small and opens quickly. Keys and values are
+escaped by the template engine (autoescape); binary data arrives as "hex:…" text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+
+import jinja2
+
+VIOLATIONS_SHOWN_MAX = 100
+DIFF_KEYS_SHOWN_MAX = 20
+CATEGORIES = (("latest", "recovered to the latest state", "#2e7d32"),
+              ("older", "recovered to an older allowed snapshot", "#9ccc65"),
+              ("refused", "refused damaged data (allowed)", "#90a4ae"),
+              ("violation", "violation", "#c62828"),
+              ("error", "recovery error or hang", "#ef6c00"))
+ERROR_KINDS = ("recovery-error", "hang", "engine-error")
+
+_environment = jinja2.Environment(loader=jinja2.PackageLoader("crashsweep.reports", "templates"),
+                                  autoescape=jinja2.select_autoescape(["html", "j2"]),
+                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def category(result: dict) -> str:
+    kind = result.get("kind")
+    if kind in ERROR_KINDS:
+        return "error"
+    if kind:
+        return "violation"
+    if result.get("outcome") == "refused":
+        return "refused"
+    return "latest" if result.get("latest") else "older"
+
+
+def timeline(results: list[dict], per_point: list[dict]) -> dict:
+    """Per crash point: counts by category, and the bars of an SVG chart."""
+    counts: dict[int, Counter] = defaultdict(Counter)
+    for result in results:
+        if result.get("point") is not None and result["point"] >= 0:
+            counts[result["point"]][category(result)] += 1
+    points = sorted({entry["point"] for entry in per_point} | set(counts))
+    width_px = max(1.0, min(12.0, 900.0 / max(1, len(points))))
+    bars = []
+    for x_index, point in enumerate(points):
+        total = sum(counts[point].values())
+        y = 100.0
+        for name, _, colour in CATEGORIES:
+            share = counts[point][name] / total if total else 0.0
+            if share:
+                height = 100.0 * share
+                y -= height
+                bars.append({"x": x_index * width_px, "y": y, "width": width_px, "height": height,
+                             "colour": colour, "title": f"point {point}: {counts[point][name]} {name}"})
+    return {"bars": bars, "width": len(points) * width_px, "points": len(points)}
+
+
+def render_html(summary: dict, per_point: list[dict], results: list[dict], out_dir: str,
+                bugs: dict[str, str] | None = None) -> str:
+    """Write OUT/index.html and return its path."""
+    violations = [result for result in results if result.get("kind")]
+    shown = []
+    for result in sorted(violations, key=lambda r: r.get("state", 0))[:VIOLATIONS_SHOWN_MAX]:
+        trace = f"traces/{result['kind']}-p{_point_text(result)}-s{result.get('state', 0)}.json"
+        minimized = trace[:-5] + ".min.json"
+        shown.append({"result": result, "trace": trace,
+                      "minimized": minimized if os.path.exists(os.path.join(out_dir, minimized)) else None,
+                      "diff": _clip_diff(result.get("diff") or {})})
+    exhausted_points = sum(1 for entry in per_point if entry.get("exhausted"))
+    totals = Counter(category(result) for result in results)
+    html = _environment.get_template("report.html.j2").render(
+        summary=summary, per_point=per_point, timeline=timeline(results, per_point), categories=CATEGORIES,
+        totals=totals, violations=shown, violations_total=len(violations), out_dir=out_dir,
+        exhausted_points=exhausted_points, bugs=bugs or {}, bug=summary.get("options", {}).get("bug"))
+    path = os.path.join(out_dir, "index.html")
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(html)
+    os.replace(temporary, path)
+    return path
+
+
+def _point_text(result: dict) -> str:
+    point = result.get("point")
+    return "none" if point is None or point < 0 else str(point)
+
+
+def _clip_diff(diff: dict) -> dict:
+    clipped = {}
+    for name in ("missing", "extra", "wrong"):
+        items = list(diff.get(name, {}).items())
+        clipped[name] = items[:DIFF_KEYS_SHOWN_MAX]
+        clipped[name + "_more"] = max(0, len(items) - DIFF_KEYS_SHOWN_MAX)
+    return clipped

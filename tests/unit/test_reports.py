@@ -1,0 +1,102 @@
+"""index.html, junit.xml and `crashsweep report` (merging shards), from real sweeps."""
+
+import json
+import xml.etree.ElementTree as ElementTree
+from html.parser import HTMLParser
+
+from crashsweep.cli import main
+from crashsweep.reports import render_html
+
+FAST = ["--option", "checkpoint_sectors=16", "--option", "log_sectors=16", "--option", "checkpoint_every_syncs=2",
+        "--ops", "40", "--jobs", "2", "--quiet"]
+
+
+class _Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids, self.links, self.external = set(), [], []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.ids.add(attributes["id"])
+        for name in ("href", "src"):
+            value = attributes.get(name)
+            if value:
+                (self.external if "://" in value or value.startswith("//") else self.links).append(value)
+
+
+def test_sweep_writes_a_self_contained_html_report_with_working_trace_links(tmp_path):
+    out = tmp_path / "report"
+    assert main(["sweep", *FAST, "--option", "bug=no-log-checksum", "--out", str(out)]) == 1
+    html = (out / "index.html").read_text()
+    collector = _Collector()
+    collector.feed(html)
+    assert {"verdict", "summary", "timeline", "points", "violations-heading", "bugs"} <= collector.ids
+    assert collector.external == []                      # nothing fetched from the network
+    assert collector.links and all((out / link).exists() for link in collector.links)
+    assert "crashsweep replay" in html and "no-log-checksum" in html
+
+
+def test_report_escapes_keys_and_values():
+    results = [{"state": 0, "point": 0, "op": 1, "kind": "not-a-snapshot", "outcome": "not-a-snapshot",
+                "detail": "<script>alert(1)</script>", "choice": {},
+                "diff": {"missing": {"<b>key</b>": "hex:00ff"}, "extra": {}, "wrong": {}}}]
+    summary = {"engine": "e", "scenario": "s", "ops": 1, "options": {}, "strategy": "bounded", "bound": 2,
+               "samples": None, "faults": "crash", "seed": 0, "crash_points": 1, "states_explored": 1,
+               "distinct_states": 1, "nested_states": 0, "coverage": "1 of 1", "violations": 1,
+               "violations_by_kind": {"not-a-snapshot": 1}, "elapsed_s": 0, "states_per_s": 0,
+               "recovery_paths": {}, "spec_id": "x"}
+    import tempfile
+    with tempfile.TemporaryDirectory() as out:
+        html = open(render_html(summary, [], results, out)).read()
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;key&lt;/b&gt;" in html
+    assert "hex:00ff" in html
+
+
+def test_large_report_is_aggregated_not_one_element_per_state(tmp_path):
+    results = [{"state": i, "point": i % 50, "kind": None, "outcome": "recovered", "latest": i % 2 == 0,
+                "choice": {}} for i in range(100_000)]
+    per_point = [{"point": p, "op": p, "pending": 1, "space": 2, "enumerated": 2, "distinct": 2,
+                  "exhausted": True} for p in range(50)]
+    summary = {"engine": "e", "scenario": "s", "ops": 1, "options": {}, "strategy": "bounded", "bound": 2,
+               "samples": None, "faults": "crash", "seed": 0, "crash_points": 50, "states_explored": 100_000,
+               "distinct_states": 100_000, "nested_states": 0, "coverage": "all", "violations": 0,
+               "violations_by_kind": {}, "elapsed_s": 0, "states_per_s": 0, "recovery_paths": {}, "spec_id": "x"}
+    html = open(render_html(summary, per_point, results, str(tmp_path))).read()
+    assert html.count("<rect") <= 50 * 5 and len(html) < 200_000
+
+
+def test_junit_has_one_case_per_crash_point_and_failures_name_the_replay(tmp_path):
+    out = tmp_path / "report"
+    main(["sweep", *FAST, "--option", "bug=no-log-checksum", "--out", str(out)])
+    suite = ElementTree.parse(out / "junit.xml").getroot()
+    summary = json.loads((out / "summary.json").read_text())
+    cases = suite.findall("testcase")
+    assert len(cases) == summary["crash_points"]
+    failures = [case.find("failure") for case in cases if case.find("failure") is not None]
+    assert failures and int(suite.get("failures")) == len(failures)
+    assert all("crashsweep replay" in failure.text for failure in failures)
+
+
+def test_report_merges_shards_into_the_same_summary(tmp_path):
+    whole = tmp_path / "whole"
+    main(["sweep", *FAST, "--option", "bug=log-epoch-unchecked", "--out", str(whole)])
+    for index in range(3):
+        main(["sweep", *FAST, "--option", "bug=log-epoch-unchecked", "--shard", f"{index}/3",
+              "--out", str(tmp_path / f"shard{index}")])
+    merged = tmp_path / "merged"
+    code = main(["report", *[str(tmp_path / f"shard{i}" / "results.jsonl") for i in range(3)], "--out", str(merged)])
+    assert code == 1
+    timing = ("elapsed_s", "states_per_s", "recoveries_per_s", "engine_share")
+    first, second = (json.loads((d / "summary.json").read_text()) for d in (whole, merged))
+    assert {k: v for k, v in first.items() if k not in timing} == {k: v for k, v in second.items() if k not in timing}
+    assert (merged / "index.html").exists() and all((merged / t).exists() for t in second["traces"])
+
+
+def test_report_refuses_results_of_different_sweeps(tmp_path, capsys):
+    for name, seed in (("a", "1"), ("b", "2")):
+        main(["sweep", *FAST, "--seed", seed, "--out", str(tmp_path / name)])
+    code = main(["report", str(tmp_path / "a" / "results.jsonl"), str(tmp_path / "b" / "results.jsonl"),
+                 "--out", str(tmp_path / "m")])
+    assert code == 2 and "different sweep" in capsys.readouterr().err
