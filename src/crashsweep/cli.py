@@ -211,13 +211,26 @@ def copy_traces(sources: list[str], target: str) -> None:
                 shutil.copyfile(os.path.join(source, name), os.path.join(target, name))
 
 
+REPRODUCE_FLAGS = (("engine", "--engine"), ("scenario", "--scenario"), ("ops", "--ops"),
+                   ("strategy", "--strategy"), ("bound", "--bound"), ("samples", "--samples"),
+                   ("faults", "--faults"), ("variants", "--variants"), ("seed", "--seed"),
+                   ("sector_size", "--sector-size"), ("device_sectors", "--device-sectors"), ("cache", "--cache"),
+                   ("crash_depth", "--crash-depth"), ("state_timeout", "--state-timeout"))
+
+
 def reproduce_command(args) -> str:
-    words = ["crashsweep", "sweep", "--engine", args.engine, "--scenario", args.scenario, "--strategy",
-             args.strategy, "--faults", args.faults, "--seed", str(args.seed)]
+    """The sweep command with every setting that decides results (not --jobs, --out or budgets)."""
+    defaults = build_parser().parse_args(["sweep"])
+    words = ["crashsweep", "sweep"]
+    for name, flag in REPRODUCE_FLAGS:
+        value = getattr(args, name)
+        if name in ("engine", "scenario", "strategy", "faults", "seed") or value != getattr(defaults, name):
+            if value is not None:
+                words += [flag, str(value)]
     for option in args.option:
         words += ["--option", option]
-    if args.ops:
-        words += ["--ops", str(args.ops)]
+    if args.no_continue:
+        words.append("--no-continue")
     return " ".join(words)
 
 

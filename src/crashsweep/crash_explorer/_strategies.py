@@ -23,6 +23,7 @@ every choice is canonical (sorted), so equal choices compare equal.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 
@@ -74,7 +75,6 @@ def make_choice(pending: tuple[int, ...], chosen: tuple) -> dict:
 
 
 def choice_key(choice: dict) -> str:
-    import json
     return json.dumps(choice, sort_keys=True, separators=(",", ":"))
 
 
