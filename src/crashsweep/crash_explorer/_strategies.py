@@ -126,31 +126,27 @@ def _sampled(point: CrashPoint, options: list[list], count: int, rng: random.Ran
 
 
 def _bounded(options: list[list], bound: int, states_max: int) -> list[tuple]:
-    """ACE-style: deviate at most `bound` writes from all-landed, and from all-lost."""
+    """ACE-style: deviate at most `bound` writes from all-landed, and (with `lost`) from all-lost."""
+    combos = _deviations(options, LANDED, bound, states_max)
+    if all(None in option for option in options):
+        combos += _deviations(options, None, bound, states_max)
+    return combos
+
+
+def _deviations(options: list[list], base, bound: int, states_max: int) -> list[tuple]:
+    """Every write at `base` except at most `bound` of them, which take another of their fates."""
     count = len(options)
-    combos: list[tuple] = [tuple(LANDED for _ in options)]
+    combos: list[tuple] = [tuple(base for _ in options)]
     for size in range(1, min(bound, count) + 1):
         for chosen in itertools.combinations(range(count), size):
-            alternatives = [[fate for fate in options[index] if fate != LANDED] for index in chosen]
+            alternatives = [[fate for fate in options[index] if fate != base] for index in chosen]
             for deviation in itertools.product(*alternatives):
-                combo = [LANDED] * count
+                combo = [base] * count
                 for index, fate in zip(chosen, deviation):
                     combo[index] = fate
                 combos.append(tuple(combo))
                 if len(combos) >= states_max:
                     return combos
-    if all(None in option for option in options):
-        combos.append(tuple(None for _ in options))
-        for size in range(1, min(bound, count) + 1):
-            for chosen in itertools.combinations(range(count), size):
-                alternatives = [[fate for fate in options[index] if fate is not None] for index in chosen]
-                for deviation in itertools.product(*alternatives):
-                    combo = [None] * count
-                    for index, fate in zip(chosen, deviation):
-                        combo[index] = fate
-                    combos.append(tuple(combo))
-                    if len(combos) >= 2 * states_max:
-                        return combos
     return combos
 
 

@@ -84,3 +84,22 @@ def check_geometry(sector_size: int, sector_count: int) -> None:
         raise DeviceRangeError(f"sector size {sector_size} is not a power of two >= {SECTOR_SIZE_MIN_BYTES}")
     if sector_count < 8:
         raise DeviceRangeError(f"a device needs at least 8 sectors, got {sector_count}")
+
+
+class ImmediateDevice(BlockDevice):
+    """A device whose requests are performed when submitted; `wait` only collects the result."""
+
+    def _start_requests(self) -> None:
+        self._next_id = 0
+        self._results: dict[int, bytes | None] = {}
+
+    def _finish(self, result: bytes | None) -> int:
+        request_id = self._next_id
+        self._next_id += 1
+        self._results[request_id] = result
+        return request_id
+
+    def wait(self, request_id: int) -> bytes | None:
+        if request_id not in self._results:
+            raise DeviceRangeError(f"request {request_id} is unknown or already collected")
+        return self._results.pop(request_id)

@@ -6,11 +6,10 @@ conformance suite as the others.
 
 from __future__ import annotations
 
-from crashsweep.disk_model._interface import BlockDevice, check_geometry
-from crashsweep.disk_model.errors import DeviceRangeError
+from crashsweep.disk_model._interface import ImmediateDevice, check_geometry
 
 
-class MemoryBlockDevice(BlockDevice):
+class MemoryBlockDevice(ImmediateDevice):
     """Example: `MemoryBlockDevice(4096, 64).write(0, bytes(4096))`."""
 
     def __init__(self, sector_size: int, sector_count: int):
@@ -18,14 +17,7 @@ class MemoryBlockDevice(BlockDevice):
         self.sector_size = sector_size
         self.sector_count = sector_count
         self.sectors: dict[int, bytes] = {}
-        self._next_id = 0
-        self._results: dict[int, bytes | None] = {}
-
-    def _finish(self, result: bytes | None) -> int:
-        request_id = self._next_id
-        self._next_id += 1
-        self._results[request_id] = result
-        return request_id
+        self._start_requests()
 
     def submit_read(self, sector: int, sector_count: int) -> int:
         self._check_range(sector, sector_count)
@@ -42,7 +34,3 @@ class MemoryBlockDevice(BlockDevice):
     def submit_flush(self) -> int:
         return self._finish(None)
 
-    def wait(self, request_id: int) -> bytes | None:
-        if request_id not in self._results:
-            raise DeviceRangeError(f"request {request_id} is unknown or already collected")
-        return self._results.pop(request_id)

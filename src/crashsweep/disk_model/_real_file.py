@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 
-from crashsweep.disk_model._interface import BlockDevice, check_geometry
+from crashsweep.disk_model._interface import ImmediateDevice, check_geometry
 from crashsweep.disk_model.errors import DeviceIOError, DeviceRangeError
 
 
-class RealFileDevice(BlockDevice):
+class RealFileDevice(ImmediateDevice):
     """Example: `with RealFileDevice("store.img", 4096, 1024) as device: device.write(0, b"\\0" * 4096)`."""
 
     def __init__(self, path: str, sector_size: int, sector_count: int):
@@ -32,14 +32,7 @@ class RealFileDevice(BlockDevice):
                                    f"({sector_count} sectors of {sector_size})")
         if size == 0:
             os.ftruncate(self._fd, self.size_bytes)
-        self._next_id = 0
-        self._results: dict[int, bytes | None] = {}
-
-    def _finish(self, result: bytes | None) -> int:
-        request_id = self._next_id
-        self._next_id += 1
-        self._results[request_id] = result
-        return request_id
+        self._start_requests()
 
     def submit_read(self, sector: int, sector_count: int) -> int:
         self._check_range(sector, sector_count)
@@ -61,11 +54,6 @@ class RealFileDevice(BlockDevice):
     def submit_flush(self) -> int:
         os.fsync(self._fd)
         return self._finish(None)
-
-    def wait(self, request_id: int) -> bytes | None:
-        if request_id not in self._results:
-            raise DeviceRangeError(f"request {request_id} is unknown or already collected")
-        return self._results.pop(request_id)
 
     def close(self) -> None:
         if self._fd >= 0:
