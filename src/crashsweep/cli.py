@@ -16,9 +16,9 @@ from rich.console import Console
 
 from crashsweep import __version__
 from crashsweep.crash_explorer import (
-    BOUND_DEFAULT, SAMPLES_DEFAULT, STRATEGIES, STRATEGY_DEFAULT, ExplorerError, SweepOptions, SweepSpec, execute,
-    load_trace, make_options, merge_results, minimize_trace, prepare, replay_trace, summarize, summarize_results,
-    write_trace,
+    BOUND_DEFAULT, SAMPLES_DEFAULT, STRATEGIES, STRATEGY_DEFAULT, ExplorerError, SweepOptions, SweepRun, SweepSpec,
+    execute, load_trace, make_options, merge_results, minimize_trace, prepare, replay_trace, summarize,
+    summarize_results, write_trace,
 )
 from crashsweep.crash_explorer._trace import trace_name
 from crashsweep.disk_model import SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan
@@ -155,18 +155,24 @@ def spec_from_args(args) -> SweepSpec:
     return spec.validate()
 
 
-def command_sweep(args, console: Console) -> int:
+def run_sweep(args, progress_quiet: bool) -> tuple[SweepRun, dict]:
+    """Run the sweep `args` describes and write every report; (run, summary)."""
     spec = spec_from_args(args)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} exists and is not a directory")
     options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
                            budget_seconds=args.budget_seconds, resume=args.resume)
     run = prepare(spec, options)
-    with SweepProgress(len(run.plan.states), quiet=args.quiet) as progress:
+    with SweepProgress(len(run.plan.states), quiet=progress_quiet) as progress:
         run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
                                                                 time.monotonic() - run.started_at))
     summary = summarize(run)
     write_reports(args.out, summary, run.plan.per_point, list(run.results.values()), spec.engine)
+    return run, summary
+
+
+def command_sweep(args, console: Console) -> int:
+    run, summary = run_sweep(args, progress_quiet=args.quiet)
     if not args.quiet:
         print_summary(summary, args.out, console)
     verdict = "FAIL" if summary["violations"] else "ok"

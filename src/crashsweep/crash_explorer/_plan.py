@@ -44,11 +44,6 @@ class Plan:
     exhausted: bool                 # every point's space enumerated, and no budget cut
     per_point: list[dict] = field(default_factory=list)
 
-    def coverage_text(self, explored: int) -> str:
-        if self.exhausted and explored >= self.distinct_total:
-            return f"{explored:,} of {self.distinct_total:,} distinct states: exhausted"
-        return f"{explored:,} distinct states explored of a space of {approximate(self.space_total)}"
-
 
 def approximate(number: int) -> str:
     if number < 100_000:

@@ -128,15 +128,19 @@ def summarize_results(header: dict, results: list[dict], elapsed_s: float, compl
     new_states = max(0, explored - already_done)
     new_nested = sum(r.get("nested_states", 0) for r in states) if already_done == 0 else 0
     exhausted = plan["exhausted"] and explored >= plan["distinct_total"]
+    damaged = sum(1 for result in states if (result.get("choice") or {}).get("faults"))
     if exhausted:
         coverage = f"{explored:,} of {plan['distinct_total']:,} distinct states: exhausted"
     else:
-        coverage = f"{explored:,} distinct states explored of a space of {approximate(int(plan['space_total']))}"
+        coverage = (f"{explored - damaged:,} distinct crash states explored of a space of "
+                    f"{approximate(int(plan['space_total']))}")
+        if damaged:
+            coverage += f", plus {damaged:,} sampled corruption states"
     return {
         "engine": spec.engine, "options": dict(spec.options), "scenario": spec.scenario, "ops": len(spec.ops),
         "strategy": spec.strategy, "bound": spec.bound if spec.strategy == "bounded" else None,
         "samples": spec.samples if spec.strategy == "random" else None, "faults": spec.faults.describe(),
-        "seed": spec.seed, "spec_id": spec.spec_id, "shard": f"{shard[0]}/{shard[1]}",
+        "seed": spec.seed, "crash_depth": spec.crash_depth, "spec_id": spec.spec_id, "shard": f"{shard[0]}/{shard[1]}",
         "crash_points": plan["crash_points"], "states_explored": plan["states_enumerated"],
         "distinct_states": explored, "distinct_states_planned": plan["planned"],
         "distinct_states_total": plan["distinct_total"], "space_total": plan["space_total"],

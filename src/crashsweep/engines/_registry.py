@@ -11,10 +11,12 @@ here, so a bad value is one clear line before any work starts.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crashsweep.disk_model import BlockDevice
+from crashsweep.engines._user import engine_kind, is_user_engine_name, load_class, open_block_engine
 from crashsweep.engines.errors import EngineError
 from crashsweep.engines.examples import WAL_BUGS, WalConfig, WalStore
 
@@ -38,7 +40,7 @@ class EngineAdapter:
                 known = ", ".join(sorted(self.option_types)) or "none"
                 raise EngineError(f"engine {self.name} has no option {key!r} (options: {known})")
             kind = self.option_types[key]
-            if key == "bug" and text not in self.bugs:
+            if key == "bug" and self.bugs and text not in self.bugs:
                 raise EngineError(f"engine {self.name} has no seeded bug {text!r} (bugs: {', '.join(self.bugs)})")
             try:
                 parsed[key] = kind(text)
@@ -84,9 +86,42 @@ ADAPTERS: dict[str, EngineAdapter] = {
 
 
 def resolve_engine(name: str) -> EngineAdapter:
-    if name not in ADAPTERS:
-        raise EngineError(f"unknown engine {name!r} (known: {', '.join(ADAPTERS)})")
-    return ADAPTERS[name]
+    """A built-in engine's adapter, or one made for a user class named `MODULE:CLASS`."""
+    if name in ADAPTERS:
+        return ADAPTERS[name]
+    if is_user_engine_name(name):
+        return _user_adapter(name)
+    raise EngineError(f"unknown engine {name!r} (known: {', '.join(ADAPTERS)}, or MODULE:CLASS)")
+
+
+def _user_adapter(name: str) -> EngineAdapter:
+    engine_class = load_class(name)
+    if engine_kind(engine_class) != "block":
+        raise EngineError(f"--engine {name!r}: the constructor's first parameter is not `device`, so this is a "
+                          f"path engine; path engines need the POSIX file-system model, which this version "
+                          f"does not have yet (write `def __init__(self, device, ...)` for a block engine)")
+    parameters = inspect.signature(engine_class).parameters
+    open_keywords = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    names = [p for p in list(parameters)[1:] if p != "events"]
+    option_types: dict[str, type] = {key: str for key in names}
+    bugs = getattr(engine_class, "BUGS", None)
+    bugs = {str(k): str(v) for k, v in bugs.items()} if isinstance(bugs, dict) else {}
+    if bugs:
+        option_types["bug"] = str
+    description = (inspect.getdoc(engine_class) or "user block engine").splitlines()[0]
+
+    class _Options(dict):
+        """Accepts any key when the constructor takes **options."""
+
+        def __contains__(self, key) -> bool:
+            return open_keywords or dict.__contains__(self, key)
+
+        def __getitem__(self, key):
+            return dict.get(self, key, str)
+
+    return EngineAdapter(name=name, description=description,
+                         open=lambda device, options, events: open_block_engine(engine_class, device, options, events),
+                         option_types=_Options(option_types), bugs=bugs)
 
 
 def parse_option_pairs(pairs: list[str]) -> dict[str, str]:

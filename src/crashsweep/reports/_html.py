@@ -60,6 +60,46 @@ def timeline(results: list[dict], per_point: list[dict]) -> dict:
     return {"bars": bars, "width": len(points) * width_px, "points": len(points)}
 
 
+FAULT_KINDS = (("crash", "clean crash (every pending write landed, or none pending)"),
+               ("lost", "some pending writes lost"),
+               ("torn", "a write torn"),
+               ("corrupt", "a sector corrupted"),
+               ("misdirect", "a write misdirected"),
+               ("latent", "a latent sector error"),
+               ("read-error", "a transient read error"))
+
+
+def fault_kinds(result: dict, pending: int) -> list[str]:
+    """The fault kinds a state contains (a state may contain several)."""
+    choice = result.get("choice") or {}
+    kinds = []
+    landed = len(choice.get("persist", ())) + len(choice.get("torn", ()))
+    if landed < pending:
+        kinds.append("lost")
+    if choice.get("torn"):
+        kinds.append("torn")
+    kinds += sorted({fault["kind"] for fault in choice.get("faults", ())})
+    return kinds or ["crash"]
+
+
+def breakdowns(results: list[dict], per_point: list[dict]) -> dict:
+    """Counts of outcome categories by fault kind and by crash point."""
+    pending = {entry["point"]: entry["pending"] for entry in per_point}
+    by_fault: dict[str, Counter] = {name: Counter() for name, _ in FAULT_KINDS}
+    by_point: dict[int, Counter] = defaultdict(Counter)
+    for result in results:
+        point = result.get("point")
+        if point is None or point < 0:
+            continue
+        name = category(result)
+        by_point[point][name] += 1
+        for kind in fault_kinds(result, pending.get(point, 0)):
+            by_fault.setdefault(kind, Counter())[name] += 1
+    rows = [{"kind": kind, "label": label, "counts": by_fault[kind], "total": sum(by_fault[kind].values())}
+            for kind, label in FAULT_KINDS if sum(by_fault[kind].values())]
+    return {"by_fault": rows, "by_point": by_point}
+
+
 def render_html(summary: dict, per_point: list[dict], results: list[dict], out_dir: str,
                 bugs: dict[str, str] | None = None) -> str:
     """Write OUT/index.html and return its path."""
@@ -73,7 +113,10 @@ def render_html(summary: dict, per_point: list[dict], results: list[dict], out_d
                       "diff": _clip_diff(result.get("diff") or {})})
     exhausted_points = sum(1 for entry in per_point if entry.get("exhausted"))
     totals = Counter(category(result) for result in results)
+    counts = breakdowns(results, per_point)
+    nested = sum(result.get("nested_states", 0) for result in results)
     html = _environment.get_template("report.html.j2").render(
+        by_fault=counts["by_fault"], by_point=counts["by_point"], nested=nested,
         summary=summary, per_point=per_point, timeline=timeline(results, per_point), categories=CATEGORIES,
         totals=totals, violations=shown, violations_total=len(violations), out_dir=out_dir,
         exhausted_points=exhausted_points, bugs=bugs or {}, bug=summary.get("options", {}).get("bug"))

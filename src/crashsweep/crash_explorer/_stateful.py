@@ -1,0 +1,151 @@
+"""Crash choices as Hypothesis strategies, and a stateful test a user subclasses.
+
+`CrashSafeMachine` is a Hypothesis `RuleBasedStateMachine` that drives an engine
+on a simulated block device with random put / delete / get / sync steps and,
+now and then, a power loss: Hypothesis chooses the crash point (any moment since
+the last recovery) and which of the then-pending writes landed, tore or were
+lost. The engine is reopened on that disk image and checked against the
+reference (CrashSafe<Map>: a whole prefix snapshot, never older than the last
+completed sync); afterwards the test continues from the recovered snapshot. A
+`get` is compared with the reference at every step. Hypothesis shrinks a failure
+to a short sequence of steps.
+
+Example:
+
+    from crashsweep.hypothesis import CrashSafeMachine
+
+    class TinyStoreMachine(CrashSafeMachine):
+        engine = "tiny_store.py:TinyStore"     # or a built-in engine name
+
+    TestTinyStore = TinyStoreMachine.TestCase
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
+
+from crashsweep.crash_explorer._crash_points import crash_points
+from crashsweep.crash_explorer._image import DurableImage
+from crashsweep.crash_explorer._recover import StateContext, recover_state
+from crashsweep.crash_explorer._strategies import LANDED, make_choice, tear_patterns
+from crashsweep.disk_model import EventLog, FaultPlan, SimulatedBlockDevice
+from crashsweep.engines import DEFAULT_ENGINE, resolve_engine
+from crashsweep.reference import History, delete, get, put, sync
+from crashsweep.scenarios.strategies import keys, values
+
+
+def write_fates(sector_count: int, faults: FaultPlan) -> st.SearchStrategy:
+    """The fate of one pending write: landed (LANDED), lost (None) or torn (the sector offsets that landed)."""
+    options: list[st.SearchStrategy] = [st.just(LANDED)]
+    if faults.has("lost"):
+        options.append(st.none())
+    patterns = tear_patterns(sector_count) if faults.has("torn") else []
+    if patterns:
+        options.append(st.sampled_from(patterns))
+    return st.one_of(*options)
+
+
+def crash_choices(pending_sector_counts: dict[int, int], faults: FaultPlan | None = None) -> st.SearchStrategy[dict]:
+    """A crash choice (trace format: {"persist": [...], "torn": [[id, offsets]]}) for the pending writes
+    {request id: sector count}. Shrinks towards every write landed."""
+    faults = faults if faults is not None else FaultPlan.parse("crash,torn,lost")
+    pending = tuple(sorted(pending_sector_counts))
+    return st.tuples(*(write_fates(pending_sector_counts[rid], faults) for rid in pending)).map(
+        lambda fates: make_choice(pending, fates))
+
+
+class CrashSafeMachine(RuleBasedStateMachine):
+    """Subclass it and set `engine` (a built-in name or `MODULE:CLASS`); see the module docstring."""
+
+    engine: str = DEFAULT_ENGINE
+    options: dict = {}
+    sector_size: int = 4096
+    sector_count: int = 256
+    volatile_cache: bool = True
+    faults: str = "crash,torn,lost"
+    key_strategy = keys()
+    value_strategy = values()
+
+    def __init__(self):
+        super().__init__()
+        adapter = resolve_engine(self.engine)
+        self._context = StateContext(
+            adapter=adapter, options=adapter.parse_options({k: str(v) for k, v in self.options.items()}),
+            sector_size=self.sector_size, sector_count=self.sector_count, volatile_cache=self.volatile_cache,
+            seed=0, strategy="bounded", bound=1, samples=1, faults=FaultPlan.parse(self.faults),
+            crash_depth=0, nested_states_max=0, continuation=False, state_timeout_s=30.0)
+        self._crashes = 0
+        self._start(image={}, recovered={})
+
+    # -- the engine's life between two crashes --
+    def _start(self, image, recovered: dict) -> None:
+        self._image = image
+        self._base = dict(recovered)
+        self._model = dict(recovered)
+        self._ops: list = []
+        self._log = EventLog()
+        device = SimulatedBlockDevice(self.sector_size, self.sector_count, random.Random(self._crashes),
+                                      self.volatile_cache, base=image, log=self._log)
+        self.events: list[str] = []
+        self.store = self._context.adapter.open(device, self._context.options, self.events)
+
+    def _run(self, op):
+        index = len(self._ops)
+        self._ops.append(op)
+        self._log.begin_op(index)
+        if op.kind == "put":
+            self.store.put(op.key, op.value)
+            self._model[op.key] = op.value
+        elif op.kind == "delete":
+            self.store.delete(op.key)
+            self._model.pop(op.key, None)
+        elif op.kind == "get":
+            actual = self.store.get(op.key)
+            expected = self._model.get(op.key)
+            assert actual == expected, f"get({op.key!r}) returned {actual!r}, the reference has {expected!r}"
+        else:
+            self.store.sync()
+        self._log.end_op(index)
+
+    @rule(data=st.data())
+    def do_put(self, data):
+        self._run(put(data.draw(self.key_strategy, label="key"), data.draw(self.value_strategy, label="value")))
+
+    @rule(data=st.data())
+    def do_delete(self, data):
+        self._run(delete(data.draw(self.key_strategy, label="key")))
+
+    @rule(data=st.data())
+    def do_get(self, data):
+        self._run(get(data.draw(self.key_strategy, label="key")))
+
+    @rule()
+    def do_sync(self):
+        self._run(sync())
+
+    @rule(data=st.data())
+    def power_loss(self, data):
+        history = History(list(self._ops), base=self._base)
+        walk = crash_points(self._log, history, self.volatile_cache)
+        point = walk.points[data.draw(st.integers(0, len(walk.points) - 1).map(lambda i: len(walk.points) - 1 - i),
+                                      label="crash point (counted from the end)")]
+        choice = data.draw(crash_choices({rid: walk.writes[rid][1] for rid in point.pending},
+                                         self._context.faults), label="fates of the pending writes")
+        durable = DurableImage(walk, self._log.payloads, self.sector_size, base=self._image, hashed=False)
+        durable.advance(point.durable_count)
+        image = durable.snapshot(durable.overlay(choice))
+        result = recover_state(self._context, image, choice, point.windows, history, point.index, depth=0)
+        assert result["kind"] is None, (f"{result['kind']} after a crash at point {point.index} "
+                                        f"(during operation {point.op_index} of this life): {result['detail']}")
+        self._crashes += 1
+        recovered = history.snapshot(result["matched"]) if result.get("matched") is not None else {}
+        self._start(image=dict(image.items()), recovered=recovered)
+
+    def teardown(self):
+        try:
+            self.store.close()
+        except Exception:
+            pass
