@@ -7,6 +7,8 @@ import pytest
 from crashsweep.crash_explorer import SweepSpec, make_options
 from crashsweep.scenarios import generate
 
+pytest_plugins = ("pytester",)
+
 SMALL_DEVICE = dict(sector_size=4096, sector_count=64)
 
 

@@ -74,9 +74,11 @@ class CrashSweeper:
         try:
             outcome = sweep(engine, out=out, **merged)
         except SweepUsageError as error:
-            pytest.fail(f"crashsweep: bad sweep settings: {error}", pytrace=False)
-        self.outcomes.append(outcome)
-        return outcome
+            problem = str(error)
+        else:
+            self.outcomes.append(outcome)
+            return outcome
+        pytest.fail(f"crashsweep: bad sweep settings: {problem}", pytrace=False)
 
     def check(self, engine: str, **settings) -> SweepOutcome:
         """Run one sweep; fail the test, naming traces and replay commands, if it found a violation."""

@@ -32,7 +32,8 @@ def test_sweep_writes_a_self_contained_html_report_with_working_trace_links(tmp_
     html = (out / "index.html").read_text()
     collector = _Collector()
     collector.feed(html)
-    assert {"verdict", "summary", "timeline", "points", "violations-heading", "bugs"} <= collector.ids
+    assert {"verdict", "summary", "timeline", "points", "strategies", "faults", "violations-heading",
+            "bugs"} <= collector.ids
     assert collector.external == []                      # nothing fetched from the network
     assert collector.links and all((out / link).exists() for link in collector.links)
     assert "crashsweep replay" in html and "no-log-checksum" in html
@@ -65,6 +66,26 @@ def test_large_report_is_aggregated_not_one_element_per_state(tmp_path):
                "violations_by_kind": {}, "elapsed_s": 0, "states_per_s": 0, "recovery_paths": {}, "spec_id": "x"}
     html = open(render_html(summary, per_point, results, str(tmp_path))).read()
     assert html.count("<rect") <= 50 * 5 and len(html) < 200_000
+
+
+def test_fault_kind_and_per_point_breakdowns_count_each_state_by_what_it_contains():
+    from crashsweep.reports._html import breakdowns
+
+    per_point = [{"point": 0, "pending": 2}, {"point": 1, "pending": 1}]
+    results = [
+        {"point": 0, "choice": {"persist": [1, 2]}, "outcome": "recovered", "latest": True, "kind": None},
+        {"point": 0, "choice": {"persist": [1]}, "outcome": "recovered", "latest": False, "kind": None},
+        {"point": 0, "choice": {"torn": [[1, [0]]]}, "outcome": "recovered", "latest": False, "kind": None},
+        {"point": 1, "choice": {"persist": [3], "faults": [{"kind": "corrupt", "sector": 1, "byte": 0, "bit": 0}]},
+         "outcome": "refused", "kind": None},
+        {"point": 1, "choice": {}, "outcome": "not-a-snapshot", "kind": "not-a-snapshot"},
+    ]
+    counts = breakdowns(results, per_point)
+    rows = {row["kind"]: (row["total"], dict(row["counts"])) for row in counts["by_fault"]}
+    assert rows == {"crash": (1, {"latest": 1}), "lost": (3, {"older": 2, "violation": 1}),
+                    "torn": (1, {"older": 1}), "corrupt": (1, {"refused": 1})}
+    assert dict(counts["by_point"][0]) == {"latest": 1, "older": 2}
+    assert dict(counts["by_point"][1]) == {"refused": 1, "violation": 1}
 
 
 def test_junit_has_one_case_per_crash_point_and_failures_name_the_replay(tmp_path):
