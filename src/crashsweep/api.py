@@ -33,7 +33,8 @@ class SweepOutcome:
     summary: dict
     out_dir: str
     reproduce: str                       # the command line that reproduces this sweep
-    traces: list[str] = field(default_factory=list)   # paths of the traces of every violation
+    traces: list[str] = field(default_factory=list)      # paths of the traces of every violation
+    minimized: list[str] = field(default_factory=list)   # minimized traces (the first violation of each kind)
     interrupted: bool = False
 
     @property
@@ -50,6 +51,9 @@ class SweepOutcome:
         lines = [f"crashsweep: {summary['violations']} crash-consistency violation(s) in engine {summary['engine']} "
                  f"({kinds}) among {summary['distinct_states']:,} distinct crash states",
                  f"report: {os.path.join(self.out_dir, 'index.html')}"]
+        for trace in self.minimized:
+            lines.append(f"minimized trace: {trace}")
+            lines.append(f"  replay: {self.replay_command(trace)}")
         for trace in self.traces[:FAILURE_TRACES_LISTED_MAX]:
             lines.append(f"trace: {trace}")
             lines.append(f"  replay: {self.replay_command(trace)}")
@@ -90,11 +94,11 @@ def sweep(engine: str = DEFAULT_ENGINE, *, out: str = "crashsweep-report", optio
     argv = sweep_argv(engine, out=out, options=options, **settings)
     try:
         args = cli.build_parser().parse_args(argv)
-        run, summary = cli.run_sweep(args, progress_quiet=True)
+        run, summary, minimized = cli.run_sweep(args, progress_quiet=True)
     except cli.UsageError as error:
         raise SweepUsageError(str(error)) from None
     except cli.USER_ERRORS as error:
         raise SweepUsageError(str(error)) from None
     traces = [os.path.join(out, trace) for trace in summary["traces"]]
     return SweepOutcome(summary=summary, out_dir=out, reproduce=cli.reproduce_command(args), traces=traces,
-                        interrupted=run.interrupted)
+                        minimized=minimized, interrupted=run.interrupted)

@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="crash again during recovery and continuation, to this depth")
     sweep.add_argument("--no-continue", action="store_true", help="do not run operations after recovery")
     sweep.add_argument("--state-timeout", type=_positive_float, default=10.0, help="seconds per state (hang)")
+    sweep.add_argument("--minimize", type=_non_negative_int, default=1, metavar="KINDS",
+                       help="after the sweep, minimize the first violation of up to KINDS kinds (0: none)")
+    sweep.add_argument("--minimize-seconds", type=_positive_float, default=60.0,
+                       help="time budget of each of those minimizations")
     sweep.add_argument("--quiet", action="store_true", help="print only the final line")
 
     replay = commands.add_parser("replay", help="rebuild the crash state of a trace and check it again")
@@ -155,8 +159,9 @@ def spec_from_args(args) -> SweepSpec:
     return spec.validate()
 
 
-def run_sweep(args, progress_quiet: bool) -> tuple[SweepRun, dict]:
-    """Run the sweep `args` describes and write every report; (run, summary)."""
+def run_sweep(args, progress_quiet: bool) -> tuple[SweepRun, dict, list[str]]:
+    """Run the sweep `args` describes, minimize its first violations, write every report;
+    (run, summary, paths of the minimized traces)."""
     spec = spec_from_args(args)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} exists and is not a directory")
@@ -167,14 +172,41 @@ def run_sweep(args, progress_quiet: bool) -> tuple[SweepRun, dict]:
         run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
                                                                 time.monotonic() - run.started_at))
     summary = summarize(run)
+    minimized = [] if run.interrupted else minimize_first_violations(
+        args.out, list(run.results.values()), args.minimize, args.minimize_seconds)
     write_reports(args.out, summary, run.plan.per_point, list(run.results.values()), spec.engine)
-    return run, summary
+    return run, summary, minimized
+
+
+def minimize_first_violations(out_dir: str, results: list[dict], kinds_max: int, budget_seconds: float) -> list[str]:
+    """Minimize the first violation (lowest state id) of up to `kinds_max` kinds; the .min.json paths written."""
+    firsts: dict[str, dict] = {}
+    for result in sorted((r for r in results if r.get("kind")), key=lambda r: r["state"]):
+        if result["kind"] not in firsts and len(firsts) < kinds_max:
+            firsts[result["kind"]] = result
+    written = []
+    for result in firsts.values():
+        path = os.path.join(out_dir, "traces", trace_name(result))
+        try:
+            spec, trace = load_trace(path)
+            replayed, _ = replay_trace(spec, trace)
+            if replayed.get("kind") != trace["violation"]["kind"]:
+                continue
+            _, smaller = minimize_trace(spec, trace, budget_seconds)
+        except (ExplorerError, OSError):
+            continue
+        smaller_name = trace_name(result)[:-5] + ".min.json"
+        write_trace(os.path.join(out_dir, "traces"), smaller, smaller_name)
+        written.append(os.path.join(out_dir, "traces", smaller_name))
+    return written
 
 
 def command_sweep(args, console: Console) -> int:
-    run, summary = run_sweep(args, progress_quiet=args.quiet)
+    run, summary, minimized = run_sweep(args, progress_quiet=args.quiet)
     if not args.quiet:
         print_summary(summary, args.out, console)
+    for path in minimized if not args.quiet else ():
+        console.print(f"minimized → replay with: crashsweep replay {path}", soft_wrap=True, highlight=False)
     verdict = "FAIL" if summary["violations"] else "ok"
     console.print(f"crashsweep: {verdict}: {summary['violations']} violation(s) in {summary['distinct_states']:,} "
                   f"distinct states ({summary['coverage']}); report in {args.out}/; reproduce the sweep with: "

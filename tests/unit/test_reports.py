@@ -37,6 +37,14 @@ def test_sweep_writes_a_self_contained_html_report_with_working_trace_links(tmp_
     assert collector.external == []                      # nothing fetched from the network
     assert collector.links and all((out / link).exists() for link in collector.links)
     assert "crashsweep replay" in html and "no-log-checksum" in html
+    minimized = list((out / "traces").glob("*.min.json"))          # the first violation, minimized by the sweep
+    assert len(minimized) == 1 and f"traces/{minimized[0].name}" in collector.links
+
+
+def test_minimize_zero_leaves_traces_as_found(tmp_path):
+    out = tmp_path / "report"
+    assert main(["sweep", *FAST, "--option", "bug=no-log-checksum", "--minimize", "0", "--out", str(out)]) == 1
+    assert list((out / "traces").glob("*.json")) and not list((out / "traces").glob("*.min.json"))
 
 
 def test_report_escapes_keys_and_values():
