@@ -24,7 +24,8 @@ def test_report_renders_in_chromium_without_errors(tmp_path):
     dom = subprocess.run([CHROMIUM, *FLAGS, *profile, "--enable-logging=stderr", "--v=0", "--dump-dom", url],
                          capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0
-    for marker in ('id="verdict"', 'id="timeline"', 'id="summary"', "<rect", "crashsweep replay"):
+    for marker in ('id="verdict"', 'id="timeline"', 'id="summary"', 'id="faults"', 'id="strategies"', "<rect",
+                   "crashsweep replay", "minimized trace"):
         assert marker in dom.stdout
     console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     assert console_errors == []
