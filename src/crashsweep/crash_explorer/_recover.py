@@ -89,11 +89,15 @@ def continuation_ops(rng: random.Random, recovered: Mapping[bytes, bytes]) -> li
 
 
 def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dict, windows, history: History,
-                  point_index: int, depth: int, timing: dict | None = None, chain: list | None = None) -> dict:
+                  point_index: int, depth: int, timing: dict | None = None, chain: list | None = None,
+                  damaged: bool = False) -> dict:
     """Result of one state as a JSON-ready dict (see docs/results-format.md).
 
     `chain`, when given, names the further crashes to take (replay) instead of exploring them.
+    `damaged`: the image already holds injected damage (a crash after recovering a corrupted
+    state inherits it), so a refusal is allowed even if this choice injects none.
     """
+    damaged = damaged or has_corruption(choice)
     seed_text = f"{context.seed}:{point_index}:{choice_key(choice)}:{depth}"
     rng = random.Random(seed_text)
     log = EventLog()
@@ -117,20 +121,21 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
                        events, timing, started)
     except Exception as error:  # the engine's own exception: a refusal
         reason = f"{type(error).__name__}: {error}"
-        return _finish(result, check_refusal(reason, has_corruption(choice)), events, timing, started)
+        return _finish(result, check_refusal(reason, damaged), events, timing, started)
     verdict = check_recovered_windows(history, windows, recovered)
     if verdict.ok:
         verdict = check_reads(recovered, reads) or verdict
     if verdict.ok and (context.continuation or depth > 0):
         verdict = _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing,
-                            chain)
+                            chain, damaged)
     if verdict.kind in ("not-a-snapshot", "lost-synced-data") and "nested" not in result:
         result["actual"] = encode_map(recovered)
         result["expected"] = encode_map(history.snapshot(verdict.nearest))
     return _finish(result, verdict, events, timing, started)
 
 
-def _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing, chain):
+def _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing, chain,
+              damaged):
     """Run more operations and a sync on the recovered engine; then crash inside that I/O, to `depth`."""
     ops = continuation_ops(rng, recovered)
     reference = dict(recovered)
@@ -163,7 +168,7 @@ def _continue(context, store, history, verdict, recovered, rng, log, image, dept
     result["_engine_s"] = result.get("_engine_s", 0.0) + time.perf_counter() - continued
     if depth <= 0 or chain == []:
         return verdict
-    nested = _crash_again(context, log, image, History(ops, base=recovered), depth, rng, timing, chain)
+    nested = _crash_again(context, log, image, History(ops, base=recovered), depth, rng, timing, chain, damaged)
     result["nested_states"] = nested["states"]
     if nested["violation"] is not None:
         inner = nested["violation"]
@@ -176,7 +181,7 @@ def _continue(context, store, history, verdict, recovered, rng, log, image, dept
     return verdict
 
 
-def _crash_again(context, log, image, history, depth, rng, timing, chain) -> dict:
+def _crash_again(context, log, image, history, depth, rng, timing, chain, damaged) -> dict:
     walk = crash_points(log, history, context.volatile_cache)
     durable = DurableImage(walk, log.payloads, context.sector_size, base=image)
     states, seen = 0, set()
@@ -188,7 +193,7 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain) -> dic
         point = walk.points[step["point"]]
         durable.advance(point.durable_count)
         inner = recover_state(context, durable.snapshot(durable.overlay(step["choice"])), step["choice"],
-                              point.windows, history, point.index, depth - 1, timing, chain[1:])
+                              point.windows, history, point.index, depth - 1, timing, chain[1:], damaged)
         return {"states": 1, "violation": inner if inner["kind"] is not None else None}
     candidates = []
     for point in walk.points:
@@ -208,7 +213,7 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain) -> dic
         seen.add(key)
         states += 1
         inner = recover_state(context, durable.snapshot(overlay), choice, point.windows, history,
-                              point.index, depth - 1, timing)
+                              point.index, depth - 1, timing, damaged=damaged)
         states += inner.get("nested_states", 0)
         if inner["kind"] is not None:
             return {"states": states, "violation": inner}

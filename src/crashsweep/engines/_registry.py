@@ -19,8 +19,16 @@ from crashsweep.disk_model import BlockDevice
 from crashsweep.engines._user import engine_kind, is_user_engine_name, load_class, open_block_engine
 from crashsweep.engines.errors import EngineError
 from crashsweep.engines.examples import WAL_BUGS, WalConfig, WalStore
+from crashsweep.store import BUGS as BETREE_BUGS
+from crashsweep.store import BetreeStore, StoreConfig, StoreConfigError
 
-DEFAULT_ENGINE = "example-wal"
+DEFAULT_ENGINE = "betree"
+
+# The sweep's default geometry for the built-in store, small so that a short workload splits
+# nodes, writes back from the cache and checkpoints: 32 KiB nodes (entries up to ~10 KiB; the
+# large-values scenario needs --option node_size_bytes=65536), fanout 4, a cache of 4 nodes, a
+# 16-sector journal.
+BETREE_SWEEP_DEFAULTS = {"node_size_bytes": 32768, "fanout": 4, "cache_bytes": 131072, "journal_sectors": 16}
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,29 @@ def _open_wal(device: BlockDevice, options: dict, events: list) -> WalStore:
     return WalStore(device, _wal_config(options), events)
 
 
+def _betree_config(options: dict, sector_size: int | None = None) -> StoreConfig:
+    try:
+        config = StoreConfig(**{**BETREE_SWEEP_DEFAULTS, **options})
+        return config.validate(sector_size) if sector_size else config
+    except (TypeError, StoreConfigError) as error:
+        raise EngineError(f"engine betree: {error}") from None
+
+
+def _open_betree(device: BlockDevice, options: dict, events: list) -> BetreeStore:
+    return BetreeStore(device, _betree_config(options), events)
+
+
 ADAPTERS: dict[str, EngineAdapter] = {
+    "betree": EngineAdapter(
+        name="betree",
+        description="built-in B^ε-tree store: journal, copy-on-write nodes, indirection table, "
+                    "alternating superblocks, CRC32C with addresses",
+        open=_open_betree,
+        option_types={"node_size_bytes": int, "fanout": int, "cache_bytes": int, "journal_sectors": int,
+                      "checkpoint_journal_share": float, "bug": str},
+        bugs=dict(BETREE_BUGS),
+        sectors_needed=lambda options, sector_size: _betree_config(options, sector_size).sectors_needed(sector_size),
+    ),
     "example-wal": EngineAdapter(
         name="example-wal",
         description="example block engine: write-ahead log + alternating checkpoints, per-sector CRC32C",

@@ -1,0 +1,20 @@
+"""Seeded bugs of the built-in store, off by default (`StoreConfig(bug=NAME)`, `--option bug=NAME`).
+
+They exist to measure how good crashsweep's sweeps are; each is a classic
+mistake of copy-on-write stores with a journal. Which faults a sweep needs to
+find each one is in the README's table and tests/quality/test_betree_bugs.py.
+"""
+
+BUGS = {
+    "no-flush-before-superblock": "a checkpoint writes nodes, table and superblock with no flush between them",
+    "superblock-no-checksum": "a superblock is accepted when its magic matches, without its checksum",
+    "superblock-counter-ignored": "open takes superblock 0 whenever it is valid, newest or not",
+    "journal-replay-wrong-start": "replay starts at the oldest journal block on the ring, not where the "
+                                  "superblock says",
+    "reuse-before-durable": "a block freed by copy-on-write is reused before the checkpoint that freed it "
+                            "is durable",
+    "journal-no-checksum": "journal sectors are accepted without their checksum (magic and sequence only)",
+    "sync-before-journal-durable": "sync() returns after submitting the journal write, without flushing it",
+    "checksum-without-address": "checksums do not mix in the address (found only with misdirected writes)",
+    "node-written-in-place": "a dirty node is written back over its own durable block (no copy-on-write)",
+}

@@ -1,0 +1,143 @@
+"""The logical journal: records of every mutation since the last sync, and the ring they go to.
+
+`sync()` writes every pending record as one journal block at the ring's write
+position (wrapping to the ring's start when the block does not fit before its
+end) and the caller flushes. The live part of the ring runs from the durable
+checkpoint's start position to the write position; a block never overwrites a
+live sector. A checkpoint reclaims the whole live part (`reclaim`).
+
+Reading (recovery) starts where the superblock says and takes blocks while they
+are whole, in sequence order. A torn or lost tail ends the journal. Damage is
+refused: a sector that fails its checksum where the next block would start or
+inside a block, or any sector of a later block still on the ring (so the one
+that ended the journal was durable once).
+
+Invariants: sequence numbers of blocks on the ring are unique; live_sectors <= ring_sectors.
+"""
+
+from __future__ import annotations
+
+from crashsweep.store import _journal_format as fmt
+from crashsweep.store.errors import CorruptionDetected, FormatError
+
+
+class JournalRing:
+    def __init__(self, device, first_sector: int, ring_sectors: int, start_seq: int, start_pos: int,
+                 mix_address: bool = True):
+        assert 0 <= start_pos < ring_sectors
+        self.device, self.first_sector, self.ring_sectors = device, first_sector, ring_sectors
+        self.mix_address = mix_address
+        self.next_seq, self.write_pos, self.live_sectors = start_seq, start_pos, 0
+        self.pending: list[tuple[int, bytes, bytes]] = []
+        self.pending_bytes = 0
+        self.overflowed = False          # pending records outgrew the ring: the next sync must checkpoint
+        self.bytes_written = 0
+
+    # -- writing --
+    def append(self, kind: int, key: bytes, value: bytes) -> None:
+        if self.overflowed:
+            return
+        self.pending.append((kind, key, value))
+        self.pending_bytes += fmt.RECORD.size + len(key) + len(value)
+        if fmt.sectors_for(self.pending_bytes, self.device.sector_size) > self.ring_sectors // 2:
+            self.overflowed, self.pending, self.pending_bytes = True, [], 0
+
+    def placement(self) -> tuple[int, int] | None:
+        """(position, sectors it uses including a skipped tail) for the pending block, or None if no room."""
+        count = fmt.sectors_for(self.pending_bytes, self.device.sector_size)
+        if self.write_pos + count <= self.ring_sectors:
+            position, used = self.write_pos, count
+        else:
+            position, used = 0, self.ring_sectors - self.write_pos + count
+        if self.live_sectors + used > self.ring_sectors:
+            return None
+        return position, used
+
+    def write_pending(self) -> list[int]:
+        """Submit the pending block; returns the write request ids. Requires: placement() is not None."""
+        position, used = self.placement()
+        payload = fmt.encode_records(self.pending)
+        data = fmt.encode_journal_block(payload, self.next_seq, self.first_sector + position,
+                                        self.device.sector_size, self.mix_address)
+        request = self.device.submit_write(self.first_sector + position, data)
+        self.bytes_written += len(data)
+        self.next_seq += 1
+        self.write_pos = (position + len(data) // self.device.sector_size) % self.ring_sectors
+        self.live_sectors += used
+        self.pending, self.pending_bytes = [], 0
+        return [request]
+
+    def usage(self) -> float:
+        return self.live_sectors / self.ring_sectors
+
+    def reclaim(self) -> None:
+        """A durable checkpoint covers everything written so far: the live part starts at the write position."""
+        self.live_sectors = 0
+        self.pending, self.pending_bytes, self.overflowed = [], 0, False
+
+
+def read_journal(device, first_sector: int, ring_sectors: int, start_seq: int, start_pos: int,
+                 verify: bool = True, mix_address: bool = True, from_oldest: bool = False):
+    """(records in order, next sequence number, write position, live sectors). Raises CorruptionDetected.
+
+    `from_oldest` exists only for the seeded bug `journal-replay-wrong-start`.
+    """
+    size = device.sector_size
+    ring = device.read(first_sector, ring_sectors)
+    sectors = [_decode(ring[i * size:(i + 1) * size], first_sector + i, verify, mix_address)
+               for i in range(ring_sectors)]
+    if from_oldest:
+        valid = [(info[0], i) for i, info in enumerate(sectors) if isinstance(info, tuple) and info[1] == 0]
+        if valid:
+            start_seq, start_pos = min(valid)
+    records, seq, pos, live = [], start_seq, start_pos, 0
+    while live < ring_sectors:
+        found = None
+        for position in ((pos, 0) if pos != 0 else (0,)):
+            info = sectors[position]
+            if isinstance(info, tuple) and info[0] == seq and info[1] == 0:
+                found = position
+                break
+        if found is None:
+            _refuse_if_damaged(sectors, (pos, 0), seq, first_sector)
+            break
+        count, block_crc = sectors[found][2], sectors[found][3]
+        used = count if found == pos else ring_sectors - pos + count
+        if found + count > ring_sectors or live + used > ring_sectors:
+            raise CorruptionDetected(first_sector + found, f"journal block {seq} claims {count} sectors, "
+                                                           f"more than the ring holds")
+        block = sectors[found:found + count]
+        if not all(isinstance(info, tuple) and info[0] == seq and info[1] == index and info[2] == count
+                   for index, info in enumerate(block)):
+            _refuse_if_damaged(sectors, range(found, found + count), seq, first_sector)
+            break                                            # torn: the end of the journal
+        payload = b"".join(info[4] for info in block)
+        if fmt.block_checksum(payload) != block_crc:
+            break                                            # two writes of this sequence number mixed: torn
+        try:
+            records.extend(fmt.decode_records(payload))
+        except FormatError as error:
+            raise CorruptionDetected(first_sector + found, f"journal block {seq}: {error}") from None
+        seq, pos, live = seq + 1, (found + count) % ring_sectors, live + used
+    later = [i for i, info in enumerate(sectors) if isinstance(info, tuple) and info[0] > seq]
+    if later:
+        raise CorruptionDetected(first_sector + later[0], f"journal block {sectors[later[0]][0]} follows a "
+                                                          f"missing or damaged block {seq}")
+    return records, seq, pos, live
+
+
+def _decode(sector: bytes, address: int, verify: bool, mix_address: bool):
+    """The sector's (seq, index, count, block CRC, payload), or "zero", or "stale" (not ours), or "damaged"."""
+    if not any(sector):
+        return "zero"
+    try:
+        return fmt.decode_journal_sector(sector, address, verify, mix_address)
+    except FormatError:
+        return "damaged"
+
+
+def _refuse_if_damaged(sectors, positions, seq: int, first_sector: int) -> None:
+    for position in positions:
+        if sectors[position] == "damaged":
+            raise CorruptionDetected(first_sector + position, f"journal sector fails its checksum where block "
+                                                              f"{seq} would be")

@@ -1,0 +1,144 @@
+"""Node pages: the LRU node cache, copy-on-write writeback, and the in-memory indirection table.
+
+The cache is bounded in bytes (each node counted at its encoded size) and may
+write a dirty node back at any time between operations. A write-back never
+overwrites a block: it goes to a freshly allocated block, the indirection
+table entry (node id -> block, length, CRC) moves there, and the old block is
+released to the allocator, which keeps it until no durable checkpoint can reach
+it. Reading a node checks its block's CRC (with the address) and the CRC the
+table expects, so a stale, torn or misdirected block raises CorruptionDetected
+and never yields a node.
+
+Invariants: a node is in `dirty` only if it is cached; every table entry's block
+is in the allocator's `current` set.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from crashsweep.store import _node_format as fmt
+from crashsweep.store._allocator import BlockAllocator
+from crashsweep.store._tree import Internal, Leaf
+from crashsweep.store.errors import CorruptionDetected, FormatError
+
+
+class NodePages:
+    def __init__(self, device, data_start_sector: int, sectors_per_block: int, cache_bytes: int,
+                 table: dict[int, tuple[int, int, int]], allocator: BlockAllocator, next_node_id: int,
+                 mix_address: bool = True, in_place: bool = False):
+        self.device = device
+        self.data_start_sector = data_start_sector
+        self.sectors_per_block = sectors_per_block
+        self.cache_bytes = cache_bytes
+        self.table = table
+        self.allocator = allocator
+        self.next_node_id = next_node_id
+        self.mix_address = mix_address
+        self.in_place = in_place          # seeded bug node-written-in-place
+        self.cache: OrderedDict[int, Leaf | Internal] = OrderedDict()
+        self.dirty: set[int] = set()
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    def sector_of(self, block: int) -> int:
+        return self.data_start_sector + block * self.sectors_per_block
+
+    # -- what the tree uses --
+    def get(self, node_id: int) -> Leaf | Internal:
+        node = self.cache.get(node_id)
+        if node is not None:
+            self.cache.move_to_end(node_id)
+            return node
+        node = self._load(node_id)
+        self.cache[node_id] = node
+        return node
+
+    def modified(self, node_id: int) -> None:
+        assert node_id in self.cache, node_id
+        self.dirty.add(node_id)
+
+    def create(self, node: Leaf | Internal) -> int:
+        node_id = self.next_node_id
+        self.next_node_id += 1
+        self.cache[node_id] = node
+        self.dirty.add(node_id)
+        return node_id
+
+    def drop(self, node_id: int) -> None:
+        self.cache.pop(node_id, None)
+        self.dirty.discard(node_id)
+        entry = self.table.pop(node_id, None)
+        if entry is not None:
+            self.allocator.release(entry[0])
+
+    def relieve(self) -> None:
+        """Drop clean nodes, least recently used first, while the cache is over its bound (no I/O)."""
+        if self._cached_bytes() <= self.cache_bytes:
+            return
+        total = self._cached_bytes()
+        for node_id in list(self.cache):
+            if total <= self.cache_bytes:
+                break
+            if node_id not in self.dirty:
+                total -= self.cache.pop(node_id).size
+
+    # -- cache bound and write-back --
+    def _cached_bytes(self) -> int:
+        return sum(node.size for node in self.cache.values())
+
+    def evict(self, root_id: int) -> None:
+        """Bring the cache within its bound: drop clean nodes, then write back dirty ones (LRU first)."""
+        total = self._cached_bytes()
+        if total <= self.cache_bytes:
+            return
+        for node_id in list(self.cache):
+            if total <= self.cache_bytes:
+                return
+            if node_id == root_id:
+                continue
+            if node_id in self.dirty:
+                self.device.wait(self.write_back(node_id))
+            total -= self.cache.pop(node_id).size
+
+    def write_back(self, node_id: int) -> int:
+        """Write a dirty node to a new block (copy-on-write); returns the write's request id."""
+        node = self.cache[node_id]
+        if node.is_leaf:
+            kind, payload = fmt.KIND_LEAF, fmt.encode_leaf(node.keys, node.values)
+        else:
+            kind, payload = fmt.KIND_INTERNAL, fmt.encode_internal(node.children, node.pivots, node.buffer)
+        assert len(payload) == node.size, (len(payload), node.size)
+        old = self.table.get(node_id)
+        block = old[0] if (self.in_place and old is not None) else self.allocator.allocate()
+        data, crc = fmt.encode_block(kind, payload, self.sector_of(block), self.device.sector_size, self.mix_address)
+        assert len(data) <= self.sectors_per_block * self.device.sector_size
+        request = self.device.submit_write(self.sector_of(block), data)
+        self.bytes_written += len(data)
+        self.table[node_id] = (block, len(data), crc)
+        if old is not None and old[0] != block:
+            self.allocator.release(old[0])
+        self.dirty.discard(node_id)
+        return request
+
+    def _load(self, node_id: int) -> Leaf | Internal:
+        entry = self.table.get(node_id)
+        if entry is None:
+            raise CorruptionDetected(self.data_start_sector, f"node {node_id} is referenced but not in the "
+                                                             f"indirection table")
+        block, length, expected_crc = entry
+        sector = self.sector_of(block)
+        size = self.device.sector_size
+        data = self.device.read(sector, length // size)
+        self.bytes_read += len(data)
+        try:
+            kind, payload, crc = fmt.decode_block(data, sector, self.mix_address)
+            if crc != expected_crc:
+                raise FormatError("block is not the version the indirection table names (stale or lost write)")
+            if kind == fmt.KIND_LEAF:
+                return Leaf(*fmt.decode_leaf(payload))
+            if kind == fmt.KIND_INTERNAL:
+                return Internal(*fmt.decode_internal(payload))
+            raise FormatError(f"block of kind {kind} where node {node_id} should be")
+        except FormatError as error:
+            raise CorruptionDetected(sector, f"node {node_id}: {error}") from None
