@@ -64,8 +64,9 @@ def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
         choices, space, point_exhausted = point_states(point, counts, spec.faults, spec.strategy, spec.bound,
                                                        spec.samples, spec.states_per_point_max, rng)
         durable_sectors = sorted(s for s, data in durable.data.items() if not is_zero(data))
-        choices += corruption_variants(point, choices, spec.faults, durable_sectors, spec.sector_size,
-                                       spec.sector_count, walk.writes, rng)
+        choices += corruption_variants(
+            point, choices, spec.faults, durable_sectors, spec.sector_size, spec.sector_count, walk.writes, rng,
+            lambda sector, rid, offset: durable.get(sector) if rid is None else durable.sector_data(rid, offset))
         space_total += space
         exhausted = exhausted and point_exhausted and not spec.faults.corruption_kinds
         fresh = []

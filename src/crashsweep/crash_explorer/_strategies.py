@@ -168,8 +168,13 @@ def _prefixes(options: list[list], faults: FaultPlan) -> list[tuple]:
 
 
 def corruption_variants(point: CrashPoint, base_choices: list[dict], faults: FaultPlan, durable_sectors: list[int],
-                        sector_size: int, sector_count_device: int, writes: dict, rng: random.Random) -> list[dict]:
-    """Up to `variants_per_point` states of this point with one corruption fault each."""
+                        sector_size: int, sector_count_device: int, writes: dict, rng: random.Random,
+                        sector_bytes=None) -> list[dict]:
+    """Up to `variants_per_point` states of this point with one corruption fault each.
+
+    `sector_bytes(sector, request_id, offset)` gives a sector's content (durable, or of an in-flight write):
+    a flipped bit then lands on a byte that carries data, not on zero padding, where damage rarely matters.
+    """
     kinds = faults.corruption_kinds
     if not kinds or not base_choices:
         return []
@@ -177,7 +182,7 @@ def corruption_variants(point: CrashPoint, base_choices: list[dict], faults: Fau
     for number in range(faults.variants_per_point):
         kind = kinds[number % len(kinds)]
         base = dict(rng.choice(base_choices))
-        fault = _one_fault(kind, base, durable_sectors, sector_size, sector_count_device, writes, rng)
+        fault = _one_fault(kind, base, durable_sectors, sector_size, sector_count_device, writes, rng, sector_bytes)
         if fault is None:
             continue
         base["faults"] = [fault]
@@ -185,7 +190,8 @@ def corruption_variants(point: CrashPoint, base_choices: list[dict], faults: Fau
     return _unique(variants)
 
 
-def _one_fault(kind, base, durable_sectors, sector_size, sector_count_device, writes, rng) -> dict | None:
+def _one_fault(kind, base, durable_sectors, sector_size, sector_count_device, writes, rng,
+               sector_bytes=None) -> dict | None:
     landed = list(base.get("persist", ()))
     if kind == "misdirect":
         if not landed:
@@ -197,13 +203,18 @@ def _one_fault(kind, base, durable_sectors, sector_size, sector_count_device, wr
         if not targets:
             return None
         return {"kind": "misdirect", "request": request, "to": rng.choice(targets)}
-    in_flight = [writes[rid][0] + offset for rid in landed for offset in range(writes[rid][1])]
+    in_flight = [(writes[rid][0] + offset, rid, offset) for rid in landed for offset in range(writes[rid][1])]
     if kind == "corrupt":
-        candidates = durable_sectors + in_flight
-        if not candidates:
+        if not durable_sectors and not in_flight:
             return None
-        return {"kind": "corrupt", "sector": rng.choice(candidates), "byte": rng.randrange(sector_size),
-                "bit": rng.randrange(8)}
+        if in_flight and (not durable_sectors or rng.random() < 0.5):   # damage what was just written, often
+            sector, rid, offset = rng.choice(in_flight)
+        else:
+            sector, rid, offset = rng.choice(durable_sectors), None, None
+        data = sector_bytes(sector, rid, offset) if sector_bytes is not None else b""
+        meaningful = [index for index, byte in enumerate(data) if byte]
+        byte = rng.choice(meaningful) if meaningful else rng.randrange(sector_size)
+        return {"kind": "corrupt", "sector": sector, "byte": byte, "bit": rng.randrange(8)}
     if not durable_sectors:
         return None
     return {"kind": kind, "sector": rng.choice(durable_sectors)}

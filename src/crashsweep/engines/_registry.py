@@ -25,10 +25,10 @@ from crashsweep.store import BetreeStore, StoreConfig, StoreConfigError
 DEFAULT_ENGINE = "betree"
 
 # The sweep's default geometry for the built-in store, small so that a short workload splits
-# nodes, writes back from the cache and checkpoints: 32 KiB nodes (entries up to ~10 KiB; the
-# large-values scenario needs --option node_size_bytes=65536), fanout 4, a cache of 4 nodes, a
-# 16-sector journal.
-BETREE_SWEEP_DEFAULTS = {"node_size_bytes": 32768, "fanout": 4, "cache_bytes": 131072, "journal_sectors": 16}
+# nodes, writes back from the cache and checkpoints: 16 KiB nodes (entries up to ~8 KiB; the
+# large-values scenario needs --option node_size_bytes=65536), fanout 4, a cache of 4 nodes, an
+# 8-sector journal.
+BETREE_SWEEP_DEFAULTS = {"node_size_bytes": 16384, "fanout": 4, "cache_bytes": 65536, "journal_sectors": 8}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ find each one is in the README's table and tests/quality/test_betree_bugs.py.
 
 BUGS = {
     "no-flush-before-superblock": "a checkpoint writes nodes, table and superblock with no flush between them",
-    "superblock-no-checksum": "a superblock is accepted when its magic matches, without its checksum",
     "superblock-counter-ignored": "open takes superblock 0 whenever it is valid, newest or not",
     "journal-replay-wrong-start": "replay starts at the oldest journal block on the ring, not where the "
                                   "superblock says",
@@ -15,6 +14,9 @@ BUGS = {
                             "is durable",
     "journal-no-checksum": "journal sectors are accepted without their checksum (magic and sequence only)",
     "sync-before-journal-durable": "sync() returns after submitting the journal write, without flushing it",
-    "checksum-without-address": "checksums do not mix in the address (found only with misdirected writes)",
+    "journal-space-unchecked": "sync() appends to the journal ring without checking for live sectors, and "
+                               "never checkpoints to make room (the ring wraps onto synced records)",
+    "checkpoint-forgets-new-nodes": "a checkpoint writes back only nodes written before; nodes born since "
+                                    "(splits) stay out of the indirection table",
     "node-written-in-place": "a dirty node is written back over its own durable block (no copy-on-write)",
 }

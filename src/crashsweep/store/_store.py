@@ -61,7 +61,7 @@ class BetreeStore:
         self.device = device
         self.events = events if events is not None else []
         self.bug = config.bug
-        mix = config.bug != "checksum-without-address"
+        mix = True           # checksums always mix in the address (kept as a parameter of the formats)
         self._mix = mix
         superblock, self._counter = self._read_superblocks(config)
         if superblock is not None:
@@ -114,8 +114,7 @@ class BetreeStore:
             if not any(sector):
                 continue
             try:
-                candidates.append((decode_superblock(sector, address, verify=self.bug != "superblock-no-checksum",
-                                                     mix_address=self._mix), address))
+                candidates.append((decode_superblock(sector, address, mix_address=self._mix), address))
             except FormatError as error:
                 damaged.append((address, str(error)))
         if damaged:   # one sector is written whole or not at all: a bad superblock is damage, never a crash
@@ -205,8 +204,11 @@ class BetreeStore:
         if not self.journal.pending and not self.journal.overflowed:
             return
         placement = None if self.journal.overflowed else self.journal.placement()
-        if placement is None or (self.journal.live_sectors + placement[1]
-                                 > self.config.checkpoint_journal_share * self.config.journal_sectors):
+        if self.bug == "journal-space-unchecked" and not self.journal.overflowed:
+            self.journal.live_sectors = 0           # the bug: live journal sectors are not protected
+            placement = self.journal.placement()
+        elif placement is None or (self.journal.live_sectors + placement[1]
+                                   > self.config.checkpoint_journal_share * self.config.journal_sectors):
             self.checkpoint()
             return
         requests = self.journal.write_pending()
@@ -220,11 +222,16 @@ class BetreeStore:
         self._check_open()
         self.tree.restore_bounds()
         barrier = self.bug != "no-flush-before-superblock"
-        requests = [self.pages.write_back(node_id) for node_id in sorted(self.pages.dirty)]
+        dirty = sorted(self.pages.dirty)
+        if self.bug == "checkpoint-forgets-new-nodes":
+            dirty = [node_id for node_id in dirty if node_id in self.pages.table or node_id == self.tree.root_id]
+        requests = [self.pages.write_back(node_id) for node_id in dirty]
         self.device.wait_all(requests)
         if barrier:
             self.device.flush()
         table = dict(self.pages.table)
+        if self.bug == "checkpoint-forgets-new-nodes":
+            self.pages.dirty.clear()
         payloads = encode_table(table, self.config.node_size_bytes)
         if len(payloads) > table_blocks_max(self.device.sector_size):
             raise StoreFullError(f"the indirection table needs {len(payloads)} blocks, more than a superblock lists")
@@ -283,7 +290,7 @@ class BetreeStore:
                                      f"{self.config.node_size_bytes}, fanout {self.config.fanout})")
         if len(key) + len(value) > self._entry_bytes_max:
             raise EntryTooLargeError(f"key and value of {len(key) + len(value)} bytes exceed "
-                                     f"{self._entry_bytes_max} (a third of a {self.config.node_size_bytes}-byte node)")
+                                     f"{self._entry_bytes_max} (about half a {self.config.node_size_bytes}-byte node)")
 
     def stats(self) -> dict:
         """I/O and cache counters, for benchmarks."""

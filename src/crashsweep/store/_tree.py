@@ -79,8 +79,12 @@ class Tree:
         self.key_bytes_max = min(KEY_BYTES_LIMIT, (self.capacity // 2) // (fanout + 1) - PIVOT.size)
         fixed_max = INTERNAL_HEAD.size + CHILD.size * (fanout + 1) + (PIVOT.size + self.key_bytes_max) * fanout
         self.buffer_bytes_max = self.capacity - fixed_max
-        self.entry_bytes_max = self.capacity // 3 - MESSAGE.size   # split pieces stay <= capacity / 2
-        assert self.key_bytes_max >= 16 and self.buffer_bytes_max >= self.entry_bytes_max + MESSAGE.size
+        # A leaf splits into pieces of at most half a node, so an entry may be up to half a node; a
+        # message must also fit an internal node's buffer on its own.
+        self.entry_bytes_max = min(self.capacity // 2 - LEAF_HEAD.size - LEAF_ENTRY.size,
+                                   self.buffer_bytes_max) - MESSAGE.size
+        assert self.key_bytes_max >= 16 and self.entry_bytes_max >= self.capacity // 8, (
+            self.key_bytes_max, self.entry_bytes_max)
 
     # -- reads --
     def get(self, key: bytes) -> bytes | None:
