@@ -21,7 +21,7 @@ from crashsweep.crash_explorer import (
     summarize_results, write_trace,
 )
 from crashsweep.crash_explorer._trace import trace_name
-from crashsweep.disk_model import SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan
+from crashsweep.disk_model import SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.engines import ADAPTERS, DEFAULT_ENGINE, EngineError, parse_option_pairs, resolve_engine
 from crashsweep.reports import SweepProgress, print_summary, render_html, write_junit, write_summary
@@ -150,6 +150,7 @@ def spec_from_args(args) -> SweepSpec:
     raw_options = parse_option_pairs(args.option)
     options = adapter.parse_options(raw_options)
     name, ops = resolve_scenario(args.scenario, args.seed, args.ops)
+    check_geometry(args.sector_size, args.device_sectors or SECTOR_COUNT_DEFAULT)
     sectors = args.device_sectors or max(SECTOR_COUNT_DEFAULT, adapter.sectors_needed(options, args.sector_size))
     spec = SweepSpec(ops=tuple(ops), engine=args.engine, options=make_options(raw_options), scenario=name,
                      seed=args.seed, sector_size=args.sector_size, sector_count=sectors,

@@ -9,7 +9,7 @@ import pytest
 
 from crashsweep.cli import main
 
-FAST = ["--option", "checkpoint_sectors=16", "--option", "log_sectors=16", "--option", "checkpoint_every_syncs=2",
+FAST = ["--engine", "example-wal", "--option", "checkpoint_sectors=16", "--option", "log_sectors=16", "--option", "checkpoint_every_syncs=2",
         "--ops", "40", "--jobs", "2", "--quiet"]
 
 
@@ -62,7 +62,9 @@ def test_replay_of_a_trace_that_no_longer_fails_exits_zero(tmp_path):
     (["sweep", "--scenario", "missing.json"], "does not exist"),
     (["sweep", "--strategy", "all"], "invalid choice"),
     (["sweep", "--option", "bug=nope"], "no seeded bug 'nope'"),
-    (["sweep", "--option", "log_sectors=many"], "expected int"),
+    (["sweep", "--option", "fanout=many"], "expected int"),
+    (["sweep", "--engine", "example-wal", "--option", "log_sectors=many"], "expected int"),
+    (["sweep", "--option", "node_size_bytes=5000"], "multiple of the sector size"),
     (["sweep", "--option", "colour=red"], "has no option 'colour'"),
     (["sweep", "--option", "novalue"], "expected KEY=VALUE"),
     (["sweep", "--faults", "crash,melt"], "unknown fault 'melt'"),
@@ -115,8 +117,10 @@ def test_bad_input_does_not_destroy_an_existing_report(tmp_path):
 
 def test_bugs_lists_every_seeded_bug():
     completed = run_cli("bugs")
+    assert completed.returncode == 0 and "node-written-in-place" in completed.stdout
+    assert len(completed.stdout.strip().splitlines()) >= 8
+    completed = run_cli("bugs", "--engine", "example-wal")
     assert completed.returncode == 0 and "checkpoint-in-place" in completed.stdout
-    assert len(completed.stdout.strip().splitlines()) >= 6
 
 
 def test_module_and_console_script_agree():

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not instal
 
 def test_report_renders_in_chromium_without_errors(tmp_path):
     out = tmp_path / "report"
-    main(["sweep", "--option", "checkpoint_sectors=16", "--option", "log_sectors=16", "--option",
+    main(["sweep", "--engine", "example-wal", "--option", "checkpoint_sectors=16", "--option", "log_sectors=16", "--option",
           "checkpoint_every_syncs=2", "--option", "bug=no-log-checksum", "--ops", "40", "--quiet", "--out", str(out)])
     url = (out / "index.html").as_uri()
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]

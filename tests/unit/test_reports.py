@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from crashsweep.cli import main
 from crashsweep.reports import render_html
 
-FAST = ["--option", "checkpoint_sectors=16", "--option", "log_sectors=16", "--option", "checkpoint_every_syncs=2",
+FAST = ["--engine", "example-wal", "--option", "checkpoint_sectors=16", "--option", "log_sectors=16", "--option", "checkpoint_every_syncs=2",
         "--ops", "40", "--jobs", "2", "--quiet"]
 
 

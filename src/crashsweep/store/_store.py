@@ -217,6 +217,12 @@ class BetreeStore:
         self.device.wait_all(requests)
         self.device.flush()
 
+    def compact(self) -> None:
+        """Push every buffered message down to the leaves (deletes shrink the tree); durable at the next sync."""
+        self._check_open()
+        self.tree.compact()
+        self.pages.evict(self.tree.root_id)
+
     def checkpoint(self) -> None:
         """Make the whole tree durable and reclaim the journal (see the module docstring)."""
         self._check_open()

@@ -7,7 +7,10 @@ biggest batch (the messages bound for one child) one level down; a leaf over
 the node size splits, an internal node over the fanout splits, a split root
 grows the tree by one level. Deletes: an emptied leaf is removed from its
 parent, two small neighbouring leaves merge, and a root with one child and an
-empty buffer hands over to that child, so deleting shrinks the tree again.
+empty buffer hands over to that child, so deleting shrinks the tree again;
+`compact` pushes every buffer down so that this happens everywhere (an internal
+node left with one child then hands over to it, so leaves may sit at different
+depths, which lookups and scans do not mind).
 
 Nodes are reached only through `pages` (see _pages.NodePages): `get`, `modified`,
 `create`, `drop`. The tree never touches the device.
@@ -163,6 +166,33 @@ class Tree:
         if len(root.children) > self.fanout:
             self._grow_root(self._split_internal(self.root_id, root))
         self._shrink_root()
+
+    def compact(self) -> None:
+        """Flush every buffer down to the leaves: deletes reach them, emptied leaves go, small ones merge."""
+        self._flush_all(self.root_id)
+        self.restore_bounds()
+
+    def _flush_all(self, node_id: int) -> None:
+        node = self.pages.get(node_id)
+        if node.is_leaf:
+            return
+        while node.buffer:
+            self._flush_one(node_id, node)
+        for child in list(node.children):
+            if child in node.children:
+                self._flush_all(child)
+        for index in range(len(node.children) - 1, -1, -1):
+            if index >= len(node.children):
+                continue
+            child_id = node.children[index]
+            child = self.pages.get(child_id)
+            if not child.is_leaf and len(child.children) == 1 and not child.buffer:
+                node.children[index] = child.children[0]      # an internal node with one child hands over
+                self.pages.drop(child_id)
+                child = self.pages.get(node.children[index])
+            if child.is_leaf:
+                self._merge_small_leaf(node_id, node, index)
+        self.pages.modified(node_id)
 
     def _grow_root(self, pieces: list[tuple[bytes | None, int]]) -> None:
         """The root split into `pieces` (pivot before it, node id): put a new root above them."""
