@@ -97,3 +97,12 @@ def test_journal_block_round_trips_sector_by_sector(records):
         assert (sequence, position, total, block_crc) == (9, index, count, journal.block_checksum(payload))
         parts.append(used)
     assert journal.decode_records(b"".join(parts)) == records
+
+
+@given(st.dictionaries(keys, values, max_size=40), st.lists(keys, max_size=10))
+def test_a_point_read_of_an_encoded_leaf_finds_what_decoding_finds(items, probes):
+    ordered = sorted(items)
+    payload = node.encode_leaf(ordered, [items[k] for k in ordered])
+    assert node.check_leaf(payload) == len(items)
+    for key in list(items) + probes:
+        assert node.leaf_lookup(payload, key) == items.get(key)

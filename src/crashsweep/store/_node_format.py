@@ -5,8 +5,10 @@ magic, kind, version, reserved, payload length, CRC32C of (header without the
 CRC + payload) with the block's first sector mixed in. Only the sectors the
 block needs are written; the rest of its slot is never read.
 
-Leaf payload:     LEAF_HEAD (entry count), then per entry LEAF_ENTRY (key length,
-                  value length), key, value; keys strictly ascending.
+Leaf payload:     LEAF_HEAD (entry count), an offset table (LEAF_OFFSET per entry: where the
+                  entry starts in the payload), then per entry LEAF_ENTRY (key length,
+                  value length), key, value; keys strictly ascending. The offset table lets a
+                  point read binary-search the encoded leaf without decoding it (`leaf_lookup`).
 Internal payload: INTERNAL_HEAD (child count, message count), child node ids
                   (CHILD each), child count - 1 pivots (PIVOT key length, key),
                   then messages (MESSAGE kind, key length, value length, key, value).
@@ -22,11 +24,12 @@ from crashsweep.store.errors import FormatError
 BLOCK_HEADER = struct.Struct("<4sBBHII")
 LEAF_HEAD = struct.Struct("<I")
 LEAF_ENTRY = struct.Struct("<HI")
+LEAF_OFFSET = struct.Struct("<I")
 INTERNAL_HEAD = struct.Struct("<HI")
 CHILD = struct.Struct("<Q")
 PIVOT = struct.Struct("<H")
 MESSAGE = struct.Struct("<BHI")
-assert BLOCK_HEADER.size == 16 and LEAF_HEAD.size == 4 and LEAF_ENTRY.size == 6
+assert BLOCK_HEADER.size == 16 and LEAF_HEAD.size == 4 and LEAF_ENTRY.size == 6 and LEAF_OFFSET.size == 4
 assert INTERNAL_HEAD.size == 6 and CHILD.size == 8 and PIVOT.size == 2 and MESSAGE.size == 7
 
 BLOCK_MAGIC = b"CSBK"
@@ -66,17 +69,64 @@ def decode_block(data: bytes, address: int, mix_address: bool = True) -> tuple[i
 
 def encode_leaf(keys: list[bytes], values: list[bytes]) -> bytes:
     assert len(keys) == len(values) and all(a < b for a, b in zip(keys, keys[1:]))
-    parts = [LEAF_HEAD.pack(len(keys))]
+    offsets, entries = [], []
+    position = LEAF_HEAD.size + LEAF_OFFSET.size * len(keys)
     for key, value in zip(keys, values):
-        parts += (LEAF_ENTRY.pack(len(key), len(value)), key, value)
-    return b"".join(parts)
+        offsets.append(LEAF_OFFSET.pack(position))
+        entries += (LEAF_ENTRY.pack(len(key), len(value)), key, value)
+        position += LEAF_ENTRY.size + len(key) + len(value)
+    return b"".join([LEAF_HEAD.pack(len(keys))] + offsets + entries)
+
+
+def check_leaf(payload: bytes) -> int:
+    """The entry count, after O(1) checks that the offset table and the last entry fit the payload."""
+    if len(payload) < LEAF_HEAD.size:
+        raise FormatError("leaf shorter than its head")
+    (count,) = LEAF_HEAD.unpack_from(payload)
+    start = LEAF_HEAD.size + LEAF_OFFSET.size * count
+    if start > len(payload):
+        raise FormatError("leaf offset table runs past the payload")
+    if count:
+        (last,) = LEAF_OFFSET.unpack_from(payload, start - LEAF_OFFSET.size)
+        if last + LEAF_ENTRY.size > len(payload):
+            raise FormatError("leaf entry runs past the payload")
+        key_length, value_length = LEAF_ENTRY.unpack_from(payload, last)
+        if last + LEAF_ENTRY.size + key_length + value_length != len(payload):
+            raise FormatError("leaf entries do not end where the payload ends")
+    elif start != len(payload):
+        raise FormatError("empty leaf with trailing bytes")
+    return count
+
+
+def leaf_lookup(payload: bytes, key: bytes) -> bytes | None:
+    """Binary search of an encoded leaf (checked by check_leaf); unpacks O(log n) entries."""
+    (count,) = LEAF_HEAD.unpack_from(payload)
+    low, high = 0, count
+    entry, offset = LEAF_ENTRY.unpack_from, LEAF_OFFSET.unpack_from
+    while low < high:
+        middle = (low + high) // 2
+        (position,) = offset(payload, LEAF_HEAD.size + LEAF_OFFSET.size * middle)
+        key_length, value_length = entry(payload, position)
+        start = position + LEAF_ENTRY.size
+        found = payload[start:start + key_length]
+        if found < key:
+            low = middle + 1
+        elif found > key:
+            high = middle
+        else:
+            return payload[start + key_length:start + key_length + value_length]
+    return None
 
 
 def decode_leaf(payload: bytes) -> tuple[list[bytes], list[bytes]]:
+    count = check_leaf(payload)
     reader = _Reader(payload)
-    (count,) = reader.unpack(LEAF_HEAD)
+    reader.unpack(LEAF_HEAD)
+    offsets = [reader.unpack(LEAF_OFFSET)[0] for _ in range(count)]
     keys, values = [], []
-    for _ in range(count):
+    for expected in offsets:
+        if reader.offset != expected:
+            raise FormatError("leaf offset table does not match its entries")
         key_length, value_length = reader.unpack(LEAF_ENTRY)
         keys.append(reader.take(key_length))
         values.append(reader.take(value_length))

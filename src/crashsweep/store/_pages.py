@@ -105,7 +105,8 @@ class NodePages:
         """Write a dirty node to a new block (copy-on-write); returns the write's request id."""
         node = self.cache[node_id]
         if node.is_leaf:
-            kind, payload = fmt.KIND_LEAF, fmt.encode_leaf(node.keys, node.values)
+            kind, payload = fmt.KIND_LEAF, node.raw if node.raw is not None else fmt.encode_leaf(node.keys,
+                                                                                                 node.values)
         else:
             kind, payload = fmt.KIND_INTERNAL, fmt.encode_internal(node.children, node.pivots, node.buffer)
         assert len(payload) == node.size, (len(payload), node.size)
@@ -136,7 +137,8 @@ class NodePages:
             if crc != expected_crc:
                 raise FormatError("block is not the version the indirection table names (stale or lost write)")
             if kind == fmt.KIND_LEAF:
-                return Leaf(*fmt.decode_leaf(payload))
+                fmt.check_leaf(payload)
+                return Leaf.encoded(payload)
             if kind == fmt.KIND_INTERNAL:
                 return Internal(*fmt.decode_internal(payload))
             raise FormatError(f"block of kind {kind} where node {node_id} should be")

@@ -26,19 +26,68 @@ from __future__ import annotations
 import bisect
 
 from crashsweep.store._node_format import (
-    BLOCK_HEADER, CHILD, INTERNAL_HEAD, LEAF_ENTRY, LEAF_HEAD, MESSAGE, MESSAGE_DELETE, MESSAGE_PUT, PIVOT,
+    BLOCK_HEADER, CHILD, INTERNAL_HEAD, LEAF_ENTRY, LEAF_HEAD, LEAF_OFFSET, MESSAGE, MESSAGE_DELETE, MESSAGE_PUT, PIVOT,
+    decode_leaf, leaf_lookup,
 )
 
 KEY_BYTES_LIMIT = 1024
 
 
 class Leaf:
-    __slots__ = ("keys", "values", "size")
+    """A leaf: sorted keys and their values. A leaf read from disk stays encoded (`raw`) until
+    something needs its lists, so a point read of an uncached leaf decodes O(log n) entries."""
+
+    __slots__ = ("_keys", "_values", "raw", "size")
 
     def __init__(self, keys: list[bytes] | None = None, values: list[bytes] | None = None):
-        self.keys = keys if keys is not None else []
-        self.values = values if values is not None else []
-        self.size = LEAF_HEAD.size + sum(LEAF_ENTRY.size + len(k) + len(v) for k, v in zip(self.keys, self.values))
+        self._keys = keys if keys is not None else []
+        self._values = values if values is not None else []
+        self.raw: bytes | None = None
+        self.size = LEAF_HEAD.size + sum(entry_size(k, v) for k, v in zip(self._keys, self._values))
+
+    @classmethod
+    def encoded(cls, payload: bytes) -> "Leaf":
+        """Requires: check_leaf(payload) passed."""
+        leaf = cls.__new__(cls)
+        leaf._keys = leaf._values = None
+        leaf.raw, leaf.size = payload, len(payload)
+        return leaf
+
+    def _decode(self) -> None:
+        self._keys, self._values = decode_leaf(self.raw)
+        self.raw = None
+
+    @property
+    def keys(self) -> list[bytes]:
+        if self.raw is not None:
+            self._decode()
+        return self._keys
+
+    @keys.setter
+    def keys(self, keys: list[bytes]) -> None:
+        if self.raw is not None:
+            self._decode()
+        self._keys = keys
+
+    @property
+    def values(self) -> list[bytes]:
+        if self.raw is not None:
+            self._decode()
+        return self._values
+
+    @values.setter
+    def values(self, values: list[bytes]) -> None:
+        if self.raw is not None:
+            self._decode()
+        self._values = values
+
+    def lookup(self, key: bytes) -> bytes | None:
+        if self.raw is not None:
+            return leaf_lookup(self.raw, key)
+        index = bisect.bisect_left(self._keys, key)
+        if index < len(self._keys) and self._keys[index] == key:
+            return self._values[index]
+        return None
 
     is_leaf = True
 
@@ -70,7 +119,7 @@ def message_size(key: bytes, value: bytes) -> int:
 
 
 def entry_size(key: bytes, value: bytes) -> int:
-    return LEAF_ENTRY.size + len(key) + len(value)
+    return LEAF_OFFSET.size + LEAF_ENTRY.size + len(key) + len(value)
 
 
 class Tree:
@@ -84,7 +133,7 @@ class Tree:
         self.buffer_bytes_max = self.capacity - fixed_max
         # A leaf splits into pieces of at most half a node, so an entry may be up to half a node; a
         # message must also fit an internal node's buffer on its own.
-        self.entry_bytes_max = min(self.capacity // 2 - LEAF_HEAD.size - LEAF_ENTRY.size,
+        self.entry_bytes_max = min(self.capacity // 2 - LEAF_HEAD.size - LEAF_OFFSET.size - LEAF_ENTRY.size,
                                    self.buffer_bytes_max) - MESSAGE.size
         assert self.key_bytes_max >= 16 and self.entry_bytes_max >= self.capacity // 8, (
             self.key_bytes_max, self.entry_bytes_max)
@@ -97,10 +146,7 @@ class Tree:
             if message is not None:
                 return message[1] if message[0] == MESSAGE_PUT else None
             node = self.pages.get(node.children[bisect.bisect_right(node.pivots, key)])
-        index = bisect.bisect_left(node.keys, key)
-        if index < len(node.keys) and node.keys[index] == key:
-            return node.values[index]
-        return None
+        return node.lookup(key)
 
     def scan(self, start: bytes | None, end: bytes | None) -> list[tuple[bytes, bytes]]:
         """Sorted (key, value) pairs with start <= key < end (None: unbounded)."""
