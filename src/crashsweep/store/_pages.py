@@ -1,7 +1,12 @@
 """Node pages: the LRU node cache, copy-on-write writeback, and the in-memory indirection table.
 
 The cache is bounded in bytes (each node counted at its encoded size) and may
-write a dirty node back at any time between operations. A write-back never
+write a dirty node back at any time between operations. The bound is checked
+after any operation that brought a node into the cache, and otherwise every
+CHECK_EVERY_CALLS operations (in between, cached nodes grow by at most one
+message per operation), so summing the cache is not a per-operation cost.
+Leaves go first (least recently used first), internal nodes only when no leaf
+is left to evict: every lookup passes through the internal nodes. A write-back never
 overwrites a block: it goes to a freshly allocated block, the indirection
 table entry (node id -> block, length, CRC) moves there, and the old block is
 released to the allocator, which keeps it until no durable checkpoint can reach
@@ -22,6 +27,8 @@ from crashsweep.store._allocator import BlockAllocator
 from crashsweep.store._tree import Internal, Leaf
 from crashsweep.store.errors import CorruptionDetected, FormatError
 
+CHECK_EVERY_CALLS = 64
+
 
 class NodePages:
     def __init__(self, device, data_start_sector: int, sectors_per_block: int, cache_bytes: int,
@@ -40,6 +47,8 @@ class NodePages:
         self.dirty: set[int] = set()
         self.bytes_read = 0
         self.bytes_written = 0
+        self._grown = False          # a node entered the cache since the last bound check
+        self._calls_unchecked = 0    # operations since the last bound check
 
     def sector_of(self, block: int) -> int:
         return self.data_start_sector + block * self.sectors_per_block
@@ -52,6 +61,7 @@ class NodePages:
             return node
         node = self._load(node_id)
         self.cache[node_id] = node
+        self._grown = True
         return node
 
     def modified(self, node_id: int) -> None:
@@ -63,6 +73,7 @@ class NodePages:
         self.next_node_id += 1
         self.cache[node_id] = node
         self.dirty.add(node_id)
+        self._grown = True
         return node_id
 
     def drop(self, node_id: int) -> None:
@@ -74,32 +85,47 @@ class NodePages:
 
     def relieve(self) -> None:
         """Drop clean nodes, least recently used first, while the cache is over its bound (no I/O)."""
-        if self._cached_bytes() <= self.cache_bytes:
+        if not self._due():
             return
         total = self._cached_bytes()
-        for node_id in list(self.cache):
-            if total <= self.cache_bytes:
-                break
-            if node_id not in self.dirty:
-                total -= self.cache.pop(node_id).size
+        for leaves_only in (True, False):       # internal nodes are on every path: keep them longest
+            for node_id in list(self.cache):
+                if total <= self.cache_bytes:
+                    return
+                node = self.cache[node_id]
+                if node_id not in self.dirty and (node.is_leaf or not leaves_only):
+                    total -= self.cache.pop(node_id).size
 
     # -- cache bound and write-back --
+    def _due(self) -> bool:
+        """Whether to check the bound now: a node entered the cache, or CHECK_EVERY_CALLS calls passed
+        (between them only cached nodes grow, by one operation's message each)."""
+        self._calls_unchecked += 1
+        if not self._grown and self._calls_unchecked < CHECK_EVERY_CALLS:
+            return False
+        self._grown, self._calls_unchecked = False, 0
+        return True
+
     def _cached_bytes(self) -> int:
         return sum(node.size for node in self.cache.values())
 
     def evict(self, root_id: int) -> None:
         """Bring the cache within its bound: drop clean nodes, then write back dirty ones (LRU first)."""
+        if not self._due():
+            return
         total = self._cached_bytes()
         if total <= self.cache_bytes:
             return
-        for node_id in list(self.cache):
-            if total <= self.cache_bytes:
-                return
-            if node_id == root_id:
-                continue
-            if node_id in self.dirty:
-                self.device.wait(self.write_back(node_id))
-            total -= self.cache.pop(node_id).size
+        for leaves_only in (True, False):       # internal nodes are on every path: keep them longest
+            for node_id in list(self.cache):
+                if total <= self.cache_bytes:
+                    return
+                node = self.cache[node_id]
+                if node_id == root_id or (leaves_only and not node.is_leaf):
+                    continue
+                if node_id in self.dirty:
+                    self.device.wait(self.write_back(node_id))
+                total -= self.cache.pop(node_id).size
 
     def write_back(self, node_id: int) -> int:
         """Write a dirty node to a new block (copy-on-write); returns the write's request id."""
