@@ -16,7 +16,6 @@ import shlex
 import subprocess
 import sys
 
-import pytest
 
 TUTORIAL = pathlib.Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"
 STEP = re.compile(r"<!-- (file|replace|exit): (\S+) -->\n```(\w+)\n(.*?)```", re.S)

@@ -12,12 +12,6 @@ import crc32c
 ADDRESS_BYTES = 8
 
 
-def checksum(data: bytes, address: int, mix_address: bool = True) -> int:
-    """Example: `checksum(b"node", 1024)`; the same bytes at sector 1025 give another value.
-
-    `mix_address=False` exists only for the seeded bug `checksum-without-address`.
-    """
-    value = crc32c.crc32c(data)
-    if mix_address:
-        value = crc32c.crc32c(address.to_bytes(ADDRESS_BYTES, "little"), value)
-    return value
+def checksum(data: bytes, address: int) -> int:
+    """Example: `checksum(b"node", 1024)`; the same bytes at sector 1025 give another value."""
+    return crc32c.crc32c(address.to_bytes(ADDRESS_BYTES, "little"), crc32c.crc32c(data))

@@ -22,11 +22,9 @@ from crashsweep.store.errors import CorruptionDetected, FormatError
 
 
 class JournalRing:
-    def __init__(self, device, first_sector: int, ring_sectors: int, start_seq: int, start_pos: int,
-                 mix_address: bool = True):
+    def __init__(self, device, first_sector: int, ring_sectors: int, start_seq: int, start_pos: int):
         assert 0 <= start_pos < ring_sectors
         self.device, self.first_sector, self.ring_sectors = device, first_sector, ring_sectors
-        self.mix_address = mix_address
         self.next_seq, self.write_pos, self.live_sectors = start_seq, start_pos, 0
         self.pending: list[tuple[int, bytes, bytes]] = []
         self.pending_bytes = 0
@@ -58,7 +56,7 @@ class JournalRing:
         position, used = self.placement()
         payload = fmt.encode_records(self.pending)
         data = fmt.encode_journal_block(payload, self.next_seq, self.first_sector + position,
-                                        self.device.sector_size, self.mix_address)
+                                        self.device.sector_size)
         request = self.device.submit_write(self.first_sector + position, data)
         self.bytes_written += len(data)
         self.next_seq += 1
@@ -77,14 +75,14 @@ class JournalRing:
 
 
 def read_journal(device, first_sector: int, ring_sectors: int, start_seq: int, start_pos: int,
-                 verify: bool = True, mix_address: bool = True, from_oldest: bool = False):
+                 verify: bool = True, from_oldest: bool = False):
     """(records in order, next sequence number, write position, live sectors). Raises CorruptionDetected.
 
     `from_oldest` exists only for the seeded bug `journal-replay-wrong-start`.
     """
     size = device.sector_size
     ring = device.read(first_sector, ring_sectors)
-    sectors = [_decode(ring[i * size:(i + 1) * size], first_sector + i, verify, mix_address)
+    sectors = [_decode(ring[i * size:(i + 1) * size], first_sector + i, verify)
                for i in range(ring_sectors)]
     if from_oldest:
         valid = [(info[0], i) for i, info in enumerate(sectors) if isinstance(info, tuple) and info[1] == 0]
@@ -126,12 +124,12 @@ def read_journal(device, first_sector: int, ring_sectors: int, start_seq: int, s
     return records, seq, pos, live
 
 
-def _decode(sector: bytes, address: int, verify: bool, mix_address: bool):
+def _decode(sector: bytes, address: int, verify: bool):
     """The sector's (seq, index, count, block CRC, payload), or "zero", or "stale" (not ours), or "damaged"."""
     if not any(sector):
         return "zero"
     try:
-        return fmt.decode_journal_sector(sector, address, verify, mix_address)
+        return fmt.decode_journal_sector(sector, address, verify)
     except FormatError:
         return "damaged"
 

@@ -61,8 +61,7 @@ def sectors_for(payload_bytes: int, sector_size: int) -> int:
     return max(1, -(-payload_bytes // payload_per_sector(sector_size)))
 
 
-def encode_journal_block(payload: bytes, sequence: int, first_address: int, sector_size: int,
-                         mix_address: bool = True) -> bytes:
+def encode_journal_block(payload: bytes, sequence: int, first_address: int, sector_size: int) -> bytes:
     """Whole sectors for one journal block starting at sector `first_address`."""
     per_sector = payload_per_sector(sector_size)
     count = sectors_for(len(payload), sector_size)
@@ -73,13 +72,12 @@ def encode_journal_block(payload: bytes, sequence: int, first_address: int, sect
         chunk = payload[index * per_sector:(index + 1) * per_sector]
         body = chunk + bytes(per_sector - len(chunk))
         head = JOURNAL_SECTOR.pack(JOURNAL_MAGIC, sequence, index, count, len(chunk), block_crc, 0)[:-4]
-        crc = checksum(head + body, first_address + index, mix_address)
+        crc = checksum(head + body, first_address + index)
         sectors.append(head + crc.to_bytes(4, "little") + body)
     return b"".join(sectors)
 
 
-def decode_journal_sector(sector: bytes, address: int, verify: bool = True,
-                          mix_address: bool = True) -> tuple[int, int, int, int, bytes]:
+def decode_journal_sector(sector: bytes, address: int, verify: bool = True) -> tuple[int, int, int, int, bytes]:
     """(sequence, index, count, block CRC, used payload). Raises FormatError for anything but a valid
     journal sector.
 
@@ -89,7 +87,7 @@ def decode_journal_sector(sector: bytes, address: int, verify: bool = True,
     if magic != JOURNAL_MAGIC:
         raise FormatError("not a journal sector (bad magic)")
     body = sector[JOURNAL_SECTOR.size:]
-    if verify and checksum(sector[:JOURNAL_SECTOR.size - 4] + body, address, mix_address) != crc:
+    if verify and checksum(sector[:JOURNAL_SECTOR.size - 4] + body, address) != crc:
         raise FormatError("journal sector checksum mismatch")
     if index >= count or used > len(body):
         raise FormatError("journal sector header is inconsistent")

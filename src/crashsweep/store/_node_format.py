@@ -39,18 +39,17 @@ MESSAGE_PUT, MESSAGE_DELETE = 1, 2
 KEY_BYTES_MAX = 0xFFFF
 
 
-def encode_block(kind: int, payload: bytes, address: int, sector_size: int, mix_address: bool = True
-                 ) -> tuple[bytes, int]:
+def encode_block(kind: int, payload: bytes, address: int, sector_size: int) -> tuple[bytes, int]:
     """(bytes padded to whole sectors, CRC). Example: `encode_block(KIND_LEAF, b"...", 40, 4096)`."""
     head = BLOCK_HEADER.pack(BLOCK_MAGIC, kind, FORMAT_VERSION, 0, len(payload), 0)[:-4]
-    crc = checksum(head + payload, address, mix_address)
+    crc = checksum(head + payload, address)
     data = head + crc.to_bytes(4, "little") + payload
     padded = data + bytes(-len(data) % sector_size)
     assert len(padded) % sector_size == 0 and len(padded) >= BLOCK_HEADER.size
     return padded, crc
 
 
-def decode_block(data: bytes, address: int, mix_address: bool = True) -> tuple[int, bytes, int]:
+def decode_block(data: bytes, address: int) -> tuple[int, bytes, int]:
     """(kind, payload, CRC). Raises FormatError if the block is not a valid block for `address`."""
     if len(data) < BLOCK_HEADER.size:
         raise FormatError("block shorter than its header")
@@ -62,7 +61,7 @@ def decode_block(data: bytes, address: int, mix_address: bool = True) -> tuple[i
     if BLOCK_HEADER.size + length > len(data):
         raise FormatError(f"payload length {length} runs past the block")
     payload = data[BLOCK_HEADER.size:BLOCK_HEADER.size + length]
-    if checksum(data[:BLOCK_HEADER.size - 4] + payload, address, mix_address) != crc:
+    if checksum(data[:BLOCK_HEADER.size - 4] + payload, address) != crc:
         raise FormatError("checksum mismatch")
     return kind, payload, crc
 

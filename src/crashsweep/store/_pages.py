@@ -33,7 +33,7 @@ CHECK_EVERY_CALLS = 64
 class NodePages:
     def __init__(self, device, data_start_sector: int, sectors_per_block: int, cache_bytes: int,
                  table: dict[int, tuple[int, int, int]], allocator: BlockAllocator, next_node_id: int,
-                 mix_address: bool = True, in_place: bool = False):
+                 in_place: bool = False):
         self.device = device
         self.data_start_sector = data_start_sector
         self.sectors_per_block = sectors_per_block
@@ -41,7 +41,6 @@ class NodePages:
         self.table = table
         self.allocator = allocator
         self.next_node_id = next_node_id
-        self.mix_address = mix_address
         self.in_place = in_place          # seeded bug node-written-in-place
         self.cache: OrderedDict[int, Leaf | Internal] = OrderedDict()
         self.dirty: set[int] = set()
@@ -138,7 +137,7 @@ class NodePages:
         assert len(payload) == node.size, (len(payload), node.size)
         old = self.table.get(node_id)
         block = old[0] if (self.in_place and old is not None) else self.allocator.allocate()
-        data, crc = fmt.encode_block(kind, payload, self.sector_of(block), self.device.sector_size, self.mix_address)
+        data, crc = fmt.encode_block(kind, payload, self.sector_of(block), self.device.sector_size)
         assert len(data) <= self.sectors_per_block * self.device.sector_size
         request = self.device.submit_write(self.sector_of(block), data)
         self.bytes_written += len(data)
@@ -159,7 +158,7 @@ class NodePages:
         data = self.device.read(sector, length // size)
         self.bytes_read += len(data)
         try:
-            kind, payload, crc = fmt.decode_block(data, sector, self.mix_address)
+            kind, payload, crc = fmt.decode_block(data, sector)
             if crc != expected_crc:
                 raise FormatError("block is not the version the indirection table names (stale or lost write)")
             if kind == fmt.KIND_LEAF:

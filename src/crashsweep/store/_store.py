@@ -61,8 +61,6 @@ class BetreeStore:
         self.device = device
         self.events = events if events is not None else []
         self.bug = config.bug
-        mix = True           # checksums always mix in the address (kept as a parameter of the formats)
-        self._mix = mix
         superblock, self._counter = self._read_superblocks(config)
         if superblock is not None:
             config = config.with_values(node_size_bytes=superblock.node_size_bytes,
@@ -95,13 +93,13 @@ class BetreeStore:
         self._table_blocks = [block for block, _, _ in table_refs]
         allocator = BlockAllocator(self.block_count, durable, reuse_before_durable=config.bug == "reuse-before-durable")
         self.pages = NodePages(device, self._data_start, self._sectors_per_block, config.cache_bytes, table, allocator,
-                               next_id, mix_address=mix, in_place=config.bug == "node-written-in-place")
+                               next_id, in_place=config.bug == "node-written-in-place")
         if superblock is None:
             self.pages.cache[root_id] = Leaf()          # an empty root; written at the first checkpoint
             self.pages.dirty.add(root_id)
         self.tree = Tree(self.pages, root_id, config.node_size_bytes, config.fanout)
         self._entry_bytes_max = self.tree.entry_bytes_max
-        self.journal = JournalRing(device, self._journal_first, config.journal_sectors, start_seq, start_pos, mix)
+        self.journal = JournalRing(device, self._journal_first, config.journal_sectors, start_seq, start_pos)
         self._replay(start_seq, start_pos)
         self._closed = False
         self._owns_device = False
@@ -114,7 +112,7 @@ class BetreeStore:
             if not any(sector):
                 continue
             try:
-                candidates.append((decode_superblock(sector, address, mix_address=self._mix), address))
+                candidates.append((decode_superblock(sector, address), address))
             except FormatError as error:
                 damaged.append((address, str(error)))
         if damaged:   # one sector is written whole or not at all: a bad superblock is damage, never a crash
@@ -142,8 +140,7 @@ class BetreeStore:
             if block >= self.block_count or length % size or not 0 < length <= self.config.node_size_bytes:
                 raise CorruptionDetected(sector, "superblock names an impossible table block")
             try:
-                kind, payload, crc = node_format.decode_block(self.device.read(sector, length // size), sector,
-                                                              self._mix)
+                kind, payload, crc = node_format.decode_block(self.device.read(sector, length // size), sector)
                 if crc != expected_crc or kind != node_format.KIND_TABLE:
                     raise FormatError("not the table block the superblock names")
                 part = decode_table_block(payload)
@@ -157,7 +154,7 @@ class BetreeStore:
     def _replay(self, start_seq: int, start_pos: int) -> None:
         records, seq, pos, live = read_journal(
             self.device, self._journal_first, self.config.journal_sectors, start_seq, start_pos,
-            verify=self.bug != "journal-no-checksum", mix_address=self._mix,
+            verify=self.bug != "journal-no-checksum",
             from_oldest=self.bug == "journal-replay-wrong-start")
         for kind, key, value in records:
             self.tree.replay(kind, key, value)
@@ -245,8 +242,7 @@ class BetreeStore:
         for payload in payloads:
             block = self.pages.allocator.allocate()
             sector = self._data_start + block * self._sectors_per_block
-            data, crc = node_format.encode_block(node_format.KIND_TABLE, payload, sector, self.device.sector_size,
-                                                 self._mix)
+            data, crc = node_format.encode_block(node_format.KIND_TABLE, payload, sector, self.device.sector_size)
             requests.append(self.device.submit_write(sector, data))
             refs.append((block, len(data), crc))
         self.device.wait_all(requests)
@@ -257,7 +253,7 @@ class BetreeStore:
                                 self.pages.next_node_id, self.device.sector_size, self.config.node_size_bytes,
                                 self.config.journal_sectors, self.block_count, len(table), tuple(refs))
         address = SUPERBLOCK_SECTORS[self._counter % 2]
-        self.device.write(address, encode_superblock(superblock, address, self._mix))
+        self.device.write(address, encode_superblock(superblock, address))
         self.device.flush()
         for block in old_table_blocks:
             self.pages.allocator.release(block)

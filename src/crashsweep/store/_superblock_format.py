@@ -43,7 +43,7 @@ def table_blocks_max(sector_size: int) -> int:
     return (sector_size - SUPERBLOCK.size - CRC.size) // TABLE_REF.size
 
 
-def encode_superblock(superblock: Superblock, address: int, mix_address: bool = True) -> bytes:
+def encode_superblock(superblock: Superblock, address: int) -> bytes:
     """One sector. Example: `encode_superblock(Superblock(1, 1, 0, 0, 1, 4096, 8192, 16, 8, 1, ((0, 40, 7),)), 0)`."""
     size = superblock.sector_size
     assert len(superblock.table_blocks) <= table_blocks_max(size)
@@ -53,22 +53,19 @@ def encode_superblock(superblock: Superblock, address: int, mix_address: bool = 
                            superblock.block_count, superblock.table_entries, len(superblock.table_blocks))
     body += b"".join(TABLE_REF.pack(*ref) for ref in superblock.table_blocks)
     body += bytes(size - CRC.size - len(body))
-    sector = body + CRC.pack(checksum(body, address, mix_address))
+    sector = body + CRC.pack(checksum(body, address))
     assert len(sector) == size
     return sector
 
 
-def decode_superblock(sector: bytes, address: int, verify: bool = True, mix_address: bool = True) -> Superblock:
-    """Raises FormatError if the sector is not a valid superblock for `address`.
-
-    `verify=False` exists only for the seeded bug `superblock-no-checksum`.
-    """
+def decode_superblock(sector: bytes, address: int) -> Superblock:
+    """Raises FormatError if the sector is not a valid superblock for `address`."""
     if len(sector) < SUPERBLOCK.size + CRC.size:
         raise FormatError("sector too small for a superblock")
     fields = SUPERBLOCK.unpack_from(sector)
     if fields[0] != SUPERBLOCK_MAGIC:
         raise FormatError("not a superblock (bad magic)")
-    if verify and checksum(sector[:-CRC.size], address, mix_address) != CRC.unpack_from(sector, len(sector) - 4)[0]:
+    if checksum(sector[:-CRC.size], address) != CRC.unpack_from(sector, len(sector) - 4)[0]:
         raise FormatError("superblock checksum mismatch")
     (_, version, _, counter, journal_start_seq, journal_start_pos, root_id, next_node_id, sector_size,
      node_size_bytes, journal_sectors, block_count, table_entries, table_count) = fields

@@ -33,6 +33,25 @@ from crashsweep.store._node_format import (
 KEY_BYTES_LIMIT = 1024
 
 
+class _Decoded:
+    """A leaf's key or value list, decoding an encoded leaf on first use (read or write)."""
+
+    def __init__(self, slot: str):
+        self.slot = slot
+
+    def __get__(self, leaf, owner=None):
+        if leaf is None:
+            return self
+        if leaf.raw is not None:
+            leaf._decode()
+        return getattr(leaf, self.slot)
+
+    def __set__(self, leaf, items: list[bytes]) -> None:
+        if leaf.raw is not None:
+            leaf._decode()
+        setattr(leaf, self.slot, items)
+
+
 class Leaf:
     """A leaf: sorted keys and their values. A leaf read from disk stays encoded (`raw`) until
     something needs its lists, so a point read of an uncached leaf decodes O(log n) entries."""
@@ -57,29 +76,8 @@ class Leaf:
         self._keys, self._values = decode_leaf(self.raw)
         self.raw = None
 
-    @property
-    def keys(self) -> list[bytes]:
-        if self.raw is not None:
-            self._decode()
-        return self._keys
-
-    @keys.setter
-    def keys(self, keys: list[bytes]) -> None:
-        if self.raw is not None:
-            self._decode()
-        self._keys = keys
-
-    @property
-    def values(self) -> list[bytes]:
-        if self.raw is not None:
-            self._decode()
-        return self._values
-
-    @values.setter
-    def values(self, values: list[bytes]) -> None:
-        if self.raw is not None:
-            self._decode()
-        self._values = values
+    keys = _Decoded("_keys")
+    values = _Decoded("_values")
 
     def lookup(self, key: bytes) -> bytes | None:
         if self.raw is not None:
