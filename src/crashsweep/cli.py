@@ -21,7 +21,9 @@ from crashsweep.crash_explorer import (
     summarize_results, write_trace,
 )
 from crashsweep.crash_explorer._trace import trace_name
-from crashsweep.disk_model import SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry
+from crashsweep.disk_model import (
+    FS_MODEL_DEFAULT, FS_MODELS, SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry,
+)
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.engines import ADAPTERS, DEFAULT_ENGINE, EngineError, parse_option_pairs, resolve_engine
 from crashsweep.reports import SweepProgress, print_summary, render_html, write_junit, write_summary
@@ -117,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="crash again during recovery and continuation, to this depth")
     sweep.add_argument("--no-continue", action="store_true", help="do not run operations after recovery")
     sweep.add_argument("--state-timeout", type=_positive_float, default=10.0, help="seconds per state (hang)")
+    sweep.add_argument("--fs-model", choices=FS_MODELS, default=FS_MODEL_DEFAULT,
+                       help="persistence model of the file-system model, for engines on files "
+                            "(see docs/fs-models.md; default: %(default)s, the weakest POSIX allows)")
     sweep.add_argument("--minimize", type=_non_negative_int, default=1, metavar="KINDS",
                        help="after the sweep, minimize the first violation of up to KINDS kinds (0: none)")
     sweep.add_argument("--minimize-seconds", type=_positive_float, default=60.0,
@@ -156,7 +161,8 @@ def spec_from_args(args) -> SweepSpec:
                      seed=args.seed, sector_size=args.sector_size, sector_count=sectors,
                      volatile_cache=args.cache == "volatile", faults=FaultPlan.parse(args.faults, args.variants),
                      strategy=args.strategy, bound=args.bound, samples=args.samples, crash_depth=args.crash_depth,
-                     continuation=not args.no_continue, state_timeout_s=args.state_timeout)
+                     continuation=not args.no_continue, state_timeout_s=args.state_timeout,
+                     fs_model=args.fs_model)
     return spec.validate()
 
 

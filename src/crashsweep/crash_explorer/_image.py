@@ -109,6 +109,10 @@ class DurableImage:
                 self._set(sector + offset, self.sector_data(request_id, offset), request_id)
         self.applied = count
 
+    def normalize(self, point, choice: dict) -> dict:
+        """Every choice is a state of a block device (file-system models restrict theirs)."""
+        return choice
+
     def _set(self, sector: int, data: bytes, request_id: int) -> None:
         if self.hashed:
             self.hash = (self.hash - self._hash_of(sector, self.get(sector)) + self._hash_of(sector, data)) % HASH_MODULUS

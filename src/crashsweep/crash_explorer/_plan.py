@@ -17,7 +17,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from crashsweep.crash_explorer._image import DurableImage, is_zero
+from crashsweep.crash_explorer._image import is_zero
+from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer._recording import Recording
 from crashsweep.crash_explorer._strategies import corruption_variants, point_states
 
@@ -53,7 +54,7 @@ def approximate(number: int) -> str:
 
 def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
     spec, walk = recording.spec, recording.walk
-    durable = DurableImage(walk, recording.log.payloads, spec.sector_size)
+    durable = durable_of(recording.context, walk, recording.log)
     by_image: dict[int, PlannedState] = {}
     per_point_states: list[list[PlannedState]] = []
     per_point, enumerated, space_total, exhausted = [], 0, 0, True
@@ -63,6 +64,7 @@ def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
         counts = [walk.writes[rid][1] for rid in point.pending]
         choices, space, point_exhausted = point_states(point, counts, spec.faults, spec.strategy, spec.bound,
                                                        spec.samples, spec.states_per_point_max, rng)
+        choices = [durable.normalize(point, choice) for choice in choices]
         durable_sectors = sorted(s for s, data in durable.data.items() if not is_zero(data))
         choices += corruption_variants(
             point, choices, spec.faults, durable_sectors, spec.sector_size, spec.sector_count, walk.writes, rng,

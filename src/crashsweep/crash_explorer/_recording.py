@@ -14,12 +14,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from crashsweep.crash_explorer._crash_points import PointWalk, crash_points
+from crashsweep.crash_explorer._crash_points import PointWalk
+from crashsweep.crash_explorer._medium import engine_scope, new_log, new_target, points_of
 from crashsweep.crash_explorer._recover import StateContext, encode_map
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer.errors import StateTimeout
-from crashsweep.disk_model import EventLog, SimulatedBlockDevice
 from crashsweep.engines import resolve_engine
 from crashsweep.reference import History, encode_bytes
 
@@ -27,7 +27,7 @@ from crashsweep.reference import History, encode_bytes
 @dataclass
 class Recording:
     spec: SweepSpec
-    log: EventLog
+    log: object   # EventLog (block) or FsLog (file system)
     history: History
     walk: PointWalk
     context: StateContext
@@ -40,26 +40,25 @@ def state_context(spec: SweepSpec) -> StateContext:
                         volatile_cache=spec.volatile_cache, seed=spec.seed, strategy=spec.strategy,
                         bound=spec.bound, samples=spec.samples, faults=spec.faults, crash_depth=spec.crash_depth,
                         nested_states_max=spec.nested_states_max, continuation=spec.continuation,
-                        state_timeout_s=spec.state_timeout_s)
+                        state_timeout_s=spec.state_timeout_s, fs_model=spec.fs_model)
 
 
 def record(spec: SweepSpec) -> Recording:
     """Example: `record(SweepSpec(ops=(put(b"a", b"1"), sync()))).walk.points`."""
     context = state_context(spec)
-    log = EventLog()
-    device = SimulatedBlockDevice(spec.sector_size, spec.sector_count, random.Random(f"{spec.seed}:record"),
-                                  spec.volatile_cache, log=log)
+    log = new_log(context)
+    device = new_target(context, None, random.Random(f"{spec.seed}:record"), log)
     history = History(list(spec.ops))
     failure = _drive(context, device, log, history, spec)
-    walk = crash_points(log, history, spec.volatile_cache)
+    walk = points_of(context, log, history)
     return Recording(spec, log, history, walk, context, failure)
 
 
-def _drive(context: StateContext, device, log: EventLog, history: History, spec: SweepSpec) -> dict | None:
+def _drive(context: StateContext, device, log, history: History, spec: SweepSpec) -> dict | None:
     reference: dict[bytes, bytes] = {}
     index = -1
     try:
-        with time_limit(spec.state_timeout_s * max(1, len(spec.ops) // 100)):
+        with time_limit(spec.state_timeout_s * max(1, len(spec.ops) // 100)), engine_scope(context, device):
             store = context.adapter.open(device, context.options, [])
             for index, op in enumerate(spec.ops):
                 log.begin_op(index)

@@ -16,12 +16,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from crashsweep.crash_explorer._crash_points import crash_points
-from crashsweep.crash_explorer._image import DurableImage, choice_problem, has_corruption
+from crashsweep.crash_explorer._image import choice_problem, has_corruption
+from crashsweep.crash_explorer._medium import durable_of, engine_scope, new_log, new_target, points_of
 from crashsweep.crash_explorer._strategies import choice_key, point_states
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer.errors import StateTimeout
-from crashsweep.disk_model import EventLog, SimulatedBlockDevice
 from crashsweep.engines import EngineAdapter
 from crashsweep.reference import (
     Diff, History, Op, Verdict, check_reads, check_recovered_windows, check_refusal, delete, encode_bytes, get,
@@ -50,6 +49,7 @@ class StateContext:
     nested_states_max: int
     continuation: bool
     state_timeout_s: float
+    fs_model: str = "posix"
 
 
 def encode_map(items: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -100,9 +100,8 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
     damaged = damaged or has_corruption(choice)
     seed_text = f"{context.seed}:{point_index}:{choice_key(choice)}:{depth}"
     rng = random.Random(seed_text)
-    log = EventLog()
-    device = SimulatedBlockDevice(context.sector_size, context.sector_count, rng, context.volatile_cache,
-                                  base=image, log=log)
+    log = new_log(context)
+    device = new_target(context, image, rng, log)
     for fault in choice.get("faults", ()):
         if fault["kind"] == "latent":
             device.unreadable.add(fault["sector"])
@@ -112,7 +111,7 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
     result: dict = {"point": point_index, "choice": choice}
     started = time.perf_counter()
     try:
-        with time_limit(context.state_timeout_s):
+        with time_limit(context.state_timeout_s), engine_scope(context, device):
             store = context.adapter.open(device, context.options, events)
             recovered, reads = read_out(store, history.keys_sorted())
         result["_engine_s"] = time.perf_counter() - started
@@ -141,7 +140,7 @@ def _continue(context, store, history, verdict, recovered, rng, log, image, dept
     reference = dict(recovered)
     continued = time.perf_counter()
     try:
-        with time_limit(context.state_timeout_s):
+        with time_limit(context.state_timeout_s), engine_scope(context, None):
             for index, op in enumerate(ops):
                 log.begin_op(index)
                 if op.kind == "put":
@@ -182,8 +181,8 @@ def _continue(context, store, history, verdict, recovered, rng, log, image, dept
 
 
 def _crash_again(context, log, image, history, depth, rng, timing, chain, damaged) -> dict:
-    walk = crash_points(log, history, context.volatile_cache)
-    durable = DurableImage(walk, log.payloads, context.sector_size, base=image)
+    walk = points_of(context, log, history)
+    durable = durable_of(context, walk, log, base=image)
     states, seen = 0, set()
     if chain:
         step = chain[0]
@@ -200,7 +199,7 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain, damage
         counts = [walk.writes[rid][1] for rid in point.pending]
         choices, _, _ = point_states(point, counts, context.faults, context.strategy, context.bound,
                                      context.samples, context.nested_states_max, rng)
-        candidates.extend((point, choice) for choice in choices)
+        candidates.extend((point, durable.normalize(point, choice)) for choice in choices)
     if len(candidates) > context.nested_states_max:
         picked = sorted(rng.sample(range(len(candidates)), context.nested_states_max))
         candidates = [candidates[index] for index in picked]

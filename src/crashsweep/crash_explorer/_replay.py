@@ -8,7 +8,8 @@ matching (the engine or crashsweep changed since).
 
 from __future__ import annotations
 
-from crashsweep.crash_explorer._image import DurableImage, choice_problem
+from crashsweep.crash_explorer._image import choice_problem
+from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer._recording import Recording, record
 from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
@@ -26,7 +27,7 @@ def replay_state(recording: Recording, point_index: int, choice: dict, windows: 
             raise TraceError(f"crash window [{synced}, {started}] is beyond the history's "
                              f"{recording.history.mutation_count} mutations")
     point = walk.points[point_index]
-    durable = DurableImage(walk, recording.log.payloads, recording.spec.sector_size, hashed=False)
+    durable = durable_of(recording.context, walk, recording.log, hashed=False)
     durable.advance(point.durable_count)
     overlay = durable.overlay(choice)
     depth = max(recording.spec.crash_depth, len(chain))

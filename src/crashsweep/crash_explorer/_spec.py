@@ -12,7 +12,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from crashsweep.disk_model import SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry
+from crashsweep.disk_model import (
+    FS_MODEL_DEFAULT, FS_MODELS, SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry,
+)
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.engines import resolve_engine
 from crashsweep.reference import Op, decode_ops, encode_ops
@@ -49,6 +51,7 @@ class SweepSpec:
     nested_states_max: int = NESTED_STATES_MAX_DEFAULT
     continuation: bool = True
     state_timeout_s: float = STATE_TIMEOUT_DEFAULT_S
+    fs_model: str = FS_MODEL_DEFAULT
 
     def validate(self) -> "SweepSpec":
         """Check every field; returns self. Raises SpecError (or the engine's EngineError) with one line."""
@@ -70,7 +73,12 @@ class SweepSpec:
             check_geometry(self.sector_size, self.sector_count)
         except DiskModelError as error:
             raise SpecError(str(error)) from None
+        if self.fs_model not in FS_MODELS:
+            raise SpecError(f"unknown file-system model {self.fs_model!r} (known: {', '.join(FS_MODELS)})")
         adapter = resolve_engine(self.engine)
+        if adapter.medium == "fs" and self.faults.corruption_kinds:
+            raise SpecError(f"engine {self.engine} runs on the file-system model, which injects crash faults only "
+                            f"(crash, torn, lost); drop {', '.join(self.faults.corruption_kinds)} from --faults")
         options = adapter.parse_options(dict(self.options))
         needed = adapter.sectors_needed(options, self.sector_size)
         if self.sector_count < needed:

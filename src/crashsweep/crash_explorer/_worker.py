@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from crashsweep.crash_explorer._image import DurableImage
+from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer._recording import Recording, record
 from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
@@ -42,7 +42,7 @@ def run_unit(unit: dict) -> Iterator[dict]:
     """Yield one result per state, in the unit's order."""
     recording = recording_for(unit["spec"], unit.get("spec_id"))
     walk, spec = recording.walk, recording.spec
-    durable = DurableImage(walk, recording.log.payloads, spec.sector_size, hashed=False)
+    durable = durable_of(recording.context, walk, recording.log, hashed=False)
     for state_id, point_index, choice, windows, image, points in unit["states"]:
         started = time.perf_counter()
         point = walk.points[point_index]

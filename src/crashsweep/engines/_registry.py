@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crashsweep.disk_model import BlockDevice
+from crashsweep.engines._fs_engines import interposition_scope, open_path_engine
+from crashsweep.engines._python_stores import DbmDumbStore, TinyDbStore
 from crashsweep.engines._user import engine_kind, is_user_engine_name, load_class, open_block_engine
 from crashsweep.engines.errors import EngineError
 from crashsweep.engines.examples import WAL_BUGS, WalConfig, WalStore
@@ -39,6 +41,8 @@ class EngineAdapter:
     option_types: dict[str, type] = field(default_factory=dict)
     bugs: dict[str, str] = field(default_factory=dict)
     sectors_needed: Callable[[dict, int], int] = lambda options, sector_size: 8
+    medium: str = "block"          # "block": opens on a device; "fs": opens on the file-system model
+    scope: Callable | None = None  # for "fs" engines in Python: the interposition around engine calls
 
     def parse_options(self, raw: dict[str, str]) -> dict:
         """Text options -> typed options. Raises EngineError naming the bad one."""
@@ -115,6 +119,18 @@ ADAPTERS: dict[str, EngineAdapter] = {
 }
 
 
+def _python_store(name: str, engine_class: type, description: str, modules: list[str]) -> EngineAdapter:
+    return EngineAdapter(name=name, description=description, medium="fs",
+                         open=lambda session, options, events: open_path_engine(engine_class, options, events),
+                         scope=interposition_scope([engine_class.__module__, *modules]))
+
+
+ADAPTERS["dbm-dumb"] = _python_store("dbm-dumb", DbmDumbStore, "the standard library's dbm.dumb, unmodified, on "
+                                     "the POSIX file-system model", ["dbm.dumb"])
+ADAPTERS["tinydb"] = _python_store("tinydb", TinyDbStore, "TinyDB (PyPI) with its JSON storage, unmodified, on "
+                                   "the POSIX file-system model", ["tinydb.storages", "tinydb.database"])
+
+
 def resolve_engine(name: str) -> EngineAdapter:
     """A built-in engine's adapter, or one made for a user class named `MODULE:CLASS`."""
     if name in ADAPTERS:
@@ -126,10 +142,7 @@ def resolve_engine(name: str) -> EngineAdapter:
 
 def _user_adapter(name: str) -> EngineAdapter:
     engine_class = load_class(name)
-    if engine_kind(engine_class) != "block":
-        raise EngineError(f"--engine {name!r}: the constructor's first parameter is not `device`, so this is a "
-                          f"path engine; path engines need the POSIX file-system model, which this version "
-                          f"does not have yet (write `def __init__(self, device, ...)` for a block engine)")
+    kind = engine_kind(engine_class)
     parameters = inspect.signature(engine_class).parameters
     open_keywords = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     names = [p for p in list(parameters)[1:] if p != "events"]
@@ -138,7 +151,7 @@ def _user_adapter(name: str) -> EngineAdapter:
     bugs = {str(k): str(v) for k, v in bugs.items()} if isinstance(bugs, dict) else {}
     if bugs:
         option_types["bug"] = str
-    description = (inspect.getdoc(engine_class) or "user block engine").splitlines()[0]
+    description = (inspect.getdoc(engine_class) or f"user {kind} engine").splitlines()[0]
 
     class _Options(dict):
         """Accepts any key when the constructor takes **options."""
@@ -149,6 +162,11 @@ def _user_adapter(name: str) -> EngineAdapter:
         def __getitem__(self, key):
             return dict.get(self, key, str)
 
+    if kind == "path":
+        return EngineAdapter(name=name, description=description, medium="fs",
+                             open=lambda session, options, events: open_path_engine(engine_class, options, events),
+                             option_types=_Options(option_types), bugs=bugs,
+                             scope=interposition_scope([engine_class.__module__]))
     return EngineAdapter(name=name, description=description,
                          open=lambda device, options, events: open_block_engine(engine_class, device, options, events),
                          option_types=_Options(option_types), bugs=bugs)

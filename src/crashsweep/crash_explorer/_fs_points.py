@@ -1,0 +1,103 @@
+"""Crash points and crash images on the file-system model (DESIGN §3, §5).
+
+The same shapes as at block level, so strategies, plans, traces and replay work
+unchanged: a micro-op is a "write" whose tear units are file blocks (metadata
+micro-ops have one unit); a sync makes durable what the persistence model says.
+A choice is normalized by the model (ext4-ordered keeps metadata in order and
+data before the metadata exposing it; strict keeps whole calls in order).
+
+Invariants:
+- `durable_sequence` lists each batch a sync made durable in id order, and no
+  durable micro-op has an earlier pending one it does not commute with (the
+  model's promise), so the durable tree plus the chosen pending micro-ops in id
+  order is exactly the state's tree;
+- the image hash is the tree's digest: two states an engine cannot tell apart hash equal.
+"""
+
+from __future__ import annotations
+
+from crashsweep.crash_explorer._crash_points import CrashPoint, PointWalk
+from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
+from crashsweep.disk_model._fs_log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, FsOp
+from crashsweep.reference import History
+
+
+def fs_crash_points(log: FsLog, history: History, model: PersistenceModel, ops_offset: int = 0) -> PointWalk:
+    """Every distinct crash point of a file-system log. Example: `fs_crash_points(log, history, model).points`."""
+    pending: dict[int, FsOp] = {}
+    durable_sequence: list[int] = []
+    synced = started = 0
+    op_index = -1
+    by_key: dict[tuple, dict] = {}
+    order: list[tuple] = []
+
+    def note(position: int) -> None:
+        key = (len(durable_sequence), tuple(pending))
+        entry = by_key.get(key)
+        if entry is None:
+            entry = by_key[key] = {"position": position, "windows": [], "op": op_index}
+            order.append(key)
+        if (synced, started) not in entry["windows"]:
+            entry["windows"].append((synced, started))
+
+    note(0)
+    for position, event in enumerate(log.events, start=1):
+        if event[0] == FS_OP:
+            pending[event[1]] = log.ops[event[1]]
+        elif event[0] == FS_SYNC:
+            for op_id in model.sync(pending, event[1], event[2]):
+                del pending[op_id]
+                durable_sequence.append(op_id)
+        elif event[0] == FS_BEGIN and event[1] >= 0:
+            op_index = event[1]
+            local = event[1] - ops_offset
+            started = history.mutations_before[local] + (1 if history.ops[local].mutating else 0)
+        elif event[0] == FS_END and event[1] >= 0:
+            local = event[1] - ops_offset
+            if history.ops[local].kind == "sync":
+                synced = history.mutations_before[local]
+        note(position)
+    writes = {op.op_id: (0, op.tear_units) for op in log.ops}
+    points = [CrashPoint(index, by_key[key]["position"], key[0], key[1], tuple(by_key[key]["windows"]),
+                         by_key[key]["op"]) for index, key in enumerate(order)]
+    return PointWalk(points, durable_sequence, writes)
+
+
+class FsDurableImage:
+    """The durable tree at successive crash points, and the tree of each state. Same use as `DurableImage`.
+
+    Requires: `advance` is called with non-decreasing counts.
+    """
+
+    def __init__(self, walk: PointWalk, log: FsLog, model: PersistenceModel, base: FsTree | None = None,
+                 hashed: bool = True):
+        self.walk, self.ops, self.model = walk, log.ops, model
+        self.tree = (base if base is not None else FsTree.initial()).copy()
+        self.applied = 0
+        self.hashed = hashed
+        self.data: dict = {}    # block-level corruption does not apply to the file-system model
+
+    def advance(self, count: int) -> None:
+        assert count >= self.applied, (count, self.applied)
+        for op_id in self.walk.durable_sequence[self.applied:count]:
+            self.tree.apply(self.ops[op_id])
+        self.applied = count
+
+    def normalize(self, point: CrashPoint, choice: dict) -> dict:
+        return self.model.normalize(choice, point.pending, self.ops)
+
+    def overlay(self, choice: dict) -> FsTree:
+        landed = [(op_id, None) for op_id in choice.get("persist", ())]
+        landed += [(op_id, list(units)) for op_id, units in choice.get("torn", ())]
+        state = self.tree.copy()
+        for op_id, units in sorted(landed, key=lambda item: item[0]):
+            state.apply(self.ops[op_id], units)
+        return state
+
+    def state_hash(self, overlay: FsTree, choice: dict) -> int:
+        return overlay.digest()
+
+    def snapshot(self, overlay: FsTree) -> FsTree:
+        return overlay
+
+    view = snapshot

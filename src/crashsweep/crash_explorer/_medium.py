@@ -1,0 +1,55 @@
+"""The medium an engine runs on: the block device, or the POSIX file-system model.
+
+Everything in the explorer that depends on the medium goes through here: the
+event log a run writes, the device or live file system an engine is given, its
+crash points, and the durable image. The rest (strategies, plans, results,
+traces, replay, minimization) is the same on both.
+
+Invariants: a block engine never sees a file system and a file-system engine
+never sees a block device; the file-system session is one per process (the
+interposition patches the process) and is reloaded for every state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+from crashsweep.crash_explorer._crash_points import crash_points
+from crashsweep.crash_explorer._fs_points import FsDurableImage, fs_crash_points
+from crashsweep.crash_explorer._image import DurableImage
+from crashsweep.disk_model import EventLog, FsLog, FsTree, PersistenceModel, SimulatedBlockDevice, shared_session
+
+
+def uses_fs(context) -> bool:
+    return context.adapter.medium == "fs"
+
+
+def new_log(context):
+    return FsLog() if uses_fs(context) else EventLog()
+
+
+def new_target(context, image, rng: random.Random, log):
+    """What the engine opens on: a simulated device over `image`, or the live file system loaded with it."""
+    if uses_fs(context):
+        return shared_session(image if image is not None else FsTree.initial(), log)
+    return SimulatedBlockDevice(context.sector_size, context.sector_count, rng, context.volatile_cache,
+                                base=image, log=log)
+
+
+def engine_scope(context, target):
+    """Around every call into the engine: the interposition of a Python file engine, else nothing."""
+    scope = context.adapter.scope
+    return scope(target) if scope is not None and uses_fs(context) else contextlib.nullcontext()
+
+
+def points_of(context, log, history, ops_offset: int = 0):
+    if uses_fs(context):
+        return fs_crash_points(log, history, PersistenceModel.named(context.fs_model), ops_offset)
+    return crash_points(log, history, context.volatile_cache, ops_offset)
+
+
+def durable_of(context, walk, log, base=None, hashed: bool = True):
+    if uses_fs(context):
+        return FsDurableImage(walk, log, PersistenceModel.named(context.fs_model), base=base, hashed=hashed)
+    return DurableImage(walk, log.payloads, context.sector_size, base=base, hashed=hashed)

@@ -1,0 +1,124 @@
+"""File-system images: a tree of directories and files, and how micro-ops change it.
+
+`FsTree` is mutable (the durable tree as the explorer advances, or a state being
+built); `FsTree.frozen()` gives a copy that later changes never reach. A state's
+image is the durable tree plus the chosen pending micro-ops, applied in id order.
+
+Layout: inode `ROOT_INODE` is "/"; the store's directory (`STORE_PATH`) and `/tmp`
+exist and are durable before any workload (DESIGN §4).
+
+Invariants:
+- a file's visible content is `data[:size]`, zero-padded to `size` (a size may
+  persist without its data);
+- `digest()` depends only on what an engine can see: the entries reachable from
+  "/" and the visible content of each file (not on inode numbers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from crashsweep.disk_model._fs_log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsOp
+
+ROOT_INODE = 1
+STORE_PATH = "/crashsweep/store"
+FIRST_FREE_INODE = 16
+
+
+class FsTree:
+    """Directories (inode -> {name: (inode, kind)}) and files (inode -> data, size)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, dict[str, tuple[int, str]]] = {ROOT_INODE: {}}
+        self.data: dict[int, bytearray] = {}
+        self.sizes: dict[int, int] = {}
+        self._owned: set[int] = set()   # files whose bytearray this tree may change in place
+
+    @classmethod
+    def initial(cls) -> "FsTree":
+        """"/", "/tmp", "/crashsweep" and the store directory, all durable."""
+        tree = cls()
+        tree.entries[ROOT_INODE] = {"tmp": (2, DIRECTORY), "crashsweep": (3, DIRECTORY)}
+        tree.entries[2] = {}
+        tree.entries[3] = {"store": (4, DIRECTORY)}
+        tree.entries[4] = {}
+        return tree
+
+    def copy(self) -> "FsTree":
+        other = FsTree()
+        other.entries = {inode: dict(names) for inode, names in self.entries.items()}
+        other.data = dict(self.data)
+        other.sizes = dict(self.sizes)
+        self._owned.clear()       # both now share the bytearrays: copy before the next change
+        return other
+
+    frozen = copy
+
+    def _writable(self, inode: int) -> bytearray:
+        if inode not in self._owned:
+            self.data[inode] = bytearray(self.data.get(inode, b""))
+            self._owned.add(inode)
+        return self.data[inode]
+
+    def apply(self, op: FsOp, units: list[int] | None = None) -> None:
+        """Apply one micro-op (of a write: only `units`, when given)."""
+        if op.kind == WRITE:
+            buffer = self._writable(op.inode)
+            pieces = [op.piece(unit) for unit in (range(op.tear_units) if units is None else units)]
+            for offset, data in pieces:
+                if len(buffer) < offset + len(data):
+                    buffer.extend(bytes(offset + len(data) - len(buffer)))
+                buffer[offset:offset + len(data)] = data
+        elif op.kind == SIZE:
+            self.sizes[op.inode] = op.size
+            buffer = self._writable(op.inode)
+            del buffer[op.size:]          # bytes beyond a truncation are gone, even if the file grows again
+        elif op.kind == LINK:
+            self.entries.setdefault(op.directory, {})[op.name] = (op.inode, op.entry_kind)
+            if op.entry_kind == DIRECTORY:
+                self.entries.setdefault(op.inode, {})
+            else:
+                self.sizes.setdefault(op.inode, 0)
+        elif op.kind == UNLINK:
+            names = self.entries.get(op.directory, {})
+            if names.get(op.name, (None,))[0] == op.inode:
+                del names[op.name]
+        else:
+            assert op.kind == RENAME, op.kind
+            source = self.entries.get(op.directory, {})
+            entry = source.get(op.name)
+            kind = entry[1] if entry is not None and entry[0] == op.inode else op.entry_kind
+            if entry is not None and entry[0] == op.inode:
+                del source[op.name]
+            self.entries.setdefault(op.directory2, {})[op.name2] = (op.inode, kind)
+
+    def content(self, inode: int) -> bytes:
+        size = self.sizes.get(inode, 0)
+        data = bytes(self.data.get(inode, b"")[:size])
+        return data + bytes(size - len(data))
+
+    def walk(self):
+        """(path, kind, inode) for every entry reachable from "/", parents first, names sorted."""
+        stack = [("", ROOT_INODE)]
+        while stack:
+            path, inode = stack.pop()
+            for name in sorted(self.entries.get(inode, {}), reverse=True):
+                child, kind = self.entries[inode][name]
+                child_path = f"{path}/{name}"
+                yield child_path, kind, child
+                if kind == DIRECTORY and child in self.entries:
+                    stack.append((child_path, child))
+
+    def digest(self) -> int:
+        hasher = hashlib.blake2b(digest_size=16)
+        for path, kind, inode in sorted(self.walk()):
+            hasher.update(path.encode("utf-8", "surrogateescape") + b"\0" + kind.encode() + b"\0")
+            if kind == FILE:
+                content = self.content(inode)
+                hasher.update(len(content).to_bytes(8, "little"))
+                hasher.update(content)
+        return int.from_bytes(hasher.digest(), "little")
+
+    def files(self) -> dict[str, bytes]:
+        """Every reachable file's path and visible content (for reports and tests)."""
+        return {path: self.content(inode) for path, kind, inode in self.walk() if kind == FILE}

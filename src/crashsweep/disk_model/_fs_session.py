@@ -1,0 +1,368 @@
+"""The live file system an engine runs on: pyfakefs's fake file system, with every change logged.
+
+pyfakefs supplies the namespace (directories, files, stat, listdir, rename,
+remove, pathlib, shutil, tempfile). crashsweep adds what a crash model needs:
+- hooks on pyfakefs's directory entries and renames that log `link`, `unlink` and
+  `rename` micro-ops (a rename is one atomic micro-op, not an unlink and a link);
+- its own descriptor layer (`open`, `read`, `write`, `pread`, `pwrite`, `readv`,
+  `writev`, `lseek`, `fstat`, `ftruncate`, `fsync`, `fdatasync`, `close`):
+  file contents are bytearrays changed in place, so a write costs what it
+  writes (pyfakefs copies the whole file on every write), a truncate may grow a
+  file, a directory can be opened and fsynced, and descriptors are numbered from
+  `FD_FIRST` so a descriptor that leaks to a real `os` call fails with EBADF
+  instead of touching a real file.
+
+Invariants:
+- every change to file data, size or entries is logged, in call order, while
+  `recording` is on; building a state from a tree logs nothing;
+- a file's `_byte_contents` is a bytearray of exactly its size.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_module
+
+from pyfakefs import fake_file
+from pyfakefs.fake_filesystem import FakeFilesystem
+
+from crashsweep.disk_model._fs_image import FIRST_FREE_INODE, ROOT_INODE, FsTree
+from crashsweep.disk_model._fs_log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsLog
+
+FD_FIRST = 1 << 20
+OPEN_FILES_MAX = 4096
+INODE_ATTRIBUTE = "crashsweep_inode"
+
+
+class OpenFile:
+    __slots__ = ("fd", "object", "path", "position", "readable", "writable", "append", "is_dir")
+
+    def __init__(self, fd, obj, path, readable, writable, append, is_dir):
+        self.fd, self.object, self.path = fd, obj, path
+        self.position = 0
+        self.readable, self.writable, self.append, self.is_dir = readable, writable, append, is_dir
+
+
+def _inode(obj) -> int:
+    return getattr(obj, INODE_ATTRIBUTE)
+
+
+class RecordingFilesystem(FakeFilesystem):
+    """pyfakefs's FakeFilesystem whose entry changes and renames reach `session.log`."""
+
+    def __init__(self, session: "FsSession"):
+        self.session = session
+        self._renaming = False
+        super().__init__(path_separator="/", patcher=None)
+        self.is_windows_fs = self.is_macos = False
+
+    def rename(self, old_file_path, new_file_path, force_replace: bool = False) -> None:
+        """One atomic `rename` micro-op (pyfakefs removes an existing target first; that is not logged)."""
+        old_path = self.absnormpath(self._original_path(old_file_path))
+        new_path = self.absnormpath(self._original_path(new_file_path))
+        moving = self.lresolve(old_path) if self.exists(old_path, check_link=True) else None
+        self._renaming = True
+        try:
+            super().rename(old_file_path, new_file_path, force_replace)
+        finally:
+            self._renaming = False
+        session = self.session
+        if session.recording and moving is not None and old_path != new_path:
+            source, source_name = self.splitpath(old_path)
+            target, target_name = self.splitpath(new_path)
+            kind = DIRECTORY if isinstance(moving, fake_file.FakeDirectory) else FILE
+            session.log.next_call()
+            session.log.add(RENAME, _inode(moving), directory=_inode(self.resolve(source)),
+                            name=os.fsdecode(source_name), directory2=_inode(self.resolve(target)),
+                            name2=os.fsdecode(target_name), entry_kind=kind)
+
+    @staticmethod
+    def _original_path(path):
+        return os.fsdecode(os.fspath(path))
+
+
+_original_add_entry = fake_file.FakeDirectory.add_entry
+_original_remove_entry = fake_file.FakeDirectory.remove_entry
+_original_set_initial_contents = fake_file.FakeFile.set_initial_contents
+_original_size_setter = fake_file.FakeFile.size.fset
+
+
+def _add_entry(directory, path_object) -> None:
+    _original_add_entry(directory, path_object)
+    filesystem = directory.filesystem
+    if isinstance(filesystem, RecordingFilesystem):
+        session = filesystem.session
+        if not hasattr(path_object, INODE_ATTRIBUTE):
+            setattr(path_object, INODE_ATTRIBUTE, session.new_inode())
+            if not isinstance(path_object, fake_file.FakeDirectory):
+                contents = path_object._byte_contents
+                path_object._byte_contents = bytearray(contents or b"")
+        if session.recording and not filesystem._renaming:
+            session.log.next_call()
+            kind = DIRECTORY if isinstance(path_object, fake_file.FakeDirectory) else FILE
+            session.log.add(LINK, _inode(path_object), directory=_inode(directory),
+                            name=os.fsdecode(path_object.name), entry_kind=kind)
+            if kind == FILE and path_object._byte_contents:
+                session.log_contents(path_object, 0, bytes(path_object._byte_contents))
+
+
+def _remove_entry(directory, pathname_name: str, recursive: bool = True) -> None:
+    filesystem = directory.filesystem
+    entry = directory.get_entry(pathname_name) if isinstance(filesystem, RecordingFilesystem) else None
+    _original_remove_entry(directory, pathname_name, recursive)
+    if entry is not None and filesystem.session.recording and not filesystem._renaming:
+        filesystem.session.log.next_call()
+        filesystem.session.log.add(UNLINK, _inode(entry), directory=_inode(directory), name=os.fsdecode(entry.name))
+
+
+def _set_initial_contents(file_object, contents) -> bool:
+    """pyfakefs's own writers (pathlib, its wrappers) replace a file's whole content: log it so."""
+    changed = _original_set_initial_contents(file_object, contents)
+    filesystem = file_object.filesystem
+    if isinstance(filesystem, RecordingFilesystem) and hasattr(file_object, INODE_ATTRIBUTE):
+        data = bytes(file_object._byte_contents or b"")
+        file_object._byte_contents = bytearray(data)
+        if filesystem.session.recording and changed:
+            filesystem.session.log.next_call()
+            filesystem.session.log_contents(file_object, 0, data, truncate=True)
+    return changed
+
+
+def _size_setter(file_object, size: int) -> None:
+    _original_size_setter(file_object, size)
+    filesystem = file_object.filesystem
+    if isinstance(filesystem, RecordingFilesystem) and hasattr(file_object, INODE_ATTRIBUTE):
+        file_object._byte_contents = bytearray(file_object._byte_contents or b"")
+        if filesystem.session.recording:
+            filesystem.session.log.next_call()
+            filesystem.session.log.add(SIZE, _inode(file_object), size=size)
+
+
+fake_file.FakeDirectory.add_entry = _add_entry
+fake_file.FakeDirectory.remove_entry = _remove_entry
+fake_file.FakeFile.set_initial_contents = _set_initial_contents
+fake_file.FakeFile.size = fake_file.FakeFile.size.setter(_size_setter)
+
+
+class FsSession:
+    """One engine's view of the model: a fake file system built from a tree, logging into `log`.
+
+    Example: `session = FsSession(FsTree.initial(), FsLog()); fd = session.open("/crashsweep/store/a", os.O_CREAT | os.O_RDWR)`.
+    """
+
+    def __init__(self, tree: FsTree, log: FsLog):
+        self.log = log
+        self.recording = False
+        self.files: dict[int, OpenFile] = {}
+        self.next_fd = FD_FIRST
+        self.next_free_inode = FIRST_FREE_INODE
+        self.fs = RecordingFilesystem(self)
+        self.load(tree, log)
+
+    def load(self, tree: FsTree, log: FsLog) -> None:
+        """Replace everything with `tree` (logging nothing); log later changes into `log`."""
+        self.recording = False
+        self.files.clear()
+        self.fs.reset()
+        self.fs.is_windows_fs = self.fs.is_macos = False
+        used = [inode for names in tree.entries.values() for inode, _ in names.values()]
+        self.next_free_inode = max([FIRST_FREE_INODE - 1, ROOT_INODE, *used]) + 1
+        setattr(self.fs.root, INODE_ATTRIBUTE, ROOT_INODE)
+        for path, kind, inode in tree.walk():
+            if kind == DIRECTORY:
+                obj = self.fs.create_dir(path)
+                setattr(obj, INODE_ATTRIBUTE, inode)
+            else:
+                obj = self.fs.create_file(path, contents=b"")
+                setattr(obj, INODE_ATTRIBUTE, inode)
+                content = tree.content(inode)
+                obj._byte_contents = bytearray(content)
+                obj.st_size = len(content)
+        self.log = log
+        self.recording = True
+
+    def new_inode(self) -> int:
+        inode = self.next_free_inode
+        self.next_free_inode += 1
+        return inode
+
+    # -- logging of content changes --
+    def log_contents(self, obj, offset: int, data: bytes, truncate: bool = False) -> None:
+        """Log a change pyfakefs made itself: `data` at `offset`, then the file's size."""
+        inode = _inode(obj)
+        if data:
+            self.log.add(WRITE, inode, offset=offset, data=data)
+        self.log.add(SIZE, inode, size=len(obj._byte_contents))
+
+    # -- descriptors --
+    def open(self, path, flags: int, mode: int = 0o666) -> int:
+        path = os.fsdecode(os.fspath(path))
+        if len(self.files) >= OPEN_FILES_MAX:
+            raise OSError(errno.EMFILE, "too many open files in the simulated file system", path)
+        fs = self.fs
+        exists = fs.exists(path)
+        if exists and flags & os.O_CREAT and flags & os.O_EXCL:
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+        if not exists:
+            if not flags & os.O_CREAT:
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+            parent = os.path.dirname(fs.absnormpath(path))
+            if not fs.isdir(parent):
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+            fs.create_file(path, contents=b"")
+        obj = fs.resolve(path)
+        is_dir = isinstance(obj, fake_file.FakeDirectory)
+        access = flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+        writable = access in (os.O_WRONLY, os.O_RDWR)
+        if is_dir and writable:
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        fd = self.next_fd
+        self.next_fd += 1
+        self.files[fd] = OpenFile(fd, obj, path, access != os.O_WRONLY, writable, bool(flags & os.O_APPEND), is_dir)
+        if flags & os.O_TRUNC and writable and len(obj._byte_contents):
+            self.ftruncate(fd, 0)
+        return fd
+
+    def handle(self, fd) -> OpenFile:
+        if not isinstance(fd, int) and hasattr(fd, "fileno"):
+            fd = fd.fileno()          # os.fsync(file_object) is allowed by Python
+        open_file = self.files.get(fd)
+        if open_file is None:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return open_file
+
+    def is_ours(self, fd) -> bool:
+        return isinstance(fd, int) and fd >= FD_FIRST
+
+    def close(self, fd: int) -> None:
+        self.handle(fd)
+        del self.files[fd]
+
+    def _file(self, fd, write: bool) -> OpenFile:
+        open_file = self.handle(fd)
+        if open_file.is_dir:
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), open_file.path)
+        if (write and not open_file.writable) or (not write and not open_file.readable):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF), open_file.path)
+        return open_file
+
+    def pread(self, fd: int, count: int, offset: int) -> bytes:
+        open_file = self._file(fd, write=False)
+        if offset < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return bytes(open_file.object._byte_contents[offset:offset + max(0, count)])
+
+    def pwrite(self, fd: int, data, offset: int) -> int:
+        open_file = self._file(fd, write=True)
+        if offset < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        data = bytes(data)
+        if not data:
+            return 0
+        obj = open_file.object
+        buffer = obj._byte_contents
+        old_size = len(buffer)
+        if offset > old_size:
+            buffer.extend(bytes(offset - old_size))
+        buffer[offset:offset + len(data)] = data
+        obj.st_size = len(buffer)
+        obj.epoch += 1
+        if self.recording:
+            self.log.next_call()
+            self.log.add(WRITE, _inode(obj), offset=offset, data=data)
+            if len(buffer) != old_size:
+                self.log.add(SIZE, _inode(obj), size=len(buffer))
+        return len(data)
+
+    def read(self, fd: int, count: int) -> bytes:
+        open_file = self._file(fd, write=False)
+        data = self.pread(fd, count, open_file.position)
+        open_file.position += len(data)
+        return data
+
+    def write(self, fd: int, data) -> int:
+        open_file = self._file(fd, write=True)
+        if open_file.append:
+            open_file.position = len(open_file.object._byte_contents)
+        written = self.pwrite(fd, data, open_file.position)
+        open_file.position += written
+        return written
+
+    def lseek(self, fd: int, position: int, whence: int) -> int:
+        open_file = self.handle(fd)
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: open_file.position,
+                os.SEEK_END: 0 if open_file.is_dir else len(open_file.object._byte_contents)}.get(whence)
+        if base is None or base + position < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        open_file.position = base + position
+        return open_file.position
+
+    def ftruncate(self, fd: int, size: int) -> None:
+        open_file = self._file(fd, write=True)
+        if size < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        obj = open_file.object
+        buffer = obj._byte_contents
+        if size < len(buffer):
+            del buffer[size:]
+        elif size > len(buffer):
+            buffer.extend(bytes(size - len(buffer)))      # growing by truncate: zeros
+        obj.st_size = size
+        obj.epoch += 1
+        if self.recording:
+            self.log.next_call()
+            self.log.add(SIZE, _inode(obj), size=size)
+
+    def fsync(self, fd) -> None:
+        """fsync and fdatasync (the model keeps no timestamps, so they are the same) of a file or directory."""
+        open_file = self.handle(fd)
+        if self.recording:
+            self.log.next_call()
+            self.log.synced(_inode(open_file.object), open_file.is_dir)
+
+    def size(self, fd: int) -> int:
+        return len(self._file(fd, write=False).object._byte_contents)
+
+    def fstat(self, fd: int):
+        open_file = self.handle(fd)
+        return self.fs.stat(open_file.path) if self.fs.exists(open_file.path) else _orphan_stat(open_file)
+
+    # -- paths (for the SQLite VFS, which has no pyfakefs module around it) --
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def unlink(self, path: str) -> None:
+        self.fs.remove(path)
+
+    def fsync_directory_of(self, path: str) -> None:
+        directory = self.fs.resolve(os.path.dirname(self.fs.absnormpath(path)))
+        if self.recording:
+            self.log.next_call()
+            self.log.synced(_inode(directory), True)
+
+
+def _orphan_stat(open_file: OpenFile) -> os.stat_result:
+    """stat of an open file whose name was unlinked."""
+    size = 0 if open_file.is_dir else len(open_file.object._byte_contents)
+    mode = (stat_module.S_IFDIR | 0o755) if open_file.is_dir else (stat_module.S_IFREG | 0o644)
+    return os.stat_result((mode, _inode(open_file.object), 0, 0, 0, 0, size, 0, 0, 0))
+
+
+_shared: list[FsSession] = []
+
+
+def shared_session(tree: FsTree | None = None, log: FsLog | None = None) -> FsSession:
+    """The process's one live session (the interposition patches a process, not an object), loaded with `tree`.
+
+    Without arguments: the session as it is (created empty if there is none yet).
+    """
+    if tree is None:
+        if not _shared:
+            _shared.append(FsSession(FsTree.initial(), FsLog()))
+        return _shared[0]
+    if not _shared:
+        _shared.append(FsSession(tree, log))
+    else:
+        _shared[0].load(tree, log)
+    return _shared[0]

@@ -1,0 +1,272 @@
+"""Small file engines for the file-system model: one correct, five with a classic crash-consistency bug.
+
+Each follows the engine protocol of DESIGN §4 (`Store(path)`), uses only the
+ordinary file API, and knows nothing of crashsweep.
+"""
+
+import json
+import os
+import struct
+import zlib
+
+
+class _MapEngine:
+    """Shared in-memory map; subclasses decide how `sync()` persists it."""
+
+    def __init__(self, path):
+        self.path = path
+        self.data = {}
+
+    def put(self, key, value):
+        self.data[key] = value
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def delete(self, key):
+        self.data.pop(key, None)
+
+    def close(self):
+        pass
+
+    def _encode(self):
+        return json.dumps({k.hex(): v.hex() for k, v in sorted(self.data.items())})
+
+    def _decode(self, text):
+        return {bytes.fromhex(k): bytes.fromhex(v) for k, v in json.loads(text).items()}
+
+
+def _fsync_directory(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AtomicReplace(_MapEngine):
+    """Correct: write a temporary file, fsync it, rename it over the old one, fsync the directory."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.file = os.path.join(path, "map.json")
+        if os.path.exists(self.file):
+            with open(self.file) as handle:
+                self.data = self._decode(handle.read())
+
+    def sync(self):
+        temporary = self.file + ".tmp"
+        with open(temporary, "w") as handle:
+            handle.write(self._encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.file)
+        _fsync_directory(self.path)
+
+
+class RenameWithoutFsync(AtomicReplace):
+    """Bug: the temporary file is renamed over the old one before its data is durable."""
+
+    def sync(self):
+        temporary = self.file + ".tmp"
+        with open(temporary, "w") as handle:
+            handle.write(self._encode())
+        os.replace(temporary, self.file)
+        _fsync_directory(self.path)
+
+
+class MissingDirectoryFsync(AtomicReplace):
+    """Bug: the rename is never made durable (no fsync of the directory)."""
+
+    def sync(self):
+        temporary = self.file + ".tmp"
+        with open(temporary, "w") as handle:
+            handle.write(self._encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.file)
+
+
+class ChecksummedLog:
+    """Correct: an append-only log of checksummed records; recovery keeps the valid prefix and cuts the rest."""
+
+    HEADER = struct.Struct("<II")   # length, crc32 of the payload
+
+    def __init__(self, path):
+        self.file = os.path.join(path, "log")
+        created = not os.path.exists(self.file)
+        self.fd = os.open(self.file, os.O_RDWR | os.O_CREAT)
+        if created:
+            os.fsync(self.fd)
+            _fsync_directory(path)
+        self.data = {}
+        self.end = self._replay()
+        if self.end != os.fstat(self.fd).st_size:
+            os.ftruncate(self.fd, self.end)
+            os.fsync(self.fd)
+
+    def _replay(self):
+        content = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
+        position = 0
+        while position + self.HEADER.size <= len(content):
+            length, crc = self.HEADER.unpack_from(content, position)
+            payload = content[position + self.HEADER.size:position + self.HEADER.size + length]
+            if length == 0 or len(payload) < length or zlib.crc32(payload) != crc:
+                break
+            self._apply(payload)
+            position += self.HEADER.size + length
+        return position
+
+    def _apply(self, payload):
+        kind, key, value = payload[:1], *payload[1:].split(b"\0", 1)
+        if kind == b"p":
+            self.data[bytes.fromhex(key.decode())] = bytes.fromhex(value.decode())
+        else:
+            self.data.pop(bytes.fromhex(key.decode()), None)
+
+    def _append(self, payload):
+        record = self.HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        os.pwrite(self.fd, record, self.end)
+        self.end += len(record)
+        self._apply(payload)
+
+    def put(self, key, value):
+        self._append(b"p" + key.hex().encode() + b"\0" + value.hex().encode())
+
+    def delete(self, key):
+        self._append(b"d" + key.hex().encode() + b"\0")
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def sync(self):
+        os.fsync(self.fd)
+
+    def close(self):
+        os.close(self.fd)
+
+
+class TornAppendNoChecksum:
+    """Bug: a text log of `key value` lines, trusted without a checksum (a torn or zero-filled tail is read as data)."""
+
+    def __init__(self, path):
+        self.file = os.path.join(path, "log.txt")
+        self.data = {}
+        if os.path.exists(self.file):
+            with open(self.file, "rb") as handle:
+                for line in handle.read().split(b"\n"):
+                    if line:
+                        key, _, value = line.partition(b" ")
+                        if value == b"-":
+                            self.data.pop(bytes.fromhex(key.decode("latin-1")), None)
+                        else:
+                            self.data[bytes.fromhex(key.decode("latin-1"))] = bytes.fromhex(value.decode("latin-1"))
+        else:
+            open(self.file, "wb").close()
+            _fsync_directory(path)
+        self.handle = open(self.file, "ab")
+
+    def put(self, key, value):
+        self.handle.write(key.hex().encode() + b" " + value.hex().encode() + b"\n")
+        self.data[key] = value
+
+    def delete(self, key):
+        self.handle.write(key.hex().encode() + b" -\n")
+        self.data.pop(key, None)
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def sync(self):
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self):
+        self.handle.close()
+
+
+class WrongOrderTwoFiles(_MapEngine):
+    """Bug: values go to `values`, their offsets to `index`; sync makes the index durable before the values."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.values = os.path.join(path, "values")
+        self.index = os.path.join(path, "index.json")
+        if os.path.exists(self.index):
+            with open(self.index) as handle, open(self.values, "rb") as values:
+                content = values.read()
+                for key, (offset, length) in json.loads(handle.read()).items():
+                    self.data[bytes.fromhex(key)] = content[offset:offset + length]
+        else:
+            for name in (self.values, self.index):
+                with open(name, "w") as handle:
+                    handle.write("" if name == self.values else "{}")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            _fsync_directory(path)
+
+    def sync(self):
+        with open(self.values, "ab") as values:
+            offsets = {}
+            position = values.tell()
+            for key, value in sorted(self.data.items()):
+                values.write(value)
+                offsets[key.hex()] = (position, len(value))
+                position += len(value)
+            with open(self.index, "r+") as index:
+                index.write(json.dumps(offsets))
+                index.truncate()
+                index.flush()
+                os.fsync(index.fileno())
+            values.flush()
+            os.fsync(values.fileno())
+
+
+class InPlaceUpdate:
+    """Bug: fixed 64-byte slots updated in place; a crash can keep a later put and lose an earlier one."""
+
+    SLOT = 64
+
+    def __init__(self, path):
+        self.file = os.path.join(path, "slots")
+        created = not os.path.exists(self.file)
+        self.fd = os.open(self.file, os.O_RDWR | os.O_CREAT)
+        if created:
+            os.fsync(self.fd)
+            _fsync_directory(path)
+        self.slots = {}
+        self.data = {}
+        content = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
+        for number in range(len(content) // self.SLOT):
+            slot = content[number * self.SLOT:(number + 1) * self.SLOT]
+            key_length, value_length = slot[0], slot[1]
+            key = slot[2:2 + key_length]
+            if key_length:
+                self.slots[key] = number
+                if value_length != 255:
+                    self.data[key] = slot[2 + key_length:2 + key_length + value_length]
+
+    def _write(self, key, value):
+        number = self.slots.setdefault(key, len(self.slots))
+        body = bytes([len(key), 255 if value is None else len(value)]) + key + (value or b"")
+        os.pwrite(self.fd, body.ljust(self.SLOT, b"\0"), number * self.SLOT)
+
+    def put(self, key, value):
+        if len(key) + len(value) > self.SLOT - 2:
+            value = value[:self.SLOT - 2 - len(key)]   # this engine only keeps short values
+        self._write(key, value)
+        self.data[key] = value
+
+    def delete(self, key):
+        if key in self.data:
+            self._write(key, None)
+            del self.data[key]
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def sync(self):
+        os.fsync(self.fd)
+
+    def close(self):
+        os.close(self.fd)
