@@ -223,9 +223,11 @@ class WrongOrderTwoFiles(_MapEngine):
 
 
 class InPlaceUpdate:
-    """Bug: fixed 64-byte slots updated in place; a crash can keep a later put and lose an earlier one."""
+    """Bug: one 16 KiB slot per key, updated in place; a crash can keep a later put and lose an earlier one."""
 
-    SLOT = 64
+    SLOT = 16384
+    HEADER = struct.Struct("<HH")     # key length, value length (DELETED: no value)
+    DELETED = 0xFFFF
 
     def __init__(self, path):
         self.file = os.path.join(path, "slots")
@@ -239,21 +241,20 @@ class InPlaceUpdate:
         content = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
         for number in range(len(content) // self.SLOT):
             slot = content[number * self.SLOT:(number + 1) * self.SLOT]
-            key_length, value_length = slot[0], slot[1]
-            key = slot[2:2 + key_length]
+            key_length, value_length = self.HEADER.unpack_from(slot)
+            key = slot[4:4 + key_length]
             if key_length:
                 self.slots[key] = number
-                if value_length != 255:
-                    self.data[key] = slot[2 + key_length:2 + key_length + value_length]
+                if value_length != self.DELETED:
+                    self.data[key] = slot[4 + key_length:4 + key_length + value_length]
 
     def _write(self, key, value):
+        assert 4 + len(key) + len(value or b"") <= self.SLOT, "this engine keeps values up to a slot"
         number = self.slots.setdefault(key, len(self.slots))
-        body = bytes([len(key), 255 if value is None else len(value)]) + key + (value or b"")
+        body = self.HEADER.pack(len(key), self.DELETED if value is None else len(value)) + key + (value or b"")
         os.pwrite(self.fd, body.ljust(self.SLOT, b"\0"), number * self.SLOT)
 
     def put(self, key, value):
-        if len(key) + len(value) > self.SLOT - 2:
-            value = value[:self.SLOT - 2 - len(key)]   # this engine only keeps short values
         self._write(key, value)
         self.data[key] = value
 
