@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from crashsweep.disk_model import BlockDevice
 from crashsweep.engines._fs_engines import interposition_scope, open_path_engine
+from crashsweep.engines._sqlite import journal_mode, open_sqlite, synchronous_level
 from crashsweep.engines._python_stores import DbmDumbStore, TinyDbStore
 from crashsweep.engines._user import engine_kind, is_user_engine_name, load_class, open_block_engine
 from crashsweep.engines.errors import EngineError
@@ -129,6 +130,12 @@ ADAPTERS["dbm-dumb"] = _python_store("dbm-dumb", DbmDumbStore, "the standard lib
                                      "the POSIX file-system model", ["dbm.dumb"])
 ADAPTERS["tinydb"] = _python_store("tinydb", TinyDbStore, "TinyDB (PyPI) with its JSON storage, unmodified, on "
                                    "the POSIX file-system model", ["tinydb.storages", "tinydb.database"])
+
+
+ADAPTERS["sqlite"] = EngineAdapter(
+    name="sqlite", description="SQLite (through apsw's VFS) on the POSIX file-system model; sync() is COMMIT",
+    open=open_sqlite, medium="fs",
+    option_types={"journal_mode": journal_mode, "synchronous": synchronous_level})
 
 
 def resolve_engine(name: str) -> EngineAdapter:

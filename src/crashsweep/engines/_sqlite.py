@@ -1,0 +1,202 @@
+"""SQLite on the file-system model, through an apsw VFS (`--engine sqlite`).
+
+Every file SQLite opens (database, rollback journal, WAL, super-journal, temp
+files) is a file of the model's live session, so its writes, truncates,
+deletes and syncs are micro-ops like a Python engine's. Durability-relevant
+behaviour follows SQLite's unix VFS (os_unix.c):
+- `xDelete(name, syncdir)` fsyncs the directory when SQLite asks (`syncdir`);
+- a newly created rollback journal, WAL or super-journal gets its directory
+  fsynced after its first `xSync` (os_unix.c's UNIXFILE_DIRSYNC);
+- `xSectorSize` is the model's tear unit (`FS_BLOCK_BYTES`), and the only device
+  characteristic claimed is SQLITE_IOCAP_POWERSAFE_OVERWRITE: the model never
+  changes bytes a write did not cover. Not claimed: atomic writes, safe append
+  (a size may persist without its data), sequential writes (syncs reorder).
+Locks always succeed (one connection), and in WAL mode `locking_mode=EXCLUSIVE` lets WAL
+keep its index in heap memory, as SQLite documents for VFSes without shared memory.
+
+The engine: one table `kv(k BLOB PRIMARY KEY, v BLOB)`; mutations run in one open
+transaction and `sync()` is COMMIT. Options: `journal_mode` (delete, truncate,
+persist, wal) and `synchronous` (off, normal, full, extra).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+from crashsweep.disk_model import FS_BLOCK_BYTES, STORE_PATH, shared_session
+
+try:
+    import apsw
+except ImportError:      # pragma: no cover - reported when the engine is opened
+    apsw = None
+
+VFS_NAME = "crashsweep"
+DATABASE_PATH = f"{STORE_PATH}/db.sqlite"
+JOURNAL_MODES = ("delete", "truncate", "persist", "wal")
+SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
+_temporary_names = itertools.count()
+
+
+class ModelFile:
+    """One SQLite file on the model (the VFSFile protocol)."""
+
+    def __init__(self, name: str, flags: list[int]):
+        session = shared_session()
+        self.session = session
+        create = bool(flags[0] & apsw.mapping_open_flags["SQLITE_OPEN_CREATE"])
+        existed = session.exists(name)
+        mode = os.O_RDWR | (os.O_CREAT if create else 0)
+        if flags[0] & apsw.mapping_open_flags["SQLITE_OPEN_EXCLUSIVE"]:
+            mode |= os.O_EXCL
+        self.fd = session.open(name, mode)
+        self.name = name
+        journal_kinds = ("SQLITE_OPEN_MAIN_JOURNAL", "SQLITE_OPEN_WAL", "SQLITE_OPEN_SUPER_JOURNAL")
+        is_journal = any(flags[0] & apsw.mapping_open_flags[kind] for kind in journal_kinds)
+        self.directory_sync_due = is_journal and not existed
+        self.delete_on_close = bool(flags[0] & apsw.mapping_open_flags["SQLITE_OPEN_DELETEONCLOSE"])
+        flags[1] = flags[0]
+
+    def xRead(self, amount: int, offset: int) -> bytes:
+        return self.session.pread(self.fd, amount, offset)
+
+    def xWrite(self, data, offset: int) -> None:
+        self.session.pwrite(self.fd, bytes(data), offset)
+
+    def xTruncate(self, size: int) -> None:
+        self.session.ftruncate(self.fd, size)
+
+    def xSync(self, flags: int) -> None:
+        self.session.fsync(self.fd)
+        if self.directory_sync_due:           # os_unix.c: the first sync of a new journal syncs its directory
+            self.session.fsync_directory_of(self.name)
+            self.directory_sync_due = False
+
+    def xFileSize(self) -> int:
+        return self.session.size(self.fd)
+
+    def xLock(self, level: int) -> None:
+        pass
+
+    def xUnlock(self, level: int) -> None:
+        pass
+
+    def xCheckReservedLock(self) -> bool:
+        return False
+
+    def xFileControl(self, op: int, pointer: int) -> bool:
+        return False
+
+    def xSectorSize(self) -> int:
+        return FS_BLOCK_BYTES
+
+    def xDeviceCharacteristics(self) -> int:
+        return apsw.mapping_device_characteristics["SQLITE_IOCAP_POWERSAFE_OVERWRITE"]
+
+    def xClose(self) -> None:
+        if self.fd in self.session.files:
+            self.session.close(self.fd)
+        if self.delete_on_close and self.session.exists(self.name):
+            self.session.unlink(self.name)
+
+
+if apsw is not None:
+    class ModelVfs(apsw.VFS):
+        """The VFS: file operations on the model; randomness, time and sleep from the default VFS."""
+
+        def __init__(self):
+            super().__init__(VFS_NAME, base="")
+
+        def xOpen(self, name, flags):
+            path = name.filename() if isinstance(name, apsw.URIFilename) else name
+            if path is None:
+                path = f"/tmp/sqlite-temporary-{next(_temporary_names)}"
+            return ModelFile(path, flags)
+
+        def xDelete(self, name: str, syncdir: bool) -> None:
+            session = shared_session()
+            if not session.exists(name):
+                raise apsw.IOError(f"{name} does not exist")
+            session.unlink(name)
+            if syncdir:
+                session.fsync_directory_of(name)
+
+        def xAccess(self, name: str, flags: int) -> bool:
+            return shared_session().exists(name)
+
+        def xFullPathname(self, name: str) -> str:
+            return name if name.startswith("/") else f"{STORE_PATH}/{name}"
+
+_vfs: list = []
+
+
+def _register() -> None:
+    if apsw is None:
+        raise RuntimeError("engine sqlite needs the apsw package: pip install apsw")
+    if not _vfs:
+        _vfs.append(ModelVfs())
+
+
+class SqliteStore:
+    """SQLite with one key-value table; `sync()` commits. Example: `SqliteStore(journal_mode="wal")`."""
+
+    def __init__(self, journal_mode: str = "delete", synchronous: str = "full"):
+        _register()
+        self.connection = apsw.Connection(DATABASE_PATH, vfs=VFS_NAME)
+        cursor = self.connection.cursor()
+        if journal_mode == "wal":       # WAL without shared memory (SQLite's documented way)
+            cursor.execute("PRAGMA locking_mode=EXCLUSIVE")
+        cursor.execute(f"PRAGMA journal_mode={journal_mode}")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB)")
+        self.cursor = cursor
+        self.in_transaction = False
+
+    def _begin(self) -> None:
+        if not self.in_transaction:
+            self.cursor.execute("BEGIN")
+            self.in_transaction = True
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._begin()
+        self.cursor.execute("INSERT OR REPLACE INTO kv VALUES(?, ?)", (key, value))
+
+    def delete(self, key: bytes) -> None:
+        self._begin()
+        self.cursor.execute("DELETE FROM kv WHERE k = ?", (key,))
+
+    def get(self, key: bytes) -> bytes | None:
+        for (value,) in self.cursor.execute("SELECT v FROM kv WHERE k = ?", (key,)):
+            return bytes(value)
+        return None
+
+    def items(self):
+        return [(bytes(k), bytes(v)) for k, v in self.cursor.execute("SELECT k, v FROM kv ORDER BY k")]
+
+    def sync(self) -> None:
+        if self.in_transaction:
+            self.cursor.execute("COMMIT")
+            self.in_transaction = False
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def open_sqlite(session, options: dict, events: list) -> SqliteStore:
+    return SqliteStore(**options)
+
+
+def journal_mode(text: str) -> str:
+    if text.lower() not in JOURNAL_MODES:
+        raise ValueError(text)
+    return text.lower()
+
+
+def synchronous_level(text: str) -> str:
+    if text.lower() not in SYNCHRONOUS_LEVELS:
+        raise ValueError(text)
+    return text.lower()
+
+
+journal_mode.__name__ = "one of " + "|".join(JOURNAL_MODES)
+synchronous_level.__name__ = "one of " + "|".join(SYNCHRONOUS_LEVELS)
