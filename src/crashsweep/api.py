@@ -68,7 +68,7 @@ class SweepOutcome:
 def sweep_argv(engine: str = DEFAULT_ENGINE, *, out: str = "crashsweep-report", options: dict | None = None,
                **settings) -> list[str]:
     """The `crashsweep sweep` arguments for these settings (keyword `crash_depth` -> `--crash-depth`)."""
-    argv = ["sweep", "--engine", engine, "--out", out, "--quiet"]
+    argv = ["sweep", "--engine", str(engine), "--out", str(out), "--quiet"]
     for key, value in (options or {}).items():
         argv += ["--option", f"{key}={value}"]
     for name, value in settings.items():

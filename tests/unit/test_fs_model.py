@@ -1,0 +1,169 @@
+"""The file-system model: micro-op logging, persistence models, interposition and its closed gaps."""
+
+import os
+import pathlib
+import shutil
+import tempfile
+
+import pytest
+
+from crashsweep.crash_explorer import SweepSpec
+from crashsweep.crash_explorer._recording import record
+from crashsweep.disk_model import FsLog, FsTree, Interposer, InterpositionBypass, PersistenceModel, STORE_PATH
+from crashsweep.disk_model._fs_log import LINK, RENAME, SIZE, WRITE
+from crashsweep.disk_model._fs_session import FD_FIRST, FsSession
+from crashsweep.reference import put, sync
+
+
+@pytest.fixture
+def session():
+    log = FsLog()
+    live = FsSession(FsTree.initial(), log)
+    interposer = Interposer(live)
+    yield live, interposer
+    interposer.close()
+
+
+def kinds(log):
+    return [op.kind for op in log.ops]
+
+
+def test_pwrite_pread_writev_are_served_by_the_model_not_the_real_os(session):
+    live, interposer = session
+    with interposer.active():
+        fd = os.open(f"{STORE_PATH}/f", os.O_CREAT | os.O_RDWR)
+        assert fd >= FD_FIRST
+        os.pwrite(fd, b"hello", 3)
+        os.writev(fd, [b"ab", b"cd"])
+        assert os.pread(fd, 9, 0) == b"abcdello"
+        os.fsync(fd)
+        os.close(fd)
+    assert kinds(live.log)[:1] == [LINK]
+    assert [op.data for op in live.log.ops if op.kind == WRITE] == [b"hello", b"abcd"]
+    assert ("sync", live.log.ops[0].inode, False) in live.log.events
+    assert not os.path.exists(STORE_PATH)          # nothing reached the real file system
+
+
+def test_fsync_accepts_a_file_object_and_a_directory_descriptor(session):
+    live, interposer = session
+    with interposer.active():
+        with open(f"{STORE_PATH}/g", "wb") as handle:
+            handle.write(b"x")
+            handle.flush()
+            os.fsync(handle)
+        directory = os.open(STORE_PATH, os.O_RDONLY)
+        os.fsync(directory)
+        os.close(directory)
+    syncs = [event for event in live.log.events if event[0] == "sync"]
+    assert syncs[0][2] is False and syncs[1][2] is True
+
+
+def test_truncate_grows_a_file_with_zeros(session):
+    live, interposer = session
+    with interposer.active():
+        with open(f"{STORE_PATH}/h", "wb") as handle:
+            handle.write(b"ab")
+            handle.truncate(6)
+        assert open(f"{STORE_PATH}/h", "rb").read() == b"ab\0\0\0\0"
+        assert os.path.getsize(f"{STORE_PATH}/h") == 6
+    assert live.log.ops[-1].kind == SIZE and live.log.ops[-1].size == 6
+
+
+def test_writes_cost_what_they_write_not_the_file_size(session):
+    live, interposer = session
+    with interposer.active():
+        fd = os.open(f"{STORE_PATH}/big", os.O_CREAT | os.O_RDWR)
+        os.pwrite(fd, bytes(4 << 20), 0)
+        buffer = live.files[fd].object._byte_contents
+        os.pwrite(fd, b"z", 100)
+        assert live.files[fd].object._byte_contents is buffer     # changed in place, not copied
+        os.close(fd)
+
+
+def test_rename_over_an_existing_file_is_one_atomic_micro_op(session):
+    live, interposer = session
+    with interposer.active():
+        pathlib.Path(f"{STORE_PATH}/a").write_bytes(b"1")
+        pathlib.Path(f"{STORE_PATH}/b").write_bytes(b"2")
+        os.replace(f"{STORE_PATH}/a", f"{STORE_PATH}/b")
+    assert kinds(live.log)[-1] == RENAME
+    assert "unlink" not in kinds(live.log)
+
+
+def test_dbm_dumb_class_bound_os_and_shutil_tempfile_work_on_the_model(session):
+    import dbm.dumb
+    live, interposer = session
+    with interposer.active():
+        database = dbm.dumb.open(f"{STORE_PATH}/db", "c")
+        database[b"k"] = b"v"
+        database.sync()
+        database.close()
+        shutil.copy(f"{STORE_PATH}/db.dat", f"{STORE_PATH}/copy")
+        with tempfile.NamedTemporaryFile(dir=STORE_PATH, delete=False) as handle:
+            handle.write(b"t")
+        assert sorted(os.listdir(STORE_PATH))[:3] == ["copy", "db.bak", "db.dat"]
+    assert dbm.dumb._Database._os is os                          # restored after
+    assert not os.path.exists(f"{STORE_PATH}/db.dat")
+
+
+def test_mmap_is_reported_as_a_bypass_not_silently_untested(session, tmp_path):
+    import mmap
+    live, interposer = session
+    real = tmp_path / "real"
+    real.write_bytes(b"x" * 4096)
+    fd = os.open(real, os.O_RDWR)
+    try:
+        with pytest.raises(InterpositionBypass, match="mmap"):
+            with interposer.active():
+                mmap.mmap(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+def test_posix_fsync_of_a_file_leaves_its_directory_entry_pending():
+    log = FsLog()
+    link = log.add(LINK, 20, directory=4, name="f")
+    write = log.add(WRITE, 20, data=b"x")
+    pending = {link.op_id: link, write.op_id: write}
+    assert PersistenceModel("posix").sync(pending, 20, False) == [write.op_id]
+    assert PersistenceModel("ext4-ordered").sync(pending, 20, False) == [link.op_id, write.op_id]
+    assert PersistenceModel("posix").sync(pending, 4, True) == [link.op_id]
+
+
+def test_ext4_ordered_lands_data_before_the_rename_that_exposes_it():
+    log = FsLog()
+    write = log.add(WRITE, 20, data=b"x" * 10)
+    rename = log.add(RENAME, 20, directory=4, name="t", directory2=4, name2="f")
+    choice = PersistenceModel("ext4-ordered").normalize({"persist": [rename.op_id]}, (0, 1), log.ops)
+    assert choice == {"persist": [write.op_id, rename.op_id]}
+    assert PersistenceModel("posix").normalize({"persist": [1]}, (0, 1), log.ops) == {"persist": [1]}
+
+
+def test_strict_keeps_whole_calls_in_order_and_never_tears():
+    log = FsLog()
+    log.next_call()
+    log.add(WRITE, 20, data=b"x")
+    log.add(SIZE, 20, size=1)
+    log.next_call()
+    log.add(WRITE, 21, data=b"y")
+    strict = PersistenceModel("strict")
+    assert strict.normalize({"persist": [1, 2]}, (0, 1, 2), log.ops) == {}
+    assert strict.normalize({"persist": [0, 1, 2]}, (0, 1, 2), log.ops) == {"persist": [0, 1, 2]}
+    assert strict.normalize({"torn": [[0, [0]]]}, (0, 1, 2), log.ops) == {}
+
+
+def test_unknown_fs_model_and_corruption_faults_are_clear_errors():
+    from crashsweep.crash_explorer import SpecError
+    from crashsweep.disk_model import FaultPlan
+    with pytest.raises(SpecError, match="file-system model"):
+        SweepSpec(ops=(put(b"a", b"1"), sync()), engine="dbm-dumb", fs_model="ext3").validate()
+    with pytest.raises(SpecError, match="crash faults only"):
+        SweepSpec(ops=(put(b"a", b"1"), sync()), engine="dbm-dumb",
+                  faults=FaultPlan.parse("crash,corrupt")).validate()
+
+
+def test_recording_a_path_engine_logs_its_file_operations_by_op():
+    recording = record(SweepSpec(ops=(put(b"a", b"1"), sync()), engine="tests/engines/fs_engines.py:AtomicReplace"))
+    assert recording.failure is None
+    assert {op.kind for op in recording.log.ops} >= {LINK, WRITE, SIZE, RENAME}
+    assert any(point.durable_count for point in recording.walk.points)
