@@ -54,7 +54,6 @@ def test_bugs_lists_a_user_engines_bugs():
     ("no_such_file.py:Store", "no such file no_such_file.py"),
     (f"{ENGINE_FILE}:Missing", "has no class 'Missing'"),
     (f"{ENGINE_FILE}:NoSync", "lacks method(s) sync"),
-    (f"{ENGINE_FILE}:PathStore", "path engines need the POSIX file-system model"),
     ("no_such_module_xyz:Store", "no module named 'no_such_module_xyz'"),
     (f"{ENGINE_FILE}:", "expected MODULE:CLASS"),
     (f"{ENGINE_FILE}:SLOT_SECTORS", "is not a class"),
@@ -76,3 +75,11 @@ def test_an_engine_file_that_fails_to_import_is_one_line(tmp_path):
 def test_an_option_the_constructor_does_not_take_is_refused():
     with pytest.raises(EngineError, match="has no option 'colour'"):
         resolve_engine(ENGINE).parse_options({"colour": "red"})
+
+
+def test_a_path_engine_runs_on_the_file_system_model(tmp_path):
+    """PathStore keeps nothing, so the sweep runs and reports the lost data (exit 1), never a usage error."""
+    completed = run_cli("sweep", "--engine", f"{ENGINE_FILE}:PathStore", "--scenario", "random", "--jobs", "1",
+                        "--quiet", "--minimize", "0", "--out", str(tmp_path / "r"))
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "violation" in completed.stdout
