@@ -106,6 +106,31 @@ def test_dbm_dumb_class_bound_os_and_shutil_tempfile_work_on_the_model(session):
     assert not os.path.exists(f"{STORE_PATH}/db.dat")
 
 
+def test_interposers_alive_at_once_each_serve_their_own_model_and_unpatch(tmp_path):
+    """A process-wide interposer (an engine's) stays set up while others come and go."""
+    real_open = os.open
+    sessions = {name: FsSession(FsTree.initial(), FsLog()) for name in ("long-lived", "first", "second")}
+    keeper = Interposer(sessions["long-lived"])
+    try:
+        for name in ("long-lived", "first", "second", "long-lived"):
+            interposer = keeper if name == "long-lived" else Interposer(sessions[name])
+            try:
+                with interposer.active():
+                    with open(f"{STORE_PATH}/{name}-{len(sessions[name].log.ops)}", "wb") as handle:
+                        handle.write(name.encode())
+                    assert all(entry.startswith(name) for entry in os.listdir(STORE_PATH))
+            finally:
+                if interposer is not keeper:
+                    interposer.close()
+            assert os.open is real_open
+    finally:
+        keeper.close()
+    assert os.open is real_open
+    assert [op.kind for op in sessions["long-lived"].log.ops].count(WRITE) == 2
+    (tmp_path / "real").write_bytes(b"r")                       # the real file system works again
+    assert (tmp_path / "real").read_bytes() == b"r"
+
+
 def test_mmap_is_reported_as_a_bypass_not_silently_untested(session, tmp_path):
     import mmap
     live, interposer = session

@@ -28,8 +28,11 @@ import contextlib
 import importlib.util
 import inspect
 import io
+import linecache
 import os
 import sys
+import tokenize
+import warnings
 
 from pyfakefs import mox3_stubout
 from pyfakefs.fake_filesystem_unittest import PATH_MODULE, Patcher
@@ -187,11 +190,33 @@ def _class_bindings(module_names: list[str]) -> list[tuple[type, str, object]]:
 
 
 class _ModelPatcher(Patcher):
-    """pyfakefs's Patcher, made to use the session's file system instead of a new one."""
+    """pyfakefs's Patcher, made to use the session's file system instead of a new one.
+
+    pyfakefs's Patcher is a process-wide singleton with a reference count (a second
+    `Patcher()` returns the first and its `setUp` does nothing). Each `Interposer` owns
+    its own patcher instead, so interposers made one after another (tests, several
+    engines in one process) each really patch and really unpatch, and a user's own
+    pyfakefs `Patcher` is left alone.
+    """
+
+    def __new__(cls, *args, **keywords):
+        return object.__new__(cls)
 
     def __init__(self, filesystem, **keywords):
         self._model_filesystem = filesystem
         super().__init__(**keywords)
+
+    def setUp(self, doctester=None) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore")
+            self._find_modules()
+        self._refresh()
+        self.start_patching()
+        linecache.open = self.original_open
+        tokenize._builtin_open = self.original_open
+
+    def tearDown(self, doctester=None) -> None:
+        self.stop_patching()
 
     def _refresh(self) -> None:
         if self._stubs is not None:
