@@ -192,3 +192,22 @@ def test_recording_a_path_engine_logs_its_file_operations_by_op():
     assert recording.failure is None
     assert {op.kind for op in recording.log.ops} >= {LINK, WRITE, SIZE, RENAME}
     assert any(point.durable_count for point in recording.walk.points)
+
+
+def test_a_crashed_engines_destructor_reaches_neither_the_log_nor_a_real_file(monkeypatch):
+    """dbm.dumb's destructor rewrites its index: after a power loss that must not count, or leak."""
+    from crashsweep.crash_explorer._recover import recover_state
+    from crashsweep.disk_model._fs_log import FS_END
+
+    unraisable = []
+    monkeypatch.setattr("sys.unraisablehook", unraisable.append)
+    recording = record(SweepSpec(ops=(put(b"a", b"1"), sync(), put(b"b", b"2")), engine="dbm-dumb"))
+    assert recording.failure is None
+    last_end = max(index for index, event in enumerate(recording.log.events) if event[0] == FS_END)
+    assert last_end == len(recording.log.events) - 1            # nothing logged after the last operation
+    point = recording.walk.points[-1]
+    result = recover_state(recording.context, FsTree.initial(), {}, point.windows, recording.history,
+                           point.index, 0)
+    assert result["kind"] is None or result["kind"] == "lost-synced-data"
+    assert unraisable == []
+    assert not os.path.exists("/crashsweep")

@@ -76,11 +76,15 @@ class FsDurableImage:
         self.applied = 0
         self.hashed = hashed
         self.data: dict = {}    # block-level corruption does not apply to the file-system model
+        self.file_digests: dict[int, bytes] = {}   # content digests of the durable tree's files
+        self.touched: set[int] = set()             # files the last overlay changed
 
     def advance(self, count: int) -> None:
         assert count >= self.applied, (count, self.applied)
         for op_id in self.walk.durable_sequence[self.applied:count]:
-            self.tree.apply(self.ops[op_id])
+            op = self.ops[op_id]
+            self.tree.apply(op)
+            self.file_digests.pop(op.inode, None)
         self.applied = count
 
     def normalize(self, point: CrashPoint, choice: dict) -> dict:
@@ -90,12 +94,20 @@ class FsDurableImage:
         landed = [(op_id, None) for op_id in choice.get("persist", ())]
         landed += [(op_id, list(units)) for op_id, units in choice.get("torn", ())]
         state = self.tree.copy()
+        touched = self.touched = set()
         for op_id, units in sorted(landed, key=lambda item: item[0]):
-            state.apply(self.ops[op_id], units)
+            op = self.ops[op_id]
+            state.apply(op, units)
+            touched.add(op.inode)
         return state
 
     def state_hash(self, overlay: FsTree, choice: dict) -> int:
-        return overlay.digest()
+        """The overlay's digest; files the overlay left as they are durably reuse their digests.
+        Requires: `overlay` is the last one this image made."""
+        if not self.touched:
+            return overlay.digest(self.file_digests)
+        digests = {inode: found for inode, found in self.file_digests.items() if inode not in self.touched}
+        return overlay.digest(digests)
 
     def snapshot(self, overlay: FsTree) -> FsTree:
         return overlay

@@ -13,7 +13,10 @@ interposition patches the process) and is reloaded for every state.
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
+import sys
+import weakref
 
 from crashsweep.crash_explorer._crash_points import crash_points
 from crashsweep.crash_explorer._fs_points import FsDurableImage, fs_crash_points
@@ -41,6 +44,38 @@ def engine_scope(context, target):
     """Around every call into the engine: the interposition of a Python file engine, else nothing."""
     scope = context.adapter.scope
     return scope(target) if scope is not None and uses_fs(context) else contextlib.nullcontext()
+
+
+def let_go(context, engine: list) -> None:
+    """Drop a crashed engine (`engine` holds the last reference) so that nothing it does on the way out counts.
+
+    A power loss gives an engine no chance to clean up, but Python will: `dbm.dumb`'s
+    destructor rewrites its index, and closing SQLite rolls back an open transaction.
+    On the file-system model those destructors run here, inside the interposition with
+    logging off: their writes reach only the live file system, which is reloaded before
+    it is used again, never the log of the state or of the recording, and never a real
+    file. An engine kept alive by a reference cycle is collected here too, so its
+    destructor cannot run later in the middle of another state.
+    """
+    if not engine or not uses_fs(context):
+        engine.clear()
+        return
+    try:
+        probe = weakref.ref(engine[0])
+    except TypeError:               # a class without weak references: collect to be safe
+        probe = lambda: True        # noqa: E731
+    session = shared_session()
+    session.recording = False
+    unraisable, sys.unraisablehook = sys.unraisablehook, lambda report: None   # a destructor's error is no finding
+    try:
+        with engine_scope(context, None):
+            engine.clear()
+            if probe() is not None:
+                gc.collect()
+    except Exception:               # noqa: BLE001 - nor is a failing clean-up
+        pass
+    finally:
+        sys.unraisablehook = unraisable
 
 
 def points_of(context, log, history, ops_offset: int = 0):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from crashsweep.crash_explorer._image import is_zero
 from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer._recording import Recording
-from crashsweep.crash_explorer._strategies import corruption_variants, point_states
+from crashsweep.crash_explorer._strategies import choice_key, corruption_variants, point_states
 
 UNIT_STATES_MAX = 64
 
@@ -56,10 +56,14 @@ def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
     spec, walk = recording.spec, recording.walk
     durable = durable_of(recording.context, walk, recording.log)
     by_image: dict[int, PlannedState] = {}
+    image_of_landings: dict[str, int] = {}     # at the current durable count (points never go back)
+    landings_durable_count = -1
     per_point_states: list[list[PlannedState]] = []
     per_point, enumerated, space_total, exhausted = [], 0, 0, True
     for point in walk.points:
         durable.advance(point.durable_count)
+        if point.durable_count != landings_durable_count:
+            image_of_landings, landings_durable_count = {}, point.durable_count
         rng = random.Random(f"{spec.seed}:states:{point.index}")
         counts = [walk.writes[rid][1] for rid in point.pending]
         choices, space, point_exhausted = point_states(point, counts, spec.faults, spec.strategy, spec.bound,
@@ -73,8 +77,11 @@ def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
         exhausted = exhausted and point_exhausted and not spec.faults.corruption_kinds
         fresh = []
         for choice in choices:
-            overlay = durable.overlay(choice)
-            image = durable.state_hash(overlay, choice)
+            # The same landings over the same durable image are the same state: hash it once.
+            landings = choice_key(choice)
+            image = image_of_landings.get(landings)
+            if image is None:
+                image = image_of_landings[landings] = durable.state_hash(durable.overlay(choice), choice)
             existing = by_image.get(image)
             if existing is None:
                 planned = by_image[image] = PlannedState(-1, point.index, choice, list(point.windows), image)

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 
 from crashsweep.crash_explorer._crash_points import PointWalk
-from crashsweep.crash_explorer._medium import engine_scope, new_log, new_target, points_of
+from crashsweep.crash_explorer._medium import engine_scope, let_go, new_log, new_target, points_of
 from crashsweep.crash_explorer._recover import StateContext, encode_map
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._time_limit import time_limit
@@ -55,11 +55,20 @@ def record(spec: SweepSpec) -> Recording:
 
 
 def _drive(context: StateContext, device, log, history: History, spec: SweepSpec) -> dict | None:
+    engine: list = []
+    try:
+        return _run_workload(context, device, log, spec, engine)
+    finally:
+        let_go(context, engine)     # the workload ends in a power loss: no clean-up reaches the log
+
+
+def _run_workload(context: StateContext, device, log, spec: SweepSpec, engine: list) -> dict | None:
     reference: dict[bytes, bytes] = {}
     index = -1
     try:
         with time_limit(spec.state_timeout_s * max(1, len(spec.ops) // 100)), engine_scope(context, device):
             store = context.adapter.open(device, context.options, [])
+            engine.append(store)
             for index, op in enumerate(spec.ops):
                 log.begin_op(index)
                 if op.kind == "put":

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crashsweep.crash_explorer._image import choice_problem, has_corruption
-from crashsweep.crash_explorer._medium import durable_of, engine_scope, new_log, new_target, points_of
+from crashsweep.crash_explorer._medium import durable_of, engine_scope, let_go, new_log, new_target, points_of
 from crashsweep.crash_explorer._strategies import choice_key, point_states
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer.errors import StateTimeout
@@ -97,6 +97,16 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
     `damaged`: the image already holds injected damage (a crash after recovering a corrupted
     state inherits it), so a refusal is allowed even if this choice injects none.
     """
+    engine: list = []
+    try:
+        return _recover(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
+                        engine)
+    finally:
+        let_go(context, engine)
+
+
+def _recover(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
+             engine: list) -> dict:
     damaged = damaged or has_corruption(choice)
     seed_text = f"{context.seed}:{point_index}:{choice_key(choice)}:{depth}"
     rng = random.Random(seed_text)
@@ -113,6 +123,7 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
     try:
         with time_limit(context.state_timeout_s), engine_scope(context, device):
             store = context.adapter.open(device, context.options, events)
+            engine.append(store)
             recovered, reads = read_out(store, history.keys_sorted())
         result["_engine_s"] = time.perf_counter() - started
     except StateTimeout:

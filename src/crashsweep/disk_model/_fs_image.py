@@ -64,7 +64,7 @@ class FsTree:
         """Apply one micro-op (of a write: only `units`, when given)."""
         if op.kind == WRITE:
             buffer = self._writable(op.inode)
-            pieces = [op.piece(unit) for unit in (range(op.tear_units) if units is None else units)]
+            pieces = [(op.offset, op.data)] if units is None else [op.piece(unit) for unit in units]
             for offset, data in pieces:
                 if len(buffer) < offset + len(data):
                     buffer.extend(bytes(offset + len(data) - len(buffer)))
@@ -109,14 +109,24 @@ class FsTree:
                 if kind == DIRECTORY and child in self.entries:
                     stack.append((child_path, child))
 
-    def digest(self) -> int:
+    def content_digest(self, inode: int) -> bytes:
+        """A digest of one file's visible content (its size included)."""
+        content = self.content(inode)
+        return hashlib.blake2b(len(content).to_bytes(8, "little") + content, digest_size=16).digest()
+
+    def digest(self, file_digests: dict[int, bytes] | None = None) -> int:
+        """The tree's digest. `file_digests` (inode -> `content_digest`) are used for the files it
+        holds and filled for the others; the caller keeps it only while those files are unchanged."""
         hasher = hashlib.blake2b(digest_size=16)
         for path, kind, inode in sorted(self.walk()):
             hasher.update(path.encode("utf-8", "surrogateescape") + b"\0" + kind.encode() + b"\0")
             if kind == FILE:
-                content = self.content(inode)
-                hasher.update(len(content).to_bytes(8, "little"))
-                hasher.update(content)
+                found = None if file_digests is None else file_digests.get(inode)
+                if found is None:
+                    found = self.content_digest(inode)
+                    if file_digests is not None:
+                        file_digests[inode] = found
+                hasher.update(found)
         return int.from_bytes(hasher.digest(), "little")
 
     def files(self) -> dict[str, bytes]:

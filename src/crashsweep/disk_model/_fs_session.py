@@ -164,21 +164,29 @@ class FsSession:
         """Replace everything with `tree` (logging nothing); log later changes into `log`."""
         self.recording = False
         self.files.clear()
-        self.fs.reset()
-        self.fs.is_windows_fs = self.fs.is_macos = False
+        fs = self.fs
+        fs.reset(init_pathlib=False)          # the fake pathlib was bound to this file system once, at creation
+        fs.is_windows_fs = fs.is_macos = False
         used = [inode for names in tree.entries.values() for inode, _ in names.values()]
         self.next_free_inode = max([FIRST_FREE_INODE - 1, ROOT_INODE, *used]) + 1
-        setattr(self.fs.root, INODE_ATTRIBUTE, ROOT_INODE)
+        setattr(fs.root, INODE_ATTRIBUTE, ROOT_INODE)
+        # Objects are built directly (pyfakefs's create_dir/create_file resolve every path: ~75 µs each).
+        by_path = {"": fs.root}
+        by_inode = {ROOT_INODE: fs.root}
         for path, kind, inode in tree.walk():
-            if kind == DIRECTORY:
-                obj = self.fs.create_dir(path)
+            parent_path, _, name = path.rpartition("/")
+            obj = by_inode.get(inode)
+            if obj is None:
+                if kind == DIRECTORY:
+                    obj = fake_file.FakeDirectory(name, filesystem=fs)
+                else:
+                    obj = fake_file.FakeFile(name, filesystem=fs)
+                    obj._byte_contents = bytearray(tree.content(inode))
+                    obj.st_size = len(obj._byte_contents)
                 setattr(obj, INODE_ATTRIBUTE, inode)
-            else:
-                obj = self.fs.create_file(path, contents=b"")
-                setattr(obj, INODE_ATTRIBUTE, inode)
-                content = tree.content(inode)
-                obj._byte_contents = bytearray(content)
-                obj.st_size = len(content)
+                by_inode[inode] = obj
+            _original_add_entry(by_path[parent_path], obj)
+            by_path[path] = obj
         self.log = log
         self.recording = True
 
@@ -196,22 +204,62 @@ class FsSession:
         self.log.add(SIZE, inode, size=len(obj._byte_contents))
 
     # -- descriptors --
+    def lookup(self, path: str):
+        """The object at `path`, or None. A plain absolute path is walked directly (pyfakefs's general
+        path resolution costs ~80 µs, and SQLite asks whether its journal exists on every read);
+        anything else (relative, `..`, symlinks) goes through pyfakefs."""
+        if path.startswith("/") and "/." not in path and "//" not in path:
+            obj = self.fs.root
+            for name in path.split("/")[1:]:
+                if not name:
+                    continue
+                entries = getattr(obj, "_entries", None)
+                if entries is None:
+                    return None
+                obj = entries.get(name)
+                if obj is None:
+                    return None
+                if stat_module.S_ISLNK(obj.st_mode):
+                    break
+            else:
+                return obj
+        return self.fs.resolve(path) if self.fs.exists(path) else None
+
+    def _parent_and_name(self, path: str):
+        """(directory object, name) of a plain absolute path whose directory exists, else (None, name)."""
+        parent_path, _, name = path.rpartition("/")
+        parent = self.lookup(parent_path or "/") if name and name not in (".", "..") else None
+        return (parent if isinstance(parent, fake_file.FakeDirectory) else None), name
+
+    def _create_plain(self, path: str):
+        """A new empty file at a plain path, added directly (the entry hook logs its `link`); else None."""
+        parent, name = self._parent_and_name(path)
+        if parent is None or name in parent._entries:
+            return None
+        obj = fake_file.FakeFile(name, filesystem=self.fs)
+        obj._byte_contents = bytearray()
+        parent.add_entry(obj)
+        return obj
+
     def open(self, path, flags: int, mode: int = 0o666) -> int:
         path = os.fsdecode(os.fspath(path))
         if len(self.files) >= OPEN_FILES_MAX:
             raise OSError(errno.EMFILE, "too many open files in the simulated file system", path)
         fs = self.fs
-        exists = fs.exists(path)
+        found = self.lookup(path)
+        exists = found is not None
         if exists and flags & os.O_CREAT and flags & os.O_EXCL:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
         if not exists:
             if not flags & os.O_CREAT:
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-            parent = os.path.dirname(fs.absnormpath(path))
-            if not fs.isdir(parent):
-                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-            fs.create_file(path, contents=b"")
-        obj = fs.resolve(path)
+            found = self._create_plain(path)
+            if found is None:
+                parent = os.path.dirname(fs.absnormpath(path))
+                if not fs.isdir(parent):
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+                found = fs.create_file(path, contents=b"")
+        obj = found
         is_dir = isinstance(obj, fake_file.FakeDirectory)
         access = flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
         writable = access in (os.O_WRONLY, os.O_RDWR)
@@ -330,10 +378,15 @@ class FsSession:
 
     # -- paths (for the SQLite VFS, which has no pyfakefs module around it) --
     def exists(self, path: str) -> bool:
-        return self.fs.exists(path)
+        return self.lookup(path) is not None
 
     def unlink(self, path: str) -> None:
-        self.fs.remove(path)
+        parent, name = self._parent_and_name(path)
+        entry = None if parent is None else parent._entries.get(name)
+        if entry is None or isinstance(entry, fake_file.FakeDirectory):
+            self.fs.remove(path)          # pyfakefs raises the right error
+        else:
+            parent.remove_entry(name)     # the entry hook logs the `unlink`
 
     def fsync_directory_of(self, path: str) -> None:
         directory = self.fs.resolve(os.path.dirname(self.fs.absnormpath(path)))

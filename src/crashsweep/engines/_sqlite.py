@@ -14,7 +14,7 @@ behaviour follows SQLite's unix VFS (os_unix.c):
 Locks always succeed (one connection), and in WAL mode `locking_mode=EXCLUSIVE` lets WAL
 keep its index in heap memory, as SQLite documents for VFSes without shared memory.
 
-The engine: one table `kv(k BLOB PRIMARY KEY, v BLOB)`; mutations run in one open
+The engine: one table `kv(k BLOB PRIMARY KEY, v BLOB)`; mutations and reads run in one open
 transaction and `sync()` is COMMIT. Options: `journal_mode` (delete, truncate,
 persist, wal) and `synchronous` (off, normal, full, extra).
 """
@@ -166,11 +166,13 @@ class SqliteStore:
         self.cursor.execute("DELETE FROM kv WHERE k = ?", (key,))
 
     def get(self, key: bytes) -> bytes | None:
+        self._begin()         # reads share the open transaction (one lock, one hot-journal check)
         for (value,) in self.cursor.execute("SELECT v FROM kv WHERE k = ?", (key,)):
             return bytes(value)
         return None
 
     def items(self):
+        self._begin()
         return [(bytes(k), bytes(v)) for k, v in self.cursor.execute("SELECT k, v FROM kv ORDER BY k")]
 
     def sync(self) -> None:
