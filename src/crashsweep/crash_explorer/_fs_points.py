@@ -11,13 +11,15 @@ Invariants:
   durable micro-op has an earlier pending one it does not commute with (the
   model's promise), so the durable tree plus the chosen pending micro-ops in id
   order is exactly the state's tree;
-- the image hash is the tree's digest: two states an engine cannot tell apart hash equal.
+- the image hash is the state tree's digest (`_fs_hash.tree_digest`), computed from the landed
+  micro-ops: two states an engine cannot tell apart hash equal.
 """
 
 from __future__ import annotations
 
 from crashsweep.crash_explorer._crash_points import CrashPoint, PointWalk
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
+from crashsweep.disk_model._fs_hash import HashedTree
 from crashsweep.disk_model._fs_log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, FsOp
 from crashsweep.reference import History
 
@@ -66,50 +68,44 @@ def fs_crash_points(log: FsLog, history: History, model: PersistenceModel, ops_o
 class FsDurableImage:
     """The durable tree at successive crash points, and the tree of each state. Same use as `DurableImage`.
 
-    Requires: `advance` is called with non-decreasing counts.
+    An overlay is the list of landed micro-ops (`(FsOp, units or None)`, id order): hashing
+    it touches only the blocks they change; `snapshot`/`view` build the state's tree.
+    Requires: `advance` is called with non-decreasing counts; an overlay is used before the next `advance`.
     """
 
     def __init__(self, walk: PointWalk, log: FsLog, model: PersistenceModel, base: FsTree | None = None,
                  hashed: bool = True):
         self.walk, self.ops, self.model = walk, log.ops, model
         self.tree = (base if base is not None else FsTree.initial()).copy()
+        self.hashes = HashedTree(self.tree)
         self.applied = 0
         self.hashed = hashed
         self.data: dict = {}    # block-level corruption does not apply to the file-system model
-        self.file_digests: dict[int, bytes] = {}   # content digests of the durable tree's files
-        self.touched: set[int] = set()             # files the last overlay changed
 
     def advance(self, count: int) -> None:
         assert count >= self.applied, (count, self.applied)
         for op_id in self.walk.durable_sequence[self.applied:count]:
             op = self.ops[op_id]
             self.tree.apply(op)
-            self.file_digests.pop(op.inode, None)
+            self.hashes.changed(op)
         self.applied = count
 
     def normalize(self, point: CrashPoint, choice: dict) -> dict:
         return self.model.normalize(choice, point.pending, self.ops)
 
-    def overlay(self, choice: dict) -> FsTree:
+    def overlay(self, choice: dict) -> list[tuple[FsOp, list[int] | None]]:
         landed = [(op_id, None) for op_id in choice.get("persist", ())]
         landed += [(op_id, list(units)) for op_id, units in choice.get("torn", ())]
+        return [(self.ops[op_id], units) for op_id, units in sorted(landed, key=lambda item: item[0])]
+
+    def state_hash(self, overlay: list, choice: dict) -> int:
+        return self.hashes.state_digest(overlay)
+
+    def snapshot(self, overlay: list) -> FsTree:
+        """The state's tree (copy-on-write: safe to keep after `advance` moves on)."""
         state = self.tree.copy()
-        touched = self.touched = set()
-        for op_id, units in sorted(landed, key=lambda item: item[0]):
-            op = self.ops[op_id]
+        for op, units in overlay:
             state.apply(op, units)
-            touched.add(op.inode)
         return state
-
-    def state_hash(self, overlay: FsTree, choice: dict) -> int:
-        """The overlay's digest; files the overlay left as they are durably reuse their digests.
-        Requires: `overlay` is the last one this image made."""
-        if not self.touched:
-            return overlay.digest(self.file_digests)
-        digests = {inode: found for inode, found in self.file_digests.items() if inode not in self.touched}
-        return overlay.digest(digests)
-
-    def snapshot(self, overlay: FsTree) -> FsTree:
-        return overlay
 
     view = snapshot

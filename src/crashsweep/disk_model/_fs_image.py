@@ -10,13 +10,11 @@ exist and are durable before any workload (DESIGN §4).
 Invariants:
 - a file's visible content is `data[:size]`, zero-padded to `size` (a size may
   persist without its data);
-- `digest()` depends only on what an engine can see: the entries reachable from
-  "/" and the visible content of each file (not on inode numbers).
+- what an engine can see is the entries reachable from "/" and the visible content of
+  each file (not inode numbers); `_fs_hash.tree_digest` hashes exactly that.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 from crashsweep.disk_model._fs_log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsOp
 
@@ -108,26 +106,6 @@ class FsTree:
                 yield child_path, kind, child
                 if kind == DIRECTORY and child in self.entries:
                     stack.append((child_path, child))
-
-    def content_digest(self, inode: int) -> bytes:
-        """A digest of one file's visible content (its size included)."""
-        content = self.content(inode)
-        return hashlib.blake2b(len(content).to_bytes(8, "little") + content, digest_size=16).digest()
-
-    def digest(self, file_digests: dict[int, bytes] | None = None) -> int:
-        """The tree's digest. `file_digests` (inode -> `content_digest`) are used for the files it
-        holds and filled for the others; the caller keeps it only while those files are unchanged."""
-        hasher = hashlib.blake2b(digest_size=16)
-        for path, kind, inode in sorted(self.walk()):
-            hasher.update(path.encode("utf-8", "surrogateescape") + b"\0" + kind.encode() + b"\0")
-            if kind == FILE:
-                found = None if file_digests is None else file_digests.get(inode)
-                if found is None:
-                    found = self.content_digest(inode)
-                    if file_digests is not None:
-                        file_digests[inode] = found
-                hasher.update(found)
-        return int.from_bytes(hasher.digest(), "little")
 
     def files(self) -> dict[str, bytes]:
         """Every reachable file's path and visible content (for reports and tests)."""

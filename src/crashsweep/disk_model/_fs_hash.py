@@ -1,0 +1,217 @@
+"""State hashes of file-system images, computed in O(what a crash state changes).
+
+A file's *content sum* is the sum (mod 2^128) of a keyed hash of every non-zero
+`FS_BLOCK_BYTES` block of its visible content (the last block zero-padded); with
+its size it names the content exactly (up to hash collisions). A tree's digest
+hashes every reachable entry's path and kind, and each file's size and content
+sum. So a crash state (the durable tree plus a few landed micro-ops) is hashed
+from the durable tree's cached sums and the blocks those micro-ops change: a
+torn append to a 2 MB write-ahead log costs a few blocks, not 2 MB.
+
+Invariant: `HashedTree.state_digest(ops)` equals `tree_digest(t)` of the tree `t`
+that applying `ops` (each `(FsOp, units or None)`, in id order) to the durable
+tree gives, and `tree_digest` depends only on what an engine can see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from crashsweep.disk_model._fs_image import FsTree
+from crashsweep.disk_model._fs_log import FILE, FS_BLOCK_BYTES, SIZE, WRITE, FsOp
+
+HASH_MODULUS = 1 << 128
+_ZERO_BLOCK = bytes(FS_BLOCK_BYTES)
+
+
+def block_hash(index: int, block: bytes) -> int:
+    """The keyed hash of one visible block (`FS_BLOCK_BYTES` long); 0 for a block of zeros."""
+    if block == _ZERO_BLOCK:
+        return 0
+    digest = hashlib.blake2b(block, digest_size=16, key=index.to_bytes(8, "little")).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _padded(raw) -> bytes:
+    raw = bytes(raw)
+    return raw if len(raw) == FS_BLOCK_BYTES else raw + bytes(FS_BLOCK_BYTES - len(raw))
+
+
+def content_blocks(data, size: int) -> dict[int, int]:
+    """{block index: block hash} of the non-zero blocks of a file's visible content."""
+    hashes = {}
+    visible = min(len(data), size)
+    for index in range((visible + FS_BLOCK_BYTES - 1) // FS_BLOCK_BYTES):
+        start = index * FS_BLOCK_BYTES
+        value = block_hash(index, _padded(data[start:min(start + FS_BLOCK_BYTES, visible)]))
+        if value:
+            hashes[index] = value
+    return hashes
+
+
+def _entry_list(entries_walk) -> list[tuple[bytes, bool, int]]:
+    """(path and kind as hashed, is a file, inode) of every reachable entry, sorted."""
+    return [(path.encode("utf-8", "surrogateescape") + b"\0" + kind.encode() + b"\0", kind == FILE, inode)
+            for path, kind, inode in sorted(entries_walk)]
+
+
+def _digest(entries: list[tuple[bytes, bool, int]], file_sum) -> int:
+    hasher = hashlib.blake2b(digest_size=16)
+    update = hasher.update
+    for name, is_file, inode in entries:
+        update(name)
+        if is_file:
+            size, total = file_sum(inode)
+            update(size.to_bytes(8, "little") + total.to_bytes(16, "little"))
+    return int.from_bytes(hasher.digest(), "little")
+
+
+def tree_digest(tree: FsTree) -> int:
+    """The digest of a materialized tree (the reference `HashedTree` must agree with)."""
+    def file_sum(inode):
+        size = tree.sizes.get(inode, 0)
+        return size, sum(content_blocks(tree.data.get(inode, b""), size).values()) % HASH_MODULUS
+    return _digest(_entry_list(tree.walk()), file_sum)
+
+
+class _SparseFile:
+    """One file as landed micro-ops change it, keeping only the blocks they touch.
+
+    Content at byte p: `blocks[p // B][p % B]` if that block was touched, else the durable
+    data's byte if p < `cut` (bytes from `cut` on were truncated away), else zero.
+    Visible content: that, for p < `size`; zero-padding past the data.
+    """
+
+    __slots__ = ("base", "cut", "size", "blocks", "low", "high")
+
+    def __init__(self, base, size: int):
+        self.base, self.cut, self.size = base, len(base), size
+        self.blocks: dict[int, bytearray] = {}
+        self.low = self.high = size         # visible bytes in [low, high) may have changed
+
+    def _block(self, index: int) -> bytearray:
+        block = self.blocks.get(index)
+        if block is None:
+            start = index * FS_BLOCK_BYTES
+            block = self.blocks[index] = bytearray(_padded(self.base[start:max(start, min(start + FS_BLOCK_BYTES,
+                                                                                            self.cut))]))
+        return block
+
+    def write(self, offset: int, data: bytes) -> None:
+        position, end = offset, offset + len(data)
+        while position < end:
+            index, within = divmod(position, FS_BLOCK_BYTES)
+            count = min(FS_BLOCK_BYTES - within, end - position)
+            self._block(index)[within:within + count] = data[position - offset:position - offset + count]
+            position += count
+
+    def set_size(self, size: int) -> None:
+        """A `size` micro-op: data from `size` on is gone (even if the file grows again later)."""
+        for index, block in self.blocks.items():
+            start = index * FS_BLOCK_BYTES
+            if start + FS_BLOCK_BYTES > size:
+                cut_at = max(0, size - start)
+                block[cut_at:] = bytes(FS_BLOCK_BYTES - cut_at)
+        if size < self.cut:
+            self.cut = size
+        self.low = min(self.low, size)       # every earlier size is already within [low, high)
+        self.high = max(self.high, size)
+        self.size = size
+
+    def visible_block(self, index: int) -> bytes:
+        start = index * FS_BLOCK_BYTES
+        if start >= self.size:
+            return _ZERO_BLOCK
+        block = self.blocks.get(index)
+        end = min(start + FS_BLOCK_BYTES, self.size)
+        if block is not None:
+            return _padded(block[:end - start])
+        return _padded(self.base[start:max(start, min(end, self.cut))])
+
+    def changed_blocks(self) -> set[int]:
+        changed = set(self.blocks)
+        if self.low < self.high:
+            changed.update(range(self.low // FS_BLOCK_BYTES, (self.high + FS_BLOCK_BYTES - 1) // FS_BLOCK_BYTES))
+        return changed
+
+
+class HashedTree:
+    """A durable tree with cached per-file block hashes. Example: `HashedTree(tree).state_digest([(op, None)])`.
+
+    Requires: the caller calls `changed(op)` for every micro-op it applies to `tree`.
+    """
+
+    def __init__(self, tree: FsTree):
+        self.tree = tree
+        self._blocks: dict[int, dict[int, int]] = {}
+        self._sums: dict[int, int] = {}
+        self._entries: list | None = None
+
+    def changed(self, op: FsOp) -> None:
+        """`op` was applied to the durable tree."""
+        self._blocks.pop(op.inode, None)
+        self._sums.pop(op.inode, None)
+        if op.kind not in (WRITE, SIZE):
+            self._entries = None
+
+    def _durable_blocks(self, inode: int) -> dict[int, int]:
+        blocks = self._blocks.get(inode)
+        if blocks is None:
+            blocks = self._blocks[inode] = content_blocks(self.tree.data.get(inode, b""),
+                                                           self.tree.sizes.get(inode, 0))
+            self._sums[inode] = sum(blocks.values()) % HASH_MODULUS
+        return blocks
+
+    def _durable_sum(self, inode: int) -> tuple[int, int]:
+        if inode not in self._sums:
+            self._durable_blocks(inode)
+        return self.tree.sizes.get(inode, 0), self._sums[inode]
+
+    def state_digest(self, landed: list[tuple[FsOp, list[int] | None]]) -> int:
+        """The digest of the durable tree with `landed` applied in order (all of a write, or only `units`)."""
+        tree = self.tree
+        structure: FsTree | None = None
+        files: dict[int, _SparseFile] = {}
+        for op, units in landed:
+            if op.kind == WRITE or op.kind == SIZE:
+                sparse = files.get(op.inode)
+                if sparse is None:
+                    size = (structure.sizes if structure is not None else tree.sizes).get(op.inode, 0)
+                    sparse = files[op.inode] = _SparseFile(tree.data.get(op.inode, b""), size)
+                if op.kind == SIZE:
+                    sparse.set_size(op.size)
+                elif units is None:
+                    sparse.write(op.offset, op.data)
+                else:
+                    for unit in units:
+                        sparse.write(*op.piece(unit))
+            else:
+                if structure is None:
+                    structure = FsTree()
+                    structure.entries = {inode: dict(names) for inode, names in tree.entries.items()}
+                    structure.sizes = dict(tree.sizes)
+                    for inode, sparse in files.items():
+                        structure.sizes[inode] = sparse.size
+                structure.apply(op)
+                if op.inode in files:          # a new link of a file whose size we track keeps that size
+                    structure.sizes[op.inode] = files[op.inode].size
+        if structure is not None:
+            entries = _entry_list(structure.walk())
+        else:
+            if self._entries is None:
+                self._entries = _entry_list(tree.walk())
+            entries = self._entries
+        sizes = structure.sizes if structure is not None else tree.sizes
+
+        def file_sum(inode: int) -> tuple[int, int]:
+            sparse = files.get(inode)
+            if sparse is None:
+                size, total = self._durable_sum(inode)
+                return sizes.get(inode, size), total
+            durable = self._durable_blocks(inode)
+            total = self._sums[inode]
+            for index in sparse.changed_blocks():
+                total += block_hash(index, sparse.visible_block(index)) - durable.get(index, 0)
+            return sparse.size, total % HASH_MODULUS
+
+        return _digest(entries, file_sum)

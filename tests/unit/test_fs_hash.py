@@ -1,0 +1,115 @@
+"""The incremental state digest of the file-system model equals the digest of the materialized tree."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crashsweep.disk_model import FsLog, FsTree
+from crashsweep.disk_model._fs_hash import HashedTree, tree_digest
+from crashsweep.disk_model._fs_log import DIRECTORY, FILE, FS_BLOCK_BYTES, LINK, RENAME, SIZE, UNLINK, WRITE
+
+STORE_DIRECTORY = 4
+FILES = (20, 21)
+NAMES = ("a", "b")
+BLOCK = FS_BLOCK_BYTES
+
+offsets = st.sampled_from([0, 1, BLOCK - 1, BLOCK, BLOCK + 7, 3 * BLOCK - 2, 5 * BLOCK])
+payloads = st.builds(lambda byte, length: bytes([byte]) * length, st.integers(1, 3),
+                     st.sampled_from([1, 5, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 3]))
+micro_ops = st.one_of(
+    st.tuples(st.just(WRITE), st.sampled_from(FILES), offsets, payloads),
+    st.tuples(st.just(SIZE), st.sampled_from(FILES), st.sampled_from([0, 3, BLOCK, BLOCK + 9, 4 * BLOCK + 1])),
+    st.tuples(st.just(LINK), st.sampled_from(FILES), st.sampled_from(NAMES)),
+    st.tuples(st.just(UNLINK), st.sampled_from(FILES), st.sampled_from(NAMES)),
+    st.tuples(st.just(RENAME), st.sampled_from(FILES), st.sampled_from(NAMES), st.sampled_from(NAMES)),
+)
+
+
+def build_log(specs, linked: bool = False) -> FsLog:
+    log = FsLog()
+    if linked:        # every file starts with a name, so its content is visible
+        specs = [(LINK, inode, name) for inode, name in zip(FILES, NAMES)] + list(specs)
+    for spec in specs:
+        kind, inode = spec[0], spec[1]
+        if kind == WRITE:
+            log.add(WRITE, inode, offset=spec[2], data=spec[3])
+        elif kind == SIZE:
+            log.add(SIZE, inode, size=spec[2])
+        elif kind == LINK:
+            log.add(LINK, inode, directory=STORE_DIRECTORY, name=spec[2], entry_kind=FILE)
+        elif kind == UNLINK:
+            log.add(UNLINK, inode, directory=STORE_DIRECTORY, name=spec[2])
+        else:
+            log.add(RENAME, inode, directory=STORE_DIRECTORY, name=spec[2], directory2=STORE_DIRECTORY,
+                    name2=spec[3], entry_kind=FILE)
+    return log
+
+
+@settings(max_examples=600, deadline=None)
+@given(specs=st.lists(micro_ops, min_size=1, max_size=14), data=st.data())
+def test_incremental_digest_equals_the_materialized_trees(specs, data):
+    log = build_log(specs, linked=True)
+    durable_count = data.draw(st.integers(0, len(log.ops)), label="durable prefix")
+    durable = FsTree.initial()
+    hashed = HashedTree(durable)
+    for op in log.ops[:durable_count]:
+        durable.apply(op)
+        hashed.changed(op)
+    landed = []
+    for op in log.ops[durable_count:]:
+        fate = data.draw(st.sampled_from(["lost", "landed", "torn"]), label=f"fate of {op.op_id}")
+        if fate == "landed":
+            landed.append((op, None))
+        elif fate == "torn" and op.tear_units > 1:
+            units = data.draw(st.lists(st.integers(0, op.tear_units - 1), min_size=1, unique=True).map(sorted))
+            landed.append((op, units))
+    state = durable.copy()
+    for op, units in landed:
+        state.apply(op, units)
+    assert hashed.state_digest(landed) == tree_digest(state)
+    assert hashed.state_digest([]) == tree_digest(durable)       # the cache survived, untouched
+
+
+TRICKY = {      # (durable micro-ops, landed micro-ops) that once hashed wrong in a mutant
+    "truncate then grow again: truncated bytes stay gone": (
+        [(WRITE, 20, 0, b"\1" * (2 * BLOCK + 3)), (SIZE, 20, 4 * BLOCK + 1)], [(SIZE, 20, 0), (SIZE, 20, 4 * BLOCK + 1)]),
+    "shrink inside the first block": ([(WRITE, 20, 0, b"\2" * (BLOCK + 1)), (SIZE, 20, BLOCK + 1)], [(SIZE, 20, 3)]),
+    "size lands without its data": ([(WRITE, 20, 0, b"\3" * 5), (SIZE, 20, 5)], [(SIZE, 20, BLOCK + 9)]),
+    "data lands without its size, then the size": ([(WRITE, 20, BLOCK, b"\1" * 9)], [(SIZE, 20, BLOCK + 9)]),
+    "torn write across blocks": ([(SIZE, 20, 3 * BLOCK)], [(WRITE, 20, 1, b"\2" * (2 * BLOCK))]),
+    "write, truncate, grow: the written bytes are gone too": (
+        [(SIZE, 20, 2)], [(WRITE, 20, 0, b"\3" * 5), (SIZE, 20, 0), (SIZE, 20, BLOCK)]),
+    "rename over a file": ([(WRITE, 21, 0, b"\1"), (SIZE, 21, 1)], [(RENAME, 21, "b", "a")]),
+}
+
+
+def test_tricky_states_hash_as_materialized():
+    for name, (durable_specs, landed_specs) in TRICKY.items():
+        log = build_log(list(durable_specs) + list(landed_specs), linked=True)
+        split = len(FILES) + len(durable_specs)
+        durable = FsTree.initial()
+        hashed = HashedTree(durable)
+        for op in log.ops[:split]:
+            durable.apply(op)
+            hashed.changed(op)
+        for units in (None, [0]):
+            landed = [(op, units if op.tear_units > 1 else None) for op in log.ops[split:]]
+            state = durable.copy()
+            for op, op_units in landed:
+                state.apply(op, op_units)
+            assert hashed.state_digest(landed) == tree_digest(state), (name, units)
+
+
+def test_digest_sees_content_size_and_names_but_not_inode_numbers():
+    one, two = FsTree.initial(), FsTree.initial()
+    for tree, inode in ((one, 20), (two, 30)):
+        tree.apply(build_log([(LINK, inode, "a")]).ops[0])
+        tree.apply(build_log([]).add(WRITE, inode, offset=0, data=b"x"))
+        tree.apply(build_log([]).add(SIZE, inode, size=1))
+    assert tree_digest(one) == tree_digest(two)
+    two.apply(build_log([]).add(SIZE, 30, size=2))                 # a zero byte more is visible
+    assert tree_digest(one) != tree_digest(two)
+    renamed = one.copy()
+    renamed.apply(build_log([]).add(RENAME, 20, directory=STORE_DIRECTORY, name="a", directory2=STORE_DIRECTORY,
+                                    name2="b", entry_kind=FILE))
+    assert tree_digest(renamed) != tree_digest(one)
+    assert DIRECTORY in {kind for _, kind, _ in one.walk()}
