@@ -211,3 +211,24 @@ def test_a_crashed_engines_destructor_reaches_neither_the_log_nor_a_real_file(mo
     assert result["kind"] is None or result["kind"] == "lost-synced-data"
     assert unraisable == []
     assert not os.path.exists("/crashsweep")
+
+
+def test_a_new_file_never_reuses_the_inode_of_an_unlinked_one():
+    """A crash state's tree keeps an unlinked file's data by inode; a new file must not inherit it
+    (it did once: SQLite's new journal showed the old journal's header and rolled back garbage)."""
+    log = FsLog()
+    for kind, fields in ((LINK, dict(directory=4, name="old", entry_kind="file")), (WRITE, dict(offset=0, data=b"stale")),
+                         (SIZE, dict(size=5)), ("unlink", dict(directory=4, name="old"))):
+        log.add(kind, 40, **fields)
+    tree = FsTree.initial()
+    for op in log.ops:
+        tree.apply(op)
+    live = FsSession(tree, FsLog())
+    fd = live.open(f"{STORE_PATH}/new", os.O_CREAT | os.O_RDWR)
+    live.ftruncate(fd, 5)
+    created = [op for op in live.log.ops if op.kind == LINK][0]
+    assert created.inode > 40
+    state = tree.copy()
+    for op in live.log.ops:
+        state.apply(op)
+    assert state.files()[f"{STORE_PATH}/new"] == bytes(5)

@@ -167,8 +167,10 @@ class FsSession:
         fs = self.fs
         fs.reset(init_pathlib=False)          # the fake pathlib was bound to this file system once, at creation
         fs.is_windows_fs = fs.is_macos = False
+        # New inodes never reuse a number the tree has seen: the tree keeps the data of unlinked files
+        # (a crash state is built by replaying micro-ops by inode), and a new file must not inherit it.
         used = [inode for names in tree.entries.values() for inode, _ in names.values()]
-        self.next_free_inode = max([FIRST_FREE_INODE - 1, ROOT_INODE, *used]) + 1
+        self.next_free_inode = max([FIRST_FREE_INODE - 1, ROOT_INODE, *used, *tree.data, *tree.sizes]) + 1
         setattr(fs.root, INODE_ATTRIBUTE, ROOT_INODE)
         # Objects are built directly (pyfakefs's create_dir/create_file resolve every path: ~75 µs each).
         by_path = {"": fs.root}
