@@ -232,3 +232,18 @@ def test_a_new_file_never_reuses_the_inode_of_an_unlinked_one():
     for op in live.log.ops:
         state.apply(op)
     assert state.files()[f"{STORE_PATH}/new"] == bytes(5)
+
+
+def test_planning_the_first_states_stops_early_and_agrees_with_the_full_plan():
+    """Minimization plans only the earliest states: the same ones the full plan has first."""
+    from crashsweep.crash_explorer._plan import plan_states
+
+    ops = tuple(op for index in range(6) for op in (put(b"k%d" % index, b"v" * 300), sync()))
+    recording = record(SweepSpec(ops=ops, engine="dbm-dumb"))
+    full = plan_states(recording)
+    first = plan_states(recording, first_states=20)
+    assert 20 <= len(first.states) < len(full.states)
+    assert len(first.per_point) < len(full.per_point) and not first.exhausted
+    earliest = sorted(full.states, key=lambda planned: (planned.point, planned.state_id))
+    assert [(p.point, p.image) for p in sorted(first.states, key=lambda p: (p.point, p.state_id))] == \
+        [(p.point, p.image) for p in earliest[:len(first.states)]]

@@ -48,7 +48,7 @@ class _Search:
         if recording.failure is not None:
             return None
         remember(recording)
-        plan = plan_states(recording)
+        plan = plan_states(recording, first_states=self.states_max)
         states = sorted(plan.states, key=lambda planned: (planned.point, planned.state_id))[:self.states_max]
         for unit in make_units(spec.to_json(), states):
             for result in run_unit(unit):

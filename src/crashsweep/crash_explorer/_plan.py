@@ -52,7 +52,10 @@ def approximate(number: int) -> str:
     return f"~2^{number.bit_length() - 1}"
 
 
-def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
+def plan_states(recording: Recording, budget_states: int | None = None, first_states: int | None = None) -> Plan:
+    """The distinct states to explore. `budget_states`: keep that many, spread over all points (round
+    robin); `first_states`: stop enumerating once the earliest points gave that many (for minimization,
+    which wants the earliest crash points and must not pay for planning the rest)."""
     spec, walk = recording.spec, recording.walk
     durable = durable_of(recording.context, walk, recording.log)
     by_image: dict[int, PlannedState] = {}
@@ -60,7 +63,11 @@ def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
     landings_durable_count = -1
     per_point_states: list[list[PlannedState]] = []
     per_point, enumerated, space_total, exhausted = [], 0, 0, True
+    found = 0
     for point in walk.points:
+        if first_states is not None and found >= first_states:
+            exhausted = False
+            break
         durable.advance(point.durable_count)
         if point.durable_count != landings_durable_count:
             image_of_landings, landings_durable_count = {}, point.durable_count
@@ -90,6 +97,7 @@ def plan_states(recording: Recording, budget_states: int | None = None) -> Plan:
                 existing.points += existing.point != point.index
                 existing.windows.extend(w for w in point.windows if w not in existing.windows)
         enumerated += len(choices)
+        found += len(fresh)
         per_point_states.append(fresh)
         per_point.append({"point": point.index, "op": point.op_index, "position": point.position,
                           "pending": len(point.pending), "space": space, "enumerated": len(choices),
