@@ -3,7 +3,7 @@
 import pathlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -74,3 +74,22 @@ def test_the_stateful_test_finds_a_crash_bug():
         run_state_machine_as_test(TinyBuggyMachine, settings=settings(max_examples=300, deadline=None,
                                                                       database=None, derandomize=True))
     assert "checksum mismatch" in str(failure.value)
+
+
+FS_ENGINES = pathlib.Path(__file__).resolve().parents[1] / "engines" / "fs_engines.py"
+
+
+class AtomicReplaceMachine(CrashSafeMachine):
+    engine = f"{FS_ENGINES}:AtomicReplace"
+
+
+class RenameWithoutFsyncMachine(CrashSafeMachine):
+    engine = f"{FS_ENGINES}:RenameWithoutFsync"
+
+
+def test_the_stateful_test_runs_path_engines_on_the_file_system_model():
+    run_state_machine_as_test(AtomicReplaceMachine, settings=settings(max_examples=40, deadline=None, database=None))
+    with pytest.raises(AssertionError, match="after a crash at point"):
+        run_state_machine_as_test(RenameWithoutFsyncMachine, settings=settings(
+            max_examples=300, deadline=None, database=None, derandomize=True, phases=[Phase.generate]))
+    assert not pathlib.Path("/crashsweep").exists()          # every file call was served by the model

@@ -1,7 +1,8 @@
 """Crash choices as Hypothesis strategies, and a stateful test a user subclasses.
 
 `CrashSafeMachine` is a Hypothesis `RuleBasedStateMachine` that drives an engine
-on a simulated block device with random put / delete / get / sync steps and,
+on a simulated block device (or, for a path engine, on the file-system model under
+`fs_model`) with random put / delete / get / sync steps and,
 now and then, a power loss: Hypothesis chooses the crash point (any moment since
 the last recovery) and which of the then-pending writes landed, tore or were
 lost. The engine is reopened on that disk image and checked against the
@@ -27,11 +28,10 @@ import random
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
-from crashsweep.crash_explorer._crash_points import crash_points
-from crashsweep.crash_explorer._image import DurableImage
+from crashsweep.crash_explorer._medium import durable_of, engine_scope, let_go, new_log, new_target, points_of, uses_fs
 from crashsweep.crash_explorer._recover import StateContext, recover_state
 from crashsweep.crash_explorer._strategies import LANDED, make_choice, tear_patterns
-from crashsweep.disk_model import EventLog, FaultPlan, SimulatedBlockDevice
+from crashsweep.disk_model import FS_MODEL_DEFAULT, FaultPlan
 from crashsweep.engines import DEFAULT_ENGINE, resolve_engine
 from crashsweep.reference import History, delete, get, put, sync
 from crashsweep.scenarios.strategies import keys, values
@@ -66,6 +66,7 @@ class CrashSafeMachine(RuleBasedStateMachine):
     sector_count: int = 256
     volatile_cache: bool = True
     faults: str = "crash,torn,lost"
+    fs_model: str = FS_MODEL_DEFAULT
     key_strategy = keys()
     value_strategy = values()
 
@@ -76,38 +77,41 @@ class CrashSafeMachine(RuleBasedStateMachine):
             adapter=adapter, options=adapter.parse_options({k: str(v) for k, v in self.options.items()}),
             sector_size=self.sector_size, sector_count=self.sector_count, volatile_cache=self.volatile_cache,
             seed=0, strategy="bounded", bound=1, samples=1, faults=FaultPlan.parse(self.faults),
-            crash_depth=0, nested_states_max=0, continuation=False, state_timeout_s=30.0)
+            crash_depth=0, nested_states_max=0, continuation=False, state_timeout_s=30.0, fs_model=self.fs_model)
         self._crashes = 0
-        self._start(image={}, recovered={})
+        self.store = None
+        self._start(image=None, recovered={})
 
     # -- the engine's life between two crashes --
     def _start(self, image, recovered: dict) -> None:
-        self._image = image
+        context = self._context
+        self._image = image if image is not None or uses_fs(context) else {}
         self._base = dict(recovered)
         self._model = dict(recovered)
         self._ops: list = []
-        self._log = EventLog()
-        device = SimulatedBlockDevice(self.sector_size, self.sector_count, random.Random(self._crashes),
-                                      self.volatile_cache, base=image, log=self._log)
+        self._log = new_log(context)
+        device = new_target(context, image, random.Random(self._crashes), self._log)
         self.events: list[str] = []
-        self.store = self._context.adapter.open(device, self._context.options, self.events)
+        with engine_scope(context, device):
+            self.store = context.adapter.open(device, context.options, self.events)
 
     def _run(self, op):
         index = len(self._ops)
         self._ops.append(op)
         self._log.begin_op(index)
-        if op.kind == "put":
-            self.store.put(op.key, op.value)
-            self._model[op.key] = op.value
-        elif op.kind == "delete":
-            self.store.delete(op.key)
-            self._model.pop(op.key, None)
-        elif op.kind == "get":
-            actual = self.store.get(op.key)
-            expected = self._model.get(op.key)
-            assert actual == expected, f"get({op.key!r}) returned {actual!r}, the reference has {expected!r}"
-        else:
-            self.store.sync()
+        with engine_scope(self._context, None):
+            if op.kind == "put":
+                self.store.put(op.key, op.value)
+                self._model[op.key] = op.value
+            elif op.kind == "delete":
+                self.store.delete(op.key)
+                self._model.pop(op.key, None)
+            elif op.kind == "get":
+                actual = self.store.get(op.key)
+                expected = self._model.get(op.key)
+                assert actual == expected, f"get({op.key!r}) returned {actual!r}, the reference has {expected!r}"
+            else:
+                self.store.sync()
         self._log.end_op(index)
 
     @rule(data=st.data())
@@ -128,24 +132,32 @@ class CrashSafeMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def power_loss(self, data):
+        context = self._context
         history = History(list(self._ops), base=self._base)
-        walk = crash_points(self._log, history, self.volatile_cache)
+        walk = points_of(context, self._log, history)
         point = walk.points[data.draw(st.integers(0, len(walk.points) - 1).map(lambda i: len(walk.points) - 1 - i),
                                       label="crash point (counted from the end)")]
-        choice = data.draw(crash_choices({rid: walk.writes[rid][1] for rid in point.pending},
-                                         self._context.faults), label="fates of the pending writes")
-        durable = DurableImage(walk, self._log.payloads, self.sector_size, base=self._image, hashed=False)
+        choice = data.draw(crash_choices({rid: walk.writes[rid][1] for rid in point.pending}, context.faults),
+                           label="fates of the pending writes")
+        durable = durable_of(context, walk, self._log, base=self._image, hashed=False)
+        choice = durable.normalize(point, choice)          # what the file-system model allows
         durable.advance(point.durable_count)
         image = durable.snapshot(durable.overlay(choice))
-        result = recover_state(self._context, image, choice, point.windows, history, point.index, depth=0)
+        engine, self.store = [self.store], None
+        let_go(context, engine)                            # the crashed engine's clean-up counts for nothing
+        result = recover_state(context, image, choice, point.windows, history, point.index, depth=0)
         assert result["kind"] is None, (f"{result['kind']} after a crash at point {point.index} "
                                         f"(during operation {point.op_index} of this life): {result['detail']}")
         self._crashes += 1
         recovered = history.snapshot(result["matched"]) if result.get("matched") is not None else {}
-        self._start(image=dict(image.items()), recovered=recovered)
+        self._start(image=image if uses_fs(context) else dict(image.items()), recovered=recovered)
 
     def teardown(self):
-        try:
-            self.store.close()
-        except Exception:
-            pass
+        engine, self.store = [self.store], None
+        if engine[0] is not None:
+            with engine_scope(self._context, None):
+                try:
+                    engine[0].close()
+                except Exception:
+                    pass
+        let_go(self._context, engine)
