@@ -171,3 +171,23 @@ def test_the_store_runs_on_the_real_file_device_directly(tmp_path):
     store.sync()
     assert BetreeStore(device, TINY).get(b"k") == b"v"
     device.close()
+
+
+def test_the_cache_stays_within_its_bound_and_its_byte_count_stays_exact():
+    """The cache's byte count is kept, not summed per read: it must equal the real sum at every check."""
+    device, store = tiny_store(sectors=2000)
+    reference, rng = {}, random.Random(3)
+    for step in range(3000):
+        key = b"key-%04d" % rng.randrange(800)
+        if step < 1200 or rng.random() < 0.2:
+            reference[key] = rng.randbytes(rng.randrange(50, 300))
+            store.put(key, reference[key])
+        else:
+            assert store.get(key) == reference.get(key)
+        if step % 50 == 0:
+            store.sync()
+        pages = store.pages
+        if pages._total_exact:
+            assert pages._total == sum(node.size for node in pages.cache.values())
+        clean = sum(node.size for node_id, node in pages.cache.items() if node_id not in pages.dirty)
+        assert clean == 0 or pages._cached_bytes() <= TINY.cache_bytes + 4096 * 4     # within a few nodes' slack

@@ -48,6 +48,8 @@ class NodePages:
         self.bytes_written = 0
         self._grown = False          # a node entered the cache since the last bound check
         self._calls_unchecked = 0    # operations since the last bound check
+        self._total = 0              # the cached nodes' bytes, when `_total_exact`
+        self._total_exact = True     # no node changed since `_total` was counted (loads and evictions keep it)
 
     def sector_of(self, block: int) -> int:
         return self.data_start_sector + block * self.sectors_per_block
@@ -61,11 +63,13 @@ class NodePages:
         node = self._load(node_id)
         self.cache[node_id] = node
         self._grown = True
+        self._total += node.size
         return node
 
     def modified(self, node_id: int) -> None:
         assert node_id in self.cache, node_id
         self.dirty.add(node_id)
+        self._total_exact = False
 
     def create(self, node: Leaf | Internal) -> int:
         node_id = self.next_node_id
@@ -73,9 +77,11 @@ class NodePages:
         self.cache[node_id] = node
         self.dirty.add(node_id)
         self._grown = True
+        self._total_exact = False
         return node_id
 
     def drop(self, node_id: int) -> None:
+        self._total_exact = False
         self.cache.pop(node_id, None)
         self.dirty.discard(node_id)
         entry = self.table.pop(node_id, None)
@@ -94,6 +100,7 @@ class NodePages:
                 node = self.cache[node_id]
                 if node_id not in self.dirty and (node.is_leaf or not leaves_only):
                     total -= self.cache.pop(node_id).size
+                    self._total = total
 
     # -- cache bound and write-back --
     def _due(self) -> bool:
@@ -106,7 +113,12 @@ class NodePages:
         return True
 
     def _cached_bytes(self) -> int:
-        return sum(node.size for node in self.cache.values())
+        """The cached nodes' bytes: counted again only after a node changed (a read-only workload never
+        sums the cache: loads add their size and evictions subtract it)."""
+        if not self._total_exact:
+            self._total = sum(node.size for node in self.cache.values())
+            self._total_exact = True
+        return self._total
 
     def evict(self, root_id: int) -> None:
         """Bring the cache within its bound: drop clean nodes, then write back dirty ones (LRU first)."""
@@ -125,6 +137,7 @@ class NodePages:
                 if node_id in self.dirty:
                     self.device.wait(self.write_back(node_id))
                 total -= self.cache.pop(node_id).size
+                self._total = total
 
     def write_back(self, node_id: int) -> int:
         """Write a dirty node to a new block (copy-on-write); returns the write's request id."""
