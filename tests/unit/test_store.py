@@ -189,5 +189,6 @@ def test_the_cache_stays_within_its_bound_and_its_byte_count_stays_exact():
         pages = store.pages
         if pages._total_exact:
             assert pages._total == sum(node.size for node in pages.cache.values())
+        assert list(pages.leaf_order) == [node_id for node_id, node in pages.cache.items() if node.is_leaf]
         clean = sum(node.size for node_id, node in pages.cache.items() if node_id not in pages.dirty)
         assert clean == 0 or pages._cached_bytes() <= TINY.cache_bytes + 4096 * 4     # within a few nodes' slack

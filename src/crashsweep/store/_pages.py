@@ -43,6 +43,7 @@ class NodePages:
         self.next_node_id = next_node_id
         self.in_place = in_place          # seeded bug node-written-in-place
         self.cache: OrderedDict[int, Leaf | Internal] = OrderedDict()
+        self.leaf_order: OrderedDict[int, None] = OrderedDict()   # the cached leaves, least recently used first
         self.dirty: set[int] = set()
         self.bytes_read = 0
         self.bytes_written = 0
@@ -59,10 +60,11 @@ class NodePages:
         node = self.cache.get(node_id)
         if node is not None:
             self.cache.move_to_end(node_id)
+            if node.is_leaf:
+                self.leaf_order.move_to_end(node_id)
             return node
         node = self._load(node_id)
-        self.cache[node_id] = node
-        self._grown = True
+        self._insert(node_id, node)
         self._total += node.size
         return node
 
@@ -74,15 +76,30 @@ class NodePages:
     def create(self, node: Leaf | Internal) -> int:
         node_id = self.next_node_id
         self.next_node_id += 1
-        self.cache[node_id] = node
+        self._insert(node_id, node)
         self.dirty.add(node_id)
         self._grown = True
         self._total_exact = False
         return node_id
 
+    def adopt(self, node_id: int, node: Leaf | Internal) -> None:
+        """Cache a new node under a given id, dirty (the empty root of a new store)."""
+        self._insert(node_id, node)
+        self.modified(node_id)
+
+    def _insert(self, node_id: int, node: Leaf | Internal) -> None:
+        self.cache[node_id] = node
+        if node.is_leaf:
+            self.leaf_order[node_id] = None
+        self._grown = True
+
+    def _forget(self, node_id: int) -> Leaf | Internal | None:
+        self.leaf_order.pop(node_id, None)
+        return self.cache.pop(node_id, None)
+
     def drop(self, node_id: int) -> None:
         self._total_exact = False
-        self.cache.pop(node_id, None)
+        self._forget(node_id)
         self.dirty.discard(node_id)
         entry = self.table.pop(node_id, None)
         if entry is not None:
@@ -93,14 +110,31 @@ class NodePages:
         if not self._due():
             return
         total = self._cached_bytes()
+        if total <= self.cache_bytes:
+            return
         for leaves_only in (True, False):       # internal nodes are on every path: keep them longest
-            for node_id in list(self.cache):
-                if total <= self.cache_bytes:
-                    return
-                node = self.cache[node_id]
-                if node_id not in self.dirty and (node.is_leaf or not leaves_only):
-                    total -= self.cache.pop(node_id).size
-                    self._total = total
+            victims = self._victims(total, lambda node_id, node: node_id not in self.dirty, leaves_only)
+            for node_id in victims:
+                total -= self._forget(node_id).size
+            self._total = total
+            if total <= self.cache_bytes:
+                return
+
+    def _victims(self, total: int, eligible, leaves_only: bool) -> list[int]:
+        """Least recently used first, the eligible nodes to drop to bring `total` within the bound
+        (stops as soon as it would be: a read that brought one node in drops about one). Leaves are
+        looked for in their own LRU order: walking past the internal nodes (which may fill most of
+        the cache) at every read would make each miss cost the whole cache."""
+        victims = []
+        cache = self.cache
+        for node_id in (self.leaf_order if leaves_only else cache):
+            if total <= self.cache_bytes:
+                break
+            node = cache[node_id]
+            if eligible(node_id, node):
+                victims.append(node_id)
+                total -= node.size
+        return victims
 
     # -- cache bound and write-back --
     def _due(self) -> bool:
@@ -128,16 +162,14 @@ class NodePages:
         if total <= self.cache_bytes:
             return
         for leaves_only in (True, False):       # internal nodes are on every path: keep them longest
-            for node_id in list(self.cache):
-                if total <= self.cache_bytes:
-                    return
-                node = self.cache[node_id]
-                if node_id == root_id or (leaves_only and not node.is_leaf):
-                    continue
+            victims = self._victims(total, lambda node_id, node: node_id != root_id, leaves_only)
+            for node_id in victims:
                 if node_id in self.dirty:
                     self.device.wait(self.write_back(node_id))
-                total -= self.cache.pop(node_id).size
-                self._total = total
+                total -= self._forget(node_id).size
+            self._total = total
+            if total <= self.cache_bytes:
+                return
 
     def write_back(self, node_id: int) -> int:
         """Write a dirty node to a new block (copy-on-write); returns the write's request id."""

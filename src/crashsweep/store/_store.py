@@ -95,8 +95,7 @@ class BetreeStore:
         self.pages = NodePages(device, self._data_start, self._sectors_per_block, config.cache_bytes, table, allocator,
                                next_id, in_place=config.bug == "node-written-in-place")
         if superblock is None:
-            self.pages.cache[root_id] = Leaf()          # an empty root; written at the first checkpoint
-            self.pages.modified(root_id)
+            self.pages.adopt(root_id, Leaf())           # an empty root; written at the first checkpoint
         self.tree = Tree(self.pages, root_id, config.node_size_bytes, config.fanout)
         self._entry_bytes_max = self.tree.entry_bytes_max
         self.journal = JournalRing(device, self._journal_first, config.journal_sectors, start_seq, start_pos)
