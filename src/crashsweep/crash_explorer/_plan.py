@@ -55,7 +55,9 @@ def approximate(number: int) -> str:
 def plan_states(recording: Recording, budget_states: int | None = None, first_states: int | None = None) -> Plan:
     """The distinct states to explore. `budget_states`: keep that many, spread over all points (round
     robin); `first_states`: stop enumerating once the earliest points gave that many (for minimization,
-    which wants the earliest crash points and must not pay for planning the rest)."""
+    which wants the earliest crash points and must not pay for planning the rest). With `first_states`
+    a state's windows come only from the points planned: a later point with the same image could only
+    widen them towards operations after the crash, whose data the image cannot hold."""
     spec, walk = recording.spec, recording.walk
     durable = durable_of(recording.context, walk, recording.log)
     by_image: dict[int, PlannedState] = {}
