@@ -107,14 +107,22 @@ class NodePages:
 
     def relieve(self) -> None:
         """Drop clean nodes, least recently used first, while the cache is over its bound (no I/O)."""
+        self._shrink(lambda node_id, node: node_id not in self.dirty, write_dirty=False)
+
+    def evict(self, root_id: int) -> None:
+        """Bring the cache within its bound: drop clean nodes, then write back dirty ones (LRU first)."""
+        self._shrink(lambda node_id, node: node_id != root_id, write_dirty=True)
+
+    def _shrink(self, eligible, write_dirty: bool) -> None:
         if not self._due():
             return
         total = self._cached_bytes()
         if total <= self.cache_bytes:
             return
         for leaves_only in (True, False):       # internal nodes are on every path: keep them longest
-            victims = self._victims(total, lambda node_id, node: node_id not in self.dirty, leaves_only)
-            for node_id in victims:
+            for node_id in self._victims(total, eligible, leaves_only):
+                if write_dirty and node_id in self.dirty:
+                    self.device.wait(self.write_back(node_id))
                 total -= self._forget(node_id).size
             self._total = total
             if total <= self.cache_bytes:
@@ -153,23 +161,6 @@ class NodePages:
             self._total = sum(node.size for node in self.cache.values())
             self._total_exact = True
         return self._total
-
-    def evict(self, root_id: int) -> None:
-        """Bring the cache within its bound: drop clean nodes, then write back dirty ones (LRU first)."""
-        if not self._due():
-            return
-        total = self._cached_bytes()
-        if total <= self.cache_bytes:
-            return
-        for leaves_only in (True, False):       # internal nodes are on every path: keep them longest
-            victims = self._victims(total, lambda node_id, node: node_id != root_id, leaves_only)
-            for node_id in victims:
-                if node_id in self.dirty:
-                    self.device.wait(self.write_back(node_id))
-                total -= self._forget(node_id).size
-            self._total = total
-            if total <= self.cache_bytes:
-                return
 
     def write_back(self, node_id: int) -> int:
         """Write a dirty node to a new block (copy-on-write); returns the write's request id."""
