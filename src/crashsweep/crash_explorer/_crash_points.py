@@ -36,6 +36,42 @@ class PointWalk:
     writes: dict[int, tuple[int, int]]    # request id -> (sector, sector_count)
 
 
+class PointCollector:
+    """What a walk over any event log shares: the crash window as operation boundaries pass, and points
+    merged by (durable count, pending ids), each keeping its first position and every window seen."""
+
+    def __init__(self, history: History, ops_offset: int, op_index: int):
+        self.history, self.ops_offset, self.op_index = history, ops_offset, op_index
+        self.synced = self.started = 0
+        self.by_key: dict[tuple, dict] = {}
+        self.order: list[tuple] = []
+
+    def op_begin(self, op_index: int) -> None:
+        self.op_index = op_index
+        local = op_index - self.ops_offset
+        self.started = self.history.mutations_before[local] + (1 if self.history.ops[local].mutating else 0)
+
+    def op_end(self, op_index: int) -> None:
+        local = op_index - self.ops_offset
+        if self.history.ops[local].kind == "sync":
+            self.synced = self.history.mutations_before[local]
+
+    def note(self, position: int, durable_count: int, pending: tuple[int, ...]) -> None:
+        key = (durable_count, pending)
+        entry = self.by_key.get(key)
+        if entry is None:
+            entry = self.by_key[key] = {"position": position, "windows": [], "op": self.op_index}
+            self.order.append(key)
+        window = (self.synced, self.started)
+        if window not in entry["windows"]:
+            entry["windows"].append(window)
+
+    def points(self) -> list[CrashPoint]:
+        by_key = self.by_key
+        return [CrashPoint(index, by_key[key]["position"], key[0], key[1], tuple(by_key[key]["windows"]),
+                           by_key[key]["op"]) for index, key in enumerate(self.order)]
+
+
 def crash_points(log: EventLog, history: History, volatile_cache: bool, ops_offset: int = 0) -> PointWalk:
     """Every distinct crash point of a recorded log. Example: `crash_points(log, history, True).points`."""
     writes: dict[int, tuple[int, int]] = {}
@@ -44,21 +80,8 @@ def crash_points(log: EventLog, history: History, volatile_cache: bool, ops_offs
     volatile: set[int] = set()
     flush_covers: dict[int, set[int]] = {}
     durable_sequence: list[int] = []
-    synced = started = 0
-    op_index = OP_SETUP
-    by_key: dict[tuple, dict] = {}
-    order: list[tuple] = []
-
-    def note(position: int) -> None:
-        key = (len(durable_sequence), tuple(sorted(pending)))
-        entry = by_key.get(key)
-        if entry is None:
-            entry = by_key[key] = {"position": position, "windows": [], "op": op_index}
-            order.append(key)
-        if (synced, started) not in entry["windows"]:
-            entry["windows"].append((synced, started))
-
-    note(0)
+    collector = PointCollector(history, ops_offset, OP_SETUP)
+    collector.note(0, 0, ())
     for position, event in enumerate(log.events, start=1):
         if event.kind == SUBMIT and event.request_type == WRITE:
             writes[event.request_id] = (event.sector, event.sector_count)
@@ -79,15 +102,10 @@ def crash_points(log: EventLog, history: History, volatile_cache: bool, ops_offs
             pending.difference_update(newly)
             durable_sequence.extend(newly)
         elif event.kind == OP_BEGIN and event.op_index >= 0:
-            op_index = event.op_index
-            local = event.op_index - ops_offset
-            started = history.mutations_before[local] + (1 if history.ops[local].mutating else 0)
+            collector.op_begin(event.op_index)
         elif event.kind == OP_END and event.op_index >= 0:
-            local = event.op_index - ops_offset
-            if history.ops[local].kind == "sync":
-                synced = history.mutations_before[local]
-        note(position)
-    points = [CrashPoint(index, by_key[key]["position"], key[0], key[1], tuple(by_key[key]["windows"]),
-                         by_key[key]["op"]) for index, key in enumerate(order)]
+            collector.op_end(event.op_index)
+        collector.note(position, len(durable_sequence), tuple(sorted(pending)))
+    points = collector.points()
     assert all(point.durable_count <= len(durable_sequence) for point in points)
     return PointWalk(points, durable_sequence, writes)

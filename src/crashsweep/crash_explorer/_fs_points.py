@@ -17,7 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
-from crashsweep.crash_explorer._crash_points import CrashPoint, PointWalk
+from crashsweep.crash_explorer._crash_points import CrashPoint, PointCollector, PointWalk
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
 from crashsweep.disk_model._fs_hash import HashedTree
 from crashsweep.disk_model._fs_log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, FsOp
@@ -28,21 +28,8 @@ def fs_crash_points(log: FsLog, history: History, model: PersistenceModel, ops_o
     """Every distinct crash point of a file-system log. Example: `fs_crash_points(log, history, model).points`."""
     pending: dict[int, FsOp] = {}
     durable_sequence: list[int] = []
-    synced = started = 0
-    op_index = -1
-    by_key: dict[tuple, dict] = {}
-    order: list[tuple] = []
-
-    def note(position: int) -> None:
-        key = (len(durable_sequence), tuple(pending))
-        entry = by_key.get(key)
-        if entry is None:
-            entry = by_key[key] = {"position": position, "windows": [], "op": op_index}
-            order.append(key)
-        if (synced, started) not in entry["windows"]:
-            entry["windows"].append((synced, started))
-
-    note(0)
+    collector = PointCollector(history, ops_offset, -1)
+    collector.note(0, 0, ())
     for position, event in enumerate(log.events, start=1):
         if event[0] == FS_OP:
             pending[event[1]] = log.ops[event[1]]
@@ -51,17 +38,12 @@ def fs_crash_points(log: FsLog, history: History, model: PersistenceModel, ops_o
                 del pending[op_id]
                 durable_sequence.append(op_id)
         elif event[0] == FS_BEGIN and event[1] >= 0:
-            op_index = event[1]
-            local = event[1] - ops_offset
-            started = history.mutations_before[local] + (1 if history.ops[local].mutating else 0)
+            collector.op_begin(event[1])
         elif event[0] == FS_END and event[1] >= 0:
-            local = event[1] - ops_offset
-            if history.ops[local].kind == "sync":
-                synced = history.mutations_before[local]
-        note(position)
+            collector.op_end(event[1])
+        collector.note(position, len(durable_sequence), tuple(pending))
     writes = {op.op_id: (0, op.tear_units) for op in log.ops}
-    points = [CrashPoint(index, by_key[key]["position"], key[0], key[1], tuple(by_key[key]["windows"]),
-                         by_key[key]["op"]) for index, key in enumerate(order)]
+    points = collector.points()
     return PointWalk(points, durable_sequence, writes)
 
 
