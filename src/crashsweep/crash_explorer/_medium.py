@@ -32,10 +32,16 @@ def new_log(context):
     return FsLog() if uses_fs(context) else EventLog()
 
 
-def new_target(context, image, rng: random.Random, log):
-    """What the engine opens on: a simulated device over `image`, or the live file system loaded with it."""
+def new_target(context, image, rng: random.Random, log, random_seed: str = "0"):
+    """What the engine opens on: a simulated device over `image`, or the live file system loaded with it.
+
+    `random_seed`: the randomness a file-system engine may ask the model for (SQLite's VFS does, for
+    journal nonces and WAL salts).
+    """
     if uses_fs(context):
-        return shared_session(image if image is not None else FsTree.initial(), log)
+        session = shared_session(image if image is not None else FsTree.initial(), log)
+        session.random_seed = random_seed
+        return session
     return SimulatedBlockDevice(context.sector_size, context.sector_count, rng, context.volatile_cache,
                                 base=image, log=log)
 

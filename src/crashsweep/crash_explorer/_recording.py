@@ -47,7 +47,7 @@ def record(spec: SweepSpec) -> Recording:
     """Example: `record(SweepSpec(ops=(put(b"a", b"1"), sync()))).walk.points`."""
     context = state_context(spec)
     log = new_log(context)
-    device = new_target(context, None, random.Random(f"{spec.seed}:record"), log)
+    device = new_target(context, None, random.Random(f"{spec.seed}:record"), log, random_seed=f"{spec.seed}:record")
     history = History(list(spec.ops))
     failure = _drive(context, device, log, history, spec)
     walk = points_of(context, log, history)

@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Mapping
@@ -77,6 +78,15 @@ def read_out(store, keys: list[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, 
     return items, reads
 
 
+def continuation_rng(seed: int, depth: int, recovered: Mapping[bytes, bytes]) -> random.Random:
+    """The continuation's randomness: a function of what was recovered (not of the crash state), so two
+    states an engine recovers alike are continued alike."""
+    digest = hashlib.blake2b(digest_size=16)
+    for key, value in sorted(recovered.items()):
+        digest.update(b"%d:%d:" % (len(key), len(value)) + key + value)
+    return random.Random(f"{seed}:continue:{depth}:{digest.hexdigest()}")
+
+
 def continuation_ops(rng: random.Random, recovered: Mapping[bytes, bytes]) -> list[Op]:
     keys = sorted(recovered)
     ops = [put(b"continued-%d" % rng.randrange(1000), b"after-crash-%d" % rng.randrange(10**6))]
@@ -111,7 +121,9 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
     seed_text = f"{context.seed}:{point_index}:{choice_key(choice)}:{depth}"
     rng = random.Random(seed_text)
     log = new_log(context)
-    device = new_target(context, image, rng, log)
+    # The engine's own randomness depends on the depth only, not on the state: states an engine cannot
+    # tell apart behave alike (see _continue), and journals of different depths never share a nonce.
+    device = new_target(context, image, rng, log, random_seed=f"{context.seed}:recover:{depth}")
     for fault in choice.get("faults", ()):
         if fault["kind"] == "latent":
             device.unreadable.add(fault["sector"])
@@ -147,7 +159,7 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
 def _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing, chain,
               damaged):
     """Run more operations and a sync on the recovered engine; then crash inside that I/O, to `depth`."""
-    ops = continuation_ops(rng, recovered)
+    ops = continuation_ops(continuation_rng(context.seed, depth, recovered), recovered)
     reference = dict(recovered)
     continued = time.perf_counter()
     try:

@@ -90,7 +90,8 @@ class CrashSafeMachine(RuleBasedStateMachine):
         self._model = dict(recovered)
         self._ops: list = []
         self._log = new_log(context)
-        device = new_target(context, image, random.Random(self._crashes), self._log)
+        device = new_target(context, image, random.Random(self._crashes), self._log,
+                            random_seed=f"stateful:{self._crashes}")
         self.events: list[str] = []
         with engine_scope(context, device):
             self.store = context.adapter.open(device, context.options, self.events)

@@ -154,6 +154,9 @@ class FsSession:
     def __init__(self, tree: FsTree, log: FsLog):
         self.log = log
         self.recording = False
+        # Where an engine that asks the model for randomness (SQLite's VFS) gets it: the same seed gives the
+        # same bytes, so a run is reproducible byte for byte. Set by whoever loads a state.
+        self.random_seed = "0"
         self.files: dict[int, OpenFile] = {}
         self.next_fd = FD_FIRST
         self.next_free_inode = FIRST_FREE_INODE

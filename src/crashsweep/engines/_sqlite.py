@@ -11,7 +11,9 @@ behaviour follows SQLite's unix VFS (os_unix.c):
   characteristic claimed is SQLITE_IOCAP_POWERSAFE_OVERWRITE: the model never
   changes bytes a write did not cover. Not claimed: atomic writes, safe append
   (a size may persist without its data), sequential writes (syncs reorder).
-Locks always succeed (one connection), and in WAL mode `locking_mode=EXCLUSIVE` lets WAL
+SQLite's randomness (journal nonces, WAL salts) comes from the model's seed (`session.random_seed`):
+each open resets SQLite's generator and reseeds it through this VFS, so a run writes the same bytes
+every time. Locks always succeed (one connection), and in WAL mode `locking_mode=EXCLUSIVE` lets WAL
 keep its index in heap memory, as SQLite documents for VFSes without shared memory.
 
 The engine: one table `kv(k BLOB PRIMARY KEY, v BLOB)`; mutations and reads run in one open
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 
 from crashsweep.disk_model import FS_BLOCK_BYTES, STORE_PATH, shared_session
 
@@ -102,10 +105,26 @@ class ModelFile:
 
 if apsw is not None:
     class ModelVfs(apsw.VFS):
-        """The VFS: file operations on the model; randomness, time and sleep from the default VFS."""
+        """The VFS: file operations and randomness from the model; time and sleep from the default VFS."""
 
         def __init__(self):
             super().__init__(VFS_NAME, base="")
+            self.random_seed = "0"
+
+        def xRandomness(self, amount: int) -> bytes:
+            return random.Random(f"sqlite:{self.random_seed}").randbytes(amount)
+
+        def reseed(self, seed: str) -> None:
+            """Restart SQLite's generator from `seed`. SQLite seeds it from the *default* VFS, once: make
+            this VFS the default for the reseed only, reset the generator, draw once, restore the default."""
+            self.random_seed = seed
+            default = apsw.vfs_names()[0]
+            apsw.set_default_vfs(VFS_NAME)
+            try:
+                apsw.randomness(0)      # sqlite3_randomness(0, …) resets; the next draw reseeds
+                apsw.randomness(1)
+            finally:
+                apsw.set_default_vfs(default)
 
         def xOpen(self, name, flags):
             path = name.filename() if isinstance(name, apsw.URIFilename) else name
@@ -142,6 +161,9 @@ class SqliteStore:
 
     def __init__(self, journal_mode: str = "delete", synchronous: str = "full"):
         _register()
+        global _temporary_names
+        _temporary_names = itertools.count()      # temporary file names, like randomness, start afresh
+        _vfs[0].reseed(shared_session().random_seed)
         self.connection = apsw.Connection(DATABASE_PATH, vfs=VFS_NAME)
         cursor = self.connection.cursor()
         if journal_mode == "wal":       # WAL without shared memory (SQLite's documented way)
