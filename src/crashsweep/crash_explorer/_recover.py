@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crashsweep.crash_explorer._image import choice_problem, has_corruption
-from crashsweep.crash_explorer._medium import durable_of, engine_scope, let_go, new_log, new_target, points_of
+from crashsweep.crash_explorer._medium import (
+    durable_of, engine_scope, let_go, new_log, new_target, points_of, uses_fs,
+)
 from crashsweep.crash_explorer._strategies import choice_key, point_states
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer.errors import StateTimeout
@@ -51,6 +53,7 @@ class StateContext:
     continuation: bool
     state_timeout_s: float
     fs_model: str = "posix"
+    memo: bool = True         # let an engine's observation memo answer states (results are the same either way)
 
 
 def encode_map(items: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -118,6 +121,35 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
 def _recover(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
              engine: list) -> dict:
     damaged = damaged or has_corruption(choice)
+    memo = _memo_for(context, depth, choice)
+    if memo is None:
+        return _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain,
+                             damaged, engine, None)
+    answered = _recover_from_memo(context, memo, image, choice, windows, history, point_index, damaged, timing)
+    if answered is not None:
+        return answered
+    memo.begin()
+    result = None
+    try:
+        result = _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain,
+                               damaged, engine, memo)
+        return result
+    finally:
+        memo.end(keep=result is not None and result["kind"] != "hang")   # a time-out is no function of the bytes
+
+
+def _memo_for(context, depth: int, choice: dict):
+    """The engine's observation memo, where it may answer: an engine that declares itself a function of
+    its file calls' responses (SQLite), at the last crash depth (deeper states need the continuation's
+    own log, which only a live run writes), with no injected faults."""
+    memo = getattr(context.adapter, "call_memo", None)
+    if memo is None or not context.memo or depth > 0 or choice.get("faults") or not uses_fs(context):
+        return None
+    return memo
+
+
+def _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
+                  engine: list, memo) -> dict:
     seed_text = f"{context.seed}:{point_index}:{choice_key(choice)}:{depth}"
     rng = random.Random(seed_text)
     log = new_log(context)
@@ -143,51 +175,70 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
                        events, timing, started)
     except Exception as error:  # the engine's own exception: a refusal
         reason = f"{type(error).__name__}: {error}"
+        if memo is not None:
+            memo.stop(("refused", reason, tuple(events)))
         return _finish(result, check_refusal(reason, damaged), events, timing, started)
+    if memo is not None:
+        memo.stop(("read", recovered, reads, tuple(events)))
+    verdict = _check_read_out(history, windows, recovered, reads)
+    if verdict.ok and (context.continuation or depth > 0):
+        verdict = _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing,
+                            chain, damaged, memo)
+    return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
+
+
+def _recover_from_memo(context, memo, image, choice, windows, history, point_index, damaged, timing) -> dict | None:
+    """The result of a state whose every file-call response the memo knows (same calls, same responses: the
+    same recovery, read-out and continuation as the live run it recorded); None if it does not know them."""
+    started = time.perf_counter()
+    walk = memo.walk(image)
+    if walk is None:
+        return None
+    result: dict = {"point": point_index, "choice": choice, "memo": True, "_engine_s": 0.0}
+    first = walk.outcome
+    events = list(first[-1])
+    if first[0] == "refused":
+        return _finish(result, check_refusal(first[1], damaged), events, timing, started)
+    _, recovered, reads, _ = first
+    verdict = _check_read_out(history, windows, recovered, reads)
+    if verdict.ok and context.continuation:
+        if not walk.go_on():
+            return None       # no state recovered like this one was continued yet: run it live
+        ops = continuation_ops(continuation_rng(context.seed, 0, recovered), recovered)
+        problem = _continuation_verdict(walk.outcome, ops, recovered, verdict)
+        if problem is None:
+            result["continued"] = len(ops)
+        verdict = problem or verdict
+    return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
+
+
+def _check_read_out(history, windows, recovered, reads) -> Verdict:
     verdict = check_recovered_windows(history, windows, recovered)
     if verdict.ok:
         verdict = check_reads(recovered, reads) or verdict
-    if verdict.ok and (context.continuation or depth > 0):
-        verdict = _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing,
-                            chain, damaged)
+    return verdict
+
+
+def _with_snapshots(result: dict, verdict: Verdict, recovered, history) -> dict:
     if verdict.kind in ("not-a-snapshot", "lost-synced-data") and "nested" not in result:
         result["actual"] = encode_map(recovered)
         result["expected"] = encode_map(history.snapshot(verdict.nearest))
-    return _finish(result, verdict, events, timing, started)
+    return result
 
 
 def _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing, chain,
-              damaged):
+              damaged, memo=None):
     """Run more operations and a sync on the recovered engine; then crash inside that I/O, to `depth`."""
     ops = continuation_ops(continuation_rng(context.seed, depth, recovered), recovered)
-    reference = dict(recovered)
     continued = time.perf_counter()
-    try:
-        with time_limit(context.state_timeout_s), engine_scope(context, None):
-            for index, op in enumerate(ops):
-                log.begin_op(index)
-                if op.kind == "put":
-                    store.put(op.key, op.value)
-                    reference[op.key] = op.value
-                elif op.kind == "delete":
-                    store.delete(op.key)
-                    reference.pop(op.key, None)
-                elif op.kind == "get":
-                    actual = store.get(op.key)
-                    if actual != reference.get(op.key):
-                        bad = check_reads(reference, {op.key: actual})
-                        bad.detail = f"after recovery to S_{verdict.matched}, continuation: " + bad.detail
-                        return bad
-                else:
-                    store.sync()
-                log.end_op(index)
-    except StateTimeout:
-        return Verdict("hang", "hang", detail="continuation after recovery timed out")
-    except Exception as error:
-        return Verdict("recovery-error", "recovery-error",
-                       detail=f"continuation after recovery raised {type(error).__name__}: {error}")
-    result["continued"] = len(ops)
+    raw = _run_continuation(context, store, ops, log, recovered)
+    if memo is not None:
+        memo.stop(raw)
     result["_engine_s"] = result.get("_engine_s", 0.0) + time.perf_counter() - continued
+    problem = _continuation_verdict(raw, ops, recovered, verdict)
+    if problem is not None:
+        return problem
+    result["continued"] = len(ops)
     if depth <= 0 or chain == []:
         return verdict
     nested = _crash_again(context, log, image, History(ops, base=recovered), depth, rng, timing, chain, damaged)
@@ -201,6 +252,54 @@ def _continue(context, store, history, verdict, recovered, rng, log, image, dept
         return Verdict(inner["kind"], inner["outcome"], matched=inner.get("matched"), nearest=inner.get("nearest"),
                        detail=f"after recovery to S_{verdict.matched}, crash again: {inner['detail']}")
     return verdict
+
+
+def _run_continuation(context, store, ops: list[Op], log, recovered) -> tuple:
+    """Run the continuation: ("done",), ("wrong-read", op index, value read), ("hang",) or ("error", text)."""
+    reference = dict(recovered)
+    try:
+        with time_limit(context.state_timeout_s), engine_scope(context, None):
+            for index, op in enumerate(ops):
+                log.begin_op(index)
+                if op.kind == "put":
+                    store.put(op.key, op.value)
+                    reference[op.key] = op.value
+                elif op.kind == "delete":
+                    store.delete(op.key)
+                    reference.pop(op.key, None)
+                elif op.kind == "get":
+                    actual = store.get(op.key)
+                    if actual != reference.get(op.key):
+                        return ("wrong-read", index, actual)
+                else:
+                    store.sync()
+                log.end_op(index)
+    except StateTimeout:
+        return ("hang",)
+    except Exception as error:
+        return ("error", f"{type(error).__name__}: {error}")
+    return ("done",)
+
+
+def _continuation_verdict(raw: tuple, ops: list[Op], recovered, verdict: Verdict) -> Verdict | None:
+    """None if the continuation went well, else the violation it shows."""
+    if raw[0] == "done":
+        return None
+    if raw[0] == "hang":
+        return Verdict("hang", "hang", detail="continuation after recovery timed out")
+    if raw[0] == "error":
+        return Verdict("recovery-error", "recovery-error", detail=f"continuation after recovery raised {raw[1]}")
+    index, actual = raw[1], raw[2]
+    key = ops[index].key
+    reference = dict(recovered)
+    for op in ops[:index]:
+        if op.kind == "put":
+            reference[op.key] = op.value
+        elif op.kind == "delete":
+            reference.pop(op.key, None)
+    bad = check_reads(reference, {key: actual})
+    bad.detail = f"after recovery to S_{verdict.matched}, continuation: " + bad.detail
+    return bad
 
 
 def _crash_again(context, log, image, history, depth, rng, timing, chain, damaged) -> dict:

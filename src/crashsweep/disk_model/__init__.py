@@ -6,6 +6,7 @@ from crashsweep.disk_model._events import (
 from crashsweep.disk_model._faults import (
     CORRUPTION_FAULTS, CRASH_FAULTS, DEFAULT_FAULTS, FAULT_KINDS, FaultPlan,
 )
+from crashsweep.disk_model._fs_calls import CallMemo, MemoWalk, SessionCalls, TreeFiles
 from crashsweep.disk_model._fs_image import ROOT_INODE, STORE_PATH, FsTree
 from crashsweep.disk_model._fs_interpose import Interposer, InterpositionBypass
 from crashsweep.disk_model._fs_log import FS_BLOCK_BYTES, FsLog, FsOp
@@ -20,6 +21,7 @@ from crashsweep.disk_model._simulated import SimulatedBlockDevice
 from crashsweep.disk_model.errors import DeviceIOError, DeviceRangeError, DiskModelError, FaultPlanError
 
 __all__ = [
+    "CallMemo", "MemoWalk", "SessionCalls", "TreeFiles",
     "FS_BLOCK_BYTES", "FS_MODELS", "FS_MODEL_DEFAULT", "FsLog", "FsOp", "FsSession", "FsTree", "Interposer",
     "InterpositionBypass", "PersistenceModel", "ROOT_INODE", "STORE_PATH", "shared_session",
     "BlockDevice", "COMPLETE", "CORRUPTION_FAULTS", "CRASH_FAULTS", "DEFAULT_FAULTS", "DeviceIOError",

@@ -27,7 +27,7 @@ import itertools
 import os
 import random
 
-from crashsweep.disk_model import FS_BLOCK_BYTES, STORE_PATH, shared_session
+from crashsweep.disk_model import FS_BLOCK_BYTES, STORE_PATH, CallMemo, SessionCalls, shared_session
 
 try:
     import apsw
@@ -39,20 +39,23 @@ DATABASE_PATH = f"{STORE_PATH}/db.sqlite"
 JOURNAL_MODES = ("delete", "truncate", "persist", "wal")
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
 _temporary_names = itertools.count()
+# SQLite's only channel to the world: these calls. With randomness from the seed, SQLite is a function
+# of their responses, so the explorer may recover a state from `MEMO` when its responses are known.
+MEMO = CallMemo()
+_calls = SessionCalls(MEMO)
 
 
 class ModelFile:
-    """One SQLite file on the model (the VFSFile protocol)."""
+    """One SQLite file on the model (the VFSFile protocol), through the recorded file calls."""
 
     def __init__(self, name: str, flags: list[int]):
-        session = shared_session()
-        self.session = session
         create = bool(flags[0] & apsw.mapping_open_flags["SQLITE_OPEN_CREATE"])
-        existed = session.exists(name)
+        existed = _calls.exists(name)
         mode = os.O_RDWR | (os.O_CREAT if create else 0)
         if flags[0] & apsw.mapping_open_flags["SQLITE_OPEN_EXCLUSIVE"]:
             mode |= os.O_EXCL
-        self.fd = session.open(name, mode)
+        self.generation = _calls.generation
+        self.handle = _calls.open(name, mode)
         self.name = name
         journal_kinds = ("SQLITE_OPEN_MAIN_JOURNAL", "SQLITE_OPEN_WAL", "SQLITE_OPEN_SUPER_JOURNAL")
         is_journal = any(flags[0] & apsw.mapping_open_flags[kind] for kind in journal_kinds)
@@ -60,23 +63,28 @@ class ModelFile:
         self.delete_on_close = bool(flags[0] & apsw.mapping_open_flags["SQLITE_OPEN_DELETEONCLOSE"])
         flags[1] = flags[0]
 
+    def _live(self) -> int:
+        if self.generation != _calls.generation:     # a file of an engine that was let go
+            raise apsw.IOError(f"{self.name}: file of an earlier run")
+        return self.handle
+
     def xRead(self, amount: int, offset: int) -> bytes:
-        return self.session.pread(self.fd, amount, offset)
+        return _calls.pread(self._live(), amount, offset)
 
     def xWrite(self, data, offset: int) -> None:
-        self.session.pwrite(self.fd, bytes(data), offset)
+        _calls.pwrite(self._live(), bytes(data), offset)
 
     def xTruncate(self, size: int) -> None:
-        self.session.ftruncate(self.fd, size)
+        _calls.ftruncate(self._live(), size)
 
     def xSync(self, flags: int) -> None:
-        self.session.fsync(self.fd)
+        _calls.fsync(self._live())
         if self.directory_sync_due:           # os_unix.c: the first sync of a new journal syncs its directory
-            self.session.fsync_directory_of(self.name)
+            _calls.fsync_directory_of(self.name)
             self.directory_sync_due = False
 
     def xFileSize(self) -> int:
-        return self.session.size(self.fd)
+        return _calls.size(self._live())
 
     def xLock(self, level: int) -> None:
         pass
@@ -97,10 +105,11 @@ class ModelFile:
         return apsw.mapping_device_characteristics["SQLITE_IOCAP_POWERSAFE_OVERWRITE"]
 
     def xClose(self) -> None:
-        if self.fd in self.session.files:
-            self.session.close(self.fd)
-        if self.delete_on_close and self.session.exists(self.name):
-            self.session.unlink(self.name)
+        if self.generation != _calls.generation:
+            return
+        _calls.close(self.handle)
+        if self.delete_on_close and _calls.exists(self.name):
+            _calls.unlink(self.name)
 
 
 if apsw is not None:
@@ -133,15 +142,14 @@ if apsw is not None:
             return ModelFile(path, flags)
 
         def xDelete(self, name: str, syncdir: bool) -> None:
-            session = shared_session()
-            if not session.exists(name):
+            if not _calls.exists(name):
                 raise apsw.IOError(f"{name} does not exist")
-            session.unlink(name)
+            _calls.unlink(name)
             if syncdir:
-                session.fsync_directory_of(name)
+                _calls.fsync_directory_of(name)
 
         def xAccess(self, name: str, flags: int) -> bool:
-            return shared_session().exists(name)
+            return _calls.exists(name)
 
         def xFullPathname(self, name: str) -> str:
             return name if name.startswith("/") else f"{STORE_PATH}/{name}"
@@ -163,6 +171,7 @@ class SqliteStore:
         _register()
         global _temporary_names
         _temporary_names = itertools.count()      # temporary file names, like randomness, start afresh
+        _calls.restart()
         _vfs[0].reseed(shared_session().random_seed)
         self.connection = apsw.Connection(DATABASE_PATH, vfs=VFS_NAME)
         cursor = self.connection.cursor()

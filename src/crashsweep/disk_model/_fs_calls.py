@@ -1,0 +1,345 @@
+"""File calls by path and handle, and the observation memo built on them.
+
+Some engines reach the world only through a few file calls (SQLite through its VFS:
+open, read, write, truncate, size, sync, delete, exists) and are otherwise a
+deterministic function of what those calls return (randomness comes from the model's
+seed). Two crash states on which every call returns the same thing are then the same
+state *for that engine*: it makes the same calls, writes the same bytes and returns
+the same results. `CallMemo` keeps every distinct sequence of (call, response) as a
+path in a trie; `TreeFiles` answers the calls from a state's tree directly, so a state
+whose responses follow a known path is recovered without running the engine.
+
+Invariants:
+- `SessionCalls` (the engine's live calls on the session) and `TreeFiles` (the same calls
+  answered from an `FsTree`) return equal responses for equal trees and equal call
+  sequences (tests/unit/test_sqlite_engine.py checks it on every state of sweeps);
+- a walk follows the trie only while each response is one the trie has seen; any new
+  response is a miss, and the state is run for real (and its path added);
+- a trail is recorded only while `CallMemo.recording` is set, and only complete runs
+  (ending in `stop`) enter the trie, so a time-out or an interrupted run adds nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+
+from crashsweep.disk_model._fs_image import ROOT_INODE, FsTree
+from crashsweep.disk_model._fs_log import DIRECTORY
+
+NODES_MAX = 2_000_000      # trie nodes kept before the memo starts afresh (bounds memory, not results)
+_STOP = ("stop",)
+UNANSWERED = ("unanswered",)   # a call `TreeFiles` does not answer: no recorded response equals it
+
+
+def response_key(response):
+    """What a response is remembered by: small values as they are, read bytes by a 128-bit digest."""
+    if isinstance(response, bytes) and len(response) > 32:
+        return hashlib.blake2b(response, digest_size=16).digest()
+    return response
+
+
+class _Node:
+    __slots__ = ("call", "children", "outcome")
+
+    def __init__(self) -> None:
+        self.call = None          # the next call, _STOP at a stopping point, None while unknown
+        self.children: dict = {}  # response key -> node (at a stopping point: the single key None)
+        self.outcome = None       # at a stopping point: what the caller recorded there
+
+
+class CallMemo:
+    """Trie of call sequences. Example: `memo.walk(tree)` gives a `MemoWalk` or None (nothing known)."""
+
+    def __init__(self) -> None:
+        self.root = _Node()
+        self.nodes = 1
+        self.trail: list | None = None     # (call, response key) pairs and stops of the run being recorded
+        self.hits = self.misses = 0
+
+    # -- recording a real run --
+    def begin(self) -> None:
+        self.trail = []
+
+    @property
+    def recording(self) -> bool:
+        return self.trail is not None
+
+    def note(self, call: tuple, response) -> None:
+        self.trail.append((call, response_key(response)))
+
+    def stop(self, outcome) -> None:
+        """A stopping point: the caller may look at `outcome` here and decide whether to go on."""
+        if self.trail is not None:
+            self.trail.append((_STOP, outcome))
+
+    def end(self, keep: bool = True) -> None:
+        """Finish the run: add its trail to the trie (unless `keep` is false)."""
+        trail, self.trail = self.trail, None
+        if not keep or not trail:
+            return
+        if self.nodes > NODES_MAX:
+            self.root, self.nodes = _Node(), 1
+        node = self.root
+        for call, key in trail:
+            if call is _STOP:
+                node.call, node.outcome = _STOP, key
+                key = None
+            elif node.call is None:
+                node.call = call
+            elif node.call != call:      # the engine is not a function of its responses: do not memoize
+                raise AssertionError(f"memoized engine made call {call[:2]} where it made {node.call[:2]} before")
+            child = node.children.get(key)
+            if child is None:
+                child = node.children[key] = _Node()
+                self.nodes += 1
+            node = child
+
+    # -- answering from a tree --
+    def walk(self, tree: FsTree) -> "MemoWalk | None":
+        """Follow the trie on `tree` to its first stopping point; None (a miss) if it leaves the trie."""
+        walk = MemoWalk(self, TreeFiles(tree), self.root)
+        if walk.advance():
+            self.hits += 1
+            return walk
+        self.misses += 1
+        return None
+
+
+class MemoWalk:
+    """A walk in progress: `outcome` is what was recorded at the stopping point reached."""
+
+    def __init__(self, memo: CallMemo, files: "TreeFiles", node: _Node):
+        self.memo, self.files, self.node = memo, files, node
+        self.outcome = None
+
+    def advance(self) -> bool:
+        """Answer calls until the next stopping point. False if a response (or the whole path) is unknown."""
+        node, files = self.node, self.files
+        while True:
+            call = node.call
+            if call is None:
+                return False
+            if call is _STOP:
+                self.node, self.outcome = node, node.outcome
+                return True
+            node = node.children.get(response_key(files.answer(call)))
+            if node is None:
+                return False
+
+    def go_on(self) -> bool:
+        """Continue past the current stopping point to the next one."""
+        self.node = self.node.children.get(None)
+        return self.node is not None and self.advance()
+
+
+class SessionCalls:
+    """The engine's file calls on the live session, by handle (0, 1, … in order of opening); each call and
+    its response is noted in `memo`'s trail while it records. OSError responses are `("error", errno)`."""
+
+    def __init__(self, memo: CallMemo | None = None):
+        self.memo = memo
+        self.fds: dict[int, int] = {}
+        self.next_handle = 0
+        self.generation = 0
+
+    def restart(self) -> None:
+        """A new engine run: handles count from 0 again (files of earlier runs are stale: `generation`)."""
+        self.fds.clear()
+        self.next_handle = 0
+        self.generation += 1
+
+    def _call(self, call: tuple, perform):
+        try:
+            response = perform()
+        except OSError as error:
+            if self.memo is not None and self.memo.trail is not None:
+                self.memo.note(call, ("error", error.errno))
+            raise
+        if self.memo is not None and self.memo.trail is not None:
+            self.memo.note(call, response)
+        return response
+
+    @staticmethod
+    def _session():
+        from crashsweep.disk_model._fs_session import shared_session
+        return shared_session()
+
+    def exists(self, path: str) -> bool:
+        return self._call(("exists", path), lambda: self._session().exists(path))
+
+    def open(self, path: str, flags: int) -> int:
+        def perform():
+            self.fds[self.next_handle] = self._session().open(path, flags)
+            return None
+        self._call(("open", path, flags), perform)
+        self.next_handle += 1
+        return self.next_handle - 1
+
+    def pread(self, handle: int, count: int, offset: int) -> bytes:
+        return self._call(("pread", handle, count, offset), lambda: self._session().pread(self.fds[handle], count, offset))
+
+    def pwrite(self, handle: int, data: bytes, offset: int) -> None:
+        def perform():
+            self._session().pwrite(self.fds[handle], data, offset)
+        self._call(("pwrite", handle, data, offset), perform)
+
+    def ftruncate(self, handle: int, size: int) -> None:
+        self._call(("ftruncate", handle, size), lambda: self._session().ftruncate(self.fds[handle], size))
+
+    def size(self, handle: int) -> int:
+        return self._call(("size", handle), lambda: self._session().size(self.fds[handle]))
+
+    def fsync(self, handle: int) -> None:
+        self._call(("fsync", handle), lambda: self._session().fsync(self.fds[handle]))
+
+    def fsync_directory_of(self, path: str) -> None:
+        self._call(("fsync_directory_of", path), lambda: self._session().fsync_directory_of(path))
+
+    def close(self, handle: int) -> None:
+        def perform():
+            fd = self.fds.pop(handle, None)
+            if fd is not None and fd in self._session().files:
+                self._session().close(fd)
+        self._call(("close", handle), perform)
+
+    def unlink(self, path: str) -> None:
+        self._call(("unlink", path), lambda: self._session().unlink(path))
+
+
+class TreeFiles:
+    """The same calls answered from a tree, without a live file system. Only plain absolute paths are
+    answered (`None`, never a recorded response, for anything else: the walk misses)."""
+
+    def __init__(self, tree: FsTree):
+        self.tree = tree
+        self.entries: dict[int, dict] = {}        # directories changed by this walk (copies)
+        self.contents: dict[int, bytearray] = {}  # files read or changed by this walk (visible bytes)
+        self.handles: dict[int, tuple[int, bool]] = {}   # handle -> (inode, is a directory)
+        self.next_handle = 0
+        self.next_inode = max([ROOT_INODE, *tree.entries, *tree.data, *tree.sizes,
+                               *(inode for names in tree.entries.values() for inode, _ in names.values())]) + 1
+
+    def _names(self, inode: int, change: bool = False) -> dict | None:
+        names = self.entries.get(inode)
+        if names is None:
+            names = self.tree.entries.get(inode)
+            if names is None:
+                return None
+            if change:
+                names = self.entries[inode] = dict(names)
+        return names
+
+    def _lookup(self, path: str):
+        """(inode, kind) of `path`, None if absent; raises ValueError for a path this class does not answer."""
+        if not path.startswith("/") or "/." in path or "//" in path:
+            raise ValueError(path)
+        entry = (ROOT_INODE, DIRECTORY)
+        for name in path.split("/")[1:]:
+            if not name:
+                continue
+            names = self._names(entry[0]) if entry[1] == DIRECTORY else None
+            if names is None:
+                return None
+            entry = names.get(name)
+            if entry is None:
+                return None
+        return entry
+
+    def _content(self, inode: int) -> bytearray:
+        content = self.contents.get(inode)
+        if content is None:
+            content = self.contents[inode] = bytearray(self.tree.content(inode))
+        return content
+
+    def answer(self, call: tuple):
+        try:
+            return getattr(self, "_" + call[0])(*call[1:])
+        except (ValueError, KeyError):
+            return UNANSWERED
+
+    def _exists(self, path):
+        return self._lookup(path) is not None
+
+    def _open(self, path, flags):
+        entry = self._lookup(path)
+        if entry is not None and flags & os.O_CREAT and flags & os.O_EXCL:
+            return ("error", errno.EEXIST)
+        if entry is None:
+            parent_path, _, name = path.rpartition("/")
+            parent = self._lookup(parent_path or "/")
+            if not flags & os.O_CREAT or parent is None or parent[1] != DIRECTORY or not name:
+                return ("error", errno.ENOENT)
+            entry = (self.next_inode, "file")
+            self.next_inode += 1
+            self._names(parent[0], change=True)[name] = entry
+            self.contents[entry[0]] = bytearray()
+        is_dir = entry[1] == DIRECTORY
+        writable = flags & (os.O_WRONLY | os.O_RDWR) != 0
+        if is_dir and writable:
+            return ("error", errno.EISDIR)
+        self.handles[self.next_handle] = (entry[0], is_dir)
+        self.next_handle += 1
+        if flags & os.O_TRUNC and writable:
+            del self._content(entry[0])[:]
+        return None
+
+    def _file(self, handle) -> bytearray:
+        inode, is_dir = self.handles[handle]
+        if is_dir:
+            raise ValueError(handle)
+        return self._content(inode)
+
+    def _pread(self, handle, count, offset):
+        if offset < 0:
+            return ("error", errno.EINVAL)
+        return bytes(self._file(handle)[offset:offset + max(0, count)])
+
+    def _pwrite(self, handle, data, offset):
+        if offset < 0:
+            return ("error", errno.EINVAL)
+        buffer = self._file(handle)
+        if data:
+            if offset > len(buffer):
+                buffer.extend(bytes(offset - len(buffer)))
+            buffer[offset:offset + len(data)] = data
+        return None
+
+    def _ftruncate(self, handle, size):
+        if size < 0:
+            return ("error", errno.EINVAL)
+        buffer = self._file(handle)
+        if size < len(buffer):
+            del buffer[size:]
+        else:
+            buffer.extend(bytes(size - len(buffer)))
+        return None
+
+    def _size(self, handle):
+        return len(self._file(handle))
+
+    def _fsync(self, handle):
+        if handle not in self.handles:
+            raise KeyError(handle)
+        return None
+
+    def _fsync_directory_of(self, path):
+        parent = self._lookup(path.rpartition("/")[0] or "/")
+        if parent is None or parent[1] != DIRECTORY:
+            raise ValueError(path)
+        return None
+
+    def _close(self, handle):
+        self.handles.pop(handle, None)
+        return None
+
+    def _unlink(self, path):
+        entry = self._lookup(path)
+        if entry is None:
+            return ("error", errno.ENOENT)
+        if entry[1] == DIRECTORY:
+            raise ValueError(path)       # the session lets pyfakefs answer this one
+        parent_path, _, name = path.rpartition("/")
+        self._names(self._lookup(parent_path or "/")[0], change=True).pop(name)
+        return None
