@@ -15,7 +15,7 @@ import hashlib
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._image import choice_problem, has_corruption
 from crashsweep.crash_explorer._medium import (
@@ -24,6 +24,7 @@ from crashsweep.crash_explorer._medium import (
 from crashsweep.crash_explorer._strategies import choice_key, point_states
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer.errors import StateTimeout
+from crashsweep.disk_model import CallMemo
 from crashsweep.engines import EngineAdapter
 from crashsweep.reference import (
     Diff, History, Op, Verdict, check_reads, check_recovered_windows, check_refusal, delete, encode_bytes, get,
@@ -31,6 +32,7 @@ from crashsweep.reference import (
 )
 
 CONTINUATION_OPS = 3
+MEMOS_MAX = 16
 READOUT_KEYS_MAX = 1_000_000
 
 
@@ -54,6 +56,8 @@ class StateContext:
     state_timeout_s: float
     fs_model: str = "posix"
     memo: bool = True         # let an engine's observation memo answer states (results are the same either way)
+    memos: dict = field(default_factory=dict)    # keys read out -> CallMemo (one per harness behaviour)
+    last_memo: tuple | None = None               # (history, its memo): the common case, found without hashing
 
 
 def encode_map(items: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -121,7 +125,7 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
 def _recover(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
              engine: list) -> dict:
     damaged = damaged or has_corruption(choice)
-    memo = _memo_for(context, depth, choice)
+    memo = _memo_for(context, depth, choice, history)
     if memo is None:
         return _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain,
                              damaged, engine, None)
@@ -138,13 +142,23 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
         memo.end(keep=result is not None and result["kind"] != "hang")   # a time-out is no function of the bytes
 
 
-def _memo_for(context, depth: int, choice: dict):
-    """The engine's observation memo, where it may answer: an engine that declares itself a function of
-    its file calls' responses (SQLite), at the last crash depth (deeper states need the continuation's
-    own log, which only a live run writes), with no injected faults."""
-    memo = getattr(context.adapter, "call_memo", None)
-    if memo is None or not context.memo or depth > 0 or choice.get("faults") or not uses_fs(context):
+def _memo_for(context, depth: int, choice: dict, history: History):
+    """The observation memo that may answer this state, or None. Only for an engine that is a function of
+    its file calls' responses (SQLite), at the last crash depth (a deeper state needs the continuation's
+    own log, which only a live run writes), with no injected faults. The harness's own calls must be the
+    same on every path of one memo: one memo per set of keys read out (a nested crash reads out its own)."""
+    if not (context.memo and context.adapter.memoizable and depth <= 0 and not choice.get("faults")
+            and uses_fs(context)):
         return None
+    if context.last_memo is not None and context.last_memo[0] is history:
+        return context.last_memo[1]
+    keys = tuple(history.keys_sorted())
+    memo = context.memos.get(keys)
+    if memo is None:
+        if len(context.memos) >= MEMOS_MAX:
+            context.memos.pop(next(iter(context.memos)))
+        memo = context.memos[keys] = CallMemo()
+    context.last_memo = (history, memo)
     return memo
 
 
@@ -179,7 +193,7 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
             memo.stop(("refused", reason, tuple(events)))
         return _finish(result, check_refusal(reason, damaged), events, timing, started)
     if memo is not None:
-        memo.stop(("read", recovered, reads, tuple(events)))
+        memo.stop(("read", recovered, reads, tuple(events), {}))   # {}: what hits derive from it, computed once
     verdict = _check_read_out(history, windows, recovered, reads)
     if verdict.ok and (context.continuation or depth > 0):
         verdict = _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing,
@@ -196,15 +210,22 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
         return None
     result: dict = {"point": point_index, "choice": choice, "memo": True, "_engine_s": 0.0}
     first = walk.outcome
-    events = list(first[-1])
+    events = list(first[2] if first[0] == "refused" else first[3])
     if first[0] == "refused":
         return _finish(result, check_refusal(first[1], damaged), events, timing, started)
-    _, recovered, reads, _ = first
-    verdict = _check_read_out(history, windows, recovered, reads)
+    _, recovered, reads, _, derived = first
+    if "matches" not in derived:
+        derived["matches"] = history.matching_mutations(recovered)
+        derived["reads_agree"] = check_reads(recovered, reads) is None
+    verdict = check_recovered_windows(history, windows, recovered, derived["matches"])
+    if verdict.ok and not derived["reads_agree"]:
+        verdict = check_reads(recovered, reads)
     if verdict.ok and context.continuation:
         if not walk.go_on():
             return None       # no state recovered like this one was continued yet: run it live
-        ops = continuation_ops(continuation_rng(context.seed, 0, recovered), recovered)
+        if "ops" not in derived:
+            derived["ops"] = continuation_ops(continuation_rng(context.seed, 0, recovered), recovered)
+        ops = derived["ops"]
         problem = _continuation_verdict(walk.outcome, ops, recovered, verdict)
         if problem is None:
             result["continued"] = len(ops)

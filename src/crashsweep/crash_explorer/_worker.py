@@ -17,12 +17,13 @@ from crashsweep.crash_explorer._spec import SweepSpec
 
 RECORDINGS_CACHED_MAX = 4
 _recordings: dict[str, Recording] = {}
+_durables: dict[int, tuple] = {}      # id(recording) -> (recording, its durable image advanced by earlier units)
 
 
 def remember(recording: Recording) -> None:
     """Keep a recording so units of its spec in this process need not record again."""
     if len(_recordings) >= RECORDINGS_CACHED_MAX:
-        _recordings.pop(next(iter(_recordings)))
+        _durables.pop(id(_recordings.pop(next(iter(_recordings)))), None)
     _recordings[recording.spec.spec_id] = recording
 
 
@@ -42,7 +43,7 @@ def run_unit(unit: dict) -> Iterator[dict]:
     """Yield one result per state, in the unit's order."""
     recording = recording_for(unit["spec"], unit.get("spec_id"))
     walk, spec = recording.walk, recording.spec
-    durable = durable_of(recording.context, walk, recording.log, hashed=False)
+    durable = _durable_for(recording, unit["states"])
     for state_id, point_index, choice, windows, image, points in unit["states"]:
         started = time.perf_counter()
         point = walk.points[point_index]
@@ -60,3 +61,16 @@ def run_unit(unit: dict) -> Iterator[dict]:
         result["engine_s"] = round(timing.get("engine_s", 0.0), 6)
         result["total_s"] = round(time.perf_counter() - started, 6)
         yield result
+
+
+def _durable_for(recording: Recording, states: list):
+    """The recording's durable image, reused from the last unit when this one starts no earlier (units
+    come in ascending point order, so a worker rarely rebuilds it from the start)."""
+    first = min((recording.walk.points[state[1]].durable_count for state in states), default=0)
+    kept = _durables.get(id(recording))
+    if kept is not None and kept[0] is recording and kept[1].applied <= first:
+        return kept[1]
+    durable = durable_of(recording.context, recording.walk, recording.log, hashed=False)
+    if any(cached is recording for cached in _recordings.values()):
+        _durables[id(recording)] = (recording, durable)
+    return durable

@@ -15,8 +15,11 @@ Invariants:
   sequences (tests/unit/test_sqlite_engine.py checks it on every state of sweeps);
 - a walk follows the trie only while each response is one the trie has seen; any new
   response is a miss, and the state is run for real (and its path added);
-- a trail is recorded only while `CallMemo.recording` is set, and only complete runs
-  (ending in `stop`) enter the trie, so a time-out or an interrupted run adds nothing.
+- a trail is recorded only between `begin` and `end` (one memo records at a time, process-wide), and
+  only complete runs (ending in `stop`) enter the trie, so a time-out or an interrupted run adds nothing;
+- one memo serves one engine configuration and one harness behaviour (same options, seed, keys read
+  out, continuation): the caller keeps a memo per such setting. If an engine ever makes a different
+  call where the trie has one (it is not a function of its responses), the memo turns itself off.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import warnings
 
 from crashsweep.disk_model._fs_image import ROOT_INODE, FsTree
 from crashsweep.disk_model._fs_log import DIRECTORY
@@ -31,6 +35,7 @@ from crashsweep.disk_model._fs_log import DIRECTORY
 NODES_MAX = 2_000_000      # trie nodes kept before the memo starts afresh (bounds memory, not results)
 _STOP = ("stop",)
 UNANSWERED = ("unanswered",)   # a call `TreeFiles` does not answer: no recorded response equals it
+_recording: list = [None]      # the memo whose trail the live calls go to, if any
 
 
 def response_key(response):
@@ -57,14 +62,12 @@ class CallMemo:
         self.nodes = 1
         self.trail: list | None = None     # (call, response key) pairs and stops of the run being recorded
         self.hits = self.misses = 0
+        self.off = False                   # set if the engine proved not to be a function of its responses
 
     # -- recording a real run --
     def begin(self) -> None:
         self.trail = []
-
-    @property
-    def recording(self) -> bool:
-        return self.trail is not None
+        _recording[0] = self
 
     def note(self, call: tuple, response) -> None:
         self.trail.append((call, response_key(response)))
@@ -77,7 +80,9 @@ class CallMemo:
     def end(self, keep: bool = True) -> None:
         """Finish the run: add its trail to the trie (unless `keep` is false)."""
         trail, self.trail = self.trail, None
-        if not keep or not trail:
+        if _recording[0] is self:
+            _recording[0] = None
+        if not keep or not trail or self.off:
             return
         if self.nodes > NODES_MAX:
             self.root, self.nodes = _Node(), 1
@@ -88,8 +93,11 @@ class CallMemo:
                 key = None
             elif node.call is None:
                 node.call = call
-            elif node.call != call:      # the engine is not a function of its responses: do not memoize
-                raise AssertionError(f"memoized engine made call {call[:2]} where it made {node.call[:2]} before")
+            elif node.call != call:      # the engine is not a function of its responses: stop memoizing
+                warnings.warn(f"crashsweep: the engine made call {call[:2]} where it made {node.call[:2]} on the "
+                              f"same responses before; recovering every state live from now on", stacklevel=2)
+                self.off, self.root = True, _Node()
+                return
             child = node.children.get(key)
             if child is None:
                 child = node.children[key] = _Node()
@@ -99,6 +107,8 @@ class CallMemo:
     # -- answering from a tree --
     def walk(self, tree: FsTree) -> "MemoWalk | None":
         """Follow the trie on `tree` to its first stopping point; None (a miss) if it leaves the trie."""
+        if self.off:
+            return None
         walk = MemoWalk(self, TreeFiles(tree), self.root)
         if walk.advance():
             self.hits += 1
@@ -136,10 +146,10 @@ class MemoWalk:
 
 class SessionCalls:
     """The engine's file calls on the live session, by handle (0, 1, … in order of opening); each call and
-    its response is noted in `memo`'s trail while it records. OSError responses are `("error", errno)`."""
+    its response is noted in the trail of the memo that records, if one does. OSError responses are
+    `("error", errno)`."""
 
-    def __init__(self, memo: CallMemo | None = None):
-        self.memo = memo
+    def __init__(self):
         self.fds: dict[int, int] = {}
         self.next_handle = 0
         self.generation = 0
@@ -151,14 +161,15 @@ class SessionCalls:
         self.generation += 1
 
     def _call(self, call: tuple, perform):
+        memo = _recording[0]
         try:
             response = perform()
         except OSError as error:
-            if self.memo is not None and self.memo.trail is not None:
-                self.memo.note(call, ("error", error.errno))
+            if memo is not None:
+                memo.note(call, ("error", error.errno))
             raise
-        if self.memo is not None and self.memo.trail is not None:
-            self.memo.note(call, response)
+        if memo is not None:
+            memo.note(call, response)
         return response
 
     @staticmethod
@@ -217,6 +228,7 @@ class TreeFiles:
         self.entries: dict[int, dict] = {}        # directories changed by this walk (copies)
         self.contents: dict[int, bytearray] = {}  # files read or changed by this walk (visible bytes)
         self.handles: dict[int, tuple[int, bool]] = {}   # handle -> (inode, is a directory)
+        self.paths: dict[str, tuple | None] = {}         # path -> entry, as looked up (kept right by changes)
         self.next_handle = 0
         self.next_inode = max([ROOT_INODE, *tree.entries, *tree.data, *tree.sizes,
                                *(inode for names in tree.entries.values() for inode, _ in names.values())]) + 1
@@ -233,6 +245,13 @@ class TreeFiles:
 
     def _lookup(self, path: str):
         """(inode, kind) of `path`, None if absent; raises ValueError for a path this class does not answer."""
+        try:
+            return self.paths[path]
+        except KeyError:
+            entry = self.paths[path] = self._walk_path(path)
+            return entry
+
+    def _walk_path(self, path: str):
         if not path.startswith("/") or "/." in path or "//" in path:
             raise ValueError(path)
         entry = (ROOT_INODE, DIRECTORY)
@@ -255,7 +274,7 @@ class TreeFiles:
 
     def answer(self, call: tuple):
         try:
-            return getattr(self, "_" + call[0])(*call[1:])
+            return _ANSWERS[call[0]](self, *call[1:])
         except (ValueError, KeyError):
             return UNANSWERED
 
@@ -275,6 +294,7 @@ class TreeFiles:
             self.next_inode += 1
             self._names(parent[0], change=True)[name] = entry
             self.contents[entry[0]] = bytearray()
+            self.paths[path] = entry
         is_dir = entry[1] == DIRECTORY
         writable = flags & (os.O_WRONLY | os.O_RDWR) != 0
         if is_dir and writable:
@@ -342,4 +362,11 @@ class TreeFiles:
             raise ValueError(path)       # the session lets pyfakefs answer this one
         parent_path, _, name = path.rpartition("/")
         self._names(self._lookup(parent_path or "/")[0], change=True).pop(name)
+        self.paths = {path: None}         # only files are unlinked here, but other spellings may name it
         return None
+
+
+_ANSWERS = {name[1:]: function for name, function in vars(TreeFiles).items()
+            if name.startswith("_") and not name.startswith("__") and callable(function)
+            and name[1:] in ("exists", "open", "pread", "pwrite", "ftruncate", "size", "fsync",
+                             "fsync_directory_of", "close", "unlink")}

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from crashsweep.disk_model import BlockDevice
 from crashsweep.engines._fs_engines import interposition_scope, open_path_engine
-from crashsweep.engines._sqlite import MEMO as SQLITE_MEMO
 from crashsweep.engines._sqlite import journal_mode, open_sqlite, synchronous_level
 from crashsweep.engines._python_stores import DbmDumbStore, TinyDbStore
 from crashsweep.engines._user import engine_kind, is_user_engine_name, load_class, open_block_engine
@@ -45,7 +44,7 @@ class EngineAdapter:
     sectors_needed: Callable[[dict, int], int] = lambda options, sector_size: 8
     medium: str = "block"          # "block": opens on a device; "fs": opens on the file-system model
     scope: Callable | None = None  # for "fs" engines in Python: the interposition around engine calls
-    call_memo: object | None = None  # for an engine that is a function of its file calls' responses: their memo
+    memoizable: bool = False       # the engine is a function of its `SessionCalls` responses (see CallMemo)
 
     def parse_options(self, raw: dict[str, str]) -> dict:
         """Text options -> typed options. Raises EngineError naming the bad one."""
@@ -136,7 +135,7 @@ ADAPTERS["tinydb"] = _python_store("tinydb", TinyDbStore, "TinyDB (PyPI) with it
 
 ADAPTERS["sqlite"] = EngineAdapter(
     name="sqlite", description="SQLite (through apsw's VFS) on the POSIX file-system model; sync() is COMMIT",
-    open=open_sqlite, medium="fs", call_memo=SQLITE_MEMO,
+    open=open_sqlite, medium="fs", memoizable=True,
     option_types={"journal_mode": journal_mode, "synchronous": synchronous_level})
 
 

@@ -27,7 +27,7 @@ import itertools
 import os
 import random
 
-from crashsweep.disk_model import FS_BLOCK_BYTES, STORE_PATH, CallMemo, SessionCalls, shared_session
+from crashsweep.disk_model import FS_BLOCK_BYTES, STORE_PATH, SessionCalls, shared_session
 
 try:
     import apsw
@@ -40,9 +40,8 @@ JOURNAL_MODES = ("delete", "truncate", "persist", "wal")
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
 _temporary_names = itertools.count()
 # SQLite's only channel to the world: these calls. With randomness from the seed, SQLite is a function
-# of their responses, so the explorer may recover a state from `MEMO` when its responses are known.
-MEMO = CallMemo()
-_calls = SessionCalls(MEMO)
+# of their responses, so the explorer may answer a state from a memo of them (`CallMemo`).
+_calls = SessionCalls()
 
 
 class ModelFile:

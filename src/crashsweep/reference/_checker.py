@@ -110,13 +110,16 @@ def check_recovered(history: History, window: CrashWindow, recovered: Mapping[by
     return Verdict("not-a-snapshot", "not-a-snapshot", nearest=nearest, diff=diff, detail=detail)
 
 
-def check_recovered_windows(history: History, windows, recovered: Mapping[bytes, bytes]) -> Verdict:
+def check_recovered_windows(history: History, windows, recovered: Mapping[bytes, bytes],
+                            matches: list[int] | None = None) -> Verdict:
     """The read-out must be allowed by every window (a disk state shared by several crash points).
 
     Equivalently m in [max synced, min started]; a window that fails is reported.
-    The recovered map is hashed once, whatever the number of windows.
+    The recovered map is hashed once, whatever the number of windows; `matches`, when given, is
+    `history.matching_mutations(recovered)` already computed.
     """
-    matches = history.matching_mutations(recovered)
+    if matches is None:
+        matches = history.matching_mutations(recovered)
     verdict = None
     for synced, started in windows:
         window = CrashWindow(synced, started)
