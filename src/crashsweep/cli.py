@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--crash-depth", type=_non_negative_int, default=1,
                        help="crash again during recovery and continuation, to this depth")
     sweep.add_argument("--no-continue", action="store_true", help="do not run operations after recovery")
+    sweep.add_argument("--no-memo", action="store_true",
+                       help="recover every state with a live engine run, even where the engine's observation "
+                            "memo knows the result (SQLite; results are the same, only slower)")
     sweep.add_argument("--state-timeout", type=_positive_float, default=10.0, help="seconds per state (hang)")
     sweep.add_argument("--fs-model", choices=FS_MODELS, default=FS_MODEL_DEFAULT,
                        help="persistence model of the file-system model, for engines on files "
@@ -173,7 +176,7 @@ def run_sweep(args, progress_quiet: bool) -> tuple[SweepRun, dict, list[str]]:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} exists and is not a directory")
     options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
-                           budget_seconds=args.budget_seconds, resume=args.resume)
+                           budget_seconds=args.budget_seconds, resume=args.resume, memo=not args.no_memo)
     run = prepare(spec, options)
     with SweepProgress(len(run.plan.states), quiet=progress_quiet) as progress:
         run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),

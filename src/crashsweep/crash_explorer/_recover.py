@@ -151,7 +151,8 @@ def _memo_for(context, depth: int, choice: dict, history: History):
             and uses_fs(context)):
         return None
     if context.last_memo is not None and context.last_memo[0] is history:
-        return context.last_memo[1]
+        memo = context.last_memo[1]
+        return None if memo.off else memo
     keys = tuple(history.keys_sorted())
     memo = context.memos.get(keys)
     if memo is None:
@@ -159,7 +160,7 @@ def _memo_for(context, depth: int, choice: dict, history: History):
             context.memos.pop(next(iter(context.memos)))
         memo = context.memos[keys] = CallMemo()
     context.last_memo = (history, memo)
-    return memo
+    return None if memo.off else memo
 
 
 def _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
@@ -207,11 +208,13 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
     started = time.perf_counter()
     walk = memo.walk(image)
     if walk is None:
+        memo.count(False)
         return None
     result: dict = {"point": point_index, "choice": choice, "memo": True, "_engine_s": 0.0}
     first = walk.outcome
     events = list(first[2] if first[0] == "refused" else first[3])
     if first[0] == "refused":
+        memo.count(True)
         return _finish(result, check_refusal(first[1], damaged), events, timing, started)
     _, recovered, reads, _, derived = first
     if "matches" not in derived:
@@ -222,6 +225,7 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
         verdict = check_reads(recovered, reads)
     if verdict.ok and context.continuation:
         if not walk.go_on():
+            memo.count(False)
             return None       # no state recovered like this one was continued yet: run it live
         if "ops" not in derived:
             derived["ops"] = continuation_ops(continuation_rng(context.seed, 0, recovered), recovered)
@@ -230,6 +234,7 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
         if problem is None:
             result["continued"] = len(ops)
         verdict = problem or verdict
+    memo.count(True)
     return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
 
 

@@ -34,6 +34,7 @@ class SweepOptions:
     budget_seconds: float | None = None
     resume: bool = False
     inline: bool = False
+    memo: bool = True        # let an engine's observation memo answer states (same results, faster)
 
 
 @dataclass
@@ -99,6 +100,9 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             accept({"state": RECORD_FAILURE_STATE, "point": None, **run.recording.failure,
                     "engine_s": 0.0, "total_s": 0.0})
         units = make_units(run.spec.to_json(), run.plan.states, options.shard, set(run.results), run.spec.spec_id)
+        if not options.memo:
+            for unit in units:
+                unit["memo"] = False
         executor = InlineExecutor() if options.inline else LocalExecutor(options.jobs, run.spec.state_timeout_s)
         stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
         run.completed = executor.run(units, accept, stop)

@@ -1,7 +1,7 @@
 """Run a work unit: rebuild (or reuse) the recording, then recover and check each state.
 
 A unit is plain data (`{"unit": n, "spec": {...}, "states": [[id, point, choice,
-windows, image, points], ...]}`), so any process, local or remote, can run it and
+windows, image, points], ...]}`, and `"memo": false` to recover every state live), so any process, local or remote, can run it and
 get the same results.
 """
 
@@ -43,6 +43,7 @@ def run_unit(unit: dict) -> Iterator[dict]:
     """Yield one result per state, in the unit's order."""
     recording = recording_for(unit["spec"], unit.get("spec_id"))
     walk, spec = recording.walk, recording.spec
+    recording.context.memo = unit.get("memo", True)
     durable = _durable_for(recording, unit["states"])
     for state_id, point_index, choice, windows, image, points in unit["states"]:
         started = time.perf_counter()

@@ -33,6 +33,8 @@ from crashsweep.disk_model._fs_image import ROOT_INODE, FsTree
 from crashsweep.disk_model._fs_log import DIRECTORY
 
 NODES_MAX = 2_000_000      # trie nodes kept before the memo starts afresh (bounds memory, not results)
+TRIAL_STATES = 400         # after this many states, a memo that answered too few of them turns itself off:
+ANSWERED_MIN = 0.75        # a miss costs a walk and a recorded live run, more than a live run alone
 _STOP = ("stop",)
 UNANSWERED = ("unanswered",)   # a call `TreeFiles` does not answer: no recorded response equals it
 _recording: list = [None]      # the memo whose trail the live calls go to, if any
@@ -62,7 +64,7 @@ class CallMemo:
         self.nodes = 1
         self.trail: list | None = None     # (call, response key) pairs and stops of the run being recorded
         self.hits = self.misses = 0
-        self.off = False                   # set if the engine proved not to be a function of its responses
+        self.off = False     # set if the engine proved not to be a function of its responses, or misses too often
 
     # -- recording a real run --
     def begin(self) -> None:
@@ -110,11 +112,16 @@ class CallMemo:
         if self.off:
             return None
         walk = MemoWalk(self, TreeFiles(tree), self.root)
-        if walk.advance():
+        return walk if walk.advance() else None
+
+    def count(self, answered: bool) -> None:
+        """Tally a state the memo answered (or not); turn the memo off where it does not pay."""
+        if answered:
             self.hits += 1
-            return walk
-        self.misses += 1
-        return None
+        else:
+            self.misses += 1
+        if self.hits + self.misses == TRIAL_STATES and self.hits < ANSWERED_MIN * TRIAL_STATES:
+            self.off, self.root = True, _Node()
 
 
 class MemoWalk:
@@ -314,7 +321,19 @@ class TreeFiles:
     def _pread(self, handle, count, offset):
         if offset < 0:
             return ("error", errno.EINVAL)
-        return bytes(self._file(handle)[offset:offset + max(0, count)])
+        inode, is_dir = self.handles[handle]
+        if is_dir:
+            raise ValueError(handle)
+        content = self.contents.get(inode)
+        if content is not None:
+            return bytes(content[offset:offset + max(0, count)])
+        # Unchanged by this walk: read the tree's bytes in place (visible content: data[:size], zero-padded).
+        size = self.tree.sizes.get(inode, 0)
+        end = min(size, offset + max(0, count))
+        if end <= offset:
+            return b""
+        data = self.tree.data.get(inode, b"")[offset:end]
+        return bytes(data) + bytes(end - offset - len(data))
 
     def _pwrite(self, handle, data, offset):
         if offset < 0:
@@ -337,7 +356,11 @@ class TreeFiles:
         return None
 
     def _size(self, handle):
-        return len(self._file(handle))
+        inode, is_dir = self.handles[handle]
+        if is_dir:
+            raise ValueError(handle)
+        content = self.contents.get(inode)
+        return len(content) if content is not None else self.tree.sizes.get(inode, 0)
 
     def _fsync(self, handle):
         if handle not in self.handles:
