@@ -41,3 +41,128 @@ def test_sqlite_writes_the_same_bytes_every_run(journal_mode):
     out = subprocess.run([sys.executable, "-c", PLAN_DIGEST, journal_mode], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == hashlib.sha256(repr(first).encode()).hexdigest()
+
+
+def _results_without_timing(out_dir) -> dict:
+    results = {}
+    with open(out_dir / "results.jsonl") as handle:
+        for line in handle:
+            record_ = json.loads(line)
+            if "state" not in record_:
+                continue
+            for name in ("engine_s", "total_s", "memo"):
+                record_.pop(name, None)
+            results[record_["state"]] = record_
+    return results
+
+
+@pytest.mark.parametrize("journal_mode,synchronous", [("delete", "full"), ("truncate", "normal"),
+                                                      ("persist", "full"), ("wal", "normal")])
+def test_the_memo_gives_every_state_the_result_of_a_live_run(tmp_path, journal_mode, synchronous):
+    """Every state's result, with and without the observation memo, is the same: same verdicts, windows,
+    read-outs, continuations (a lost commit under synchronous=normal included)."""
+    from crashsweep.api import sweep
+    from crashsweep.reference import delete, encode_ops
+    ops = []
+    for number in range(4):
+        ops += [put(b"k%d" % number, b"v%d" % number * 200), sync()]
+    ops += [delete(b"k2"), put(b"k0", b"new"), sync()]
+    scenario = tmp_path / "ops.json"
+    scenario.write_text(json.dumps({"ops": encode_ops(ops)}))
+    settings = dict(options={"journal_mode": journal_mode, "synchronous": synchronous}, scenario=str(scenario),
+                    jobs=1, crash_depth=0, minimize=0, budget_states=500)
+    live = sweep("sqlite", out=tmp_path / "live", no_memo=True, **settings)
+    memo = sweep("sqlite", out=tmp_path / "memo", **settings)
+    assert live.summary["distinct_states"] == memo.summary["distinct_states"] >= 400
+    assert _results_without_timing(tmp_path / "live") == _results_without_timing(tmp_path / "memo")
+    answered = sum(1 for line in open(tmp_path / "memo" / "results.jsonl") if json.loads(line).get("memo"))
+    if journal_mode != "wal":      # a WAL state reads the whole log: few states look alike to SQLite
+        assert answered > memo.summary["distinct_states"] / 4
+
+
+def _planned(journal_mode: str):
+    from crashsweep.crash_explorer._medium import durable_of
+    recording = record(sqlite_spec(journal_mode, transactions=3))
+    plan = plan_states(recording)
+    durable = durable_of(recording.context, recording.walk, recording.log, hashed=False)
+    for planned in sorted(plan.states, key=lambda p: p.point):
+        point = recording.walk.points[planned.point]
+        durable.advance(point.durable_count)
+        yield recording, planned, durable.snapshot(durable.overlay(planned.choice))
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+def test_tree_files_answer_every_call_as_the_live_file_system_did(journal_mode):
+    """A live run records its calls; walking them on the same state's tree, without SQLite and without the
+    live file system, gives the same responses up to the same outcome, on every state of a sweep."""
+    from crashsweep.crash_explorer._recover import recover_state
+    from crashsweep.disk_model import CallMemo
+    states = 0
+    for recording, planned, tree in _planned(journal_mode):
+        context = recording.context
+        memo = context.memos[tuple(recording.history.keys_sorted())] = CallMemo()
+        context.last_memo = None
+        live = recover_state(context, tree, planned.choice, planned.windows, recording.history, planned.point, 0)
+        assert "memo" not in live and memo.nodes > 1
+        walk = memo.walk(tree)
+        assert walk is not None, planned.choice
+        assert walk.outcome[0] in ("read", "refused")
+        if live.get("continued"):
+            assert walk.go_on() and walk.outcome == ("done",)
+        again = recover_state(context, tree, planned.choice, planned.windows, recording.history, planned.point, 0)
+        assert again.pop("memo") is True
+        assert again == live
+        states += 1
+    assert states > 20
+
+
+def test_a_state_that_differs_in_bytes_sqlite_reads_is_not_answered():
+    from crashsweep.disk_model import CallMemo
+    from crashsweep.crash_explorer._recover import recover_state
+    for recording, planned, tree in _planned("delete"):
+        inode = tree.entries[4].get("db.sqlite", (None,))[0]
+        if inode is not None and tree.sizes.get(inode, 0) > 1000 and "db.sqlite-journal" not in tree.entries[4]:
+            break
+    context = recording.context
+    memo = context.memos[tuple(recording.history.keys_sorted())] = CallMemo()
+    context.last_memo = None
+    recover_state(context, tree, planned.choice, planned.windows, recording.history, planned.point, 0)
+    assert memo.walk(tree) is not None
+    changed = tree.copy()
+    data = bytearray(changed.data[inode])
+    data[28] ^= 0xFF               # the database size in the header: SQLite reads it on open
+    changed.data[inode] = data
+    assert memo.walk(changed) is None
+
+
+def test_a_memo_turns_itself_off_when_the_engine_is_not_a_function_of_its_responses():
+    from crashsweep.disk_model import CallMemo, FsTree
+    memo = CallMemo()
+    for call in (("exists", "/a"), ("exists", "/b")):
+        memo.begin()
+        memo.note(call, False)
+        memo.stop(("read", {}, {}, (), {}))
+        with pytest.warns(UserWarning) if call[1] == "/b" else _nothing():
+            memo.end()
+    assert memo.off and memo.walk(FsTree.initial()) is None
+
+
+def test_a_memo_that_answers_too_few_states_turns_itself_off():
+    from crashsweep.disk_model import CallMemo
+    from crashsweep.disk_model._fs_calls import ANSWERED_MIN, TRIAL_STATES
+    memo = CallMemo()
+    for number in range(TRIAL_STATES):
+        memo.count(number < ANSWERED_MIN * TRIAL_STATES - 1)
+    assert memo.off
+    kept = CallMemo()
+    for number in range(TRIAL_STATES):
+        kept.count(number < ANSWERED_MIN * TRIAL_STATES)
+    assert not kept.off
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
