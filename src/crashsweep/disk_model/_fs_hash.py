@@ -146,11 +146,6 @@ class HashedTree:
         self._blocks: dict[int, dict[int, int]] = {}
         self._sums: dict[int, int] = {}
         self._entries: list | None = None
-        # Per durable tree: (inode, its landed data ops) -> (size, content sum), and landed metadata
-        # ops -> (entries, sizes). A state's digest combines them, so the many states of a point that
-        # land the same ops on one file (and others on another) hash each file's part once.
-        self._file_parts: dict[tuple, tuple[int, int]] = {}
-        self._structures: dict[tuple, tuple[list, dict]] = {}
 
     def changed(self, op: FsOp) -> None:
         """`op` was applied to the durable tree."""
@@ -158,10 +153,6 @@ class HashedTree:
         self._sums.pop(op.inode, None)
         if op.kind not in (WRITE, SIZE):
             self._entries = None
-        if self._file_parts:
-            self._file_parts = {}
-        if self._structures:
-            self._structures = {}
 
     def _durable_blocks(self, inode: int) -> dict[int, int]:
         blocks = self._blocks.get(inode)
@@ -179,59 +170,48 @@ class HashedTree:
     def state_digest(self, landed: list[tuple[FsOp, list[int] | None]]) -> int:
         """The digest of the durable tree with `landed` applied in order (all of a write, or only `units`)."""
         tree = self.tree
-        data_ops: dict[int, list] = {}
-        meta_ops = []
+        structure: FsTree | None = None
+        files: dict[int, _SparseFile] = {}
         for op, units in landed:
             if op.kind == WRITE or op.kind == SIZE:
-                data_ops.setdefault(op.inode, []).append((op, units))
+                sparse = files.get(op.inode)
+                if sparse is None:
+                    size = (structure.sizes if structure is not None else tree.sizes).get(op.inode, 0)
+                    sparse = files[op.inode] = _SparseFile(tree.data.get(op.inode, b""), size)
+                if op.kind == SIZE:
+                    sparse.set_size(op.size)
+                elif units is None:
+                    sparse.write(op.offset, op.data)
+                else:
+                    for unit in units:
+                        sparse.write(*op.piece(unit))
             else:
-                meta_ops.append(op)
-        parts = {}
-        for inode, ops in data_ops.items():
-            key = (inode, tuple((op.op_id, None if units is None else tuple(units)) for op, units in ops))
-            part = self._file_parts.get(key)
-            if part is None:
-                part = self._file_parts[key] = self._file_part(inode, ops)
-            parts[inode] = part
-        if meta_ops:
-            key = tuple(op.op_id for op in meta_ops)
-            known = self._structures.get(key)
-            if known is None:
-                structure = FsTree()
-                structure.entries = {inode: dict(names) for inode, names in tree.entries.items()}
-                structure.sizes = {}
-                for op in meta_ops:
-                    structure.apply(op)
-                known = self._structures[key] = (_entry_list(structure.walk()), structure.sizes)
-            entries, new_sizes = known
+                if structure is None:
+                    structure = FsTree()
+                    structure.entries = {inode: dict(names) for inode, names in tree.entries.items()}
+                    structure.sizes = dict(tree.sizes)
+                    for inode, sparse in files.items():
+                        structure.sizes[inode] = sparse.size
+                structure.apply(op)
+                if op.inode in files:          # a new link of a file whose size we track keeps that size
+                    structure.sizes[op.inode] = files[op.inode].size
+        if structure is not None:
+            entries = _entry_list(structure.walk())
         else:
             if self._entries is None:
                 self._entries = _entry_list(tree.walk())
-            entries, new_sizes = self._entries, {}
-        sizes = tree.sizes
+            entries = self._entries
+        sizes = structure.sizes if structure is not None else tree.sizes
 
         def file_sum(inode: int) -> tuple[int, int]:
-            part = parts.get(inode)
-            if part is not None:
-                return part
-            size, total = self._durable_sum(inode)
-            return sizes.get(inode, new_sizes.get(inode, size)), total
+            sparse = files.get(inode)
+            if sparse is None:
+                size, total = self._durable_sum(inode)
+                return sizes.get(inode, size), total
+            durable = self._durable_blocks(inode)
+            total = self._sums[inode]
+            for index in sparse.changed_blocks():
+                total += block_hash(index, sparse.visible_block(index)) - durable.get(index, 0)
+            return sparse.size, total % HASH_MODULUS
 
         return _digest(entries, file_sum)
-
-    def _file_part(self, inode: int, ops: list) -> tuple[int, int]:
-        """(size, content sum) of one file after its landed data ops."""
-        sparse = _SparseFile(self.tree.data.get(inode, b""), self.tree.sizes.get(inode, 0))
-        for op, units in ops:
-            if op.kind == SIZE:
-                sparse.set_size(op.size)
-            elif units is None:
-                sparse.write(op.offset, op.data)
-            else:
-                for unit in units:
-                    sparse.write(*op.piece(unit))
-        durable = self._durable_blocks(inode)
-        total = self._sums[inode]
-        for index in sparse.changed_blocks():
-            total += block_hash(index, sparse.visible_block(index)) - durable.get(index, 0)
-        return sparse.size, total % HASH_MODULUS
