@@ -113,3 +113,27 @@ def test_a_work_unit_is_plain_json_and_runs_the_same_in_a_fresh_process(spec_fac
     with multiprocessing.get_context("spawn").Pool(1) as pool:   # no inherited recording or state
         there = pool.apply(_run_unit_from_json, (text,))
     assert here == there and len(here) > 1
+
+
+@pytest.mark.parametrize("engine,faults,ops", [("betree", "crash,torn,lost,corrupt,misdirect", 120),
+                                               ("sqlite", "crash,torn,lost", 24)])
+def test_planning_in_several_processes_gives_the_same_plan(monkeypatch, engine, faults, ops):
+    """Slices of points enumerated and hashed in forked processes fold into exactly the plan one process
+    makes: same states, ids, choices, windows, images, point counts and per-point figures."""
+    pytest.importorskip("apsw")
+    from crashsweep.crash_explorer import _plan
+    from crashsweep.crash_explorer._recording import record
+    from crashsweep.crash_explorer._spec import SweepSpec
+    from crashsweep.disk_model import FaultPlan
+    from crashsweep.scenarios import generate
+    spec = SweepSpec(ops=tuple(generate("random", seed=3, ops_count=ops)), engine=engine,
+                     faults=FaultPlan.parse(faults)).validate()
+    recording = record(spec)
+    monkeypatch.setattr(_plan, "PARALLEL_POINTS_MIN", 8)
+    alone = _plan.plan_states(recording)
+    forked = _plan.plan_states(recording, jobs=2)
+    assert len(alone.states) > 100 and alone.crash_points > 8
+    assert [vars(state) for state in forked.states] == [vars(state) for state in alone.states]
+    assert forked.per_point == alone.per_point
+    assert (forked.states_enumerated, forked.space_total, forked.exhausted, forked.distinct_total) == \
+        (alone.states_enumerated, alone.space_total, alone.exhausted, alone.distinct_total)

@@ -14,6 +14,8 @@ Invariants:
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -23,6 +25,8 @@ from crashsweep.crash_explorer._recording import Recording
 from crashsweep.crash_explorer._strategies import choice_key, corruption_variants, point_states
 
 UNIT_STATES_MAX = 64
+PARALLEL_POINTS_MIN = 400      # fewer crash points than this are planned in this process
+SLICES_PER_JOB = 4             # slices of points per planning process (an even spread of uneven points)
 
 
 @dataclass
@@ -52,24 +56,46 @@ def approximate(number: int) -> str:
     return f"~2^{number.bit_length() - 1}"
 
 
-def plan_states(recording: Recording, budget_states: int | None = None, first_states: int | None = None) -> Plan:
+def plan_states(recording: Recording, budget_states: int | None = None, first_states: int | None = None,
+                jobs: int = 1) -> Plan:
     """The distinct states to explore. `budget_states`: keep that many, spread over all points (round
     robin); `first_states`: stop enumerating once the earliest points gave that many (for minimization,
     which wants the earliest crash points and must not pay for planning the rest). With `first_states`
     a state's windows come only from the points planned: a later point with the same image could only
-    widen them towards operations after the crash, whose data the image cannot hold."""
+    widen them towards operations after the crash, whose data the image cannot hold.
+    `jobs` > 1 enumerates and hashes slices of the points in that many processes; the plan is the same."""
+    points = recording.walk.points
+    merger = _Merger()
+    if jobs > 1 and first_states is None and len(points) >= PARALLEL_POINTS_MIN and os.name == "posix":
+        for chunk in _parallel_chunks(recording, jobs):
+            merger.add(chunk)
+    else:
+        for chunk in _enumerate(recording, 0, len(points), first_states):
+            merger.add(chunk)
+    ordered = _round_robin(merger.per_point_states)
+    for state_id, planned in enumerate(ordered):
+        planned.state_id = state_id
+    distinct_total = len(ordered)
+    exhausted = merger.exhausted and (first_states is None or len(merger.per_point) == len(points))
+    if budget_states is not None and budget_states < distinct_total:
+        ordered = ordered[:budget_states]
+        exhausted = False
+    return Plan(ordered, len(points), merger.enumerated, distinct_total, merger.space_total, exhausted,
+                merger.per_point)
+
+
+def _enumerate(recording: Recording, start: int, stop: int, first_states: int | None = None):
+    """Per point in [start, stop): `(stats, [(image, first choice, occurrences), ...] in first-seen order,
+    exhausted)`, images new to this run of points with their choice, others with `None` (fewer bytes
+    between processes). Stops early once `first_states` distinct images were found."""
     spec, walk = recording.spec, recording.walk
     durable = durable_of(recording.context, walk, recording.log)
-    by_image: dict[int, PlannedState] = {}
     image_of_landings: dict[str, int] = {}     # at the current durable count (points never go back)
     landings_durable_count = -1
-    per_point_states: list[list[PlannedState]] = []
-    per_point, enumerated, space_total, exhausted = [], 0, 0, True
-    found = 0
-    for point in walk.points:
-        if first_states is not None and found >= first_states:
-            exhausted = False
-            break
+    seen: set[int] = set()
+    for point in walk.points[start:stop]:
+        if first_states is not None and len(seen) >= first_states:
+            return
         durable.advance(point.durable_count)
         if point.durable_count != landings_durable_count:
             image_of_landings, landings_durable_count = {}, point.durable_count
@@ -82,36 +108,81 @@ def plan_states(recording: Recording, budget_states: int | None = None, first_st
         choices += corruption_variants(
             point, choices, spec.faults, durable_sectors, spec.sector_size, spec.sector_count, walk.writes, rng,
             lambda sector, rid, offset: durable.get(sector) if rid is None else durable.sector_data(rid, offset))
-        space_total += space
-        exhausted = exhausted and point_exhausted and not spec.faults.corruption_kinds
-        fresh = []
+        here: dict[int, list] = {}
         for choice in choices:
             # The same landings over the same durable image are the same state: hash it once.
             landings = choice_key(choice)
             image = image_of_landings.get(landings)
             if image is None:
                 image = image_of_landings[landings] = durable.state_hash(durable.overlay(choice), choice)
-            existing = by_image.get(image)
-            if existing is None:
-                planned = by_image[image] = PlannedState(-1, point.index, choice, list(point.windows), image)
-                fresh.append(planned)
+            entry = here.get(image)
+            if entry is None:
+                here[image] = [image, None if image in seen else choice, 1]
+                seen.add(image)
             else:
-                existing.points += existing.point != point.index
-                existing.windows.extend(w for w in point.windows if w not in existing.windows)
-        enumerated += len(choices)
-        found += len(fresh)
-        per_point_states.append(fresh)
-        per_point.append({"point": point.index, "op": point.op_index, "position": point.position,
-                          "pending": len(point.pending), "space": space, "enumerated": len(choices),
-                          "distinct": len(fresh), "exhausted": point_exhausted})
-    ordered = _round_robin(per_point_states)
-    for state_id, planned in enumerate(ordered):
-        planned.state_id = state_id
-    distinct_total = len(ordered)
-    if budget_states is not None and budget_states < distinct_total:
-        ordered = ordered[:budget_states]
-        exhausted = False
-    return Plan(ordered, len(walk.points), enumerated, distinct_total, space_total, exhausted, per_point)
+                entry[2] += 1
+        stats = {"point": point.index, "op": point.op_index, "position": point.position,
+                 "pending": len(point.pending), "space": space, "enumerated": len(choices), "distinct": 0,
+                 "exhausted": point_exhausted}
+        yield point, stats, list(here.values()), point_exhausted and not spec.faults.corruption_kinds
+
+
+class _Merger:
+    """Folds enumerated points, in point order, into planned states: an image's state is its first
+    (point, choice); every later occurrence adds its point's windows (DESIGN §5: one recovery, checked
+    against every point that can leave the disk so)."""
+
+    def __init__(self) -> None:
+        self.by_image: dict[int, PlannedState] = {}
+        self.per_point_states: list[list[PlannedState]] = []
+        self.per_point: list[dict] = []
+        self.enumerated = self.space_total = 0
+        self.exhausted = True
+
+    def add(self, enumerated_point) -> None:
+        point, stats, images, exhausted = enumerated_point
+        fresh = []
+        for image, choice, occurrences in images:
+            existing = self.by_image.get(image)
+            if existing is None:
+                assert choice is not None, "a slice sends the choice of every image new to it"
+                existing = self.by_image[image] = PlannedState(-1, point.index, choice, list(point.windows), image)
+                fresh.append(existing)
+                occurrences -= 1            # the others are at this same point: nothing to add
+                if not occurrences:
+                    continue
+            existing.points += occurrences if existing.point != point.index else 0
+            existing.windows.extend(w for w in point.windows if w not in existing.windows)
+        stats["distinct"] = len(fresh)
+        self.per_point_states.append(fresh)
+        self.per_point.append(stats)
+        self.enumerated += stats["enumerated"]
+        self.space_total += stats["space"]
+        self.exhausted = self.exhausted and exhausted
+
+
+_forked: list = []     # the recording a forked planning process works on (set before the fork)
+
+
+def _enumerate_slice(bounds: tuple[int, int]) -> list:
+    recording = _forked[0]
+    return [(point.index, stats, images, exhausted)
+            for point, stats, images, exhausted in _enumerate(recording, *bounds)]
+
+
+def _parallel_chunks(recording: Recording, jobs: int):
+    """`_enumerate` over slices of the points in `jobs` forked processes, yielded in point order."""
+    points = recording.walk.points
+    size = max(PARALLEL_POINTS_MIN // 4, len(points) // (jobs * SLICES_PER_JOB) + 1)
+    bounds = [(start, min(start + size, len(points))) for start in range(0, len(points), size)]
+    _forked[:] = [recording]
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            for slice_result in pool.imap(_enumerate_slice, bounds):
+                for index, stats, images, exhausted in slice_result:
+                    yield points[index], stats, images, exhausted
+    finally:
+        _forked.clear()
 
 
 def _round_robin(groups: list[list[PlannedState]]) -> list[PlannedState]:

@@ -56,7 +56,7 @@ def prepare(spec: SweepSpec, options: SweepOptions) -> SweepRun:
     """Record and plan (no output written yet)."""
     recording = record(spec)
     remember(recording)
-    plan = plan_states(recording, options.budget_states)
+    plan = plan_states(recording, options.budget_states, jobs=options.jobs)
     return SweepRun(spec, options, recording, plan)
 
 
