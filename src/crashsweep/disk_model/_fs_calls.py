@@ -31,10 +31,11 @@ import warnings
 
 from crashsweep.disk_model._fs_image import ROOT_INODE, FsTree
 from crashsweep.disk_model._fs_log import DIRECTORY
+from crashsweep.disk_model._fs_session import shared_session
 
 NODES_MAX = 2_000_000      # trie nodes kept before the memo starts afresh (bounds memory, not results)
-TRIAL_STATES = 400         # after this many states, a memo that answered too few of them turns itself off:
-ANSWERED_MIN = 0.75        # a miss costs a walk and a recorded live run, more than a live run alone
+TRIAL_STATES = 200         # after this many states, a memo that answered too few of them turns itself off:
+ANSWERED_MIN = 0.6         # a miss costs a walk and a recorded live run, more than a live run alone
 _STOP = ("stop",)
 UNANSWERED = ("unanswered",)   # a call `TreeFiles` does not answer: no recorded response equals it
 _recording: list = [None]      # the memo whose trail the live calls go to, if any
@@ -167,63 +168,91 @@ class SessionCalls:
         self.next_handle = 0
         self.generation += 1
 
-    def _call(self, call: tuple, perform):
-        memo = _recording[0]
+    @staticmethod
+    def _noted(memo: CallMemo, call: tuple, perform):
         try:
             response = perform()
         except OSError as error:
-            if memo is not None:
-                memo.note(call, ("error", error.errno))
+            memo.note(call, ("error", error.errno))
             raise
-        if memo is not None:
-            memo.note(call, response)
+        memo.note(call, response)
         return response
 
-    @staticmethod
-    def _session():
-        from crashsweep.disk_model._fs_session import shared_session
-        return shared_session()
-
+    # Each call: straight to the session unless a memo records (the common, fast case when it does not).
     def exists(self, path: str) -> bool:
-        return self._call(("exists", path), lambda: self._session().exists(path))
+        memo = _recording[0]
+        if memo is None:
+            return shared_session().exists(path)
+        return self._noted(memo, ("exists", path), lambda: shared_session().exists(path))
 
     def open(self, path: str, flags: int) -> int:
-        def perform():
-            self.fds[self.next_handle] = self._session().open(path, flags)
-            return None
-        self._call(("open", path, flags), perform)
+        memo = _recording[0]
+        if memo is None:
+            self.fds[self.next_handle] = shared_session().open(path, flags)
+        else:
+            def perform():
+                self.fds[self.next_handle] = shared_session().open(path, flags)
+            self._noted(memo, ("open", path, flags), perform)
         self.next_handle += 1
         return self.next_handle - 1
 
     def pread(self, handle: int, count: int, offset: int) -> bytes:
-        return self._call(("pread", handle, count, offset), lambda: self._session().pread(self.fds[handle], count, offset))
+        memo = _recording[0]
+        if memo is None:
+            return shared_session().pread(self.fds[handle], count, offset)
+        return self._noted(memo, ("pread", handle, count, offset),
+                           lambda: shared_session().pread(self.fds[handle], count, offset))
 
     def pwrite(self, handle: int, data: bytes, offset: int) -> None:
+        memo = _recording[0]
+        if memo is None:
+            shared_session().pwrite(self.fds[handle], data, offset)
+            return
+
         def perform():
-            self._session().pwrite(self.fds[handle], data, offset)
-        self._call(("pwrite", handle, data, offset), perform)
+            shared_session().pwrite(self.fds[handle], data, offset)
+        self._noted(memo, ("pwrite", handle, data, offset), perform)
 
     def ftruncate(self, handle: int, size: int) -> None:
-        self._call(("ftruncate", handle, size), lambda: self._session().ftruncate(self.fds[handle], size))
+        memo = _recording[0]
+        if memo is None:
+            return shared_session().ftruncate(self.fds[handle], size)
+        self._noted(memo, ("ftruncate", handle, size), lambda: shared_session().ftruncate(self.fds[handle], size))
 
     def size(self, handle: int) -> int:
-        return self._call(("size", handle), lambda: self._session().size(self.fds[handle]))
+        memo = _recording[0]
+        if memo is None:
+            return shared_session().size(self.fds[handle])
+        return self._noted(memo, ("size", handle), lambda: shared_session().size(self.fds[handle]))
 
     def fsync(self, handle: int) -> None:
-        self._call(("fsync", handle), lambda: self._session().fsync(self.fds[handle]))
+        memo = _recording[0]
+        if memo is None:
+            return shared_session().fsync(self.fds[handle])
+        self._noted(memo, ("fsync", handle), lambda: shared_session().fsync(self.fds[handle]))
 
     def fsync_directory_of(self, path: str) -> None:
-        self._call(("fsync_directory_of", path), lambda: self._session().fsync_directory_of(path))
+        memo = _recording[0]
+        if memo is None:
+            return shared_session().fsync_directory_of(path)
+        self._noted(memo, ("fsync_directory_of", path), lambda: shared_session().fsync_directory_of(path))
 
     def close(self, handle: int) -> None:
         def perform():
             fd = self.fds.pop(handle, None)
-            if fd is not None and fd in self._session().files:
-                self._session().close(fd)
-        self._call(("close", handle), perform)
+            session = shared_session()
+            if fd is not None and fd in session.files:
+                session.close(fd)
+        memo = _recording[0]
+        if memo is None:
+            return perform()
+        self._noted(memo, ("close", handle), perform)
 
     def unlink(self, path: str) -> None:
-        self._call(("unlink", path), lambda: self._session().unlink(path))
+        memo = _recording[0]
+        if memo is None:
+            return shared_session().unlink(path)
+        self._noted(memo, ("unlink", path), lambda: shared_session().unlink(path))
 
 
 class TreeFiles:
