@@ -79,6 +79,9 @@ TRICKY = {      # (durable micro-ops, landed micro-ops) that once hashed wrong i
     "write, truncate, grow: the written bytes are gone too": (
         [(SIZE, 20, 2)], [(WRITE, 20, 0, b"\3" * 5), (SIZE, 20, 0), (SIZE, 20, BLOCK)]),
     "rename over a file": ([(WRITE, 21, 0, b"\1"), (SIZE, 21, 1)], [(RENAME, 21, "b", "a")]),
+    "a small write, a cut above it, growth: durable bytes past the cut stay gone": (
+        [(WRITE, 20, 0, b"\4" * (2 * BLOCK)), (SIZE, 20, 2 * BLOCK)],
+        [(WRITE, 20, 0, b"\5" * 9), (SIZE, 20, BLOCK // 2), (SIZE, 20, 2 * BLOCK)]),
 }
 
 

@@ -82,12 +82,13 @@ class _SparseFile:
     Visible content: that, for p < `size`; zero-padding past the data.
     """
 
-    __slots__ = ("base", "cut", "size", "blocks", "low", "high")
+    __slots__ = ("base", "cut", "size", "blocks", "low", "high", "extent")
 
     def __init__(self, base, size: int):
         self.base, self.cut, self.size = base, len(base), size
         self.blocks: dict[int, bytearray] = {}
         self.low = self.high = size         # visible bytes in [low, high) may have changed
+        self.extent = 0                     # touched blocks hold no non-zero byte from here on
 
     def _block(self, index: int) -> bytearray:
         block = self.blocks.get(index)
@@ -95,10 +96,13 @@ class _SparseFile:
             start = index * FS_BLOCK_BYTES
             block = self.blocks[index] = bytearray(_padded(self.base[start:max(start, min(start + FS_BLOCK_BYTES,
                                                                                             self.cut))]))
+            self.extent = max(self.extent, min(start + FS_BLOCK_BYTES, self.cut))
         return block
 
     def write(self, offset: int, data: bytes) -> None:
         position, end = offset, offset + len(data)
+        if end > self.extent:
+            self.extent = end
         while position < end:
             index, within = divmod(position, FS_BLOCK_BYTES)
             count = min(FS_BLOCK_BYTES - within, end - position)
@@ -107,11 +111,13 @@ class _SparseFile:
 
     def set_size(self, size: int) -> None:
         """A `size` micro-op: data from `size` on is gone (even if the file grows again later)."""
-        for index, block in self.blocks.items():
-            start = index * FS_BLOCK_BYTES
-            if start + FS_BLOCK_BYTES > size:
-                cut_at = max(0, size - start)
-                block[cut_at:] = bytes(FS_BLOCK_BYTES - cut_at)
+        if size < self.extent:     # else no touched block holds data from `size` on (an append's size)
+            for index, block in self.blocks.items():
+                start = index * FS_BLOCK_BYTES
+                if start + FS_BLOCK_BYTES > size:
+                    cut_at = max(0, size - start)
+                    block[cut_at:] = bytes(FS_BLOCK_BYTES - cut_at)
+            self.extent = size
         if size < self.cut:
             self.cut = size
         self.low = min(self.low, size)       # every earlier size is already within [low, high)
