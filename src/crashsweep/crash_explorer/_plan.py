@@ -90,7 +90,7 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
     between processes). Stops early once `first_states` distinct images were found."""
     spec, walk = recording.spec, recording.walk
     durable = durable_of(recording.context, walk, recording.log)
-    image_of_landings: dict[str, int] = {}     # at the current durable count (points never go back)
+    image_of_landings: dict = {}     # landings -> image, at the current durable count (points never go back)
     landings_durable_count = -1
     seen: set[int] = set()
     for point in walk.points[start:stop]:
@@ -111,7 +111,7 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
         here: dict[int, list] = {}
         for choice in choices:
             # The same landings over the same durable image are the same state: hash it once.
-            landings = choice_key(choice)
+            landings = _landings(choice)
             image = image_of_landings.get(landings)
             if image is None:
                 image = image_of_landings[landings] = durable.state_hash(durable.overlay(choice), choice)
@@ -125,6 +125,14 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
                  "pending": len(point.pending), "space": space, "enumerated": len(choices), "distinct": 0,
                  "exhausted": point_exhausted}
         yield point, stats, list(here.values()), point_exhausted and not spec.faults.corruption_kinds
+
+
+def _landings(choice: dict):
+    """A choice as a dict key (what `choice_key` says, without JSON: planning makes a key per choice)."""
+    if len(choice) == 1 and "persist" in choice:
+        return tuple(choice["persist"])
+    return (tuple(choice.get("persist", ())), tuple((rid, tuple(units)) for rid, units in choice.get("torn", ())),
+            choice_key(choice) if len(choice) > ("persist" in choice) + ("torn" in choice) else None)
 
 
 class _Merger:
