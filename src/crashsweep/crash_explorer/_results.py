@@ -2,9 +2,11 @@
 
 Line 1 is a header ({"type": "header", "format": 1, "spec_id", "spec", "plan"}).
 Every further line is one state's result ({"type": "state", "state": id, ...}).
-Each line is written with a single `os.write` on an O_APPEND descriptor, so a
-kill leaves at most one partial last line; readers skip it and `--resume`
-truncates it, then appends the states still missing.
+Lines go out in batches (at most `BATCH_LINES` lines or `BATCH_SECONDS` apart, and
+at close, which Ctrl-C reaches), each batch with a single `os.write` on an O_APPEND
+descriptor, so a kill leaves at most one partial last line and loses at most the last
+batch; readers skip a partial line and `--resume` truncates it, then runs the states
+still missing.
 
 Invariants: a state id appears at most once in a file written by this module;
 the summary is computed from the set of results, so it does not depend on order.
@@ -14,12 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 
 from crashsweep.crash_explorer.errors import ExplorerError
 
 RESULTS_FORMAT = 1
 RESULTS_NAME = "results.jsonl"
+BATCH_LINES = 256
+BATCH_SECONDS = 0.25
 
 
 class ResultsError(ExplorerError, ValueError):
@@ -59,6 +64,8 @@ class ResultsWriter:
     def __init__(self, path: str, header: dict, resume: bool = False):
         self.path = path
         self.done: dict[int, dict] = {}
+        self._pending: list[str] = []
+        self._flushed_at = time.monotonic()
         if resume and os.path.exists(path):
             old_header, results, valid = read_results(path)
             if old_header.get("spec_id") != header["spec_id"]:
@@ -71,11 +78,21 @@ class ResultsWriter:
         else:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
             self._write_line({"type": "header", "format": RESULTS_FORMAT, **header})
+            self.flush()
 
     def _write_line(self, record: dict) -> None:
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        written = os.write(self._fd, line)
-        assert written == len(line), "short write to results.jsonl"
+        self._pending.append(json.dumps(record, separators=(",", ":")) + "\n")
+        if len(self._pending) >= BATCH_LINES or time.monotonic() - self._flushed_at > BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the lines written so far (one `os.write`)."""
+        if self._pending:
+            data = "".join(self._pending).encode()
+            self._pending = []
+            written = os.write(self._fd, data)
+            assert written == len(data), "short write to results.jsonl"
+        self._flushed_at = time.monotonic()
 
     def write(self, result: dict) -> None:
         assert result["state"] not in self.done, result["state"]
@@ -85,6 +102,7 @@ class ResultsWriter:
 
     def close(self) -> None:
         if self._fd >= 0:
+            self.flush()
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1

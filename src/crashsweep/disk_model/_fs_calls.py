@@ -49,12 +49,17 @@ def response_key(response):
 
 
 class _Node:
-    __slots__ = ("call", "children", "outcome")
+    __slots__ = ("call", "children", "outcome", "answer", "args")
 
     def __init__(self) -> None:
         self.call = None          # the next call, _STOP at a stopping point, None while unknown
         self.children: dict = {}  # response key -> node (at a stopping point: the single key None)
         self.outcome = None       # at a stopping point: what the caller recorded there
+        self.answer = None        # the call's `TreeFiles` method, and its arguments (a walk's hot path)
+        self.args: tuple = ()
+
+    def set_call(self, call: tuple) -> None:
+        self.call, self.answer, self.args = call, _ANSWERS[call[0]], call[1:]
 
 
 class CallMemo:
@@ -95,7 +100,7 @@ class CallMemo:
                 node.call, node.outcome = _STOP, key
                 key = None
             elif node.call is None:
-                node.call = call
+                node.set_call(call)
             elif node.call != call:      # the engine is not a function of its responses: stop memoizing
                 warnings.warn(f"crashsweep: the engine made call {call[:2]} where it made {node.call[:2]} on the "
                               f"same responses before; recovering every state live from now on", stacklevel=2)
@@ -135,16 +140,22 @@ class MemoWalk:
     def advance(self) -> bool:
         """Answer calls until the next stopping point. False if a response (or the whole path) is unknown."""
         node, files = self.node, self.files
-        while True:
-            call = node.call
-            if call is None:
-                return False
-            if call is _STOP:
-                self.node, self.outcome = node, node.outcome
-                return True
-            node = node.children.get(response_key(files.answer(call)))
-            if node is None:
-                return False
+        try:
+            while True:
+                answer = node.answer
+                if answer is None:
+                    if node.call is _STOP:
+                        self.node, self.outcome = node, node.outcome
+                        return True
+                    return False
+                response = answer(files, *node.args)       # `TreeFiles.answer`, inlined
+                if response.__class__ is bytes and len(response) > 32:
+                    response = hashlib.blake2b(response, digest_size=16).digest()
+                node = node.children.get(response)
+                if node is None:
+                    return False
+        except (ValueError, KeyError):                      # a call `TreeFiles` does not answer
+            return False
 
     def go_on(self) -> bool:
         """Continue past the current stopping point to the next one."""
