@@ -72,9 +72,14 @@ class _Worker:
         self.unit: dict | None = None
         self.reported: set[int] = set()
         self.last_heard = time.monotonic()
+        self.specs_sent: set = set()
 
     def give(self, unit: dict) -> None:
         self.unit, self.reported, self.last_heard = unit, set(), time.monotonic()
+        spec_id = unit.get("spec_id")
+        if spec_id is not None and spec_id in self.specs_sent:
+            unit = {**unit, "spec": None}       # the worker keeps the recording of a spec it was sent
+        self.specs_sent.add(spec_id)
         self.connection.send(unit)
 
     def stop(self, kill: bool = False) -> None:

@@ -19,6 +19,7 @@ import os
 import random
 from dataclasses import dataclass, field
 
+from crashsweep.crash_explorer._collector import collector_paused
 from crashsweep.crash_explorer._image import is_zero
 from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer._recording import Recording
@@ -66,12 +67,13 @@ def plan_states(recording: Recording, budget_states: int | None = None, first_st
     `jobs` > 1 enumerates and hashes slices of the points in that many processes; the plan is the same."""
     points = recording.walk.points
     merger = _Merger()
-    if jobs > 1 and first_states is None and len(points) >= PARALLEL_POINTS_MIN and os.name == "posix":
-        for chunk in _parallel_chunks(recording, jobs):
-            merger.add(chunk)
-    else:
-        for chunk in _enumerate(recording, 0, len(points), first_states):
-            merger.add(chunk)
+    with collector_paused():
+        if jobs > 1 and first_states is None and len(points) >= PARALLEL_POINTS_MIN and os.name == "posix":
+            for chunk in _parallel_chunks(recording, jobs):
+                merger.add(chunk)
+        else:
+            for chunk in _enumerate(recording, 0, len(points), first_states):
+                merger.add(chunk)
     ordered = _round_robin(merger.per_point_states)
     for state_id, planned in enumerate(ordered):
         planned.state_id = state_id

@@ -8,6 +8,7 @@ Invariants:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
@@ -90,11 +91,15 @@ class SweepSpec:
         return resolve_engine(self.engine).parse_options(dict(self.options))
 
     def to_json(self) -> dict:
-        data = asdict(self)
-        data["ops"] = encode_ops(list(self.ops))
-        data["options"] = dict(self.options)
-        data["faults"] = self.faults.to_json()
-        return data
+        """The spec as JSON data: a fresh dict each call; its `ops` list is shared (do not change it)."""
+        cached = self.__dict__.get("_json")
+        if cached is None:           # a frozen spec encodes the same every time: once (traces ask per violation)
+            cached = asdict(self)
+            cached["ops"] = encode_ops(list(self.ops))
+            cached["options"] = dict(self.options)
+            cached["faults"] = self.faults.to_json()
+            object.__setattr__(self, "_json", cached)
+        return {**cached, "options": dict(cached["options"]), "faults": copy.deepcopy(cached["faults"])}
 
     @classmethod
     def from_json(cls, data: dict) -> "SweepSpec":
@@ -115,8 +120,12 @@ class SweepSpec:
 
     @property
     def spec_id(self) -> str:
-        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
-        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        cached = self.__dict__.get("_id")
+        if cached is None:
+            text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+            cached = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+            object.__setattr__(self, "_id", cached)
+        return cached
 
     def with_ops(self, ops: list[Op]) -> "SweepSpec":
         return replace(self, ops=tuple(ops))

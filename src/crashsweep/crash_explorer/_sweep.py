@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from crashsweep.crash_explorer._collector import collector_paused
 from crashsweep.crash_explorer._executor import InlineExecutor, LocalExecutor
 from crashsweep.crash_explorer._plan import Plan, approximate, make_units, plan_states
 from crashsweep.crash_explorer._recording import Recording, record
@@ -95,22 +96,23 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             run.traces.append(write_trace(traces_dir, trace, trace_name(result)))
         on_result(result, run)
 
-    try:
-        if run.recording.failure is not None and RECORD_FAILURE_STATE not in run.results:
-            accept({"state": RECORD_FAILURE_STATE, "point": None, **run.recording.failure,
-                    "engine_s": 0.0, "total_s": 0.0})
-        units = make_units(run.spec.to_json(), run.plan.states, options.shard, set(run.results), run.spec.spec_id)
-        if not options.memo:
-            for unit in units:
-                unit["memo"] = False
-        executor = InlineExecutor() if options.inline else LocalExecutor(options.jobs, run.spec.state_timeout_s)
-        stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
-        run.completed = executor.run(units, accept, stop)
-    except KeyboardInterrupt:
-        run.interrupted = True
-    finally:
-        writer.close()
-        run.elapsed_s = time.monotonic() - started
+    with collector_paused():   # results hold no cycles: collecting over them only cost time
+        try:
+            if run.recording.failure is not None and RECORD_FAILURE_STATE not in run.results:
+                accept({"state": RECORD_FAILURE_STATE, "point": None, **run.recording.failure,
+                        "engine_s": 0.0, "total_s": 0.0})
+            units = make_units(run.spec.to_json(), run.plan.states, options.shard, set(run.results), run.spec.spec_id)
+            if not options.memo:
+                for unit in units:
+                    unit["memo"] = False
+            executor = InlineExecutor() if options.inline else LocalExecutor(options.jobs, run.spec.state_timeout_s)
+            stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
+            run.completed = executor.run(units, accept, stop)
+        except KeyboardInterrupt:
+            run.interrupted = True
+        finally:
+            writer.close()
+            run.elapsed_s = time.monotonic() - started
     return run
 
 

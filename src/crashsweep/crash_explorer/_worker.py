@@ -27,10 +27,12 @@ def remember(recording: Recording) -> None:
     _recordings[recording.spec.spec_id] = recording
 
 
-def recording_for(spec_json: dict, spec_id: str | None = None) -> Recording:
-    """The recording of a spec: cached by its id (given by the unit, so a cache hit costs no parsing)."""
+def recording_for(spec_json: dict | None, spec_id: str | None = None) -> Recording:
+    """The recording of a spec: cached by its id (given by the unit, so a cache hit costs no parsing).
+    `spec_json` may be None when this process was sent the spec before (and so keeps its recording)."""
     recording = _recordings.get(spec_id) if spec_id is not None else None
     if recording is None:
+        assert spec_json is not None, f"a unit without its spec, of spec {spec_id} this process does not hold"
         spec = SweepSpec.from_json(spec_json)
         recording = _recordings.get(spec.spec_id)
         if recording is None:
