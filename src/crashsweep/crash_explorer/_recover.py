@@ -108,7 +108,7 @@ def continuation_ops(rng: random.Random, recovered: Mapping[bytes, bytes]) -> li
 def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dict, windows, history: History,
                   point_index: int, depth: int, timing: dict | None = None, chain: list | None = None,
                   damaged: bool = False) -> dict:
-    """Result of one state as a JSON-ready dict (see docs/results-format.md).
+    """Result of one state as a JSON-ready dict (see docs/trace-format.md, results.jsonl).
 
     `chain`, when given, names the further crashes to take (replay) instead of exploring them.
     `damaged`: the image already holds injected damage (a crash after recovering a corrupted
