@@ -100,8 +100,8 @@ def test_tree_files_answer_every_call_as_the_live_file_system_did(journal_mode):
     states = 0
     for recording, planned, tree in _planned(journal_mode):
         context = recording.context
-        memo = context.memos[tuple(recording.history.keys_sorted())] = CallMemo()
-        context.last_memo = None
+        memo = CallMemo()
+        context.memos[id(recording.history)] = (recording.history, memo)
         live = recover_state(context, tree, planned.choice, planned.windows, recording.history, planned.point, 0)
         assert "memo" not in live and memo.nodes > 1
         walk = memo.walk(tree)
@@ -124,8 +124,8 @@ def test_a_state_that_differs_in_bytes_sqlite_reads_is_not_answered():
         if inode is not None and tree.sizes.get(inode, 0) > 1000 and "db.sqlite-journal" not in tree.entries[4]:
             break
     context = recording.context
-    memo = context.memos[tuple(recording.history.keys_sorted())] = CallMemo()
-    context.last_memo = None
+    memo = CallMemo()
+    context.memos[id(recording.history)] = (recording.history, memo)
     recover_state(context, tree, planned.choice, planned.windows, recording.history, planned.point, 0)
     assert memo.walk(tree) is not None
     changed = tree.copy()
@@ -166,3 +166,15 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_the_memo_gives_the_same_results_with_second_crashes(tmp_path):
+    """At crash depth 1 the memo answers nested states (each continuation's own history, its own memo);
+    every result, nested state counts and violations included, equals the live sweep's."""
+    from crashsweep.api import sweep
+    settings = dict(options={"journal_mode": "delete", "synchronous": "full"}, scenario="default", ops=12,
+                    jobs=1, crash_depth=1, minimize=0, budget_states=120)
+    live = sweep("sqlite", out=tmp_path / "live", no_memo=True, **settings)
+    memo = sweep("sqlite", out=tmp_path / "memo", **settings)
+    assert live.summary["nested_states"] == memo.summary["nested_states"] > 500
+    assert _results_without_timing(tmp_path / "live") == _results_without_timing(tmp_path / "memo")

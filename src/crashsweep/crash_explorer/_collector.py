@@ -16,8 +16,15 @@ import contextlib
 import gc
 
 
+PAUSE_OBJECTS_MIN = 10_000     # below this many states or results the collector costs little: leave it be
+
+
 @contextlib.contextmanager
-def collector_paused():
+def collector_paused(objects: int):
+    """Pause around a phase that keeps about `objects` long-lived objects (states, results)."""
+    if objects < PAUSE_OBJECTS_MIN:
+        yield
+        return
     gc.collect()        # garbage cycles made before the phase are freed, not frozen
     gc.freeze()
     enabled = gc.isenabled()

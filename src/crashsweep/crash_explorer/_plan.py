@@ -67,7 +67,7 @@ def plan_states(recording: Recording, budget_states: int | None = None, first_st
     `jobs` > 1 enumerates and hashes slices of the points in that many processes; the plan is the same."""
     points = recording.walk.points
     merger = _Merger()
-    with collector_paused():
+    with collector_paused(len(points) * 100):    # ~100 choices a point (none kept for long when few)
         if jobs > 1 and first_states is None and len(points) >= PARALLEL_POINTS_MIN and os.name == "posix":
             for chunk in _parallel_chunks(recording, jobs):
                 merger.add(chunk)

@@ -11,7 +11,6 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections.abc import Mapping
@@ -56,8 +55,7 @@ class StateContext:
     state_timeout_s: float
     fs_model: str = "posix"
     memo: bool = True         # let an engine's observation memo answer states (results are the same either way)
-    memos: dict = field(default_factory=dict)    # keys read out -> CallMemo (one per harness behaviour)
-    last_memo: tuple | None = None               # (history, its memo): the common case, found without hashing
+    memos: dict = field(default_factory=dict)    # id(history) -> (history, its CallMemo)
 
 
 def encode_map(items: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -85,13 +83,11 @@ def read_out(store, keys: list[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, 
     return items, reads
 
 
-def continuation_rng(seed: int, depth: int, recovered: Mapping[bytes, bytes]) -> random.Random:
-    """The continuation's randomness: a function of what was recovered (not of the crash state), so two
-    states an engine recovers alike are continued alike."""
-    digest = hashlib.blake2b(digest_size=16)
-    for key, value in sorted(recovered.items()):
-        digest.update(b"%d:%d:" % (len(key), len(value)) + key + value)
-    return random.Random(f"{seed}:continue:{depth}:{digest.hexdigest()}")
+def continuation_rng(seed: int, depth: int, snapshot: int) -> random.Random:
+    """The continuation's randomness: a function of what was recovered, not of the crash state, so two
+    states an engine recovers alike are continued alike. `snapshot` is the first m with S_m equal to
+    the recovered map (the continuation runs only after a recovery to some S_m)."""
+    return random.Random(f"{seed}:continue:{depth}:{snapshot}")
 
 
 def continuation_ops(rng: random.Random, recovered: Mapping[bytes, bytes]) -> list[Op]:
@@ -145,21 +141,18 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
 def _memo_for(context, depth: int, choice: dict, history: History):
     """The observation memo that may answer this state, or None. Only for an engine that is a function of
     its file calls' responses (SQLite), at the last crash depth (a deeper state needs the continuation's
-    own log, which only a live run writes), with no injected faults. The harness's own calls must be the
-    same on every path of one memo: one memo per set of keys read out (a nested crash reads out its own)."""
+    own log, which only a live run writes), with no injected faults. The harness's own calls (keys read
+    out, continuation ops) and the checks derived from an outcome depend on the history: one memo per
+    history (a nested crash has its own, shared by the nested states of one continuation)."""
     if not (context.memo and context.adapter.memoizable and depth <= 0 and not choice.get("faults")
             and uses_fs(context)):
         return None
-    if context.last_memo is not None and context.last_memo[0] is history:
-        memo = context.last_memo[1]
-        return None if memo.off else memo
-    keys = tuple(history.keys_sorted())
-    memo = context.memos.get(keys)
-    if memo is None:
+    kept = context.memos.get(id(history))
+    if kept is None or kept[0] is not history:
         if len(context.memos) >= MEMOS_MAX:
             context.memos.pop(next(iter(context.memos)))
-        memo = context.memos[keys] = CallMemo()
-    context.last_memo = (history, memo)
+        kept = context.memos[id(history)] = (history, CallMemo())     # the history is kept: ids stay unique
+    memo = kept[1]
     return None if memo.off else memo
 
 
@@ -195,10 +188,13 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
         return _finish(result, check_refusal(reason, damaged), events, timing, started)
     if memo is not None:
         memo.stop(("read", recovered, reads, tuple(events), {}))   # {}: what hits derive from it, computed once
-    verdict = _check_read_out(history, windows, recovered, reads)
+    matches = history.matching_mutations(recovered)
+    verdict = check_recovered_windows(history, windows, recovered, matches)
+    if verdict.ok:
+        verdict = check_reads(recovered, reads) or verdict
     if verdict.ok and (context.continuation or depth > 0):
-        verdict = _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing,
-                            chain, damaged, memo)
+        verdict = _continue(context, store, history, verdict, recovered, matches[0], rng, log, image, depth,
+                            result, timing, chain, damaged, memo)
     return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
 
 
@@ -228,7 +224,7 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
             memo.count(False)
             return None       # no state recovered like this one was continued yet: run it live
         if "ops" not in derived:
-            derived["ops"] = continuation_ops(continuation_rng(context.seed, 0, recovered), recovered)
+            derived["ops"] = continuation_ops(continuation_rng(context.seed, 0, derived["matches"][0]), recovered)
         ops = derived["ops"]
         problem = _continuation_verdict(walk.outcome, ops, recovered, verdict)
         if problem is None:
@@ -238,13 +234,6 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
     return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
 
 
-def _check_read_out(history, windows, recovered, reads) -> Verdict:
-    verdict = check_recovered_windows(history, windows, recovered)
-    if verdict.ok:
-        verdict = check_reads(recovered, reads) or verdict
-    return verdict
-
-
 def _with_snapshots(result: dict, verdict: Verdict, recovered, history) -> dict:
     if verdict.kind in ("not-a-snapshot", "lost-synced-data") and "nested" not in result:
         result["actual"] = encode_map(recovered)
@@ -252,10 +241,11 @@ def _with_snapshots(result: dict, verdict: Verdict, recovered, history) -> dict:
     return result
 
 
-def _continue(context, store, history, verdict, recovered, rng, log, image, depth, result, timing, chain,
-              damaged, memo=None):
-    """Run more operations and a sync on the recovered engine; then crash inside that I/O, to `depth`."""
-    ops = continuation_ops(continuation_rng(context.seed, depth, recovered), recovered)
+def _continue(context, store, history, verdict, recovered, snapshot, rng, log, image, depth, result, timing,
+              chain, damaged, memo=None):
+    """Run more operations and a sync on the recovered engine (which recovered S_`snapshot`); then crash
+    inside that I/O, to `depth`."""
+    ops = continuation_ops(continuation_rng(context.seed, depth, snapshot), recovered)
     continued = time.perf_counter()
     raw = _run_continuation(context, store, ops, log, recovered)
     if memo is not None:

@@ -96,7 +96,7 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             run.traces.append(write_trace(traces_dir, trace, trace_name(result)))
         on_result(result, run)
 
-    with collector_paused():   # results hold no cycles: collecting over them only cost time
+    with collector_paused(len(run.plan.states)):   # results hold no cycles: collecting over them costs time
         try:
             if run.recording.failure is not None and RECORD_FAILURE_STATE not in run.results:
                 accept({"state": RECORD_FAILURE_STATE, "point": None, **run.recording.failure,
