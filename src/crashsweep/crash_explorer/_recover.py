@@ -31,7 +31,7 @@ from crashsweep.reference import (
 )
 
 CONTINUATION_OPS = 3
-MEMOS_MAX = 16
+MEMOS_MAX = 256
 READOUT_KEYS_MAX = 1_000_000
 
 
@@ -55,7 +55,8 @@ class StateContext:
     state_timeout_s: float
     fs_model: str = "posix"
     memo: bool = True         # let an engine's observation memo answer states (results are the same either way)
-    memos: dict = field(default_factory=dict)    # id(history) -> (history, its CallMemo)
+    memos: dict = field(default_factory=dict)    # a history's content -> its CallMemo
+    memo_of_history: dict = field(default_factory=dict)   # id(history) -> (history, its CallMemo), found fast
 
 
 def encode_map(items: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -143,15 +144,22 @@ def _memo_for(context, depth: int, choice: dict, history: History):
     its file calls' responses (SQLite), at the last crash depth (a deeper state needs the continuation's
     own log, which only a live run writes), with no injected faults. The harness's own calls (keys read
     out, continuation ops) and the checks derived from an outcome depend on the history: one memo per
-    history (a nested crash has its own, shared by the nested states of one continuation)."""
+    history (a nested crash reads out its continuation's history; equal continuations share one)."""
     if not (context.memo and context.adapter.memoizable and depth <= 0 and not choice.get("faults")
             and uses_fs(context)):
         return None
-    kept = context.memos.get(id(history))
+    kept = context.memo_of_history.get(id(history))
     if kept is None or kept[0] is not history:
-        if len(context.memos) >= MEMOS_MAX:
-            context.memos.pop(next(iter(context.memos)))
-        kept = context.memos[id(history)] = (history, CallMemo())     # the history is kept: ids stay unique
+        # Equal histories (the continuations of two states recovered alike) share one memo.
+        content = (tuple(history.ops), frozenset(history.base.items()))
+        memo = context.memos.get(content)
+        if memo is None:
+            memo = context.memos[content] = CallMemo()
+            if len(context.memos) > MEMOS_MAX:
+                context.memos.pop(next(iter(context.memos)))
+        kept = context.memo_of_history[id(history)] = (history, memo)   # kept alive: its id stays unique
+        if len(context.memo_of_history) > MEMOS_MAX:
+            context.memo_of_history.pop(next(iter(context.memo_of_history)))
     memo = kept[1]
     return None if memo.off else memo
 
