@@ -98,7 +98,8 @@ def point_states(point: CrashPoint, sector_counts: list[int], faults: FaultPlan,
     else:
         assert strategy == "random", strategy
         return _sampled(point, options, min(samples, math.prod(len(o) for o in options)), rng), space, False
-    choices = _unique([make_choice(point.pending, combo) for combo in combos])[:states_max]
+    # Distinct combinations are distinct choices (make_choice is one-to-one): drop repeats before building.
+    choices = [make_choice(point.pending, combo) for combo in list(dict.fromkeys(combos))[:states_max]]
     return choices, space, len(choices) == space
 
 

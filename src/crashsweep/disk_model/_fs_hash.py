@@ -152,6 +152,9 @@ class HashedTree:
         self._blocks: dict[int, dict[int, int]] = {}
         self._sums: dict[int, int] = {}
         self._entries: list | None = None
+        # Landed metadata micro-ops (ids) -> (entries, sizes) of the tree they make: the states of a
+        # point land the same links and renames over and over, with different data.
+        self._structures: dict[tuple, tuple[list, dict]] = {}
 
     def changed(self, op: FsOp) -> None:
         """`op` was applied to the durable tree."""
@@ -159,6 +162,8 @@ class HashedTree:
         self._sums.pop(op.inode, None)
         if op.kind not in (WRITE, SIZE):
             self._entries = None
+        if self._structures:
+            self._structures = {}
 
     def _durable_blocks(self, inode: int) -> dict[int, int]:
         blocks = self._blocks.get(inode)
@@ -176,14 +181,14 @@ class HashedTree:
     def state_digest(self, landed: list[tuple[FsOp, list[int] | None]]) -> int:
         """The digest of the durable tree with `landed` applied in order (all of a write, or only `units`)."""
         tree = self.tree
-        structure: FsTree | None = None
         files: dict[int, _SparseFile] = {}
+        metadata = []
         for op, units in landed:
             if op.kind == WRITE or op.kind == SIZE:
                 sparse = files.get(op.inode)
                 if sparse is None:
-                    size = (structure.sizes if structure is not None else tree.sizes).get(op.inode, 0)
-                    sparse = files[op.inode] = _SparseFile(tree.data.get(op.inode, b""), size)
+                    # A file's size before its first landed data op is the durable one (a new link keeps it).
+                    sparse = files[op.inode] = _SparseFile(tree.data.get(op.inode, b""), tree.sizes.get(op.inode, 0))
                 if op.kind == SIZE:
                     sparse.set_size(op.size)
                 elif units is None:
@@ -192,22 +197,22 @@ class HashedTree:
                     for unit in units:
                         sparse.write(*op.piece(unit))
             else:
-                if structure is None:
-                    structure = FsTree()
-                    structure.entries = {inode: dict(names) for inode, names in tree.entries.items()}
-                    structure.sizes = dict(tree.sizes)
-                    for inode, sparse in files.items():
-                        structure.sizes[inode] = sparse.size
-                structure.apply(op)
-                if op.inode in files:          # a new link of a file whose size we track keeps that size
-                    structure.sizes[op.inode] = files[op.inode].size
-        if structure is not None:
-            entries = _entry_list(structure.walk())
+                metadata.append(op)
+        if metadata:
+            key = tuple(op.op_id for op in metadata)
+            known = self._structures.get(key)
+            if known is None:
+                structure = FsTree()
+                structure.entries = {inode: dict(names) for inode, names in tree.entries.items()}
+                structure.sizes = dict(tree.sizes)
+                for op in metadata:
+                    structure.apply(op)
+                known = self._structures[key] = (_entry_list(structure.walk()), structure.sizes)
+            entries, sizes = known
         else:
             if self._entries is None:
                 self._entries = _entry_list(tree.walk())
-            entries = self._entries
-        sizes = structure.sizes if structure is not None else tree.sizes
+            entries, sizes = self._entries, tree.sizes
 
         def file_sum(inode: int) -> tuple[int, int]:
             sparse = files.get(inode)
