@@ -178,3 +178,23 @@ def test_the_memo_gives_the_same_results_with_second_crashes(tmp_path):
     memo = sweep("sqlite", out=tmp_path / "memo", **settings)
     assert live.summary["nested_states"] == memo.summary["nested_states"] > 500
     assert _results_without_timing(tmp_path / "live") == _results_without_timing(tmp_path / "memo")
+
+
+def test_memos_forget_what_they_hold_past_the_memory_bound(monkeypatch):
+    """Memory is bounded, results are not: past the process-wide bound a memo starts afresh (its states
+    are then run live again), and a memo that is dropped gives its share back."""
+    from crashsweep.disk_model import CallMemo
+    from crashsweep.disk_model import _fs_calls
+    monkeypatch.setattr(_fs_calls, "MEMORY_MAX_BYTES", _fs_calls._held[0] + 50_000)
+    memo = CallMemo()
+    for number in range(40):
+        memo.begin()
+        memo.note(("size", 0), number)                       # a new response: a new path
+        memo.note(("pwrite", 0, bytes(4096), 0), None)       # that holds a page
+        memo.stop(("read", {}, {}, (), {}))
+        memo.end()
+    assert memo.nodes < 3 * 40 // 2 and _fs_calls._held[0] <= _fs_calls.MEMORY_MAX_BYTES + 10_000   # 3 nodes a path
+    before = _fs_calls._held[0]
+    held = memo.held
+    del memo
+    assert _fs_calls._held[0] == before - held

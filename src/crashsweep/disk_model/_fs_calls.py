@@ -33,12 +33,14 @@ from crashsweep.disk_model._fs_image import ROOT_INODE, FsTree
 from crashsweep.disk_model._fs_log import DIRECTORY
 from crashsweep.disk_model._fs_session import shared_session
 
-NODES_MAX = 2_000_000      # trie nodes kept before the memo starts afresh (bounds memory, not results)
+MEMORY_MAX_BYTES = 512 << 20   # all memos of a process together: past it, a growing memo starts afresh
+NODE_BYTES = 400                # what a trie node costs, besides the bytes its call writes
 TRIAL_STATES = 200         # after this many states, a memo that answered too few of them turns itself off:
 ANSWERED_MIN = 0.6         # a miss costs a walk and a recorded live run, more than a live run alone
 _STOP = ("stop",)
 UNANSWERED = ("unanswered",)   # a call `TreeFiles` does not answer: no recorded response equals it
 _recording: list = [None]      # the memo whose trail the live calls go to, if any
+_held = [0]                    # bytes held by every memo of this process (approximately)
 
 
 def response_key(response):
@@ -68,6 +70,8 @@ class CallMemo:
     def __init__(self) -> None:
         self.root = _Node()
         self.nodes = 1
+        self.held = NODE_BYTES            # this memo's share of `_held`
+        _held[0] += self.held
         self.trail: list | None = None     # (call, response key) pairs and stops of the run being recorded
         self.hits = self.misses = 0
         self.off = False     # set if the engine proved not to be a function of its responses, or misses too often
@@ -92,8 +96,8 @@ class CallMemo:
             _recording[0] = None
         if not keep or not trail or self.off:
             return
-        if self.nodes > NODES_MAX:
-            self.root, self.nodes = _Node(), 1
+        if _held[0] > MEMORY_MAX_BYTES:   # bounds memory, not results: what is forgotten is run live again
+            self._forget()
         node = self.root
         for call, key in trail:
             if call is _STOP:
@@ -104,13 +108,24 @@ class CallMemo:
             elif node.call != call:      # the engine is not a function of its responses: stop memoizing
                 warnings.warn(f"crashsweep: the engine made call {call[:2]} where it made {node.call[:2]} on the "
                               f"same responses before; recovering every state live from now on", stacklevel=2)
-                self.off, self.root = True, _Node()
+                self.off = True
+                self._forget()
                 return
             child = node.children.get(key)
             if child is None:
                 child = node.children[key] = _Node()
                 self.nodes += 1
+                cost = NODE_BYTES + sum(len(arg) for arg in call[1:] if isinstance(arg, bytes))
+                self.held += cost
+                _held[0] += cost
             node = child
+
+    def _forget(self) -> None:
+        _held[0] -= self.held - NODE_BYTES
+        self.root, self.nodes, self.held = _Node(), 1, NODE_BYTES
+
+    def __del__(self) -> None:
+        _held[0] -= self.held
 
     # -- answering from a tree --
     def walk(self, tree: FsTree) -> "MemoWalk | None":
@@ -127,7 +142,8 @@ class CallMemo:
         else:
             self.misses += 1
         if self.hits + self.misses == TRIAL_STATES and self.hits < ANSWERED_MIN * TRIAL_STATES:
-            self.off, self.root = True, _Node()
+            self.off = True
+            self._forget()
 
 
 class MemoWalk:
