@@ -50,6 +50,13 @@ def response_key(response):
     return response
 
 
+def _outcome_bytes(outcome) -> int:
+    """Roughly what a recorded outcome holds (its maps, e.g. a read-out, count ~100 bytes an item)."""
+    if not isinstance(outcome, tuple):
+        return 0
+    return sum(100 * len(part) for part in outcome if isinstance(part, dict))
+
+
 class _Node:
     __slots__ = ("call", "children", "outcome", "answer", "args")
 
@@ -101,15 +108,19 @@ class CallMemo:
         node = self.root
         for call, key in trail:
             if call is _STOP:
-                node.call, node.outcome = _STOP, key
+                if node.call is None:     # a known stop keeps its outcome (equal: same responses, same run)
+                    node.call, node.outcome = _STOP, key
+                    cost = _outcome_bytes(key)
+                    self.held += cost
+                    _held[0] += cost
+                elif node.call is not _STOP:
+                    self._diverged(call, node.call)
+                    return
                 key = None
             elif node.call is None:
                 node.set_call(call)
             elif node.call != call:      # the engine is not a function of its responses: stop memoizing
-                warnings.warn(f"crashsweep: the engine made call {call[:2]} where it made {node.call[:2]} on the "
-                              f"same responses before; recovering every state live from now on", stacklevel=2)
-                self.off = True
-                self._forget()
+                self._diverged(call, node.call)
                 return
             child = node.children.get(key)
             if child is None:
@@ -119,6 +130,12 @@ class CallMemo:
                 self.held += cost
                 _held[0] += cost
             node = child
+
+    def _diverged(self, call: tuple, known: tuple) -> None:
+        warnings.warn(f"crashsweep: the engine made call {call[:2]} where it made {known[:2]} on the same "
+                      f"responses before; recovering every state live from now on", stacklevel=3)
+        self.off = True
+        self._forget()
 
     def _forget(self) -> None:
         _held[0] -= self.held - NODE_BYTES
