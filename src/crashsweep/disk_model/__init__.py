@@ -6,7 +6,8 @@ from crashsweep.disk_model._events import (
 from crashsweep.disk_model._faults import (
     CORRUPTION_FAULTS, CRASH_FAULTS, DEFAULT_FAULTS, FAULT_KINDS, FaultPlan,
 )
-from crashsweep.disk_model._fs_calls import CallMemo, MemoWalk, SessionCalls, TreeFiles
+from crashsweep.disk_model._fs_calls import CallMemo, MemoWalk, SessionCalls
+from crashsweep.disk_model._fs_tree_files import TreeFiles
 from crashsweep.disk_model._fs_image import ROOT_INODE, STORE_PATH, FsTree
 from crashsweep.disk_model._fs_interpose import Interposer, InterpositionBypass
 from crashsweep.disk_model._fs_log import FS_BLOCK_BYTES, FsLog, FsOp

@@ -6,8 +6,8 @@ deterministic function of what those calls return (randomness comes from the mod
 seed). Two crash states on which every call returns the same thing are then the same
 state *for that engine*: it makes the same calls, writes the same bytes and returns
 the same results. `CallMemo` keeps every distinct sequence of (call, response) as a
-path in a trie; `TreeFiles` answers the calls from a state's tree directly, so a state
-whose responses follow a known path is recovered without running the engine.
+path in a trie; `TreeFiles` (`_fs_tree_files.py`) answers the calls from a state's tree
+directly, so a state whose responses follow a known path is recovered without running the engine.
 
 Invariants:
 - `SessionCalls` (the engine's live calls on the session) and `TreeFiles` (the same calls
@@ -24,21 +24,18 @@ Invariants:
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import os
 import warnings
 
-from crashsweep.disk_model._fs_image import ROOT_INODE, FsTree
-from crashsweep.disk_model._fs_log import DIRECTORY
+from crashsweep.disk_model._fs_image import FsTree
 from crashsweep.disk_model._fs_session import shared_session
+from crashsweep.disk_model._fs_tree_files import ANSWERS, TreeFiles
 
 MEMORY_MAX_BYTES = 512 << 20   # all memos of a process together: past it, a growing memo starts afresh
 NODE_BYTES = 400                # what a trie node costs, besides the bytes its call writes
 TRIAL_STATES = 200         # after this many states, a memo that answered too few of them turns itself off:
 ANSWERED_MIN = 0.6         # a miss costs a walk and a recorded live run, more than a live run alone
 _STOP = ("stop",)
-UNANSWERED = ("unanswered",)   # a call `TreeFiles` does not answer: no recorded response equals it
 _recording: list = [None]      # the memo whose trail the live calls go to, if any
 _held = [0]                    # bytes held by every memo of this process (approximately)
 
@@ -68,7 +65,7 @@ class _Node:
         self.args: tuple = ()
 
     def set_call(self, call: tuple) -> None:
-        self.call, self.answer, self.args = call, _ANSWERS[call[0]], call[1:]
+        self.call, self.answer, self.args = call, ANSWERS[call[0]], call[1:]
 
 
 class CallMemo:
@@ -297,172 +294,3 @@ class SessionCalls:
         if memo is None:
             return shared_session().unlink(path)
         self._noted(memo, ("unlink", path), lambda: shared_session().unlink(path))
-
-
-class TreeFiles:
-    """The same calls answered from a tree, without a live file system. Only plain absolute paths are
-    answered (`None`, never a recorded response, for anything else: the walk misses)."""
-
-    def __init__(self, tree: FsTree):
-        self.tree = tree
-        self.entries: dict[int, dict] = {}        # directories changed by this walk (copies)
-        self.contents: dict[int, bytearray] = {}  # files read or changed by this walk (visible bytes)
-        self.handles: dict[int, tuple[int, bool]] = {}   # handle -> (inode, is a directory)
-        self.paths: dict[str, tuple | None] = {}         # path -> entry, as looked up (kept right by changes)
-        self.next_handle = 0
-        self.next_inode = max([ROOT_INODE, *tree.entries, *tree.data, *tree.sizes,
-                               *(inode for names in tree.entries.values() for inode, _ in names.values())]) + 1
-
-    def _names(self, inode: int, change: bool = False) -> dict | None:
-        names = self.entries.get(inode)
-        if names is None:
-            names = self.tree.entries.get(inode)
-            if names is None:
-                return None
-            if change:
-                names = self.entries[inode] = dict(names)
-        return names
-
-    def _lookup(self, path: str):
-        """(inode, kind) of `path`, None if absent; raises ValueError for a path this class does not answer."""
-        try:
-            return self.paths[path]
-        except KeyError:
-            entry = self.paths[path] = self._walk_path(path)
-            return entry
-
-    def _walk_path(self, path: str):
-        if not path.startswith("/") or "/." in path or "//" in path:
-            raise ValueError(path)
-        entry = (ROOT_INODE, DIRECTORY)
-        for name in path.split("/")[1:]:
-            if not name:
-                continue
-            names = self._names(entry[0]) if entry[1] == DIRECTORY else None
-            if names is None:
-                return None
-            entry = names.get(name)
-            if entry is None:
-                return None
-        return entry
-
-    def _content(self, inode: int) -> bytearray:
-        content = self.contents.get(inode)
-        if content is None:
-            content = self.contents[inode] = bytearray(self.tree.content(inode))
-        return content
-
-    def answer(self, call: tuple):
-        try:
-            return _ANSWERS[call[0]](self, *call[1:])
-        except (ValueError, KeyError):
-            return UNANSWERED
-
-    def _exists(self, path):
-        return self._lookup(path) is not None
-
-    def _open(self, path, flags):
-        entry = self._lookup(path)
-        if entry is not None and flags & os.O_CREAT and flags & os.O_EXCL:
-            return ("error", errno.EEXIST)
-        if entry is None:
-            parent_path, _, name = path.rpartition("/")
-            parent = self._lookup(parent_path or "/")
-            if not flags & os.O_CREAT or parent is None or parent[1] != DIRECTORY or not name:
-                return ("error", errno.ENOENT)
-            entry = (self.next_inode, "file")
-            self.next_inode += 1
-            self._names(parent[0], change=True)[name] = entry
-            self.contents[entry[0]] = bytearray()
-            self.paths[path] = entry
-        is_dir = entry[1] == DIRECTORY
-        writable = flags & (os.O_WRONLY | os.O_RDWR) != 0
-        if is_dir and writable:
-            return ("error", errno.EISDIR)
-        self.handles[self.next_handle] = (entry[0], is_dir)
-        self.next_handle += 1
-        if flags & os.O_TRUNC and writable:
-            del self._content(entry[0])[:]
-        return None
-
-    def _file(self, handle) -> bytearray:
-        inode, is_dir = self.handles[handle]
-        if is_dir:
-            raise ValueError(handle)
-        return self._content(inode)
-
-    def _pread(self, handle, count, offset):
-        if offset < 0:
-            return ("error", errno.EINVAL)
-        inode, is_dir = self.handles[handle]
-        if is_dir:
-            raise ValueError(handle)
-        content = self.contents.get(inode)
-        if content is not None:
-            return bytes(content[offset:offset + max(0, count)])
-        # Unchanged by this walk: read the tree's bytes in place (visible content: data[:size], zero-padded).
-        size = self.tree.sizes.get(inode, 0)
-        end = min(size, offset + max(0, count))
-        if end <= offset:
-            return b""
-        data = self.tree.data.get(inode, b"")[offset:end]
-        return bytes(data) + bytes(end - offset - len(data))
-
-    def _pwrite(self, handle, data, offset):
-        if offset < 0:
-            return ("error", errno.EINVAL)
-        buffer = self._file(handle)
-        if data:
-            if offset > len(buffer):
-                buffer.extend(bytes(offset - len(buffer)))
-            buffer[offset:offset + len(data)] = data
-        return None
-
-    def _ftruncate(self, handle, size):
-        if size < 0:
-            return ("error", errno.EINVAL)
-        buffer = self._file(handle)
-        if size < len(buffer):
-            del buffer[size:]
-        else:
-            buffer.extend(bytes(size - len(buffer)))
-        return None
-
-    def _size(self, handle):
-        inode, is_dir = self.handles[handle]
-        if is_dir:
-            raise ValueError(handle)
-        content = self.contents.get(inode)
-        return len(content) if content is not None else self.tree.sizes.get(inode, 0)
-
-    def _fsync(self, handle):
-        if handle not in self.handles:
-            raise KeyError(handle)
-        return None
-
-    def _fsync_directory_of(self, path):
-        parent = self._lookup(path.rpartition("/")[0] or "/")
-        if parent is None or parent[1] != DIRECTORY:
-            raise ValueError(path)
-        return None
-
-    def _close(self, handle):
-        self.handles.pop(handle, None)
-        return None
-
-    def _unlink(self, path):
-        entry = self._lookup(path)
-        if entry is None:
-            return ("error", errno.ENOENT)
-        if entry[1] == DIRECTORY:
-            raise ValueError(path)       # the session lets pyfakefs answer this one
-        parent_path, _, name = path.rpartition("/")
-        self._names(self._lookup(parent_path or "/")[0], change=True).pop(name)
-        self.paths = {path: None}         # only files are unlinked here, but other spellings may name it
-        return None
-
-
-_ANSWERS = {name[1:]: function for name, function in vars(TreeFiles).items()
-            if name.startswith("_") and not name.startswith("__") and callable(function)
-            and name[1:] in ("exists", "open", "pread", "pwrite", "ftruncate", "size", "fsync",
-                             "fsync_directory_of", "close", "unlink")}
