@@ -1,10 +1,14 @@
 """The SQLite engine on the file-system model: reproducible bytes, and the observation memo."""
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("apsw")
 
@@ -198,3 +202,59 @@ def test_memos_forget_what_they_hold_past_the_memory_bound(monkeypatch):
     held = memo.held
     del memo
     assert _fs_calls._held[0] == before - held
+
+
+PATHS = ["/crashsweep/store/a", "/crashsweep/store/b", "/crashsweep/store", "/crashsweep/none/x", "/tmp/t"]
+FLAGS = [os.O_RDWR, os.O_RDWR | os.O_CREAT, os.O_RDWR | os.O_CREAT | os.O_EXCL, os.O_RDWR | os.O_CREAT | os.O_TRUNC,
+         os.O_RDONLY]
+_calls_strategy = st.one_of(
+    st.tuples(st.just("exists"), st.sampled_from(PATHS)),
+    st.tuples(st.just("open"), st.sampled_from(PATHS), st.sampled_from(FLAGS)),
+    st.tuples(st.just("pread"), st.integers(0, 2), st.integers(0, 9000), st.integers(0, 9000)),
+    st.tuples(st.just("pwrite"), st.integers(0, 2), st.binary(min_size=0, max_size=5000), st.integers(0, 9000)),
+    st.tuples(st.just("ftruncate"), st.integers(0, 2), st.integers(0, 9000)),
+    st.tuples(st.just("size"), st.integers(0, 2)),
+    st.tuples(st.just("fsync"), st.integers(0, 3)),
+    st.tuples(st.just("close"), st.integers(0, 3)),
+    st.tuples(st.just("unlink"), st.sampled_from(PATHS)),
+    st.tuples(st.just("fsync_directory_of"), st.sampled_from(PATHS)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calls=st.lists(_calls_strategy, max_size=25), existing=st.binary(max_size=6000))
+@example(calls=[("open", "/crashsweep/store/a", os.O_RDONLY), ("pwrite", 0, b"x", 0)], existing=b"")  # EBADF
+@example(calls=[("open", "/crashsweep/store/a", os.O_RDONLY), ("pread", 0, 20, 1)], existing=b"abc")  # zeros
+@example(calls=[("open", "/crashsweep/store/a", os.O_RDWR | os.O_CREAT | os.O_TRUNC), ("size", 0),
+                ("pread", 0, 10, 0), ("open", "/crashsweep/store/b", os.O_RDWR | os.O_CREAT | os.O_EXCL),
+                ("open", "/crashsweep/store/b", os.O_RDWR | os.O_CREAT | os.O_EXCL), ("ftruncate", 1, 5000),
+                ("pread", 1, 9000, 4000)], existing=b"abc")
+def test_tree_files_answer_any_call_sequence_as_the_live_session(calls, existing):
+    """Beyond what SQLite asks: any sequence of calls (creating, excluding, truncating, reading past the
+    end, writing past it, unlinking, bad handles) gets from TreeFiles, wherever it answers, exactly the
+    live session's response; where it does not answer, a walk would miss (and the state run live)."""
+    from crashsweep.disk_model import FsLog, FsTree, SessionCalls, TreeFiles, shared_session
+    from crashsweep.disk_model._fs_log import FILE
+    from crashsweep.disk_model._fs_tree_files import UNANSWERED
+    tree = FsTree.initial()
+    tree.apply(FsLog().add("link", 40, directory=4, name="a", entry_kind=FILE))
+    tree.data[40], tree.sizes[40] = bytearray(existing), len(existing) + 7     # a size past its data: zeros
+    shared_session(tree.copy(), FsLog())
+    live, answered = SessionCalls(), TreeFiles(tree)
+    live.restart()
+    for call in calls:
+        expected = answered.answer(call)
+        if expected == UNANSWERED:       # not answered (a bad handle, a directory): the live call changes nothing
+            with contextlib.suppress(Exception):
+                getattr(live, call[0])(*call[1:])
+            continue
+        try:
+            actual = getattr(live, call[0])(*call[1:])
+            if call[0] == "open":
+                actual = None
+        except OSError as error:
+            actual = ("error", error.errno)
+        except KeyError:
+            actual = UNANSWERED
+        assert actual == expected, call
+    assert tree.sizes[40] == len(existing) + 7      # the tree itself is never changed

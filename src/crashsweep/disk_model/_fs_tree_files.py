@@ -35,7 +35,7 @@ class TreeFiles:
         self.tree = tree
         self.entries: dict[int, dict] = {}        # directories changed by this walk (copies)
         self.contents: dict[int, bytearray] = {}  # files read or changed by this walk (visible bytes)
-        self.handles: dict[int, tuple[int, bool]] = {}   # handle -> (inode, is a directory)
+        self.handles: dict[int, tuple] = {}   # handle -> (inode, is a directory, readable, writable)
         self.paths: dict[str, tuple | None] = {}         # path -> entry, as looked up (kept right by changes)
         self.next_handle = 0
         self.next_inode = max([ROOT_INODE, *tree.entries, *tree.data, *tree.sizes,
@@ -104,27 +104,29 @@ class TreeFiles:
             self.contents[entry[0]] = bytearray()
             self.paths[path] = entry
         is_dir = entry[1] == DIRECTORY
-        writable = flags & (os.O_WRONLY | os.O_RDWR) != 0
+        access = flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+        writable = access in (os.O_WRONLY, os.O_RDWR)
         if is_dir and writable:
             return ("error", errno.EISDIR)
-        self.handles[self.next_handle] = (entry[0], is_dir)
+        self.handles[self.next_handle] = (entry[0], is_dir, access != os.O_WRONLY, writable)
         self.next_handle += 1
         if flags & os.O_TRUNC and writable:
             del self._content(entry[0])[:]
         return None
 
-    def _file(self, handle) -> bytearray:
-        inode, is_dir = self.handles[handle]
+    def _check(self, handle, write: bool):
+        """(inode, None) of an open file usable so, else (None, the error the session raises)."""
+        inode, is_dir, readable, writable = self.handles[handle]
         if is_dir:
-            raise ValueError(handle)
-        return self._content(inode)
+            return None, ("error", errno.EISDIR)
+        if (write and not writable) or (not write and not readable):
+            return None, ("error", errno.EBADF)
+        return inode, None
 
     def _pread(self, handle, count, offset):
-        if offset < 0:
-            return ("error", errno.EINVAL)
-        inode, is_dir = self.handles[handle]
-        if is_dir:
-            raise ValueError(handle)
+        inode, error = self._check(handle, write=False)
+        if error is not None or offset < 0:
+            return error or ("error", errno.EINVAL)
         content = self.contents.get(inode)
         if content is not None:
             return bytes(content[offset:offset + max(0, count)])
@@ -137,19 +139,21 @@ class TreeFiles:
         return bytes(data) + bytes(end - offset - len(data))
 
     def _pwrite(self, handle, data, offset):
-        if offset < 0:
-            return ("error", errno.EINVAL)
-        buffer = self._file(handle)
+        inode, error = self._check(handle, write=True)
+        if error is not None or offset < 0:
+            return error or ("error", errno.EINVAL)
         if data:
+            buffer = self._content(inode)
             if offset > len(buffer):
                 buffer.extend(bytes(offset - len(buffer)))
             buffer[offset:offset + len(data)] = data
         return None
 
     def _ftruncate(self, handle, size):
-        if size < 0:
-            return ("error", errno.EINVAL)
-        buffer = self._file(handle)
+        inode, error = self._check(handle, write=True)
+        if error is not None or size < 0:
+            return error or ("error", errno.EINVAL)
+        buffer = self._content(inode)
         if size < len(buffer):
             del buffer[size:]
         else:
@@ -157,9 +161,9 @@ class TreeFiles:
         return None
 
     def _size(self, handle):
-        inode, is_dir = self.handles[handle]
-        if is_dir:
-            raise ValueError(handle)
+        inode, error = self._check(handle, write=False)
+        if error is not None:
+            return error
         content = self.contents.get(inode)
         return len(content) if content is not None else self.tree.sizes.get(inode, 0)
 
