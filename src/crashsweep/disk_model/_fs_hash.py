@@ -21,6 +21,7 @@ from crashsweep.disk_model._fs_image import FsTree
 from crashsweep.disk_model._fs_log import FILE, FS_BLOCK_BYTES, SIZE, WRITE, FsOp
 
 HASH_MODULUS = 1 << 128
+BLOCK_HASHES_CACHED_MAX = 8192    # (index, block) -> hash kept per tree (~32 MiB of blocks at most)
 _ZERO_BLOCK = bytes(FS_BLOCK_BYTES)
 
 
@@ -155,6 +156,9 @@ class HashedTree:
         # Landed metadata micro-ops (ids) -> (entries, sizes) of the tree they make: the states of a
         # point land the same links and renames over and over, with different data.
         self._structures: dict[tuple, tuple[list, dict]] = {}
+        # The states of a sweep show the same few thousand blocks again and again (a journal page
+        # whole or torn, a header): hash each (index, content) once. A pure function: never stale.
+        self._block_hashes: dict[tuple[int, bytes], int] = {}
 
     def changed(self, op: FsOp) -> None:
         """`op` was applied to the durable tree."""
@@ -177,6 +181,15 @@ class HashedTree:
         if inode not in self._sums:
             self._durable_blocks(inode)
         return self.tree.sizes.get(inode, 0), self._sums[inode]
+
+    def _block_hash(self, index: int, block: bytes) -> int:
+        key = (index, block)
+        value = self._block_hashes.get(key)
+        if value is None:
+            if len(self._block_hashes) >= BLOCK_HASHES_CACHED_MAX:
+                self._block_hashes.clear()
+            value = self._block_hashes[key] = block_hash(index, block)
+        return value
 
     def state_digest(self, landed: list[tuple[FsOp, list[int] | None]]) -> int:
         """The digest of the durable tree with `landed` applied in order (all of a write, or only `units`)."""
@@ -222,7 +235,7 @@ class HashedTree:
             durable = self._durable_blocks(inode)
             total = self._sums[inode]
             for index in sparse.changed_blocks():
-                total += block_hash(index, sparse.visible_block(index)) - durable.get(index, 0)
+                total += self._block_hash(index, sparse.visible_block(index)) - durable.get(index, 0)
             return sparse.size, total % HASH_MODULUS
 
         return _digest(entries, file_sum)
