@@ -95,15 +95,22 @@ class _SparseFile:
         block = self.blocks.get(index)
         if block is None:
             start = index * FS_BLOCK_BYTES
-            block = self.blocks[index] = bytearray(_padded(self.base[start:max(start, min(start + FS_BLOCK_BYTES,
-                                                                                            self.cut))]))
-            self.extent = max(self.extent, min(start + FS_BLOCK_BYTES, self.cut))
+            if start >= self.cut:           # past the durable data (an append): zeros
+                block = self.blocks[index] = bytearray(FS_BLOCK_BYTES)
+            else:
+                block = self.blocks[index] = bytearray(_padded(self.base[start:min(start + FS_BLOCK_BYTES,
+                                                                                   self.cut)]))
+                self.extent = max(self.extent, min(start + FS_BLOCK_BYTES, self.cut))
         return block
 
     def write(self, offset: int, data: bytes) -> None:
         position, end = offset, offset + len(data)
         if end > self.extent:
             self.extent = end
+        index, within = divmod(offset, FS_BLOCK_BYTES)
+        if within + len(data) <= FS_BLOCK_BYTES:       # within one block: most writes
+            self._block(index)[within:within + len(data)] = data
+            return
         while position < end:
             index, within = divmod(position, FS_BLOCK_BYTES)
             count = min(FS_BLOCK_BYTES - within, end - position)
