@@ -75,6 +75,16 @@ def tree_digest(tree: FsTree) -> int:
     return _digest(_entry_list(tree.walk()), file_sum)
 
 
+def _block_pieces(op: FsOp) -> list[tuple[int, int, bytes]]:
+    """A write's tear units as (block index, offset in the block, bytes): unit u is the u-th block it spans."""
+    first = op.offset // FS_BLOCK_BYTES
+    pieces = []
+    for unit in range(op.tear_units):
+        start, data = op.piece(unit)
+        pieces.append((first + unit, start - (first + unit) * FS_BLOCK_BYTES, data))
+    return pieces
+
+
 class _SparseFile:
     """One file as landed micro-ops change it, keeping only the blocks they touch.
 
@@ -103,19 +113,17 @@ class _SparseFile:
                 self.extent = max(self.extent, min(start + FS_BLOCK_BYTES, self.cut))
         return block
 
-    def write(self, offset: int, data: bytes) -> None:
-        position, end = offset, offset + len(data)
-        if end > self.extent:
-            self.extent = end
-        index, within = divmod(offset, FS_BLOCK_BYTES)
-        if within + len(data) <= FS_BLOCK_BYTES:       # within one block: most writes
-            self._block(index)[within:within + len(data)] = data
-            return
-        while position < end:
-            index, within = divmod(position, FS_BLOCK_BYTES)
-            count = min(FS_BLOCK_BYTES - within, end - position)
-            self._block(index)[within:within + count] = data[position - offset:position - offset + count]
-            position += count
+    def write_pieces(self, pieces: list[tuple[int, int, bytes]]) -> None:
+        """Write block pieces `(block index, offset in the block, bytes)` (a write's tear units)."""
+        blocks = self.blocks
+        for index, within, chunk in pieces:
+            block = blocks.get(index)
+            if block is None:
+                block = self._block(index)
+            block[within:within + len(chunk)] = chunk
+            end = index * FS_BLOCK_BYTES + within + len(chunk)
+            if end > self.extent:
+                self.extent = end
 
     def set_size(self, size: int) -> None:
         """A `size` micro-op: data from `size` on is gone (even if the file grows again later)."""
@@ -166,6 +174,7 @@ class HashedTree:
         # The states of a sweep show the same few thousand blocks again and again (a journal page
         # whole or torn, a header): hash each (index, content) once. A pure function: never stale.
         self._block_hashes: dict[tuple[int, bytes], int] = {}
+        self._pieces: dict[int, list] = {}     # write op id -> its tear units as block pieces (ops never change)
 
     def changed(self, op: FsOp) -> None:
         """`op` was applied to the durable tree."""
@@ -211,11 +220,11 @@ class HashedTree:
                     sparse = files[op.inode] = _SparseFile(tree.data.get(op.inode, b""), tree.sizes.get(op.inode, 0))
                 if op.kind == SIZE:
                     sparse.set_size(op.size)
-                elif units is None:
-                    sparse.write(op.offset, op.data)
                 else:
-                    for unit in units:
-                        sparse.write(*op.piece(unit))
+                    pieces = self._pieces.get(op.op_id)
+                    if pieces is None:
+                        pieces = self._pieces[op.op_id] = _block_pieces(op)
+                    sparse.write_pieces(pieces if units is None else [pieces[unit] for unit in units])
             else:
                 metadata.append(op)
         if metadata:
