@@ -1,8 +1,10 @@
 """Run a work unit: rebuild (or reuse) the recording, then recover and check each state.
 
 A unit is plain data (`{"unit": n, "spec": {...}, "states": [[id, point, choice,
-windows, image, points], ...]}`, and `"memo": false` to recover every state live), so any process, local or remote, can run it and
-get the same results.
+windows, image, points], ...]}`, and `"memo": false` to recover every state live), so
+any process, local or remote, can run it and get the same results. `"spec": null` is
+allowed where this process already holds the spec's recording (the local executor sends
+each worker a spec once; its workers serve one sweep, well under RECORDINGS_CACHED_MAX).
 """
 
 from __future__ import annotations
