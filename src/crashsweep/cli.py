@@ -17,15 +17,19 @@ from rich.console import Console
 from crashsweep import __version__
 from crashsweep.crash_explorer import (
     BOUND_DEFAULT, SAMPLES_DEFAULT, STRATEGIES, STRATEGY_DEFAULT, ExplorerError, SweepOptions, SweepRun, SweepSpec,
-    execute, load_trace, make_options, merge_results, minimize_trace, prepare, replay_trace, summarize,
-    summarize_results, write_trace,
+    execute, load_trace, make_options, merge_results, prepare, summarize, summarize_results, write_trace,
 )
+from crashsweep.crash_explorer._limits import default_memory_limit_bytes
+from crashsweep.crash_explorer._manifest import Manifest
+from crashsweep.crash_explorer._minimize import minimize_contained
+from crashsweep.crash_explorer._profiles import allow_engine, engine_profile, known_bugs
+from crashsweep.crash_explorer._replay import replay_contained
 from crashsweep.crash_explorer._trace import trace_name
 from crashsweep.disk_model import (
     FS_MODEL_DEFAULT, FS_MODELS, SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry,
 )
 from crashsweep.disk_model.errors import DiskModelError
-from crashsweep.engines import ADAPTERS, DEFAULT_ENGINE, EngineError, parse_option_pairs, resolve_engine
+from crashsweep.engines import ADAPTERS, DEFAULT_ENGINE, EngineError, parse_option_pairs
 from crashsweep.reports import SweepProgress, print_summary, render_html, write_junit, write_summary
 from crashsweep.scenarios import ScenarioError, describe, resolve_scenario
 
@@ -70,6 +74,22 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _memory_size(text: str) -> int:
+    """'512M', '4G', '1073741824' -> bytes; at least 64 MiB."""
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = cleaned[-1:] if cleaned[-1:] in _SIZE_UNITS else ""
+    try:
+        value = float(cleaned[:len(cleaned) - len(unit)]) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 512M or 4G, got {text!r}") from None
+    if not 64 << 20 <= value <= 1 << 50:
+        raise argparse.ArgumentTypeError(f"expected a size between 64M and 1P, got {text!r}")
+    return int(value)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -130,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--minimize-seconds", type=_positive_float, default=60.0,
                        help="time budget of each of those minimizations")
     sweep.add_argument("--quiet", action="store_true", help="print only the final line")
+    memory_help = ("address-space limit of every process that runs engine code (default: a quarter of this "
+                   "machine's memory, here %s); an engine past it is reported as resource-exhausted")
+    sweep.add_argument("--memory-limit", type=_memory_size, default=default_memory_limit_bytes(), metavar="SIZE",
+                       help=memory_help % _format_size(default_memory_limit_bytes()))
 
     replay = commands.add_parser("replay", help="rebuild the crash state of a trace and check it again")
     replay.add_argument("trace")
@@ -137,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     minimize = commands.add_parser("minimize", help="shrink a failing trace")
     minimize.add_argument("trace")
+    for command in (replay, minimize):
+        command.add_argument("--engine", metavar="MODULE:CLASS",
+                             help="allow the trace's user engine to run (a trace's user engine runs only when "
+                                  "named here or when its .py file lies under the current directory)")
+        command.add_argument("--memory-limit", type=_memory_size, default=default_memory_limit_bytes(),
+                             metavar="SIZE", help="address-space limit of the engine's process")
     minimize.add_argument("--out", help="where to write the smaller trace (default: TRACE with .min.json)")
     minimize.add_argument("--budget-seconds", type=_positive_float, default=300.0)
     minimize.add_argument("--states-per-candidate", type=_positive_int, default=3000)
@@ -153,8 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_size(size: int) -> str:
+    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size >> 20} MiB"
+
+
 def spec_from_args(args) -> SweepSpec:
-    adapter = resolve_engine(args.engine)
+    adapter = engine_profile(args.engine, args.memory_limit)
     raw_options = parse_option_pairs(args.option)
     options = adapter.parse_options(raw_options)
     name, ops = resolve_scenario(args.scenario, args.seed, args.ops)
@@ -176,19 +210,21 @@ def run_sweep(args, progress_quiet: bool) -> tuple[SweepRun, dict, list[str]]:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} exists and is not a directory")
     options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
-                           budget_seconds=args.budget_seconds, resume=args.resume, memo=not args.no_memo)
+                           budget_seconds=args.budget_seconds, resume=args.resume, memo=not args.no_memo,
+                           memory_limit_bytes=args.memory_limit)
     run = prepare(spec, options)
     with SweepProgress(len(run.plan.states), quiet=progress_quiet) as progress:
         run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
                                                                 time.monotonic() - run.started_at))
     summary = summarize(run)
     minimized = [] if run.interrupted else minimize_first_violations(
-        args.out, list(run.results.values()), args.minimize, args.minimize_seconds)
+        args.out, list(run.results.values()), args.minimize, args.minimize_seconds, args.memory_limit)
     write_reports(args.out, summary, run.plan.per_point, list(run.results.values()), spec.engine)
     return run, summary, minimized
 
 
-def minimize_first_violations(out_dir: str, results: list[dict], kinds_max: int, budget_seconds: float) -> list[str]:
+def minimize_first_violations(out_dir: str, results: list[dict], kinds_max: int, budget_seconds: float,
+                              memory_limit_bytes: int | None = None) -> list[str]:
     """Minimize the first violation (lowest state id) of up to `kinds_max` kinds; the .min.json paths written."""
     firsts: dict[str, dict] = {}
     for result in sorted((r for r in results if r.get("kind")), key=lambda r: r["state"]):
@@ -197,16 +233,18 @@ def minimize_first_violations(out_dir: str, results: list[dict], kinds_max: int,
     written = []
     for result in firsts.values():
         path = os.path.join(out_dir, "traces", trace_name(result))
-        try:
+        try:    # in contained processes: an engine that dies there costs the minimization, not the sweep
             spec, trace = load_trace(path)
-            replayed, _ = replay_trace(spec, trace)
+            spec.validate()
+            replayed = replay_contained(spec, trace, memory_limit_bytes)
             if replayed.get("kind") != trace["violation"]["kind"]:
                 continue
-            _, smaller = minimize_trace(spec, trace, budget_seconds)
-        except (ExplorerError, OSError):
+            smaller = minimize_contained(spec, trace, budget_seconds, memory_limit_bytes=memory_limit_bytes)
+        except (ExplorerError, EngineError, OSError):
             continue
         smaller_name = trace_name(result)[:-5] + ".min.json"
-        write_trace(os.path.join(out_dir, "traces"), smaller, smaller_name)
+        write_trace(os.path.join(out_dir, "traces"), smaller, smaller_name, durable=True)
+        Manifest(out_dir).add(os.path.join("traces", smaller_name))
         written.append(os.path.join(out_dir, "traces", smaller_name))
     return written
 
@@ -231,7 +269,7 @@ def write_reports(out_dir: str, summary: dict, per_point: list[dict], results: l
     write_summary(out_dir, summary)
     write_junit(out_dir, summary, results, {r["state"]: f"{out_dir}/traces/{trace_name(r)}"
                                             for r in results if r.get("kind")}, per_point)
-    render_html(summary, per_point, results, out_dir, resolve_engine(engine).bugs)
+    render_html(summary, per_point, results, out_dir, known_bugs(engine))
 
 
 def command_report(args, console: Console) -> int:
@@ -282,9 +320,18 @@ def reproduce_command(args) -> str:
     return " ".join(words)
 
 
-def command_replay(args, console: Console) -> int:
+def trusted_trace(args):
+    """Load a trace as data, then allow its engine (or say, exit 2, how to allow it), then validate the rest."""
     spec, trace = load_trace(args.trace)
-    result, _ = replay_trace(spec, trace)
+    allow_engine(spec.engine, args.engine)
+    engine_profile(spec.engine, args.memory_limit)
+    spec.validate()
+    return spec, trace
+
+
+def command_replay(args, console: Console) -> int:
+    spec, trace = trusted_trace(args)
+    result = replay_contained(spec, trace, args.memory_limit)
     expected_kind = trace["violation"]["kind"]
     if result.get("kind") == expected_kind:
         if not args.quiet:
@@ -316,14 +363,14 @@ def _print_result(console: Console, result: dict) -> None:
 
 
 def command_minimize(args, console: Console) -> int:
-    spec, trace = load_trace(args.trace)
-    result, _ = replay_trace(spec, trace)
+    spec, trace = trusted_trace(args)
+    result = replay_contained(spec, trace, args.memory_limit)
     if result.get("kind") != trace["violation"]["kind"]:
         console.print(f"crashsweep: error: trace {args.trace} does not reproduce "
                       f"({trace['violation']['kind']} expected, got {result.get('kind') or 'no violation'}); "
                       "nothing to minimize", soft_wrap=True, highlight=False)
         return EXIT_USAGE
-    _, smaller = minimize_trace(spec, trace, args.budget_seconds, args.states_per_candidate)
+    smaller = minimize_contained(spec, trace, args.budget_seconds, args.states_per_candidate, args.memory_limit)
     out = args.out or (args.trace[:-5] if args.trace.endswith(".json") else args.trace) + ".min.json"
     directory, name = os.path.split(os.path.abspath(out))
     write_trace(directory, smaller, name)
@@ -336,7 +383,7 @@ def command_minimize(args, console: Console) -> int:
 
 
 def command_bugs(args, console: Console) -> int:
-    adapter = resolve_engine(args.engine)
+    adapter = engine_profile(args.engine)
     if not adapter.bugs:
         console.print(f"engine {adapter.name} has no seeded bugs")
     for name, description in adapter.bugs.items():

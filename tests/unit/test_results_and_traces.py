@@ -32,14 +32,14 @@ def _summary_without_timing(summary):
 
 def test_interrupted_sweep_resumes_to_the_same_final_result(tmp_path, spec_factory):
     spec = spec_factory(bug="log-epoch-unchecked")
-    full = execute(prepare(spec, SweepOptions(out_dir=str(tmp_path / "full"), inline=True)))
+    full = execute(prepare(spec, SweepOptions(out_dir=str(tmp_path / "full"))))
     partial_dir = str(tmp_path / "partial")
-    execute(prepare(spec, SweepOptions(out_dir=partial_dir, inline=True, budget_states=40)))
+    execute(prepare(spec, SweepOptions(out_dir=partial_dir, budget_states=40)))
     # simulate a kill mid-line: chop the file inside its last line
     results_path = os.path.join(partial_dir, "results.jsonl")
     data = open(results_path, "rb").read()
     open(results_path, "wb").write(data[:-17])
-    resumed = execute(prepare(spec, SweepOptions(out_dir=partial_dir, inline=True, resume=True)))
+    resumed = execute(prepare(spec, SweepOptions(out_dir=partial_dir, resume=True)))
     assert resumed.already_done >= 38
     first, second = summarize(full), summarize(resumed)
     assert _summary_without_timing(first) == _summary_without_timing(second)

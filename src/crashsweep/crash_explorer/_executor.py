@@ -18,17 +18,46 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import wait
 
+from crashsweep.crash_explorer import _wire
+from crashsweep.crash_explorer._limits import OUTPUT_BYTES_MAX
+from crashsweep.crash_explorer._sandbox import enter_worker_process, kill_children, kill_group, kill_group_except_self
 from crashsweep.crash_explorer._worker import run_unit
 
 WATCHDOG_SLACK_S = 5.0
 POLL_INTERVAL_S = 0.2
 BATCH_STATES_MAX = 32
 BATCH_SECONDS_MAX = 0.05
+MESSAGE_BYTES_MAX = 1 << 30     # one batch of results from a worker
+RESULT_FIELDS_MAX = 64
+
+
+def _well_formed(result, worker) -> bool:
+    """A worker's result names a state of its unit not reported yet (an engine could write to the pipe)."""
+    return (isinstance(result, dict) and len(result) <= RESULT_FIELDS_MAX and isinstance(result.get("state"), int)
+            and result["state"] in worker.expected and result["state"] not in worker.reported
+            and isinstance(result.get("outcome"), str) and (result.get("kind") is None or isinstance(result["kind"], str)))
+
+
+def _death(exit_code: int | None) -> tuple[str, str]:
+    """(kind, detail) of a worker that died mid-unit."""
+    if exit_code is not None and exit_code < 0:
+        number = -exit_code
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown"
+        if number == signal.SIGKILL:
+            return "recovery-error", (f"the worker process was killed by signal {number} ({name}): by the engine, "
+                                      "or by the kernel for memory (see --memory-limit)")
+        return "recovery-error", f"the engine killed its worker process (signal {number}, {name})"
+    return "recovery-error", f"the engine ended its worker process (exit code {exit_code})"
 
 
 class InlineExecutor:
@@ -44,38 +73,84 @@ class InlineExecutor:
         return True
 
 
-def _worker_main(connection) -> None:
-    # Ctrl-C reaches the whole process group: only the parent handles it (and stops the workers),
-    # so a worker never dies of it mid-state and is never mistaken for an engine that killed it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _worker_main(connection, memory_limit_bytes: int | None) -> None:
+    # Its own session (Ctrl-C and a CI's SIGTERM reach only the parent, which stops the workers; anything the
+    # engine starts is in this worker's process group), the memory limit, and the engine's output captured.
+    output = _OutputCapture()
+    enter_worker_process(memory_limit_bytes, output.fd)
     while True:
         unit = connection.recv()
         if unit is None:
             return
         batch, sent_at = [], time.monotonic()
         for result in run_unit(unit):
+            _after_state(result, output)
             batch.append(result)
             if len(batch) >= BATCH_STATES_MAX or time.monotonic() - sent_at > BATCH_SECONDS_MAX:
-                connection.send(("results", batch))
+                connection.send_bytes(_wire.encode(["results", batch]))
                 batch, sent_at = [], time.monotonic()
-        connection.send(("results", batch))
-        connection.send(("done", unit["unit"]))
+        left = kill_group_except_self()
+        if left and batch:
+            batch[-1]["leftovers"] = batch[-1].get("leftovers", 0) + left
+        connection.send_bytes(_wire.encode(["results", batch]))
+        connection.send_bytes(_wire.encode(["done", unit["unit"]]))
+
+
+def _after_state(result: dict, output: "_OutputCapture") -> None:
+    """What the engine left after one state: its output (kept with the result, capped) and the processes it
+    started (killed now: nothing an engine starts outlives its state)."""
+    text = output.take()
+    if text:
+        result["output"] = text
+    left = kill_children()
+    if left:
+        result["leftovers"] = left
+
+
+class _OutputCapture:
+    """The worker's stdout and stderr go to an unlinked file; `take()` returns and clears what one state wrote."""
+
+    def __init__(self) -> None:
+        directory = tempfile.mkdtemp(prefix="crashsweep-worker-")
+        path = os.path.join(directory, "output")
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+        os.unlink(path)
+        os.rmdir(directory)
+
+    def take(self) -> str:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:      # noqa: BLE001 - an engine may have replaced or closed the stream
+                pass
+        size = os.fstat(self.fd).st_size
+        if not size:
+            return ""
+        data = os.pread(self.fd, OUTPUT_BYTES_MAX, 0)
+        os.ftruncate(self.fd, 0)
+        text = data.decode("utf-8", "replace")
+        if size > OUTPUT_BYTES_MAX:
+            text += f"\n[... {size - OUTPUT_BYTES_MAX:,} more bytes of output not kept]"
+        return text
 
 
 class _Worker:
-    def __init__(self, context):
+    def __init__(self, context, memory_limit_bytes: int | None):
         parent_end, child_end = context.Pipe()
         self.connection = parent_end
-        self.process = context.Process(target=_worker_main, args=(child_end,), daemon=True)
+        self.process = context.Process(target=_worker_main, args=(child_end, memory_limit_bytes), daemon=True)
         self.process.start()
+        _workers_alive.add(self.process.pid)
         child_end.close()
         self.unit: dict | None = None
         self.reported: set[int] = set()
+        self.expected: set[int] = set()
         self.last_heard = time.monotonic()
         self.specs_sent: set = set()
 
     def give(self, unit: dict) -> None:
         self.unit, self.reported, self.last_heard = unit, set(), time.monotonic()
+        self.expected = {state[0] for state in unit["states"]}
         spec_id = unit.get("spec_id")
         if spec_id is not None and spec_id in self.specs_sent:
             unit = {**unit, "spec": None}       # the worker keeps the recording of a spec it was sent
@@ -94,15 +169,26 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
+        kill_group(self.process.pid)          # whatever its engines started, in its session
+        _workers_alive.discard(self.process.pid)
         self.connection.close()
+
+
+_workers_alive: set[int] = set()
+
+
+def worker_sessions() -> set[int]:
+    """Session ids of the executor's workers alive now (each worker leads its own session)."""
+    return set(_workers_alive)
 
 
 class LocalExecutor:
     """Worker processes on this machine. Requires: jobs >= 1."""
 
-    def __init__(self, jobs: int, state_timeout_s: float):
+    def __init__(self, jobs: int, state_timeout_s: float, memory_limit_bytes: int | None = None):
         assert jobs >= 1, jobs
         self.jobs = jobs
+        self.memory_limit_bytes = memory_limit_bytes
         self.watchdog_s = 2 * state_timeout_s + WATCHDOG_SLACK_S
         self.context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
 
@@ -110,7 +196,7 @@ class LocalExecutor:
             should_stop: Callable[[], bool] = lambda: False) -> bool:
         """Returns True when every unit finished, False when `should_stop` ended it early."""
         queue = deque(units)
-        workers = [_Worker(self.context) for _ in range(min(self.jobs, max(1, len(queue))))]
+        workers = [_Worker(self.context, self.memory_limit_bytes) for _ in range(min(self.jobs, max(1, len(queue))))]
         try:
             return self._loop(queue, workers, on_result, should_stop)
         finally:
@@ -137,16 +223,22 @@ class LocalExecutor:
 
     def _receive(self, worker, workers, queue, on_result) -> None:
         try:
-            message, payload = worker.connection.recv()
+            message, payload = _wire.decode(worker.connection.recv_bytes(MESSAGE_BYTES_MAX))
         except (EOFError, OSError):
             worker.process.join(timeout=5)
-            code = worker.process.exitcode
+            self._replace(worker, workers, queue, on_result, *_death(worker.process.exitcode))
+            return
+        except (_wire.WireError, ValueError, TypeError):
             self._replace(worker, workers, queue, on_result, "recovery-error",
-                          f"the engine killed its worker process (exit code {code})")
+                          "the worker process sent a malformed message (the engine wrote to crashsweep's pipe?)")
             return
         worker.last_heard = time.monotonic()
-        if message == "results":
+        if message == "results" and isinstance(payload, list):
             for result in payload:
+                if not _well_formed(result, worker):
+                    self._replace(worker, workers, queue, on_result, "recovery-error",
+                                  "the worker process sent a malformed result")
+                    return
                 worker.reported.add(result["state"])
                 on_result(result)
         else:
@@ -163,4 +255,4 @@ class LocalExecutor:
             queue.extendleft({**unit, "states": [state]} for state in reversed(left))
         worker.unit = None
         worker.stop(kill=True)
-        workers[workers.index(worker)] = _Worker(self.context)
+        workers[workers.index(worker)] = _Worker(self.context, self.memory_limit_bytes)

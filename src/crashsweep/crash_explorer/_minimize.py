@@ -20,11 +20,13 @@ from dataclasses import replace
 
 from crashsweep.crash_explorer._plan import make_units, plan_states
 from crashsweep.crash_explorer._recording import record
-from crashsweep.crash_explorer._replay import replay_state, replay_trace
+from crashsweep.crash_explorer._replay import contained_timeout_s, replay_state, replay_trace
+from crashsweep.crash_explorer._sandbox import run_contained
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._trace import make_trace
 from crashsweep.crash_explorer._worker import remember, run_unit
-from crashsweep.crash_explorer.errors import TraceError
+from crashsweep.crash_explorer.errors import ExplorerError, TraceError
+from crashsweep.engines import EngineError
 
 STATES_PER_CANDIDATE_DEFAULT = 3000
 BUDGET_SECONDS_DEFAULT = 300.0
@@ -153,3 +155,29 @@ def _simpler_choices(choice: dict, lost_allowed: bool):
         for request_id in persist:
             if request_id not in misdirected:
                 yield build([rid for rid in persist if rid != request_id], torn, faults)
+
+
+def minimize_contained(spec: SweepSpec, trace: dict, budget_seconds: float = BUDGET_SECONDS_DEFAULT,
+                       states_per_candidate: int = STATES_PER_CANDIDATE_DEFAULT,
+                       memory_limit_bytes: int | None = None) -> dict:
+    """`minimize_trace` in a contained process: the smaller trace as data. Raises ExplorerError (one line)
+    when the engine kills, hangs or exhausts that process, or the trace does not fit the recording."""
+    timeout_s = contained_timeout_s(spec, budget_seconds)
+    outcome = run_contained(_minimize_as_data, spec.to_json(), trace, budget_seconds, states_per_candidate,
+                            timeout_s=timeout_s, memory_limit_bytes=memory_limit_bytes)
+    if outcome.ok and isinstance(outcome.value, dict):
+        if "error" in outcome.value:
+            raise TraceError(str(outcome.value["error"]))
+        smaller = outcome.value.get("trace")
+        if isinstance(smaller, dict) and isinstance(smaller.get("spec"), dict):
+            return smaller
+    raise ExplorerError(f"minimization stopped: its engine process {outcome.detail or 'sent no trace'}")
+
+
+def _minimize_as_data(spec_json: dict, trace: dict, budget_seconds: float, states_per_candidate: int) -> dict:
+    try:
+        _, smaller = minimize_trace(SweepSpec.from_json(spec_json).validate(), trace, budget_seconds,
+                                    states_per_candidate)
+    except (ExplorerError, EngineError) as error:
+        return {"error": str(error)}
+    return {"trace": smaller}

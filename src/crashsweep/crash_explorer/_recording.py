@@ -12,14 +12,19 @@ exception or a wrong read there is a finding of its own (`engine-error` /
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._crash_points import PointWalk
 from crashsweep.crash_explorer._medium import engine_scope, let_go, new_log, new_target, points_of
 from crashsweep.crash_explorer._recover import StateContext, encode_map
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._time_limit import time_limit
-from crashsweep.crash_explorer.errors import StateTimeout
+from crashsweep.crash_explorer._limits import cap_text
+from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, StateTimeout
+from crashsweep.crash_explorer._log_wire import log_from_data, log_to_data
+from crashsweep.crash_explorer._profiles import engine_profile
+from crashsweep.crash_explorer._sandbox import run_contained
+from crashsweep.crash_explorer._wire import WireError
 from crashsweep.engines import resolve_engine
 from crashsweep.reference import History, encode_bytes
 
@@ -32,10 +37,17 @@ class Recording:
     walk: PointWalk
     context: StateContext
     failure: dict | None     # a finding during the un-crashed run, or None
+    warnings: list[str] = field(default_factory=list)   # what the engine did that is no finding (leftovers)
+    live: bool = True        # its context can open the engine (False: made in crashsweep's own process)
 
 
-def state_context(spec: SweepSpec) -> StateContext:
-    return StateContext(adapter=resolve_engine(spec.engine), options=spec.engine_options(),
+RECORD_SLACK_S = 30.0
+
+
+def state_context(spec: SweepSpec, live: bool = True) -> StateContext:
+    """The context of a spec. `live`: with the engine's real adapter (this process runs the engine: a worker,
+    a contained child, or a caller of `record` who chose to); else with its profile, which cannot open it."""
+    return StateContext(adapter=resolve_engine(spec.engine) if live else engine_profile(spec.engine), options=spec.engine_options(),
                         sector_size=spec.sector_size, sector_count=spec.sector_count,
                         volatile_cache=spec.volatile_cache, seed=spec.seed, strategy=spec.strategy,
                         bound=spec.bound, samples=spec.samples, faults=spec.faults, crash_depth=spec.crash_depth,
@@ -52,6 +64,51 @@ def record(spec: SweepSpec) -> Recording:
     failure = _drive(context, device, log, history, spec)
     walk = points_of(context, log, history)
     return Recording(spec, log, history, walk, context, failure)
+
+
+def record_contained(spec: SweepSpec, memory_limit_bytes: int | None = None) -> Recording:
+    """`record(spec)` run in a contained child process (the engine boundary): only the log and the
+    outcome come back, as data. An engine that kills, hangs or exhausts that process is the recording's
+    finding (`engine-error`, `hang`, `resource-exhausted`), with its captured output."""
+    timeout_s = spec.state_timeout_s * max(1, len(spec.ops) // 100) + RECORD_SLACK_S
+    outcome = run_contained(_record_as_data, spec.to_json(), timeout_s=timeout_s,
+                            memory_limit_bytes=memory_limit_bytes)
+    context = state_context(spec, live=False)
+    history = History(list(spec.ops))
+    failure, log = None, new_log(context)
+    if outcome.ok:
+        try:
+            log = log_from_data(outcome.value["log"])
+            failure = _checked_failure(outcome.value["failure"])
+        except (WireError, KeyError, TypeError) as error:
+            failure = {"kind": "engine-error", "outcome": "engine-error", "op_index": -1,
+                       "detail": f"the recording process sent back a malformed recording ({error})"}
+    else:
+        kind = {"hang": "hang", "resource-exhausted": "resource-exhausted"}.get(outcome.status, "engine-error")
+        failure = {"kind": kind, "outcome": kind, "op_index": -1,
+                   "detail": f"the workload without any crash: the recording process {outcome.detail}"}
+    if failure is not None and outcome.output:
+        failure["output"] = outcome.output
+    warnings = []
+    if outcome.leftovers:
+        warnings.append(f"the engine left {outcome.leftovers} process(es) running after the recording; "
+                        "crashsweep killed them")
+    walk = points_of(context, log, history)
+    return Recording(spec, log, history, walk, context, failure, warnings, live=False)
+
+
+def _record_as_data(spec_json: dict) -> dict:
+    recording = record(SweepSpec.from_json(spec_json))
+    return {"log": log_to_data(recording.log), "failure": recording.failure}
+
+
+def _checked_failure(failure) -> dict | None:
+    if failure is None:
+        return None
+    if not isinstance(failure, dict) or not isinstance(failure.get("kind"), str) \
+            or not isinstance(failure.get("detail", ""), str):
+        raise TypeError("failure")
+    return failure
 
 
 def _drive(context: StateContext, device, log, history: History, spec: SweepSpec) -> dict | None:
@@ -90,11 +147,14 @@ def _run_workload(context: StateContext, device, log, spec: SweepSpec, engine: l
     except StateTimeout:
         return {"kind": "hang", "outcome": "hang", "op_index": index,
                 "detail": f"the workload without any crash did not finish in time (op {index})"}
-    except Exception as error:
+    except MemoryError:
+        return {"kind": "resource-exhausted", "outcome": "resource-exhausted", "op_index": index,
+                "detail": f"without any crash, op {index} ran out of memory (MemoryError under --memory-limit)"}
+    except ENGINE_EXCEPTIONS as error:
         return {"kind": "engine-error", "outcome": "engine-error", "op_index": index,
-                "detail": f"without any crash, op {index} raised {type(error).__name__}: {error}"}
+                "detail": cap_text(f"without any crash, op {index} raised {type(error).__name__}: {error}")}
     return None
 
 
 def _show(value: bytes | None) -> str:
-    return "nothing" if value is None else repr(encode_bytes(value))
+    return "nothing" if value is None else cap_text(repr(encode_bytes(value)), 200)

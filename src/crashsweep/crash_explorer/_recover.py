@@ -22,7 +22,8 @@ from crashsweep.crash_explorer._medium import (
 )
 from crashsweep.crash_explorer._strategies import choice_key, point_states
 from crashsweep.crash_explorer._time_limit import time_limit
-from crashsweep.crash_explorer.errors import StateTimeout
+from crashsweep.crash_explorer._limits import cap_text
+from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, StateTimeout
 from crashsweep.disk_model import CallMemo
 from crashsweep.engines import EngineAdapter
 from crashsweep.reference import (
@@ -33,6 +34,8 @@ from crashsweep.reference import (
 CONTINUATION_OPS = 3
 MEMOS_MAX = 256
 READOUT_KEYS_MAX = 1_000_000
+EVENTS_MAX = 32                 # recovery-path notes an engine may append per state (kept)
+EVENT_CHARS_MAX = 200
 
 
 @dataclass
@@ -189,8 +192,12 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
     except StateTimeout:
         return _finish(result, Verdict("hang", "hang", detail=f"recovery took over {context.state_timeout_s} s"),
                        events, timing, started)
-    except Exception as error:  # the engine's own exception: a refusal
-        reason = f"{type(error).__name__}: {error}"
+    except MemoryError:
+        return _finish(result, Verdict("resource-exhausted", "resource-exhausted",
+                                       detail="recovery ran out of memory (MemoryError under --memory-limit)"),
+                       events, timing, started)
+    except ENGINE_EXCEPTIONS as error:  # the engine's own exception: a refusal
+        reason = cap_text(f"{type(error).__name__}: {error}")
         if memo is not None:
             memo.stop(("refused", reason, tuple(events)))
         return _finish(result, check_refusal(reason, damaged), events, timing, started)
@@ -300,8 +307,10 @@ def _run_continuation(context, store, ops: list[Op], log, recovered) -> tuple:
                 log.end_op(index)
     except StateTimeout:
         return ("hang",)
-    except Exception as error:
-        return ("error", f"{type(error).__name__}: {error}")
+    except MemoryError:
+        return ("exhausted",)
+    except ENGINE_EXCEPTIONS as error:
+        return ("error", cap_text(f"{type(error).__name__}: {error}"))
     return ("done",)
 
 
@@ -311,6 +320,9 @@ def _continuation_verdict(raw: tuple, ops: list[Op], recovered, verdict: Verdict
         return None
     if raw[0] == "hang":
         return Verdict("hang", "hang", detail="continuation after recovery timed out")
+    if raw[0] == "exhausted":
+        return Verdict("resource-exhausted", "resource-exhausted",
+                       detail="continuation after recovery ran out of memory (MemoryError under --memory-limit)")
     if raw[0] == "error":
         return Verdict("recovery-error", "recovery-error", detail=f"continuation after recovery raised {raw[1]}")
     index, actual = raw[1], raw[2]
@@ -366,7 +378,7 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain, damage
 
 
 def _finish(result: dict, verdict: Verdict, events: list[str], timing: dict | None, started: float) -> dict:
-    result.update(kind=verdict.kind, outcome=verdict.outcome, detail=verdict.detail)
+    result.update(kind=verdict.kind, outcome=verdict.outcome, detail=cap_text(verdict.detail))
     if verdict.matched is not None:
         result["matched"] = verdict.matched
         result["latest"] = verdict.latest
@@ -375,7 +387,7 @@ def _finish(result: dict, verdict: Verdict, events: list[str], timing: dict | No
     if verdict.diff is not None and "diff" not in result:
         result["diff"] = encode_diff(verdict.diff)
     if events:
-        result["events"] = events
+        result["events"] = [cap_text(str(event), EVENT_CHARS_MAX) for event in events[:EVENTS_MAX]]
     engine_s = result.pop("_engine_s", time.perf_counter() - started)
     if timing is not None:
         timing["engine_s"] = timing.get("engine_s", 0.0) + engine_s

@@ -13,7 +13,9 @@ from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer._recording import Recording, record
 from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
-from crashsweep.crash_explorer.errors import TraceError
+from crashsweep.crash_explorer._sandbox import run_contained
+from crashsweep.crash_explorer.errors import ExplorerError, TraceError
+from crashsweep.engines import EngineError
 
 
 def replay_state(recording: Recording, point_index: int, choice: dict, windows: list, chain: list) -> dict:
@@ -55,3 +57,42 @@ def replay_trace(spec: SweepSpec, trace: dict) -> tuple[dict, Recording]:
                              f"{crash['position']} in the trace: the engine's I/O changed since it was written")
     result = replay_state(recording, crash["point"], trace["choice"], crash["windows"], trace.get("nested", []))
     return result, recording
+
+
+CONTAINED_SLACK_S = 30.0
+
+
+def contained_timeout_s(spec: SweepSpec, extra_s: float = 0.0) -> float:
+    """How long a contained replay or minimization may take before its process is killed."""
+    return (spec.state_timeout_s * (max(1, len(spec.ops) // 100) + spec.crash_depth + 2) + CONTAINED_SLACK_S
+            + extra_s)
+
+
+def replay_contained(spec: SweepSpec, trace: dict, memory_limit_bytes: int | None = None) -> dict:
+    """`replay_trace` in a contained process: the replayed result as data. An engine that kills, hangs or
+    exhausts that process gives the result it would give in a sweep (`recovery-error`, `hang`,
+    `resource-exhausted`). Raises TraceError when the trace does not name a state of the recording."""
+    outcome = run_contained(_replay_as_data, spec.to_json(), trace, timeout_s=contained_timeout_s(spec),
+                            memory_limit_bytes=memory_limit_bytes)
+    if outcome.ok and isinstance(outcome.value, dict):
+        if "trace_error" in outcome.value:
+            raise TraceError(str(outcome.value["trace_error"]))
+        result = outcome.value.get("result")
+        if isinstance(result, dict):
+            if outcome.output:
+                result["output"] = outcome.output
+            return result
+    kind = {"hang": "hang", "resource-exhausted": "resource-exhausted"}.get(
+        outcome.status, "recovery-error" if trace.get("crash") is not None else "engine-error")
+    return {"kind": kind, "outcome": kind, "detail": f"the replay's engine process {outcome.detail or 'failed'}",
+            "output": outcome.output}
+
+
+def _replay_as_data(spec_json: dict, trace: dict) -> dict:
+    try:
+        result, _ = replay_trace(SweepSpec.from_json(spec_json).validate(), trace)
+    except ExplorerError as error:
+        return {"trace_error": str(error)}
+    except EngineError as error:
+        return {"trace_error": str(error)}
+    return {"result": result}

@@ -71,6 +71,10 @@ class ResultsWriter:
             if old_header.get("spec_id") != header["spec_id"]:
                 raise ResultsError(f"{path} holds results of a different sweep (spec {old_header.get('spec_id')},"
                                    f" this one is {header['spec_id']}): use another --out or drop --resume")
+            if list(old_header.get("shard", [0, 1])) != list(header.get("shard", [0, 1])):
+                old = old_header.get("shard", [0, 1])
+                raise ResultsError(f"{path} holds shard {old[0]}/{old[1]} of this sweep, not "
+                                   f"{header['shard'][0]}/{header['shard'][1]}: resume with the same --shard")
             self.done = {result["state"]: result for result in results}
             with open(path, "r+b") as handle:
                 handle.truncate(valid)

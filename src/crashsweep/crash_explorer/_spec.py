@@ -17,8 +17,10 @@ from crashsweep.disk_model import (
     FS_MODEL_DEFAULT, FS_MODELS, SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry,
 )
 from crashsweep.disk_model.errors import DiskModelError
-from crashsweep.engines import resolve_engine
 from crashsweep.reference import Op, decode_ops, encode_ops
+from crashsweep.crash_explorer._profiles import engine_profile
+from crashsweep.engines import ADAPTERS
+from crashsweep.engines._user import is_user_engine_name
 from crashsweep.crash_explorer.errors import SpecError
 
 STRATEGIES = ("exhaustive", "bounded", "prefix", "random")
@@ -29,6 +31,12 @@ STATES_PER_POINT_MAX_DEFAULT = 4096
 CRASH_DEPTH_MAX = 3
 NESTED_STATES_MAX_DEFAULT = 8
 STATE_TIMEOUT_DEFAULT_S = 10.0
+OPS_MAX = 100_000            # operations in one workload (a scenario file, a trace)
+NAME_CHARS_MAX = 4096
+_FIELD_TYPES = {"engine": str, "scenario": str, "seed": int, "sector_size": int, "sector_count": int,
+                "volatile_cache": bool, "strategy": str, "bound": int, "samples": int, "states_per_point_max": int,
+                "crash_depth": int, "nested_states_max": int, "continuation": bool,
+                "state_timeout_s": (int, float), "fs_model": str}
 
 
 @dataclass(frozen=True)
@@ -54,8 +62,11 @@ class SweepSpec:
     state_timeout_s: float = STATE_TIMEOUT_DEFAULT_S
     fs_model: str = FS_MODEL_DEFAULT
 
-    def validate(self) -> "SweepSpec":
-        """Check every field; returns self. Raises SpecError (or the engine's EngineError) with one line."""
+    def validate(self, engine: bool = True) -> "SweepSpec":
+        """Check every field; returns self. Raises SpecError (or the engine's EngineError) with one line.
+        `engine=False` checks only what needs no knowledge of the engine (a trace's spec, before the user
+        allowed its engine to be imported anywhere)."""
+        self._validate_types()
         if self.strategy not in STRATEGIES:
             raise SpecError(f"unknown strategy {self.strategy!r} (known: {', '.join(STRATEGIES)})")
         if not 1 <= self.bound <= 16:
@@ -76,7 +87,13 @@ class SweepSpec:
             raise SpecError(str(error)) from None
         if self.fs_model not in FS_MODELS:
             raise SpecError(f"unknown file-system model {self.fs_model!r} (known: {', '.join(FS_MODELS)})")
-        adapter = resolve_engine(self.engine)
+        if len(self.ops) > OPS_MAX:
+            raise SpecError(f"the scenario has {len(self.ops):,} operations; at most {OPS_MAX:,} are allowed")
+        if self.engine not in ADAPTERS and not is_user_engine_name(self.engine):
+            raise SpecError(f"unknown engine {self.engine!r} (known: {', '.join(ADAPTERS)}, or MODULE:CLASS)")
+        if not engine:
+            return self
+        adapter = engine_profile(self.engine)
         if adapter.medium == "fs" and self.faults.corruption_kinds:
             raise SpecError(f"engine {self.engine} runs on the file-system model, which injects crash faults only "
                             f"(crash, torn, lost); drop {', '.join(self.faults.corruption_kinds)} from --faults")
@@ -87,8 +104,25 @@ class SweepSpec:
                             f"the device has {self.sector_count} (--device-sectors)")
         return self
 
+    def _checked_types(self) -> "SweepSpec":
+        self._validate_types()
+        return self
+
+    def _validate_types(self) -> None:
+        for name, kind in _FIELD_TYPES.items():
+            value = getattr(self, name)
+            if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+                expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+                raise SpecError(f"spec: {name!r} must be {expected}, got {type(value).__name__}")
+        if len(self.engine) > NAME_CHARS_MAX or len(self.scenario) > NAME_CHARS_MAX:
+            raise SpecError(f"spec: engine and scenario names must be at most {NAME_CHARS_MAX} characters")
+        if not 0 <= self.seed < 2 ** 63:
+            raise SpecError(f"spec: seed must be in 0..2^63-1, got {self.seed}")
+        if not 0 < self.nested_states_max <= 1_000_000:
+            raise SpecError(f"spec: nested_states_max must be in 1..1000000, got {self.nested_states_max}")
+
     def engine_options(self) -> dict:
-        return resolve_engine(self.engine).parse_options(dict(self.options))
+        return engine_profile(self.engine).parse_options(dict(self.options))
 
     def to_json(self) -> dict:
         """The spec as JSON data: a fresh dict each call; its `ops` list is shared (do not change it)."""
@@ -112,10 +146,16 @@ class SweepSpec:
         values = dict(data)
         try:
             values["ops"] = tuple(decode_ops(data.get("ops")))
-            values["options"] = tuple(sorted((str(k), str(v)) for k, v in dict(data.get("options", {})).items()))
+            options = data.get("options", {})
+            if not isinstance(options, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
+                                                        and not isinstance(v, bool) for k, v in options.items()):
+                raise SpecError("spec: \"options\" must be an object of KEY: VALUE texts")
+            values["options"] = tuple(sorted((k, str(v)) for k, v in options.items()))
             values["faults"] = FaultPlan.from_json(data.get("faults", {"kinds": ["crash", "torn", "lost"]}))
-            return cls(**values)
-        except (TypeError, ValueError) as error:
+            return cls(**values)._checked_types()
+        except SpecError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
             raise SpecError(f"spec: {error}") from None
 
     @property

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._collector import collector_paused
-from crashsweep.crash_explorer._executor import InlineExecutor, LocalExecutor
+from crashsweep.crash_explorer._executor import LocalExecutor
 from crashsweep.crash_explorer._plan import Plan, approximate, make_units, plan_states
-from crashsweep.crash_explorer._recording import Recording, record
+from crashsweep.crash_explorer._limits import default_memory_limit_bytes
+from crashsweep.crash_explorer._recording import Recording, record_contained
 from crashsweep.crash_explorer._results import RESULTS_NAME, ResultsError, ResultsWriter, read_results, tally
 from crashsweep.crash_explorer._spec import SweepSpec
+from crashsweep.crash_explorer._manifest import Manifest
 from crashsweep.crash_explorer._trace import make_trace, trace_name, write_trace
 from crashsweep.crash_explorer._worker import remember
 
@@ -34,8 +36,8 @@ class SweepOptions:
     budget_states: int | None = None
     budget_seconds: float | None = None
     resume: bool = False
-    inline: bool = False
     memo: bool = True        # let an engine's observation memo answer states (same results, faster)
+    memory_limit_bytes: int | None = field(default_factory=default_memory_limit_bytes)   # per engine process
 
 
 @dataclass
@@ -54,8 +56,8 @@ class SweepRun:
 
 
 def prepare(spec: SweepSpec, options: SweepOptions) -> SweepRun:
-    """Record and plan (no output written yet)."""
-    recording = record(spec)
+    """Record (in a contained process: the engine boundary) and plan (no output written yet)."""
+    recording = record_contained(spec, options.memory_limit_bytes)
     remember(recording)
     plan = plan_states(recording, options.budget_states, jobs=options.jobs)
     return SweepRun(spec, options, recording, plan)
@@ -75,25 +77,26 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
     options = run.options
     os.makedirs(options.out_dir, exist_ok=True)
     traces_dir = os.path.join(options.out_dir, "traces")
-    if not options.resume and os.path.isdir(traces_dir):   # traces of an earlier sweep would mislead
-        for name in os.listdir(traces_dir):
-            if name.endswith(".json"):
-                os.remove(os.path.join(traces_dir, name))
+    manifest = Manifest(options.out_dir)
     writer = ResultsWriter(os.path.join(options.out_dir, RESULTS_NAME), header_for(run), options.resume)
+    if not options.resume:      # traces an earlier sweep wrote here would mislead; nothing else is touched
+        manifest.remove_written()
+    manifest.add(RESULTS_NAME)
     run.results = dict(writer.done)
     run.already_done = len(run.results)
     started = run.started_at = time.monotonic()
     deadline = None if options.budget_seconds is None else started + options.budget_seconds
 
     def accept(result: dict) -> None:
-        writer.write(result)
-        run.results[result["state"]] = result
-        if result.get("kind"):
+        if result.get("kind"):      # the trace is durable before the result line that links it
             position = None
-            if result.get("point") is not None and result["point"] >= 0:
+            if result.get("point") is not None and 0 <= result["point"] < len(run.recording.walk.points):
                 position = run.recording.walk.points[result["point"]].position
             trace = make_trace(run.spec, result, position)
-            run.traces.append(write_trace(traces_dir, trace, trace_name(result)))
+            run.traces.append(write_trace(traces_dir, trace, trace_name(result), durable=True))
+            manifest.add(os.path.join("traces", trace_name(result)))
+        writer.write(result)
+        run.results[result["state"]] = result
         on_result(result, run)
 
     with collector_paused(len(run.plan.states)):   # results hold no cycles: collecting over them costs time
@@ -105,7 +108,7 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             if not options.memo:
                 for unit in units:
                     unit["memo"] = False
-            executor = InlineExecutor() if options.inline else LocalExecutor(options.jobs, run.spec.state_timeout_s)
+            executor = LocalExecutor(options.jobs, run.spec.state_timeout_s, options.memory_limit_bytes)
             stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
             run.completed = executor.run(units, accept, stop)
         except KeyboardInterrupt:

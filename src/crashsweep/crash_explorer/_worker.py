@@ -10,10 +10,11 @@ each worker a spec once; its workers serve one sweep, well under RECORDINGS_CACH
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from collections.abc import Iterator
 
 from crashsweep.crash_explorer._medium import durable_of
-from crashsweep.crash_explorer._recording import Recording, record
+from crashsweep.crash_explorer._recording import Recording, record, state_context
 from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
 
@@ -40,6 +41,9 @@ def recording_for(spec_json: dict | None, spec_id: str | None = None) -> Recordi
         if recording is None:
             recording = record(spec)
             remember(recording)
+    if not recording.live:      # made by crashsweep's own process (its context only knows the engine's profile)
+        recording = replace(recording, context=state_context(recording.spec), live=True)
+        remember(recording)
     return recording
 
 

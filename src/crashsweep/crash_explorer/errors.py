@@ -15,3 +15,9 @@ class TraceError(ExplorerError, ValueError):
 
 class StateTimeout(BaseException):
     """Raised inside an engine when a state's time limit passes (BaseException so `except Exception` can't eat it)."""
+
+
+# What engine code may raise that is the engine's, not crashsweep's: everything but StateTimeout (our time
+# limit). A KeyboardInterrupt or SystemExit raised by an engine is its failure, never an interrupt of the
+# sweep (worker processes ignore SIGINT: Ctrl-C reaches only crashsweep's own process).
+ENGINE_EXCEPTIONS = (Exception, KeyboardInterrupt, SystemExit, GeneratorExit)

@@ -148,18 +148,39 @@ def resolve_engine(name: str) -> EngineAdapter:
     raise EngineError(f"unknown engine {name!r} (known: {', '.join(ADAPTERS)}, or MODULE:CLASS)")
 
 
-def _user_adapter(name: str) -> EngineAdapter:
+def describe_user_engine(name: str) -> dict:
+    """What the explorer needs to know of a user engine, as plain data (no class, nothing to run):
+    {"kind": "block" | "path", "options": [...], "open_keywords": bool, "bugs": {...}, "description": str}.
+    Imports the engine's module: call it only where engine code may run (a worker process)."""
     engine_class = load_class(name)
     kind = engine_kind(engine_class)
-    parameters = inspect.signature(engine_class).parameters
+    try:
+        parameters = inspect.signature(engine_class).parameters
+    except (TypeError, ValueError):
+        parameters = {}
     open_keywords = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    names = [p for p in list(parameters)[1:] if p != "events"]
-    option_types: dict[str, type] = {key: str for key in names}
     bugs = getattr(engine_class, "BUGS", None)
-    bugs = {str(k): str(v) for k, v in bugs.items()} if isinstance(bugs, dict) else {}
+    bugs = {str(k)[:200]: str(v)[:500] for k, v in bugs.items()} if isinstance(bugs, dict) else {}
+    description = (inspect.getdoc(engine_class) or f"user {kind} engine").splitlines()[0][:500]
+    return {"kind": kind, "options": [p for p in list(parameters)[1:] if p != "events"],
+            "open_keywords": open_keywords, "bugs": bugs, "description": description}
+
+
+def _refuse_open(name: str):
+    def open_engine(*args, **keywords):
+        raise EngineError(f"engine {name} can only be opened in a worker process (crashsweep never runs "
+                          "engine code in its own process)")
+    return open_engine
+
+
+def adapter_from_description(name: str, described: dict, engine_class: type | None = None) -> EngineAdapter:
+    """The adapter of a user engine from `describe_user_engine`'s data. Without `engine_class` (in
+    crashsweep's own process) it validates options and names the medium, but refuses to open."""
+    kind, open_keywords, bugs = described["kind"], described["open_keywords"], described["bugs"]
+    option_types: dict[str, type] = {key: str for key in described["options"]}
     if bugs:
         option_types["bug"] = str
-    description = (inspect.getdoc(engine_class) or f"user {kind} engine").splitlines()[0]
+    description = described["description"]
 
     class _Options(dict):
         """Accepts any key when the constructor takes **options."""
@@ -170,6 +191,9 @@ def _user_adapter(name: str) -> EngineAdapter:
         def __getitem__(self, key):
             return dict.get(self, key, str)
 
+    if engine_class is None:
+        return EngineAdapter(name=name, description=description, medium="fs" if kind == "path" else "block",
+                             open=_refuse_open(name), option_types=_Options(option_types), bugs=bugs)
     if kind == "path":
         return EngineAdapter(name=name, description=description, medium="fs",
                              open=lambda session, options, events: open_path_engine(engine_class, options, events),
@@ -178,6 +202,10 @@ def _user_adapter(name: str) -> EngineAdapter:
     return EngineAdapter(name=name, description=description,
                          open=lambda device, options, events: open_block_engine(engine_class, device, options, events),
                          option_types=_Options(option_types), bugs=bugs)
+
+
+def _user_adapter(name: str) -> EngineAdapter:
+    return adapter_from_description(name, describe_user_engine(name), load_class(name))
 
 
 def parse_option_pairs(pairs: list[str]) -> dict[str, str]:

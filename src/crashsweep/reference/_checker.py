@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 
 from crashsweep.reference._history import History
 
-VIOLATION_KINDS = ("lost-synced-data", "not-a-snapshot", "recovery-error", "wrong-read", "hang", "engine-error")
+VIOLATION_KINDS = ("lost-synced-data", "not-a-snapshot", "recovery-error", "wrong-read", "hang", "engine-error",
+                   "resource-exhausted")
 # engine-error: the engine raised during the workload itself, before any crash.
+# resource-exhausted: the engine ran out of memory (the --memory-limit of its worker process).
 OUTCOMES_ALLOWED = ("recovered", "refused")
 
 

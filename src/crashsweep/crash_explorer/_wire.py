@@ -1,0 +1,95 @@
+"""The wire format between crashsweep and a process that ran engine code: data, never code.
+
+A process that ran an engine is not trusted (the engine may have changed anything in
+it), so what it sends back is decoded as plain data: JSON for the structure, raw bytes
+for `bytes` values (a log's payloads) kept apart from the JSON and referenced by index.
+No pickle: decoding a message can build only dicts, lists, strings, numbers, booleans,
+None and bytes, whatever the sender wrote.
+
+Layout: `MAGIC`, the JSON's length (8 bytes, big-endian), the JSON, then per blob its
+length (8 bytes) and its bytes. A `bytes` value is `{"\\u0000b": index}` in the JSON.
+
+Invariants: `decode(encode(v)) == v` for every value made of the types above (tuples
+come back as lists); decoding malformed or hostile input raises `WireError`, never
+anything else, and never nests deeper than `NESTING_MAX`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from crashsweep.crash_explorer.errors import ExplorerError
+
+MAGIC = b"CSW1"
+LENGTH_BYTES = 8
+BLOB_KEY = "\u0000b"
+NESTING_MAX = 64
+MESSAGE_BYTES_MAX = 4 << 30
+
+
+class WireError(ExplorerError, ValueError):
+    """A message from a worker process is malformed (a worker that misbehaved, or a truncated message)."""
+
+
+def encode(value) -> bytes:
+    """Example: `decode(encode({"a": [1, b"x"]})) == {"a": [1, b"x"]}`."""
+    blobs: list[bytes] = []
+
+    def convert(item):
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            blobs.append(bytes(item))
+            return {BLOB_KEY: len(blobs) - 1}
+        if isinstance(item, dict):
+            return {str(key): convert(inner) for key, inner in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [convert(inner) for inner in item]
+        return item
+
+    text = json.dumps(convert(value), separators=(",", ":")).encode()
+    parts = [MAGIC, len(text).to_bytes(LENGTH_BYTES, "big"), text]
+    for blob in blobs:
+        parts += [len(blob).to_bytes(LENGTH_BYTES, "big"), blob]
+    return b"".join(parts)
+
+
+def decode(data: bytes):
+    """The value `encode` made. Raises WireError for anything else."""
+    if len(data) > MESSAGE_BYTES_MAX:
+        raise WireError(f"message of {len(data):,} bytes is over the limit of {MESSAGE_BYTES_MAX:,}")
+    if data[:len(MAGIC)] != MAGIC:
+        raise WireError("message does not start with the wire format's magic")
+    position = len(MAGIC)
+    text_length = int.from_bytes(data[position:position + LENGTH_BYTES], "big")
+    position += LENGTH_BYTES
+    text = data[position:position + text_length]
+    if len(text) != text_length:
+        raise WireError("message is truncated")
+    position += text_length
+    blobs = []
+    while position < len(data):
+        length = int.from_bytes(data[position:position + LENGTH_BYTES], "big")
+        position += LENGTH_BYTES
+        if position + length > len(data):
+            raise WireError("message is truncated in a blob")
+        blobs.append(data[position:position + length])
+        position += length
+    try:
+        structure = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise WireError(f"message is not valid JSON: {type(error).__name__}") from None
+    return _restore(structure, blobs, 0)
+
+
+def _restore(item, blobs: list[bytes], depth: int):
+    if depth > NESTING_MAX:
+        raise WireError(f"message nests deeper than {NESTING_MAX}")
+    if isinstance(item, dict):
+        if len(item) == 1 and BLOB_KEY in item:
+            index = item[BLOB_KEY]
+            if not isinstance(index, int) or not 0 <= index < len(blobs):
+                raise WireError("message names a blob it does not hold")
+            return blobs[index]
+        return {key: _restore(inner, blobs, depth + 1) for key, inner in item.items()}
+    if isinstance(item, list):
+        return [_restore(inner, blobs, depth + 1) for inner in item]
+    return item
