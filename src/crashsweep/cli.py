@@ -2,7 +2,8 @@
 
 Exit codes (DESIGN §6): 0 no violation; 1 violations found (for `replay`: the
 violation reproduced); 2 bad input or usage, with one line naming what is
-wrong; 130 interrupted (results so far are kept; `--resume` continues).
+wrong; 130 interrupted by Ctrl-C, 143 by SIGTERM (results so far are kept, the summary and
+reports written; `--resume` continues).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from crashsweep.crash_explorer._manifest import Manifest
 from crashsweep.crash_explorer._minimize import minimize_contained
 from crashsweep.crash_explorer._profiles import allow_engine, engine_profile, known_bugs
 from crashsweep.crash_explorer._replay import replay_contained
+from crashsweep.crash_explorer._executor import worker_sessions
+from crashsweep.crash_explorer._sandbox import engine_sessions
+from crashsweep.crash_explorer._signals import Terminated, sigterm_as_interrupt
 from crashsweep.crash_explorer._trace import trace_name
 from crashsweep.disk_model import (
     FS_MODEL_DEFAULT, FS_MODELS, SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry,
@@ -34,7 +38,7 @@ from crashsweep.reports import SweepProgress, print_summary, render_html, write_
 from crashsweep.scenarios import ScenarioError, describe, resolve_scenario
 
 USER_ERRORS = (ExplorerError, EngineError, ScenarioError, DiskModelError)
-EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class UsageError(Exception):
@@ -260,7 +264,7 @@ def command_sweep(args, console: Console) -> int:
                   f"distinct states ({summary['coverage']}); report in {args.out}/; reproduce the sweep with: "
                   f"{reproduce_command(args)}", soft_wrap=True, highlight=False)
     if run.interrupted:
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if run.terminated else EXIT_INTERRUPTED
     return EXIT_VIOLATIONS if summary["violations"] else EXIT_OK
 
 
@@ -351,7 +355,7 @@ def _print_result(console: Console, result: dict) -> None:
         console.print(f"crash point {result['point']} (during op {result.get('op')}), windows {result.get('windows')}; "
                       f"landed {choice.get('persist', [])}, torn {choice.get('torn', [])}, "
                       f"faults {choice.get('faults', [])}", soft_wrap=True, highlight=False)
-    for step in result.get("nested", []):
+    for step in result.get("nested") or []:
         console.print(f"then crashed again at recovery point {step['point']}: {step['choice']}", highlight=False)
     diff = result.get("diff") or {}
     for key, value in diff.get("missing", {}).items():
@@ -395,6 +399,15 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True)
     error_console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
+        with sigterm_as_interrupt(lambda: worker_sessions() | engine_sessions()):
+            return _dispatch(argv, console, error_console)
+    except Terminated:
+        error_console.print("crashsweep: terminated (SIGTERM)", markup=False)
+        return EXIT_TERMINATED
+
+
+def _dispatch(argv, console: Console, error_console: Console) -> int:
+    try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help()
@@ -426,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {error.filename}" if error.filename else ""
         error_console.print(f"crashsweep: error: cannot write{where}: {error.strerror or error}", markup=False)
         return EXIT_USAGE
+    except Terminated:
+        raise
     except KeyboardInterrupt:
         error_console.print("crashsweep: interrupted", markup=False)
         return EXIT_INTERRUPTED

@@ -250,7 +250,8 @@ class LocalExecutor:
         if len(left) == 1:   # alone in its unit: this state is the culprit
             state_id, point, choice, windows, image, _ = left[0]
             on_result({"state": state_id, "point": point, "choice": choice, "windows": windows, "image": image,
-                       "kind": kind, "outcome": kind, "detail": detail, "engine_s": 0.0, "total_s": 0.0})
+                       "kind": kind, "outcome": kind, "detail": detail, "engine_s": 0.0, "total_s": 0.0,
+                       "nested": None})     # unknown: the process died somewhere in this state's crashes
         else:                # isolate: every unreported state runs again in a unit of its own
             queue.extendleft({**unit, "states": [state]} for state in reversed(left))
         worker.unit = None

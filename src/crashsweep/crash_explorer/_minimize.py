@@ -19,12 +19,13 @@ import time
 from dataclasses import replace
 
 from crashsweep.crash_explorer._plan import make_units, plan_states
-from crashsweep.crash_explorer._recording import record
-from crashsweep.crash_explorer._replay import contained_timeout_s, replay_state, replay_trace
+from crashsweep.crash_explorer._executor import LocalExecutor
+from crashsweep.crash_explorer._image import choice_problem
+from crashsweep.crash_explorer._recording import record_contained
+from crashsweep.crash_explorer._replay import contained_timeout_s, replay_contained
 from crashsweep.crash_explorer._sandbox import run_contained
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._trace import make_trace
-from crashsweep.crash_explorer._worker import remember, run_unit
 from crashsweep.crash_explorer.errors import ExplorerError, TraceError
 from crashsweep.engines import EngineError
 
@@ -33,8 +34,10 @@ BUDGET_SECONDS_DEFAULT = 300.0
 
 
 class _Search:
-    def __init__(self, kind: str, crashed: bool, states_max: int, deadline: float):
+    def __init__(self, kind: str, crashed: bool, states_max: int, deadline: float,
+                 memory_limit_bytes: int | None = None):
         self.kind, self.crashed, self.states_max, self.deadline = kind, crashed, states_max, deadline
+        self.memory_limit_bytes = memory_limit_bytes
         self.candidates = 0
 
     def expired(self) -> bool:
@@ -43,37 +46,46 @@ class _Search:
     def find(self, spec: SweepSpec) -> tuple[dict, int] | None:
         """A result of the same kind for this spec, and the crash point's event position, or None."""
         self.candidates += 1
-        recording = record(spec)
+        recording = record_contained(spec, self.memory_limit_bytes)
         if not self.crashed:
             failure = recording.failure
             return (failure, None) if failure is not None and failure["kind"] == self.kind else None
         if recording.failure is not None:
             return None
-        remember(recording)
         plan = plan_states(recording, first_states=self.states_max)
         states = sorted(plan.states, key=lambda planned: (planned.point, planned.state_id))[:self.states_max]
-        for unit in make_units(spec.to_json(), states):
-            for result in run_unit(unit):
-                if result["kind"] == self.kind:
-                    return result, recording.walk.points[result["point"]].position
-            if self.expired():
-                return None
-        return None
+        found = self.first_of_kind(spec, make_units(spec.to_json(), states))
+        return None if found is None else (found, recording.walk.points[found["point"]].position)
+
+    def first_of_kind(self, spec: SweepSpec, units: list[dict]) -> dict | None:
+        """The first result of the searched kind, in unit order; states run in a worker process (an engine that
+        kills it costs that state, as in a sweep)."""
+        found: list[dict] = []
+        executor = LocalExecutor(1, spec.state_timeout_s, self.memory_limit_bytes)
+
+        def take(result: dict) -> None:
+            if result["kind"] == self.kind and not found:
+                found.append(result)
+
+        executor.run(units, take, lambda: bool(found) or self.expired())
+        return found[0] if found else None
 
 
 def minimize_trace(spec: SweepSpec, trace: dict, budget_seconds: float = BUDGET_SECONDS_DEFAULT,
-                   states_per_candidate: int = STATES_PER_CANDIDATE_DEFAULT) -> tuple[SweepSpec, dict]:
-    """(smaller spec, smaller trace). Requires: the trace reproduces (see replay_trace)."""
+                   states_per_candidate: int = STATES_PER_CANDIDATE_DEFAULT,
+                   memory_limit_bytes: int | None = None) -> tuple[SweepSpec, dict]:
+    """(smaller spec, smaller trace). Requires: the trace reproduces (see replay_trace).
+    Engine code runs only in contained processes (recordings) and worker processes (states)."""
     started = time.monotonic()
     kind = trace["violation"]["kind"]
     crashed = trace.get("crash") is not None
-    if crashed and not trace.get("nested"):
+    if crashed and trace.get("nested", []) == []:
         spec = replace(spec, crash_depth=0)   # the violation is at the first crash: no need to crash again
-    search = _Search(kind, crashed, states_per_candidate, started + budget_seconds)
+    search = _Search(kind, crashed, states_per_candidate, started + budget_seconds, memory_limit_bytes)
     original_ops = len(spec.ops)
     found = search.find(spec)
     if found is None:   # the search budget misses it: keep the original state as the witness
-        result, _ = replay_trace(spec, trace)
+        result = replay_contained(spec, trace, memory_limit_bytes)
         found = (result, trace["crash"]["position"] if crashed else None)
     spec, found = _shrink_ops(spec, found, search)
     result, position = found
@@ -110,19 +122,20 @@ def _shrink_ops(spec: SweepSpec, found, search: _Search):
 
 
 def _shrink_choice(spec: SweepSpec, result: dict, kind: str, search: _Search) -> dict:
-    recording = record(spec)
+    recording = record_contained(spec, search.memory_limit_bytes)
     lost_allowed = spec.faults.has("lost")
     improved = True
     while improved and not search.expired():
         improved = False
         for candidate in _simpler_choices(result["choice"], lost_allowed):
             search.candidates += 1
-            try:
-                attempt = replay_state(recording, result["point"], candidate, result["windows"],
-                                       result.get("nested", []))
-            except TraceError:   # the simpler state changes recovery's I/O: the nested crash no longer exists
+            if choice_problem(recording.walk, result["point"], candidate, spec.sector_count) is not None:
                 continue
-            if attempt["kind"] == kind:
+            unit = {"unit": 0, "spec": spec.to_json(), "spec_id": spec.spec_id,
+                    "states": [[result.get("state", 0), result["point"], candidate, result["windows"],
+                                result.get("image", ""), 1]]}
+            attempt = search.first_of_kind(spec, [unit])
+            if attempt is not None:
                 result, improved = {**attempt, "state": result.get("state")}, True
                 break
     return result
@@ -164,7 +177,7 @@ def minimize_contained(spec: SweepSpec, trace: dict, budget_seconds: float = BUD
     when the engine kills, hangs or exhausts that process, or the trace does not fit the recording."""
     timeout_s = contained_timeout_s(spec, budget_seconds)
     outcome = run_contained(_minimize_as_data, spec.to_json(), trace, budget_seconds, states_per_candidate,
-                            timeout_s=timeout_s, memory_limit_bytes=memory_limit_bytes)
+                            memory_limit_bytes, timeout_s=timeout_s, memory_limit_bytes=memory_limit_bytes)
     if outcome.ok and isinstance(outcome.value, dict):
         if "error" in outcome.value:
             raise TraceError(str(outcome.value["error"]))
@@ -174,10 +187,11 @@ def minimize_contained(spec: SweepSpec, trace: dict, budget_seconds: float = BUD
     raise ExplorerError(f"minimization stopped: its engine process {outcome.detail or 'sent no trace'}")
 
 
-def _minimize_as_data(spec_json: dict, trace: dict, budget_seconds: float, states_per_candidate: int) -> dict:
+def _minimize_as_data(spec_json: dict, trace: dict, budget_seconds: float, states_per_candidate: int,
+                      memory_limit_bytes: int | None) -> dict:
     try:
         _, smaller = minimize_trace(SweepSpec.from_json(spec_json).validate(), trace, budget_seconds,
-                                    states_per_candidate)
+                                    states_per_candidate, memory_limit_bytes)
     except (ExplorerError, EngineError) as error:
         return {"error": str(error)}
     return {"trace": smaller}

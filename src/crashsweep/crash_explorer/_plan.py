@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import signal
 from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._collector import collector_paused
@@ -180,6 +181,13 @@ def _enumerate_slice(bounds: tuple[int, int]) -> list:
             for point, stats, images, exhausted in _enumerate(recording, *bounds)]
 
 
+def _planning_process() -> None:
+    """A planning process takes SIGTERM (its pool's way to stop it) even where its parent blocks it."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _parallel_chunks(recording: Recording, jobs: int):
     """`_enumerate` over slices of the points in `jobs` forked processes, yielded in point order."""
     points = recording.walk.points
@@ -187,7 +195,7 @@ def _parallel_chunks(recording: Recording, jobs: int):
     bounds = [(start, min(start + size, len(points))) for start in range(0, len(points), size)]
     _forked[:] = [recording]
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=_planning_process) as pool:
             for slice_result in pool.imap(_enumerate_slice, bounds):
                 for index, stats, images, exhausted in slice_result:
                     yield points[index], stats, images, exhausted

@@ -18,8 +18,10 @@ from crashsweep.crash_explorer.errors import ExplorerError, TraceError
 from crashsweep.engines import EngineError
 
 
-def replay_state(recording: Recording, point_index: int, choice: dict, windows: list, chain: list) -> dict:
-    """Recover and check one state of a recording. Raises TraceError when the state does not exist."""
+def replay_state(recording: Recording, point_index: int, choice: dict, windows: list, chain: list | None) -> dict:
+    """Recover and check one state of a recording. Raises TraceError when the state does not exist.
+    `chain`: the further crashes to take; None explores them as the sweep did (a state whose worker died
+    does not say in which further crash it died)."""
     walk = recording.walk
     problem = choice_problem(walk, point_index, choice, recording.spec.sector_count)
     if problem is not None:
@@ -32,10 +34,10 @@ def replay_state(recording: Recording, point_index: int, choice: dict, windows: 
     durable = durable_of(recording.context, walk, recording.log, hashed=False)
     durable.advance(point.durable_count)
     overlay = durable.overlay(choice)
-    depth = max(recording.spec.crash_depth, len(chain))
+    depth = max(recording.spec.crash_depth, len(chain or ()))
     try:
         result = recover_state(recording.context, durable.view(overlay), choice, [tuple(w) for w in windows],
-                               recording.history, point_index, depth, None, list(chain))
+                               recording.history, point_index, depth, None, None if chain is None else list(chain))
     except IndexError as error:
         raise TraceError(str(error)) from None
     result["op"] = point.op_index

@@ -127,8 +127,9 @@ def tally(results: list[dict]) -> dict:
     total_s = sum(result.get("total_s", 0.0) for result in results)
     nested = sum(result.get("nested_states", 0) for result in results)
     paths = Counter(event for result in results for event in result.get("events", ()))
+    leftovers = sum(1 for result in results if result.get("leftovers"))
     return {"outcomes": dict(sorted(outcomes.items())), "violations_by_kind": dict(sorted(violations.items())),
             "violations": sum(violations.values()), "recovered_latest": latest,
             "recovered_older": outcomes.get("recovered", 0) - latest, "refused": outcomes.get("refused", 0),
-            "nested_states": nested, "engine_s": engine_s, "worker_s": total_s,
+            "nested_states": nested, "engine_s": engine_s, "worker_s": total_s, "states_with_leftovers": leftovers,
             "recovery_paths": dict(paths.most_common())}

@@ -22,6 +22,7 @@ from crashsweep.crash_explorer._recording import Recording, record_contained
 from crashsweep.crash_explorer._results import RESULTS_NAME, ResultsError, ResultsWriter, read_results, tally
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._manifest import Manifest
+from crashsweep.crash_explorer._signals import Terminated
 from crashsweep.crash_explorer._trace import make_trace, trace_name, write_trace
 from crashsweep.crash_explorer._worker import remember
 
@@ -51,6 +52,7 @@ class SweepRun:
     elapsed_s: float = 0.0
     completed: bool = False
     interrupted: bool = False
+    terminated: bool = False     # interrupted by SIGTERM (exit 143), not Ctrl-C (130)
     already_done: int = 0
     started_at: float = 0.0
 
@@ -66,6 +68,7 @@ def prepare(spec: SweepSpec, options: SweepOptions) -> SweepRun:
 def header_for(run: SweepRun) -> dict:
     plan = run.plan
     return {"spec_id": run.spec.spec_id, "spec": run.spec.to_json(), "shard": list(run.options.shard),
+            "warnings": list(run.recording.warnings),
             "plan": {"crash_points": plan.crash_points, "states_enumerated": plan.states_enumerated,
                      "distinct_total": plan.distinct_total, "planned": len(plan.states),
                      "space_total": str(plan.space_total), "exhausted": plan.exhausted,
@@ -111,8 +114,9 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             executor = LocalExecutor(options.jobs, run.spec.state_timeout_s, options.memory_limit_bytes)
             stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
             run.completed = executor.run(units, accept, stop)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:     # Ctrl-C, or SIGTERM from outside (Terminated)
             run.interrupted = True
+            run.terminated = isinstance(interrupt, Terminated)
         finally:
             writer.close()
             run.elapsed_s = time.monotonic() - started
@@ -162,9 +166,18 @@ def summarize_results(header: dict, results: list[dict], elapsed_s: float, compl
         "states_per_s": round(new_states / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "recoveries_per_s": round((new_states + new_nested) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "engine_share": round(counts["engine_s"] / counts["worker_s"], 3) if counts["worker_s"] else None,
-        "completed": completed, "interrupted": interrupted,
+        "completed": completed, "interrupted": interrupted, "warnings": _warnings(header, counts),
         "traces": sorted(f"traces/{trace_name(result)}" for result in results if result.get("kind")),
     }
+
+
+def _warnings(header: dict, counts: dict) -> list[str]:
+    """What the engine did that is no violation but a user must hear of (processes it left running)."""
+    warnings = [str(warning) for warning in header.get("warnings", []) if isinstance(warning, str)]
+    if counts["states_with_leftovers"]:
+        warnings.append(f"the engine left processes running after {counts['states_with_leftovers']:,} state(s); "
+                        "crashsweep killed them (see \"leftovers\" in results.jsonl)")
+    return warnings
 
 
 def merge_results(paths: list[str]) -> tuple[dict, list[dict]]:

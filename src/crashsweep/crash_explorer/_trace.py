@@ -110,9 +110,10 @@ def load_trace(path: str) -> tuple[SweepSpec, dict]:
                 for w in windows) or not windows:
             raise TraceError(f"trace {path}: \"crash.windows\" must be a list of [synced, started] pairs")
     nested = trace.get("nested", [])
-    if not isinstance(nested, list) or len(nested) > CRASH_DEPTH_MAX:
-        raise TraceError(f"trace {path}: \"nested\" must be a list of at most {CRASH_DEPTH_MAX} further crashes")
-    for step in nested:
+    if nested is not None and (not isinstance(nested, list) or len(nested) > CRASH_DEPTH_MAX):
+        raise TraceError(f"trace {path}: \"nested\" must be null (unknown: explore them) or a list of at most "
+                         f"{CRASH_DEPTH_MAX} further crashes")
+    for step in nested or ():
         if not isinstance(step, dict) or not _integer(step.get("point")) or step["point"] < 0:
             raise TraceError(f"trace {path}: every nested crash needs a non-negative integer \"point\"")
         _check_choice(step.get("choice"), path)

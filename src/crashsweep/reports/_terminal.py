@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -68,6 +69,8 @@ def print_summary(summary: dict, out_dir: str, console: Console | None = None) -
     table.add_row("time", f"{summary['elapsed_s']:.1f} s, {summary['states_per_s']:,.0f} states/s "
                           f"({summary.get('recoveries_per_s', 0):,.0f} recoveries/s)")
     console.print(table)
+    for warning in summary.get("warnings", []):
+        console.print(f"[yellow]warning[/yellow]: {escape(warning)}", soft_wrap=True)
     for trace in summary["traces"][:10]:
         console.print(f"[red]violation[/red] → replay with: crashsweep replay {out_dir}/{trace}", soft_wrap=True)
     if len(summary["traces"]) > 10:

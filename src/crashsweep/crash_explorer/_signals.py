@@ -1,0 +1,83 @@
+"""SIGTERM handled like Ctrl-C, except when engine code sends it.
+
+A CI job that times out sends SIGTERM: crashsweep then stops like on Ctrl-C (results
+kept, summary and reports written) and exits 143. But engine code runs in processes
+that crashsweep started, and an engine may send SIGTERM to its parent (crashsweep);
+that must not stop the sweep. A Python signal handler is not told who sent a signal,
+so SIGTERM is blocked and a helper thread takes it with `sigtimedwait`, which says
+who sent it: a sender in the session of a process running engine code (each such
+process leads its own session) is ignored and counted; any other sender interrupts
+the main thread with `Terminated`.
+
+Invariants: inside `sigterm_as_interrupt`, SIGTERM never ends the process by its
+default action; processes forked inside it unblock SIGTERM before running engine code
+(`_sandbox.enter_worker_process`), so they can still be terminated.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable
+
+WAIT_INTERVAL_S = 0.2
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """crashsweep was sent SIGTERM from outside (a CI timeout): stop as on Ctrl-C, exit 143."""
+
+
+_ignored: list[int] = []
+
+
+def ignored_from_engines() -> int:
+    """How many SIGTERMs sent by engine code were ignored."""
+    return len(_ignored)
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt(engine_sessions: Callable[[], set[int]]):
+    """Example: `with sigterm_as_interrupt(lambda: {worker.pid}): run()` raises Terminated on an outside SIGTERM."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "sigtimedwait"):
+        yield
+        return
+    previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    stop = threading.Event()
+
+    def wait_for_sigterm() -> None:
+        while not stop.is_set():
+            info = signal.sigtimedwait({signal.SIGTERM}, WAIT_INTERVAL_S)
+            if info is None:
+                continue
+            sender = info.si_pid
+            if sender != os.getpid() and _session_of(sender) in engine_sessions():
+                _ignored.append(sender)
+                continue
+            _thread.interrupt_main(signal.SIGTERM)
+
+    waiter = threading.Thread(target=wait_for_sigterm, name="crashsweep-sigterm", daemon=True)
+    waiter.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        waiter.join()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        signal.signal(signal.SIGTERM, previous_handler)
