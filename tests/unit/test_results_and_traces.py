@@ -8,9 +8,16 @@ from crashsweep.crash_explorer import (
 )
 
 
+def _header(spec_id):
+    from tests.conftest import small_spec
+    return {"spec_id": spec_id, "spec": small_spec().to_json(), "shard": [0, 1],
+            "plan": {"crash_points": 1, "states_enumerated": 1, "distinct_total": 1, "planned": 1, "space_total": "1",
+                     "exhausted": True, "per_point": []}}
+
+
 def test_partial_last_line_is_skipped(tmp_path):
     path = tmp_path / "results.jsonl"
-    with ResultsWriter(str(path), {"spec_id": "x"}) as writer:
+    with ResultsWriter(str(path), _header("x")) as writer:
         writer.write({"state": 0, "outcome": "recovered", "kind": None})
     with open(path, "ab") as handle:
         handle.write(b'{"type": "state", "sta')
@@ -20,9 +27,9 @@ def test_partial_last_line_is_skipped(tmp_path):
 
 def test_resume_refuses_results_of_another_sweep(tmp_path):
     path = tmp_path / "results.jsonl"
-    ResultsWriter(str(path), {"spec_id": "one"}).close()
+    ResultsWriter(str(path), _header("one")).close()
     with pytest.raises(ResultsError, match="different sweep"):
-        ResultsWriter(str(path), {"spec_id": "two"}, resume=True)
+        ResultsWriter(str(path), _header("two"), resume=True)
 
 
 def _summary_without_timing(summary):

@@ -20,7 +20,9 @@ import time
 from collections import Counter
 
 from crashsweep.crash_explorer.errors import ExplorerError
+from crashsweep.reference import VIOLATION_KINDS
 
+LINE_BYTES_MAX = 64 << 20
 RESULTS_FORMAT = 1
 RESULTS_NAME = "results.jsonl"
 BATCH_LINES = 256
@@ -39,23 +41,94 @@ def read_results(path: str) -> tuple[dict, list[dict], int]:
     except OSError as error:
         raise ResultsError(f"cannot read {path}: {error.strerror}") from None
     header, results, valid = None, [], 0
-    for line in data.splitlines(keepends=True):
+    for number, line in enumerate(data.splitlines(keepends=True), 1):
         if not line.endswith(b"\n"):
             break
+        if len(line) > LINE_BYTES_MAX:
+            raise ResultsError(f"{path} line {number} is over {LINE_BYTES_MAX >> 20} MiB: not a results file")
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+            record = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):    # not JSON, not UTF-8, or nested too deeply
+            if header is None:
+                raise ResultsError(f"{path} is not a crashsweep results file (line 1 is not a JSON header)") \
+                    from None
             break
         valid += len(line)
         if header is None:
             if not isinstance(record, dict) or record.get("type") != "header":
                 raise ResultsError(f"{path} is not a crashsweep results file (no header line)")
+            problem = header_problem(record)
+            if problem:
+                raise ResultsError(f"{path} line 1: {problem}")
             header = record
-        elif record.get("type") == "state":
+        elif isinstance(record, dict) and record.get("type") == "state":
+            problem = state_problem(record)
+            if problem:
+                raise ResultsError(f"{path} line {number}: {problem}")
             results.append(record)
+        else:
+            raise ResultsError(f"{path} line {number}: expected a state result object")
     if header is None:
         raise ResultsError(f"{path} is empty or not a crashsweep results file")
     return header, results, valid
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_PLAN_FIELDS = {"crash_points": int, "states_enumerated": int, "distinct_total": int, "planned": int,
+                "space_total": str, "exhausted": bool, "per_point": list}
+_POINT_FIELDS = ("point", "op", "position", "pending", "space", "enumerated", "distinct")
+_STATE_TYPES = {"point": (int, type(None)), "kind": (str, type(None)), "outcome": str, "detail": str,
+                "matched": int, "nearest": int, "latest": bool, "choice": dict, "windows": list, "events": list,
+                "engine_s": (int, float), "total_s": (int, float), "nested_states": int, "diff": (dict, type(None)),
+                "output": str, "leftovers": int, "op": int, "image": str, "points": int,
+                "nested": (list, type(None)), "memo": bool, "continued": int}
+
+
+def header_problem(header: dict) -> str | None:
+    """What is wrong with a results header (None: nothing). Data only: its engine is not imported."""
+    from crashsweep.crash_explorer._spec import SweepSpec     # here: _spec imports the engine registry
+    try:
+        SweepSpec.from_json(header.get("spec")).validate(engine=False)
+    except ExplorerError as error:
+        return str(error)
+    plan = header.get("plan")
+    if not isinstance(plan, dict):
+        return "the header has no \"plan\" object"
+    for name, kind in _PLAN_FIELDS.items():
+        if not isinstance(plan.get(name), kind) or (kind is int and isinstance(plan[name], bool)):
+            return f"the header's plan needs {name!r} ({kind.__name__})"
+    if not plan["space_total"].isdigit():
+        return "the header's plan.space_total must be digits"
+    for entry in plan["per_point"]:
+        if not isinstance(entry, dict) or not all(_integer(entry.get(name)) for name in _POINT_FIELDS):
+            return f"every plan.per_point entry needs integer {', '.join(_POINT_FIELDS)}"
+    shard = header.get("shard", [0, 1])
+    if not (isinstance(shard, list) and len(shard) == 2 and all(_integer(x) for x in shard)
+            and 0 <= shard[0] < shard[1]):
+        return "the header's shard must be [I, N] with 0 <= I < N"
+    if not isinstance(header.get("spec_id"), str):
+        return "the header has no spec_id"
+    return None
+
+
+def state_problem(record: dict) -> str | None:
+    """What is wrong with a state result line (None: nothing)."""
+    if not _integer(record.get("state")):
+        return "a state result needs an integer \"state\""
+    if "outcome" not in record or "kind" not in record:
+        return "a state result needs \"outcome\" and \"kind\""
+    for name, kinds in _STATE_TYPES.items():
+        if name in record and (not isinstance(record[name], kinds)
+                               or (isinstance(record[name], bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)))):
+            return f"field {name!r} of state {record['state']} has the wrong type"
+    if record["kind"] is not None and record["kind"] not in VIOLATION_KINDS:
+        return f"state {record['state']} has an unknown kind {record['kind']!r}"
+    if not all(isinstance(event, str) for event in record.get("events", ())):
+        return f"state {record['state']}: events must be texts"
+    return None
 
 
 class ResultsWriter:
