@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import time
 
@@ -305,23 +306,28 @@ REPRODUCE_FLAGS = (("engine", "--engine"), ("scenario", "--scenario"), ("ops", "
                    ("strategy", "--strategy"), ("bound", "--bound"), ("samples", "--samples"),
                    ("faults", "--faults"), ("variants", "--variants"), ("seed", "--seed"),
                    ("sector_size", "--sector-size"), ("device_sectors", "--device-sectors"), ("cache", "--cache"),
-                   ("crash_depth", "--crash-depth"), ("state_timeout", "--state-timeout"))
+                   ("crash_depth", "--crash-depth"), ("state_timeout", "--state-timeout"), ("fs_model", "--fs-model"),
+                   ("budget_states", "--budget-states"), ("budget_seconds", "--budget-seconds"),
+                   ("memory_limit", "--memory-limit"))
+REPRODUCE_ALWAYS = ("engine", "scenario", "strategy", "faults", "seed")
 
 
 def reproduce_command(args) -> str:
-    """The sweep command with every setting that decides results (not --jobs, --out or budgets)."""
+    """The sweep command, shell-quoted, with every setting that decides which states run and how they end
+    (not --jobs, --out or --quiet, which do not). Example: `crashsweep sweep --engine betree ... --seed 0`."""
     defaults = build_parser().parse_args(["sweep"])
     words = ["crashsweep", "sweep"]
     for name, flag in REPRODUCE_FLAGS:
         value = getattr(args, name)
-        if name in ("engine", "scenario", "strategy", "faults", "seed") or value != getattr(defaults, name):
-            if value is not None:
-                words += [flag, str(value)]
+        if value is not None and (name in REPRODUCE_ALWAYS or value != getattr(defaults, name)):
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     for option in args.option:
         words += ["--option", option]
+    if args.shard != (0, 1):
+        words += ["--shard", f"{args.shard[0]}/{args.shard[1]}"]
     if args.no_continue:
         words.append("--no-continue")
-    return " ".join(words)
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def trusted_trace(args):

@@ -38,6 +38,8 @@ def make_trace(spec: SweepSpec, result: dict, position: int | None) -> dict:
     }
     if "state" in result:
         trace["state"] = result["state"]
+    if result.get("output"):
+        trace["output"] = result["output"]      # what the engine printed in this state (captured, capped)
     return trace
 
 

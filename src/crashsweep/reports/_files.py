@@ -13,6 +13,8 @@ import os
 import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 
+from crashsweep.reports._text import xml_safe
+
 
 def write_json_atomically(path: str, data: dict) -> None:
     temporary = path + ".tmp"
@@ -59,6 +61,10 @@ def write_junit(out_dir: str, summary: dict, results: list[dict], trace_names: d
                 "no state was recovered for this point here: its images were met at other points (recovered "
                 "once and checked against this point's crash windows too), or it belongs to another shard")
     suite.set("failures", str(failures))
+    for element in suite.iter():        # engine text may hold any character; XML 1.0 allows only some
+        element.text = None if element.text is None else xml_safe(element.text)
+        for name, value in element.attrib.items():
+            element.set(name, xml_safe(value))
     path = os.path.join(out_dir, "junit.xml")
     ElementTree.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
     return path

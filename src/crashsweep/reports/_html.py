@@ -13,6 +13,8 @@ from collections import Counter, defaultdict
 
 import jinja2
 
+from crashsweep.reports._text import finalize
+
 VIOLATIONS_SHOWN_MAX = 100
 DIFF_KEYS_SHOWN_MAX = 20
 CATEGORIES = (("latest", "recovered to the latest state", "#2e7d32"),
@@ -20,11 +22,12 @@ CATEGORIES = (("latest", "recovered to the latest state", "#2e7d32"),
               ("refused", "refused damaged data (allowed)", "#90a4ae"),
               ("violation", "violation", "#c62828"),
               ("error", "recovery error or hang", "#ef6c00"))
-ERROR_KINDS = ("recovery-error", "hang", "engine-error")
+ERROR_KINDS = ("recovery-error", "hang", "engine-error", "resource-exhausted")
 
 _environment = jinja2.Environment(loader=jinja2.PackageLoader("crashsweep.reports", "templates"),
                                   autoescape=jinja2.select_autoescape(["html", "j2"]),
-                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                  finalize=finalize)
 
 
 def category(result: dict) -> str:
