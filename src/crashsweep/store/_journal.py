@@ -21,6 +21,14 @@ from crashsweep.store import _journal_format as fmt
 from crashsweep.store.errors import CorruptionDetected, FormatError
 
 
+TOMBSTONE_SEQ = 0     # an empty block with this sequence number marks a store that has had a checkpoint
+
+
+def tombstone(first_sector: int, sector_size: int) -> bytes:
+    """The sector written at the ring's position 0 once the first checkpoint is durable (journal.md)."""
+    return fmt.encode_journal_block(b"", TOMBSTONE_SEQ, first_sector, sector_size)
+
+
 class JournalRing:
     def __init__(self, device, first_sector: int, ring_sectors: int, start_seq: int, start_pos: int):
         assert 0 <= start_pos < ring_sectors
@@ -75,17 +83,25 @@ class JournalRing:
 
 
 def read_journal(device, first_sector: int, ring_sectors: int, start_seq: int, start_pos: int,
-                 verify: bool = True, from_oldest: bool = False):
+                 verify: bool = True, from_oldest: bool = False, checkpointed: bool = True):
     """(records in order, next sequence number, write position, live sectors). Raises CorruptionDetected.
 
+    `checkpointed=False` (no valid superblock): a checkpoint tombstone on the ring proves a checkpoint was
+    durable once, so its superblocks were lost or damaged: refused.
     `from_oldest` exists only for the seeded bug `journal-replay-wrong-start`.
     """
     size = device.sector_size
     ring = device.read(first_sector, ring_sectors)
     sectors = [_decode(ring[i * size:(i + 1) * size], first_sector + i, verify)
                for i in range(ring_sectors)]
+    if not checkpointed:
+        tombstones = [i for i, info in enumerate(sectors) if isinstance(info, tuple) and info[0] == TOMBSTONE_SEQ]
+        if tombstones:
+            raise CorruptionDetected(first_sector + tombstones[0], "the journal shows a durable checkpoint, but "
+                                                                   "no superblock is valid (both lost or damaged)")
     if from_oldest:
-        valid = [(info[0], i) for i, info in enumerate(sectors) if isinstance(info, tuple) and info[1] == 0]
+        valid = [(info[0], i) for i, info in enumerate(sectors)
+                 if isinstance(info, tuple) and info[1] == 0 and info[0] != TOMBSTONE_SEQ]
         if valid:
             start_seq, start_pos = min(valid)
     records, seq, pos, live = [], start_seq, start_pos, 0

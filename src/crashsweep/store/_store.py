@@ -30,7 +30,7 @@ from crashsweep.disk_model import BlockDevice, RealFileDevice
 from crashsweep.store import _node_format as node_format
 from crashsweep.store._allocator import BlockAllocator
 from crashsweep.store._config import StoreConfig
-from crashsweep.store._journal import JournalRing, read_journal
+from crashsweep.store._journal import JournalRing, read_journal, tombstone
 from crashsweep.store._node_format import MESSAGE_DELETE, MESSAGE_PUT
 from crashsweep.store._pages import NodePages
 from crashsweep.store._superblock_format import (
@@ -41,6 +41,12 @@ from crashsweep.store._tree import Leaf, Tree
 from crashsweep.store.errors import (
     CorruptionDetected, EntryTooLargeError, FormatError, StoreConfigError, StoreError, StoreFullError,
 )
+
+def _zero_superblock_allowed(superblock: Superblock, address: int) -> bool:
+    """May the other superblock sector be zero beside this valid one? Only as a crash inside the first
+    checkpoint (version 2), or in a version-1 store (which wrote one sector at its first checkpoint)."""
+    return superblock.version == 1 or (address == SUPERBLOCK_SECTORS[0] and superblock.counter == 1)
+
 
 ROOT_ID_EMPTY = 0
 JOURNAL_START_SEQ = 1
@@ -103,12 +109,15 @@ class BetreeStore:
         self._closed = False
         self._owns_device = False
 
+    _unwritten_superblocks: list[int] = []
+
     # -- opening --
     def _read_superblocks(self, config: StoreConfig) -> tuple[Superblock | None, int]:
-        candidates, damaged = [], []
+        candidates, damaged, zero = [], [], []
         for address in SUPERBLOCK_SECTORS:
             sector = self.device.read(address)
             if not any(sector):
+                zero.append(address)
                 continue
             try:
                 candidates.append((decode_superblock(sector, address), address))
@@ -117,9 +126,15 @@ class BetreeStore:
         if damaged:   # one sector is written whole or not at all: a bad superblock is damage, never a crash
             address, reason = damaged[0]
             raise CorruptionDetected(address, reason)
+        self._unwritten_superblocks = list(zero)
         if not candidates:
             self.events.append("opened an empty device")
             return None, 0
+        if zero and not _zero_superblock_allowed(candidates[0][0], candidates[0][1]):
+            # Version 2 writes both sectors at the first checkpoint, sector 0 first: the only crash state with
+            # one zero sector is sector 0 holding checkpoint 1. Any other zero sector once held a superblock.
+            raise CorruptionDetected(zero[0], "superblock sector is zero, but the other superblock shows it was "
+                                              "written (a lost or zeroed superblock)")
         if self.bug == "superblock-counter-ignored":
             superblock, address = min(candidates, key=lambda item: item[1])
         else:
@@ -154,7 +169,7 @@ class BetreeStore:
         records, seq, pos, live = read_journal(
             self.device, self._journal_first, self.config.journal_sectors, start_seq, start_pos,
             verify=self.bug != "journal-no-checksum",
-            from_oldest=self.bug == "journal-replay-wrong-start")
+            from_oldest=self.bug == "journal-replay-wrong-start", checkpointed=self._counter > 0)
         for kind, key, value in records:
             self.tree.replay(kind, key, value)
         self.journal.next_seq, self.journal.write_pos, self.journal.live_sectors = seq, pos, live
@@ -247,13 +262,23 @@ class BetreeStore:
         self.device.wait_all(requests)
         if barrier:
             self.device.flush()
+        first = self._counter == 0
+        if first and self.journal.write_pos == 0:    # position 0 will hold the tombstone: the journal goes on after it
+            self.journal.write_pos, self.journal.next_seq = 1, max(self.journal.next_seq, JOURNAL_START_SEQ + 1)
         self._counter += 1
         superblock = Superblock(self._counter, self.journal.next_seq, self.journal.write_pos, self.tree.root_id,
                                 self.pages.next_node_id, self.device.sector_size, self.config.node_size_bytes,
                                 self.config.journal_sectors, self.block_count, len(table), tuple(refs))
         address = SUPERBLOCK_SECTORS[self._counter % 2]
+        for unwritten in sorted(set(self._unwritten_superblocks) - {address}):   # no superblock sector stays zero
+            self.device.write(unwritten, encode_superblock(superblock, unwritten))
+            self.device.flush()
         self.device.write(address, encode_superblock(superblock, address))
         self.device.flush()
+        self._unwritten_superblocks = []
+        if first:   # from now on a store without a valid superblock is damaged, never new (docs/format/journal.md)
+            self.device.write(self._journal_first, tombstone(self._journal_first, self.device.sector_size))
+            self.device.flush()
         for block in old_table_blocks:
             self.pages.allocator.release(block)
         self._table_blocks = [block for block, _, _ in refs]

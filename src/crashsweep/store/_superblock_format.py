@@ -20,7 +20,8 @@ CRC = struct.Struct("<I")
 assert SUPERBLOCK.size == 66 and TABLE_REF.size == 12 and CRC.size == 4
 
 SUPERBLOCK_MAGIC = b"CSBT"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: both sectors are written from the first checkpoint on (a zero sector is damage)
+FORMAT_VERSIONS_READ = (1, 2)
 SUPERBLOCK_SECTORS = (0, 1)
 
 
@@ -37,6 +38,7 @@ class Superblock:
     block_count: int
     table_entries: int
     table_blocks: tuple[tuple[int, int, int], ...]   # (block, length in bytes, CRC)
+    version: int = FORMAT_VERSION
 
 
 def table_blocks_max(sector_size: int) -> int:
@@ -69,11 +71,11 @@ def decode_superblock(sector: bytes, address: int) -> Superblock:
         raise FormatError("superblock checksum mismatch")
     (_, version, _, counter, journal_start_seq, journal_start_pos, root_id, next_node_id, sector_size,
      node_size_bytes, journal_sectors, block_count, table_entries, table_count) = fields
-    if version != FORMAT_VERSION:
+    if version not in FORMAT_VERSIONS_READ:
         raise FormatError(f"unknown superblock version {version}")
     if table_count > table_blocks_max(len(sector)):
         raise FormatError(f"superblock lists {table_count} table blocks, more than fit")
     refs = tuple(TABLE_REF.unpack_from(sector, SUPERBLOCK.size + index * TABLE_REF.size)
                  for index in range(table_count))
     return Superblock(counter, journal_start_seq, journal_start_pos, root_id, next_node_id, sector_size,
-                      node_size_bytes, journal_sectors, block_count, table_entries, refs)
+                      node_size_bytes, journal_sectors, block_count, table_entries, refs, version)
