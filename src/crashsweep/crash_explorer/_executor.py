@@ -29,6 +29,8 @@ from crashsweep.crash_explorer import _wire
 from crashsweep.crash_explorer._limits import OUTPUT_BYTES_MAX
 from crashsweep.crash_explorer._sandbox import enter_worker_process, kill_children, kill_group, kill_group_except_self
 from crashsweep.crash_explorer._worker import run_unit
+from crashsweep.crash_explorer.errors import EngineBypass
+from crashsweep.disk_model import InterpositionBypass
 
 WATCHDOG_SLACK_S = 5.0
 POLL_INTERVAL_S = 0.2
@@ -82,18 +84,25 @@ def _worker_main(connection, memory_limit_bytes: int | None) -> None:
         unit = connection.recv()
         if unit is None:
             return
-        batch, sent_at = [], time.monotonic()
-        for result in run_unit(unit):
-            _after_state(result, output)
-            batch.append(result)
-            if len(batch) >= BATCH_STATES_MAX or time.monotonic() - sent_at > BATCH_SECONDS_MAX:
-                connection.send_bytes(_wire.encode(["results", batch]))
-                batch, sent_at = [], time.monotonic()
-        left = kill_group_except_self()
-        if left and batch:
-            batch[-1]["leftovers"] = batch[-1].get("leftovers", 0) + left
-        connection.send_bytes(_wire.encode(["results", batch]))
-        connection.send_bytes(_wire.encode(["done", unit["unit"]]))
+        try:
+            _run_and_send(unit, output, connection)
+        except InterpositionBypass as bypass:      # the engine escaped its medium: the sweep must stop
+            connection.send_bytes(_wire.encode(["bypass", str(bypass)]))
+
+
+def _run_and_send(unit: dict, output: "_OutputCapture", connection) -> None:
+    batch, sent_at = [], time.monotonic()
+    for result in run_unit(unit):
+        _after_state(result, output)
+        batch.append(result)
+        if len(batch) >= BATCH_STATES_MAX or time.monotonic() - sent_at > BATCH_SECONDS_MAX:
+            connection.send_bytes(_wire.encode(["results", batch]))
+            batch, sent_at = [], time.monotonic()
+    left = kill_group_except_self()
+    if left and batch:
+        batch[-1]["leftovers"] = batch[-1].get("leftovers", 0) + left
+    connection.send_bytes(_wire.encode(["results", batch]))
+    connection.send_bytes(_wire.encode(["done", unit["unit"]]))
 
 
 def _after_state(result: dict, output: "_OutputCapture") -> None:
@@ -233,6 +242,8 @@ class LocalExecutor:
                           "the worker process sent a malformed message (the engine wrote to crashsweep's pipe?)")
             return
         worker.last_heard = time.monotonic()
+        if message == "bypass":
+            raise EngineBypass(str(payload)[:2000])
         if message == "results" and isinstance(payload, list):
             for result in payload:
                 if not _well_formed(result, worker):

@@ -22,6 +22,7 @@ from crashsweep.crash_explorer._crash_points import crash_points
 from crashsweep.crash_explorer._fs_points import FsDurableImage, fs_crash_points
 from crashsweep.crash_explorer._image import DurableImage
 from crashsweep.disk_model import EventLog, FsLog, FsTree, PersistenceModel, SimulatedBlockDevice, shared_session
+from crashsweep.disk_model._bypass import GUARD
 
 
 def uses_fs(context) -> bool:
@@ -47,9 +48,12 @@ def new_target(context, image, rng: random.Random, log, random_seed: str = "0"):
 
 
 def engine_scope(context, target):
-    """Around every call into the engine: the interposition of a Python file engine, else nothing."""
+    """Around every call into the engine: the interposition of a Python file engine (which guards against
+    bypasses itself), else the bypass guard of the engine's medium."""
     scope = context.adapter.scope
-    return scope(target) if scope is not None and uses_fs(context) else contextlib.nullcontext()
+    if scope is not None and uses_fs(context):
+        return scope(target)
+    return GUARD.active("fs" if uses_fs(context) else "block")
 
 
 def let_go(context, engine: list) -> None:

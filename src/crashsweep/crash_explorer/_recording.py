@@ -20,7 +20,8 @@ from crashsweep.crash_explorer._recover import StateContext, encode_map
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer._limits import cap_text
-from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, StateTimeout
+from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, EngineBypass, StateTimeout
+from crashsweep.disk_model import InterpositionBypass
 from crashsweep.crash_explorer._log_wire import log_from_data, log_to_data
 from crashsweep.crash_explorer._profiles import engine_profile
 from crashsweep.crash_explorer._sandbox import run_contained
@@ -76,6 +77,8 @@ def record_contained(spec: SweepSpec, memory_limit_bytes: int | None = None) -> 
     context = state_context(spec, live=False)
     history = History(list(spec.ops))
     failure, log = None, new_log(context)
+    if outcome.ok and isinstance(outcome.value, dict) and "bypass" in outcome.value:
+        raise EngineBypass(f"{outcome.value['bypass']} (during the recording)")
     if outcome.ok:
         try:
             log = log_from_data(outcome.value["log"])
@@ -98,7 +101,10 @@ def record_contained(spec: SweepSpec, memory_limit_bytes: int | None = None) -> 
 
 
 def _record_as_data(spec_json: dict) -> dict:
-    recording = record(SweepSpec.from_json(spec_json))
+    try:
+        recording = record(SweepSpec.from_json(spec_json))
+    except InterpositionBypass as bypass:
+        return {"bypass": str(bypass)}
     return {"log": log_to_data(recording.log), "failure": recording.failure}
 
 
@@ -147,6 +153,8 @@ def _run_workload(context: StateContext, device, log, spec: SweepSpec, engine: l
     except StateTimeout:
         return {"kind": "hang", "outcome": "hang", "op_index": index,
                 "detail": f"the workload without any crash did not finish in time (op {index})"}
+    except InterpositionBypass:
+        raise
     except MemoryError:
         return {"kind": "resource-exhausted", "outcome": "resource-exhausted", "op_index": index,
                 "detail": f"without any crash, op {index} ran out of memory (MemoryError under --memory-limit)"}

@@ -24,7 +24,7 @@ from crashsweep.crash_explorer._strategies import choice_key, point_states
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer._limits import cap_text
 from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, StateTimeout
-from crashsweep.disk_model import CallMemo
+from crashsweep.disk_model import CallMemo, InterpositionBypass
 from crashsweep.engines import EngineAdapter
 from crashsweep.reference import (
     Diff, History, Op, Verdict, check_reads, check_recovered_windows, check_refusal, delete, encode_bytes, get,
@@ -192,6 +192,8 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
     except StateTimeout:
         return _finish(result, Verdict("hang", "hang", detail=f"recovery took over {context.state_timeout_s} s"),
                        events, timing, started)
+    except InterpositionBypass:
+        raise
     except MemoryError:
         return _finish(result, Verdict("resource-exhausted", "resource-exhausted",
                                        detail="recovery ran out of memory (MemoryError under --memory-limit)"),
@@ -307,6 +309,8 @@ def _run_continuation(context, store, ops: list[Op], log, recovered) -> tuple:
                 log.end_op(index)
     except StateTimeout:
         return ("hang",)
+    except InterpositionBypass:
+        raise
     except MemoryError:
         return ("exhausted",)
     except ENGINE_EXCEPTIONS as error:

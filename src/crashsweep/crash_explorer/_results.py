@@ -128,6 +128,17 @@ def state_problem(record: dict) -> str | None:
         return f"state {record['state']} has an unknown kind {record['kind']!r}"
     if not all(isinstance(event, str) for event in record.get("events", ())):
         return f"state {record['state']}: events must be texts"
+    from crashsweep.crash_explorer._trace import choice_shape_problem, diff_shape_problem
+    problem = (choice_shape_problem(record["choice"]) if "choice" in record else None) \
+        or diff_shape_problem(record.get("diff"))
+    if problem:
+        return f"state {record['state']}: {problem}"
+    windows = record.get("windows", [])
+    if not all(isinstance(w, list) and len(w) == 2 and all(_integer(x) and x >= 0 for x in w) for w in windows):
+        return f"state {record['state']}: windows must be [synced, started] pairs"
+    for step in record.get("nested") or ():
+        if not isinstance(step, dict) or not _integer(step.get("point")) or choice_shape_problem(step.get("choice")):
+            return f"state {record['state']}: every nested crash needs a point and a choice"
     return None
 
 

@@ -123,6 +123,9 @@ def load_trace(path: str) -> tuple[SweepSpec, dict]:
         raise TraceError(f"trace {path}: \"state\" must be an integer")
     if not isinstance(violation.get("detail", ""), str):
         raise TraceError(f"trace {path}: \"violation.detail\" must be text")
+    problem = diff_shape_problem(trace.get("diff"))
+    if problem:
+        raise TraceError(f"trace {path}: {problem}")
     return spec, trace
 
 
@@ -131,19 +134,45 @@ def _integer(value) -> bool:
 
 
 def _check_choice(choice, path: str) -> None:
+    problem = choice_shape_problem(choice)
+    if problem:
+        raise TraceError(f"trace {path}: {problem}")
+
+
+def choice_shape_problem(choice) -> str | None:
+    """What is wrong with the shape of a crash choice (persist / torn / faults), or None."""
     if not isinstance(choice, dict) or set(choice) - {"persist", "torn", "faults"}:
-        raise TraceError(f"trace {path}: \"choice\" must be an object with persist / torn / faults")
+        return "\"choice\" must be an object with persist / torn / faults"
     persist, torn, faults = choice.get("persist", []), choice.get("torn", []), choice.get("faults", [])
     if not isinstance(persist, list) or not all(_integer(rid) and rid >= 0 for rid in persist):
-        raise TraceError(f"trace {path}: \"choice.persist\" must be a list of request ids")
+        return "\"choice.persist\" must be a list of request ids"
     if not isinstance(torn, list) or not all(
             isinstance(item, list) and len(item) == 2 and _integer(item[0]) and item[0] >= 0
             and isinstance(item[1], list) and all(_integer(offset) and offset >= 0 for offset in item[1])
             for item in torn):
-        raise TraceError(f"trace {path}: \"choice.torn\" must be a list of [request id, [sector offsets]]")
+        return "\"choice.torn\" must be a list of [request id, [sector offsets]]"
     if not isinstance(faults, list) or not all(
             isinstance(fault, dict) and fault.get("kind") in ("corrupt", "misdirect", "latent", "read-error")
             and all(_integer(value) or isinstance(value, str) for value in fault.values())
             for fault in faults):
-        raise TraceError(f"trace {path}: \"choice.faults\" must be a list of faults "
-                         "(corrupt, misdirect, latent, read-error) with integer fields")
+        return ("\"choice.faults\" must be a list of faults (corrupt, misdirect, latent, read-error) with "
+                "integer fields")
+    return None
+
+
+def diff_shape_problem(diff) -> str | None:
+    """What is wrong with the shape of a diff ({missing: {k: v}, extra: {k: v}, wrong: {k: [e, a]}}), or None."""
+    if diff is None:
+        return None
+    if not isinstance(diff, dict) or set(diff) - {"missing", "extra", "wrong"}:
+        return "\"diff\" must be an object with missing / extra / wrong"
+    for name in ("missing", "extra"):
+        part = diff.get(name, {})
+        if not isinstance(part, dict) or not all(isinstance(value, str) for value in part.values()):
+            return f"\"diff.{name}\" must map keys to values (texts)"
+    wrong = diff.get("wrong", {})
+    if not isinstance(wrong, dict) or not all(isinstance(pair, list) and len(pair) == 2
+                                              and all(isinstance(item, str) for item in pair)
+                                              for pair in wrong.values()):
+        return "\"diff.wrong\" must map keys to [expected, actual]"
+    return None

@@ -13,6 +13,11 @@ class TraceError(ExplorerError, ValueError):
     """A trace file is missing, malformed, or does not match what it claims to reproduce."""
 
 
+class EngineBypass(ExplorerError):
+    """The engine reached the real system around its simulated medium (a subprocess, a real file, mmap,
+    sqlite3, ctypes): its I/O cannot be tested, so the sweep stops (exit 2) instead of reporting findings."""
+
+
 class StateTimeout(BaseException):
     """Raised inside an engine when a state's time limit passes (BaseException so `except Exception` can't eat it)."""
 

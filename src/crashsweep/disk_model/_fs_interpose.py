@@ -39,17 +39,11 @@ from pyfakefs.fake_filesystem_unittest import PATH_MODULE, Patcher
 from pyfakefs.fake_io import FakeIoModule
 from pyfakefs.fake_os import FakeOsModule
 
-from crashsweep.disk_model._fs_session import FD_FIRST, FsSession
-from crashsweep.disk_model.errors import DiskModelError
+from crashsweep.disk_model._bypass import GUARD, InterpositionBypass  # noqa: F401 - re-exported
+from crashsweep.disk_model._fs_session import FsSession
 
 _REAL_OS, _REAL_IO = os, io
 MODEL_ROOTS = ("/crashsweep",)   # the store's tree; the model's /tmp shares its name with the real one
-AUDIT_BYPASS_EVENTS = {"mmap.__new__": "mmap", "sqlite3.connect": "sqlite3 (a C library doing its own I/O)",
-                       "ctypes.dlopen": "ctypes (foreign code doing its own I/O)"}
-
-
-class InterpositionBypass(DiskModelError):
-    """The engine reached the real file system around the model; its I/O cannot be tested."""
 
 
 def _private_pyio(fake_os):
@@ -142,7 +136,10 @@ class ModelOs(FakeOsModule):
             self._session.close(fd)
 
     def fdopen(self, fd, *args, **kwargs):
-        return self._session_io.open(fd, *args, **kwargs)
+        pyio = getattr(self, "_session_io", None)
+        if pyio is None:            # the module-level fake `os` (tempfile's, an engine's), not ModelIo's own
+            pyio = self._session_io = _private_pyio(self)
+        return pyio.open(fd, *args, **kwargs)
 
     def isatty(self, fd):
         self._session.handle(fd)
@@ -171,6 +168,81 @@ class ModelIo(FakeIoModule):
     def open(self, file, mode="r", buffering=-1, encoding=None, errors=None, newline=None, closefd=True,
              opener=None):
         return self._pyio.open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+
+
+_SKIPPED_PACKAGES = ("crashsweep", "pyfakefs", "_pytest", "pytest", "hypothesis", "importlib", "_frozen_importlib",
+                     "multiprocessing", "encodings", "_pyio")
+
+
+def _skipped(name: str) -> bool:
+    return name.partition(".")[0] in _SKIPPED_PACKAGES
+
+
+def _real_functions() -> dict[int, tuple[str, str]]:
+    """id(real file function) -> (fake module key, attribute): what a default argument may have bound."""
+    found: dict[int, tuple[str, str]] = {}
+    for key, module in (("os", _REAL_OS), (PATH_MODULE, _REAL_OS.path), ("io", _REAL_IO)):
+        for name in dir(module):
+            value = getattr(module, name, None)
+            if callable(value) and not inspect.isclass(value) and not name.startswith("__"):
+                found.setdefault(id(value), (key, name))
+    found[id(builtins.open)] = ("io", "open")
+    return found
+
+
+class DefaultBindings:
+    """Functions whose default arguments bound a real file function at import time (`def f(fd, _write=os.write)`,
+    as semidbm does): pyfakefs patches module attributes, not defaults. While an engine runs, those defaults
+    are the model's functions of the same name. Modules are scanned once, new ones as they are imported."""
+
+    def __init__(self) -> None:
+        self.real = _real_functions()
+        self.scanned: set[str] = set()
+        self.found: list[tuple[object, tuple | None, dict | None]] = []   # (function, defaults, keyword defaults)
+
+    def scan(self) -> None:
+        if len(self.scanned) == len(sys.modules):
+            return
+        for name, module in list(sys.modules.items()):
+            if name in self.scanned:
+                continue
+            self.scanned.add(name)
+            if module is None or _skipped(name):
+                continue
+            for function in _functions_of(module, name):
+                defaults, keywords = function.__defaults__, function.__kwdefaults__
+                if any(id(value) in self.real for value in defaults or ()) or \
+                        any(id(value) in self.real for value in (keywords or {}).values()):
+                    self.found.append((function, defaults, keywords))
+
+    def patch(self, fake_modules: dict) -> None:
+        def fake(value):
+            where = self.real.get(id(value))
+            return value if where is None else getattr(fake_modules[where[0]], where[1], value)
+        for function, defaults, keywords in self.found:
+            if defaults is not None:
+                function.__defaults__ = tuple(fake(value) for value in defaults)
+            if keywords is not None:
+                function.__kwdefaults__ = {key: fake(value) for key, value in keywords.items()}
+
+    def restore(self) -> None:
+        for function, defaults, keywords in self.found:
+            function.__defaults__, function.__kwdefaults__ = defaults, keywords
+
+
+def _functions_of(module, name: str):
+    try:
+        members = list(vars(module).values())
+    except TypeError:
+        return
+    for value in members:
+        if inspect.isfunction(value) and getattr(value, "__module__", None) == name:
+            yield value
+        elif inspect.isclass(value) and getattr(value, "__module__", None) == name:
+            for inner in list(vars(value).values()):
+                inner = getattr(inner, "__func__", inner)
+                if inspect.isfunction(inner):
+                    yield inner
 
 
 def _class_bindings(module_names: list[str]) -> list[tuple[type, str, object]]:
@@ -250,10 +322,9 @@ class Interposer:
         self.patcher = _ModelPatcher(session.fs, modules_to_patch={"os": ModelOs, "io": ModelIo}, use_cache=True,
                                      additional_skip_names=own)
         self.engine_modules = list(engine_modules) + ["dbm.dumb"]
-        self.bypass: str | None = None
+        self.defaults = DefaultBindings()
         self._on = False
         self._started = False
-        _install_audit_hook(self)
 
     def _fake(self, real):
         modules = self.patcher.fake_modules
@@ -272,50 +343,32 @@ class Interposer:
         real_open = builtins.open
         for owner, attribute, real in bindings:
             setattr(owner, attribute, self._fake(real))
+        self.defaults.scan()
+        self.defaults.patch(self.patcher.fake_modules)
         builtins.open = fake_open
-        self.bypass = None
         self._on = True
         try:
-            yield self
+            with GUARD.active("fs", self._model_check):
+                yield self
         finally:
             self._on = False
             builtins.open = real_open
+            self.defaults.restore()
             for owner, attribute, real in bindings:
                 setattr(owner, attribute, real)
             self.patcher.pause()
-        if self.bypass is not None:
-            raise InterpositionBypass(self.bypass)
 
-    def audit(self, event: str, arguments: tuple) -> None:
-        if not self._on or self.bypass is not None:
-            return
-        if event in AUDIT_BYPASS_EVENTS:
-            self.bypass = (f"the engine used {AUDIT_BYPASS_EVENTS[event]}, which bypasses Python's file API; "
-                           f"crashsweep cannot see or crash that I/O")
-        elif event == "open" and arguments:
-            target = arguments[0]
-            if isinstance(target, int) and target >= FD_FIRST:
-                self.bypass = f"a real file call got the simulated descriptor {target} (an API the model does not serve)"
-            elif isinstance(target, (str, bytes)) and os.fsdecode(target).startswith(MODEL_ROOTS):
-                self.bypass = (f"the engine opened {os.fsdecode(target)!r} on the real file system, around the model "
-                               f"(a C extension or an unpatched module)")
+    @staticmethod
+    def _model_check(event: str, arguments: tuple) -> str | None:
+        """A real `open` of a path under the model's roots: the engine went around the model."""
+        if event == "open" and arguments and isinstance(arguments[0], (str, bytes)) \
+                and os.fsdecode(arguments[0]).startswith(MODEL_ROOTS):
+            return (f"opened {os.fsdecode(arguments[0])!r} on the real file system, around the model (a C "
+                    "extension or an unpatched module)")
+        return None
 
     def close(self) -> None:
         if self._started:
             self.patcher.resume()
             self.patcher.tearDown()
             self._started = False
-
-
-_interposers: list[Interposer] = []
-
-
-def _install_audit_hook(interposer: Interposer) -> None:
-    if not _interposers:
-        sys.addaudithook(_audit)
-    _interposers.append(interposer)
-
-
-def _audit(event: str, arguments: tuple) -> None:
-    for interposer in _interposers:
-        interposer.audit(event, arguments)
