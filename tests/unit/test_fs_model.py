@@ -164,6 +164,23 @@ def test_ext4_ordered_lands_data_before_the_rename_that_exposes_it():
     assert PersistenceModel("posix").normalize({"persist": [1]}, (0, 1), log.ops) == {"persist": [1]}
 
 
+def test_ext4_ordered_never_lands_a_rewrite_over_old_bytes_whose_truncate_was_lost():
+    """open(path, "w") on ext4: if the truncate did not commit, the old contents stay whole (the new data
+    went to new blocks); a posix crash may mix them."""
+    log = FsLog()
+    truncate = log.add(SIZE, 20, size=0)
+    write = log.add(WRITE, 20, data=b"new" * 100)
+    size = log.add(SIZE, 20, size=300)
+    ext4 = PersistenceModel("ext4-ordered")
+    pending = (truncate.op_id, write.op_id, size.op_id)
+    assert ext4.normalize({"persist": [write.op_id]}, pending, log.ops) == {}
+    assert ext4.normalize({"torn": [[write.op_id, [0]]]}, pending, log.ops) == {}
+    assert ext4.normalize({"persist": [truncate.op_id, write.op_id]}, pending, log.ops) == \
+        {"persist": [truncate.op_id, write.op_id]}
+    assert PersistenceModel("posix").normalize({"persist": [write.op_id]}, pending, log.ops) == \
+        {"persist": [write.op_id]}
+
+
 def test_strict_keeps_whole_calls_in_order_and_never_tears():
     log = FsLog()
     log.next_call()

@@ -23,6 +23,7 @@ outcome's status is one of `STATUSES`; its texts are capped.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import select
@@ -66,10 +67,12 @@ def enter_worker_process(memory_limit_bytes: int | None, output_fd: int | None) 
     """What every process that runs engine code does first (contained children and executor workers):
     its own session, default signal dispositions, the memory limit, output to `output_fd`."""
     _engine_process[0] = True
+    parent = os.getppid()
     try:
         os.setsid()
     except OSError:             # already a session leader
         pass
+    _die_with_parent(parent)
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(number, signal.SIG_DFL if number != signal.SIGINT else signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -82,6 +85,21 @@ def enter_worker_process(memory_limit_bytes: int | None, output_fd: int | None) 
         sys.stderr.flush()
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this process when its parent dies (crashsweep killed with SIGKILL cannot stop
+    its workers itself; without this they would wait forever on pipes their siblings keep open)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:      # the parent died before the request took effect
+        os._exit(1)
 
 
 def run_contained(function, *args, timeout_s: float, memory_limit_bytes: int | None = None) -> Contained:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import importlib.util
 import inspect
 import io
@@ -34,8 +35,9 @@ import sys
 import tokenize
 import warnings
 
-from pyfakefs import mox3_stubout
+from pyfakefs import fake_pathlib, mox3_stubout
 from pyfakefs.fake_filesystem_unittest import PATH_MODULE, Patcher
+from pyfakefs.fake_file import FakeDirectory
 from pyfakefs.fake_io import FakeIoModule
 from pyfakefs.fake_os import FakeOsModule
 
@@ -64,6 +66,49 @@ class ModelOs(FakeOsModule):
 
     def open(self, path, flags, mode=0o777, *, dir_fd=None):
         return self._session.open(self._path_with_dir_fd(path, self.open, dir_fd), flags, mode)
+
+    def _resolve_parents(self, *paths) -> None:
+        for path in paths:
+            error = self._session.parent_error(path)
+            if error is not None:
+                raise error
+
+    def _rename_checks(self, source, target) -> None:
+        """What Linux checks before renaming, in its order: both directories resolve, then the kinds agree
+        (a file over a directory: EISDIR, a directory over a file: ENOTDIR, whatever the directory holds)."""
+        self._resolve_parents(source, target)
+        source_object = self._session.lookup(self.filesystem.absnormpath(os.fsdecode(source)))
+        target_object = self._session.lookup(self.filesystem.absnormpath(os.fsdecode(target)))
+        if source_object is None or target_object is None or source_object is target_object:
+            return
+        source_is_dir = isinstance(source_object, FakeDirectory)
+        target_is_dir = isinstance(target_object, FakeDirectory)
+        if target_is_dir and not source_is_dir:
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), target)
+        if source_is_dir and not target_is_dir:
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), target)
+
+    def rename(self, src, dst, *, src_dir_fd=None, dst_dir_fd=None):
+        self._rename_checks(self._path_with_dir_fd(src, self.rename, src_dir_fd),
+                            self._path_with_dir_fd(dst, self.rename, dst_dir_fd))
+        return super().rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+    def replace(self, src, dst, *, src_dir_fd=None, dst_dir_fd=None):
+        self._rename_checks(self._path_with_dir_fd(src, self.replace, src_dir_fd),
+                            self._path_with_dir_fd(dst, self.replace, dst_dir_fd))
+        return super().replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+    def _path_with_dir_fd(self, path, fct, dir_fd, check_supported: bool = True):
+        """`dir_fd` may be one of the session's descriptors (a directory the engine opened with os.open)."""
+        if dir_fd is not None and self._session.is_ours(dir_fd) and not isinstance(path, int):
+            text = os.fsdecode(path)
+            if not os.path.isabs(text):
+                open_file = self._session.handle(dir_fd)
+                if not open_file.is_dir:
+                    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), open_file.path)
+                return os.path.join(open_file.object.path, text)
+            return text
+        return super()._path_with_dir_fd(path, fct, dir_fd, check_supported)
 
     def close(self, fd):
         self._session.close(fd)
@@ -346,6 +391,8 @@ class Interposer:
         self.defaults.scan()
         self.defaults.patch(self.patcher.fake_modules)
         builtins.open = fake_open
+        pathlib_open = fake_pathlib.fake_open           # pathlib's fake files: through the same descriptor layer
+        fake_pathlib.fake_open = lambda filesystem, skip_names, *args, **keywords: fake_open(*args, **keywords)
         self._on = True
         try:
             with GUARD.active("fs", self._model_check):
@@ -353,6 +400,7 @@ class Interposer:
         finally:
             self._on = False
             builtins.open = real_open
+            fake_pathlib.fake_open = pathlib_open
             self.defaults.restore()
             for owner, attribute, real in bindings:
                 setattr(owner, attribute, real)

@@ -17,8 +17,9 @@ Models, weakest first:
 - `ext4-ordered`: metadata (entries and sizes) persists in order, as a prefix, and
   any fsync commits all metadata before it (one journal); file data reaches disk
   before the metadata that exposes it (a size, a new entry, a rename of the
-  inode), so no garbage or zeros are exposed; overwrites of data already
-  exposed may still be lost or torn.
+  inode), so no garbage or zeros are exposed; data written after a truncate lands
+  only if the truncate did (new blocks, never the old ones in place); overwrites
+  of data already exposed may still be lost or torn.
 - `strict`: crash states are prefixes of the sequence of calls; nothing tears.
 
 Invariant the explorer relies on: a micro-op made durable never has an earlier
@@ -85,6 +86,13 @@ def _ext4_normalize(choice: dict, pending: tuple[int, ...], ops: list[FsOp]) -> 
         kept.append(rid)
     for rid in metadata[len(kept):]:
         landed.discard(rid)
+    truncating = _truncating_sizes(ops)
+    lost_truncates = [rid for rid in metadata[len(kept):] if rid in truncating]
+    for rid in pending:                        # a rewrite after a truncate that did not persist: new blocks
+        if ops[rid].kind == WRITE and (rid in landed or rid in torn) and any(
+                other < rid and ops[other].inode == ops[rid].inode for other in lost_truncates):
+            landed.discard(rid)
+            torn.pop(rid, None)
     for rid in kept:                           # data before the metadata that exposes it
         exposed = _exposes(ops[rid])
         if exposed is None:
@@ -94,6 +102,32 @@ def _ext4_normalize(choice: dict, pending: tuple[int, ...], ops: list[FsOp]) -> 
                 landed.add(other)
                 torn.pop(other, None)
     return _choice(landed, torn)
+
+
+_truncating_cache: dict[int, tuple[int, set[int]]] = {}
+TRUNCATING_CACHE_MAX = 64
+
+
+def _truncating_sizes(ops: list[FsOp]) -> set[int]:
+    """Ids of the size micro-ops that shrink their file (a truncate, `open(path, "w")`, O_TRUNC): on ext4 the
+    data written after one goes to newly allocated blocks, reachable only once the truncate has committed
+    (data=ordered, and auto_da_alloc for truncate-then-rewrite), never over the old bytes in place."""
+    cached = _truncating_cache.get(id(ops))
+    if cached is not None and cached[0] == len(ops):
+        return cached[1]
+    sizes: dict[int, int] = {}
+    truncating = set()
+    for op in ops:
+        if op.kind == SIZE:
+            if op.size == 0 or op.size < sizes.get(op.inode, op.size):
+                truncating.add(op.op_id)
+            sizes[op.inode] = op.size
+        elif op.kind == WRITE:
+            sizes[op.inode] = max(sizes.get(op.inode, 0), op.offset + len(op.data))
+    if len(_truncating_cache) >= TRUNCATING_CACHE_MAX:
+        _truncating_cache.clear()
+    _truncating_cache[id(ops)] = (len(ops), truncating)
+    return truncating
 
 
 def _strict_normalize(choice: dict, pending: tuple[int, ...], ops: list[FsOp]) -> dict:

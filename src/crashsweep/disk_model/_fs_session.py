@@ -230,6 +230,25 @@ class FsSession:
                 return obj
         return self.fs.resolve(path) if self.fs.exists(path) else None
 
+    def _missing(self, path: str) -> OSError:
+        """The error the OS gives for a path that does not resolve: ENOTDIR when a component on the way is a
+        file, else ENOENT."""
+        return self.parent_error(path) or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+
+    def parent_error(self, path) -> OSError | None:
+        """The error resolving `path`'s directory gives (Linux resolves it before looking at the last name):
+        ENOENT for a missing component, ENOTDIR for a file on the way; None when the directory exists."""
+        absolute = self.fs.absnormpath(os.fsdecode(os.fspath(path)))
+        walked = ""
+        for name in absolute.split("/")[1:-1]:
+            walked += "/" + name
+            obj = self.lookup(walked)
+            if obj is None:
+                return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+            if not isinstance(obj, fake_file.FakeDirectory):
+                return NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        return None
+
     def _parent_and_name(self, path: str):
         """(directory object, name) of a plain absolute path whose directory exists, else (None, name)."""
         parent_path, _, name = path.rpartition("/")
@@ -255,14 +274,16 @@ class FsSession:
         exists = found is not None
         if exists and flags & os.O_CREAT and flags & os.O_EXCL:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+        if exists and flags & os.O_CREAT and isinstance(found, fake_file.FakeDirectory):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)     # as Linux: O_CREAT on a directory
         if not exists:
             if not flags & os.O_CREAT:
-                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+                raise self._missing(path)
             found = self._create_plain(path)
             if found is None:
                 parent = os.path.dirname(fs.absnormpath(path))
                 if not fs.isdir(parent):
-                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+                    raise self._missing(path)
                 found = fs.create_file(path, contents=b"")
         obj = found
         is_dir = isinstance(obj, fake_file.FakeDirectory)
@@ -273,8 +294,8 @@ class FsSession:
         fd = self.next_fd
         self.next_fd += 1
         self.files[fd] = OpenFile(fd, obj, path, access != os.O_WRONLY, writable, bool(flags & os.O_APPEND), is_dir)
-        if flags & os.O_TRUNC and writable and len(obj._byte_contents):
-            self.ftruncate(fd, 0)
+        if flags & os.O_TRUNC and not is_dir and len(obj._byte_contents):
+            self._set_size(self.files[fd], 0)        # Linux truncates even when opened read-only
         return fd
 
     def handle(self, fd) -> OpenFile:
@@ -294,9 +315,11 @@ class FsSession:
 
     def _file(self, fd, write: bool) -> OpenFile:
         open_file = self.handle(fd)
+        if write and not open_file.writable:         # Linux checks the access mode first (a directory is never writable)
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF), open_file.path)
         if open_file.is_dir:
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), open_file.path)
-        if (write and not open_file.writable) or (not write and not open_file.readable):
+        if not write and not open_file.readable:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF), open_file.path)
         return open_file
 
@@ -315,6 +338,8 @@ class FsSession:
             return 0
         obj = open_file.object
         buffer = obj._byte_contents
+        if open_file.append:          # Linux: pwrite on an O_APPEND descriptor appends, whatever the offset
+            offset = len(buffer)
         old_size = len(buffer)
         if offset > old_size:
             buffer.extend(bytes(offset - old_size))
@@ -352,9 +377,14 @@ class FsSession:
         return open_file.position
 
     def ftruncate(self, fd: int, size: int) -> None:
-        open_file = self._file(fd, write=True)
+        open_file = self.handle(fd)
+        if open_file.is_dir or not open_file.writable:      # Linux: EINVAL, not EBADF, for both
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), open_file.path)
         if size < 0:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        self._set_size(open_file, size)
+
+    def _set_size(self, open_file: OpenFile, size: int) -> None:
         obj = open_file.object
         buffer = obj._byte_contents
         if size < len(buffer):
