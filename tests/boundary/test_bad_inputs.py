@@ -14,6 +14,7 @@ from crashsweep.cli import main
 BUGGY = ["--engine", "example-wal", "--option", "bug=no-log-checksum", "--ops", "24", "--jobs", "1", "--quiet",
          "--crash-depth", "0", "--minimize", "0"]
 
+EXAMPLES = int(os.environ.get("CRASHSWEEP_BAD_INPUT_EXAMPLES", "60"))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -62,7 +63,7 @@ def _check_one_line_or_run(code, capsys):
         assert len(captured.err.strip().splitlines()) == 1, captured.err[-2000:]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data(), replacement=json_values, drop=st.booleans())
 def test_a_mutated_trace_is_refused_in_one_line_or_replays(sweep_files, tmp_path_factory, capsys, data,
                                                           replacement, drop):
@@ -75,7 +76,7 @@ def test_a_mutated_trace_is_refused_in_one_line_or_replays(sweep_files, tmp_path
     _check_one_line_or_run(main(["replay", str(file), "--quiet"]), capsys)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data(), replacement=json_values, drop=st.booleans())
 def test_a_mutated_results_file_is_refused_in_one_line_or_reported(sweep_files, tmp_path_factory, capsys, data,
                                                                    replacement, drop):
@@ -89,7 +90,7 @@ def test_a_mutated_results_file_is_refused_in_one_line_or_reported(sweep_files, 
     _check_one_line_or_run(main(["report", str(directory / "results.jsonl"), "--out", str(directory / "r")]), capsys)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(document=json_values | st.fixed_dictionaries({"ops": json_values}) |
        st.fixed_dictionaries({"ops": st.lists(json_values, max_size=4), "name": json_values}))
 def test_a_malformed_scenario_file_is_refused_in_one_line(tmp_path_factory, capsys, document):

@@ -14,6 +14,8 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
+from tests.boundary.processes import processes_with
+
 ENGINE = "tests/engines/misbehaving.py:Misbehaving"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPS = {"ops": [["put", "a", "1"], ["sync"], ["put", "b", "2"], ["sync"]]}
@@ -33,20 +35,6 @@ EXPECTED = {
     "huge-message": ({"recovery-error"}, {"engine-error", "recovery-error"}),
     "print-flood": (set(), set()),
 }
-
-
-def _marked_processes(marker: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as handle:
-                if marker.encode() in handle.read():
-                    found.append(int(name))
-        except OSError:
-            continue
-    return found
 
 
 def _sweep(tmp_path, *args, marker=None, timeout=240):
@@ -79,7 +67,7 @@ def test_a_misbehaving_engine_costs_its_states_never_the_sweep(tmp_path, mode, w
     assert (out / "index.html").stat().st_size > 0
     assert _out_bytes(out) < OUT_BYTES_MAX
     time.sleep(0.2)
-    assert _marked_processes(marker) == [], "a process the engine started outlived the sweep"
+    assert processes_with(marker, "environ") == [], "a process the engine started outlived the sweep"
     if mode == "fork-linger":
         assert any("left processes running" in warning for warning in summary["warnings"])
     if mode == "print-flood":

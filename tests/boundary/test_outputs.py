@@ -12,6 +12,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 
 from crashsweep.cli import main
+from tests.boundary.processes import processes_with
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUGGY = ["--engine", "example-wal", "--option", "bug=no-log-checksum", "--ops", "24", "--jobs", "1", "--quiet",
@@ -66,26 +67,13 @@ def test_a_killed_sweep_leaves_a_trace_for_every_violation_it_recorded(tmp_path)
     process.send_signal(signal.SIGKILL)
     process.wait()
     time.sleep(0.5)
-    assert _processes_mentioning(str(out)) == [], "workers outlived a crashsweep killed with SIGKILL"
+    assert processes_with(str(out)) == [], "workers outlived a crashsweep killed with SIGKILL"
     lines = results.read_text().splitlines()
     violations = [json.loads(line) for line in lines[1:] if line.endswith("}") and '"kind":"' in line]
     assert violations
     for result in violations:
         point = result["point"] if result["point"] is not None and result["point"] >= 0 else "none"
         assert (out / "traces" / f"{result['kind']}-p{point}-s{result['state']}.json").exists()
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as handle:
-                    if text.encode() in handle.read():
-                        found.append(int(name))
-            except OSError:
-                pass
-    return found
 
 
 def test_any_character_an_engine_says_gives_valid_junit_and_html(tmp_path):

@@ -103,14 +103,18 @@ def header_problem(header: dict) -> str | None:
     if not plan["space_total"].isdigit():
         return "the header's plan.space_total must be digits"
     for entry in plan["per_point"]:
-        if not isinstance(entry, dict) or not all(_integer(entry.get(name)) for name in _POINT_FIELDS):
-            return f"every plan.per_point entry needs integer {', '.join(_POINT_FIELDS)}"
+        if not isinstance(entry, dict) or not all(_integer(entry.get(name)) for name in _POINT_FIELDS) \
+                or not isinstance(entry.get("exhausted"), bool):
+            return f"every plan.per_point entry needs integer {', '.join(_POINT_FIELDS)} and a boolean exhausted"
     shard = header.get("shard", [0, 1])
     if not (isinstance(shard, list) and len(shard) == 2 and all(_integer(x) for x in shard)
             and 0 <= shard[0] < shard[1]):
         return "the header's shard must be [I, N] with 0 <= I < N"
     if not isinstance(header.get("spec_id"), str):
         return "the header has no spec_id"
+    warnings = header.get("warnings", [])
+    if not isinstance(warnings, list) or not all(isinstance(warning, str) for warning in warnings):
+        return "the header's warnings must be a list of texts"
     return None
 
 
