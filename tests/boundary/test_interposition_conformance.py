@@ -11,6 +11,7 @@ import time, and a class that keeps `os` as a class attribute.
 """
 
 import errno
+import fcntl
 import io
 import os
 import pathlib
@@ -77,6 +78,8 @@ calls = st.one_of(
     st.tuples(st.just("rmtree"), st.sampled_from(("d", "e"))),
     st.tuples(st.just("bound_write"), handle, data), st.tuples(st.just("bound_open"), name, st.sampled_from(EXTRA)),
     st.tuples(st.just("class_bound_size"), name),
+    st.tuples(st.just("flock"), handle, st.sampled_from(("LOCK_EX", "LOCK_SH", "LOCK_UN"))),
+    st.tuples(st.just("lockf"), handle, st.sampled_from(("LOCK_EX", "LOCK_UN"))),
 )
 
 
@@ -305,6 +308,17 @@ class _Program:
     def _bound_open(self, relative, extra):
         self.fds.append(_bound_open(self.path(relative), os.O_RDWR | extra))
         return "ok"
+
+    def _flock(self, index, operation):
+        fd = self._fd(index)
+        return fcntl.flock(fd, getattr(fcntl, operation) | fcntl.LOCK_NB)     # one process: never contended
+
+    def _lockf(self, index, operation):
+        fd = self._fd(index)
+        if not os.fstat(fd).st_mode & 0o170000 == 0o100000:
+            return "skipped"             # lockf on a directory: EBADF/EISDIR vary by file system
+        return fcntl.lockf(fd, getattr(fcntl, operation) | fcntl.LOCK_NB) if operation != "LOCK_UN" else \
+            fcntl.lockf(fd, fcntl.LOCK_UN)
 
     def _class_bound_size(self, relative):
         size = _ClassBound().size(self.path(relative))

@@ -35,8 +35,16 @@ PROGRAM_EVENTS = {"subprocess.Popen": "started a program (subprocess)", "os.syst
 FOREIGN_EVENTS = {"sqlite3.connect": "used sqlite3 (a C library doing its own I/O)",
                   "ctypes.dlopen": "loaded foreign code with ctypes (its I/O is invisible)"}
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-_OWN_DIRECTORIES = tuple({os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
-                          sysconfig.get_paths()["stdlib"] + os.sep})
+_CRASHSWEEP_DIRECTORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_STDLIB_DIRECTORY = sysconfig.get_paths()["stdlib"] + os.sep
+_PACKAGE_DIRECTORIES = tuple({sysconfig.get_paths()["purelib"] + os.sep, sysconfig.get_paths()["platlib"] + os.sep})
+
+
+def _not_engine(filename: str) -> bool:
+    """crashsweep, pyfakefs and the standard library (installed packages are engine code: semidbm, tinydb)."""
+    if filename.startswith(_CRASHSWEEP_DIRECTORY) or "pyfakefs" in filename or filename.startswith("<"):
+        return True
+    return filename.startswith(_STDLIB_DIRECTORY) and not filename.startswith(_PACKAGE_DIRECTORIES)
 
 
 class InterpositionBypass(DiskModelError):
@@ -49,9 +57,9 @@ def engine_location() -> str:
     fallback = None
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not filename.startswith(_OWN_DIRECTORIES) and "pyfakefs" not in filename and not filename.startswith("<"):
+        if not _not_engine(filename):
             return f"{filename}:{frame.f_lineno}"
-        if fallback is None and not filename.startswith(_OWN_DIRECTORIES[0]):
+        if fallback is None and not filename.startswith(_CRASHSWEEP_DIRECTORY):
             fallback = f"{filename}:{frame.f_lineno}"
         frame = frame.f_back
     return fallback or "an unknown place"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import errno
+import fcntl as _REAL_FCNTL
 import importlib.util
 import inspect
 import io
@@ -290,6 +291,52 @@ def _functions_of(module, name: str):
                     yield inner
 
 
+class ModelFcntl:
+    """fcntl for the model's descriptors: `flock` as Linux's (per open descriptor: two descriptors of one
+    file conflict even in one process); `lockf` (POSIX locks, per process: never contended here) after the
+    checks the OS makes (write access for an exclusive lock, read access for a shared one); `fcntl` and
+    `ioctl` answer as pyfakefs's do (0). Real descriptors reach the real module."""
+
+    def __init__(self, filesystem):
+        self._session: FsSession = filesystem.session
+
+    @staticmethod
+    def dir() -> list[str]:
+        return ["fcntl", "ioctl", "flock", "lockf"]
+
+    def flock(self, fd, operation):
+        if not self._session.is_ours(_fileno(fd)):
+            return _REAL_FCNTL.flock(fd, operation)
+        self._session.flock(_fileno(fd), operation & ~_REAL_FCNTL.LOCK_NB, not operation & _REAL_FCNTL.LOCK_NB)
+
+    def lockf(self, fd, cmd, len=0, start=0, whence=0):    # noqa: A002 - the real module's parameter name
+        if not self._session.is_ours(_fileno(fd)):
+            return _REAL_FCNTL.lockf(fd, cmd, len, start, whence)
+        open_file = self._session.handle(_fileno(fd))
+        kind = cmd & ~_REAL_FCNTL.LOCK_NB
+        if (kind == _REAL_FCNTL.LOCK_EX and not open_file.writable) or \
+                (kind == _REAL_FCNTL.LOCK_SH and not open_file.readable):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def fcntl(self, fd, cmd, arg=0):
+        if not self._session.is_ours(_fileno(fd)):
+            return _REAL_FCNTL.fcntl(fd, cmd, arg)
+        self._session.handle(_fileno(fd))
+        return 0 if isinstance(arg, int) else arg
+
+    def ioctl(self, fd, request, arg=0, mutate_flag=True):
+        if not self._session.is_ours(_fileno(fd)):
+            return _REAL_FCNTL.ioctl(fd, request, arg, mutate_flag)
+        return 0 if isinstance(arg, int) else arg
+
+    def __getattr__(self, name):
+        return getattr(_REAL_FCNTL, name)
+
+
+def _fileno(fd) -> int:
+    return fd if isinstance(fd, int) else fd.fileno()
+
+
 def _class_bindings(module_names: list[str]) -> list[tuple[type, str, object]]:
     """(class, attribute, real module) for classes that keep `os` or `io` as a class attribute."""
     found = []
@@ -364,7 +411,7 @@ class Interposer:
     def __init__(self, session: FsSession, engine_modules: list[str] = ()):
         self.session = session
         own = sorted(name for name in sys.modules if name == "crashsweep" or name.startswith("crashsweep."))
-        self.patcher = _ModelPatcher(session.fs, modules_to_patch={"os": ModelOs, "io": ModelIo}, use_cache=True,
+        self.patcher = _ModelPatcher(session.fs, modules_to_patch={"os": ModelOs, "io": ModelIo, "fcntl": ModelFcntl}, use_cache=True,
                                      additional_skip_names=own)
         self.engine_modules = list(engine_modules) + ["dbm.dumb"]
         self.defaults = DefaultBindings()

@@ -21,6 +21,8 @@ Invariants:
 from __future__ import annotations
 
 import errno
+import fcntl as fcntl_module
+import time
 import os
 import stat as stat_module
 
@@ -31,6 +33,7 @@ from crashsweep.disk_model._fs_image import FIRST_FREE_INODE, ROOT_INODE, FsTree
 from crashsweep.disk_model._fs_log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsLog
 
 FD_FIRST = 1 << 20
+FLOCK_WAIT_S = 0.05
 OPEN_FILES_MAX = 4096
 INODE_ATTRIBUTE = "crashsweep_inode"
 
@@ -158,6 +161,7 @@ class FsSession:
         # same bytes, so a run is reproducible byte for byte. Set by whoever loads a state.
         self.random_seed = "0"
         self.files: dict[int, OpenFile] = {}
+        self.flocks: dict[int, dict[int, int]] = {}     # inode -> {descriptor: LOCK_SH or LOCK_EX} (flock)
         self.next_fd = FD_FIRST
         self.next_free_inode = FIRST_FREE_INODE
         self.fs = RecordingFilesystem(self)
@@ -167,6 +171,7 @@ class FsSession:
         """Replace everything with `tree` (logging nothing); log later changes into `log`."""
         self.recording = False
         self.files.clear()
+        self.flocks.clear()
         fs = self.fs
         fs.reset(init_pathlib=False)          # the fake pathlib was bound to this file system once, at creation
         fs.is_windows_fs = fs.is_macos = False
@@ -310,8 +315,28 @@ class FsSession:
         return isinstance(fd, int) and fd >= FD_FIRST
 
     def close(self, fd: int) -> None:
-        self.handle(fd)
+        open_file = self.handle(fd)
         del self.files[fd]
+        holders = self.flocks.get(_inode(open_file.object))
+        if holders:
+            holders.pop(fd, None)             # closing a descriptor releases its flock
+
+    def flock(self, fd: int, kind: int, wait: bool) -> None:
+        """flock(2) per open descriptor: LOCK_SH/LOCK_EX conflict across descriptors, even in one process.
+        A conflicting lock without LOCK_NB would wait forever (this process holds the other): it waits,
+        and the state's time limit ends it as a hang, as it would end the real call."""
+        open_file = self.handle(fd)
+        holders = self.flocks.setdefault(_inode(open_file.object), {})
+        if kind == fcntl_module.LOCK_UN:
+            holders.pop(fd, None)
+            return
+        others = [held for other, held in holders.items() if other != fd]
+        if others and (kind == fcntl_module.LOCK_EX or fcntl_module.LOCK_EX in others):
+            if not wait:
+                raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN), open_file.path)
+            while True:
+                time.sleep(FLOCK_WAIT_S)
+        holders[fd] = kind
 
     def _file(self, fd, write: bool) -> OpenFile:
         open_file = self.handle(fd)
@@ -409,7 +434,9 @@ class FsSession:
 
     def fstat(self, fd: int):
         open_file = self.handle(fd)
-        return self.fs.stat(open_file.path) if self.fs.exists(open_file.path) else _orphan_stat(open_file)
+        if self.lookup(open_file.path) is open_file.object:      # the name may now be another file's
+            return self.fs.stat(open_file.path)
+        return _orphan_stat(open_file)
 
     # -- paths (for the SQLite VFS, which has no pyfakefs module around it) --
     def exists(self, path: str) -> bool:
@@ -431,10 +458,11 @@ class FsSession:
 
 
 def _orphan_stat(open_file: OpenFile) -> os.stat_result:
-    """stat of an open file whose name was unlinked."""
+    """stat of an open file whose name was unlinked (or now names another file)."""
     size = 0 if open_file.is_dir else len(open_file.object._byte_contents)
     mode = (stat_module.S_IFDIR | 0o755) if open_file.is_dir else (stat_module.S_IFREG | 0o644)
-    return os.stat_result((mode, _inode(open_file.object), 0, 0, 0, 0, size, 0, 0, 0))
+    return os.stat_result((mode, _inode(open_file.object), 0, 0, 0, 0, size, 0, 0, 0),
+                          {"st_blksize": 4096, "st_blocks": -(-size // 512)})
 
 
 _shared: list[FsSession] = []

@@ -89,15 +89,29 @@ class TreeFiles:
     def _exists(self, path):
         return self._lookup(path) is not None
 
+    def _missing(self, path) -> tuple:
+        """As the session: ENOTDIR when a component on the way is a file, else ENOENT."""
+        walked = ""
+        for name in path.split("/")[1:-1]:
+            walked += "/" + name
+            entry = self._lookup(walked)
+            if entry is None:
+                break
+            if entry[1] != DIRECTORY:
+                return ("error", errno.ENOTDIR)
+        return ("error", errno.ENOENT)
+
     def _open(self, path, flags):
         entry = self._lookup(path)
         if entry is not None and flags & os.O_CREAT and flags & os.O_EXCL:
             return ("error", errno.EEXIST)
+        if entry is not None and flags & os.O_CREAT and entry[1] == DIRECTORY:
+            return ("error", errno.EISDIR)
         if entry is None:
             parent_path, _, name = path.rpartition("/")
             parent = self._lookup(parent_path or "/")
             if not flags & os.O_CREAT or parent is None or parent[1] != DIRECTORY or not name:
-                return ("error", errno.ENOENT)
+                return self._missing(path)
             entry = (self.next_inode, "file")
             self.next_inode += 1
             self._names(parent[0], change=True)[name] = entry
@@ -110,16 +124,18 @@ class TreeFiles:
             return ("error", errno.EISDIR)
         self.handles[self.next_handle] = (entry[0], is_dir, access != os.O_WRONLY, writable)
         self.next_handle += 1
-        if flags & os.O_TRUNC and writable:
+        if flags & os.O_TRUNC and not is_dir:
             del self._content(entry[0])[:]
         return None
 
     def _check(self, handle, write: bool):
-        """(inode, None) of an open file usable so, else (None, the error the session raises)."""
+        """(inode, None) of an open file usable so, else (None, the error the session raises, in its order)."""
         inode, is_dir, readable, writable = self.handles[handle]
+        if write and not writable:
+            return None, ("error", errno.EBADF)
         if is_dir:
             return None, ("error", errno.EISDIR)
-        if (write and not writable) or (not write and not readable):
+        if not write and not readable:
             return None, ("error", errno.EBADF)
         return inode, None
 
@@ -150,9 +166,10 @@ class TreeFiles:
         return None
 
     def _ftruncate(self, handle, size):
-        inode, error = self._check(handle, write=True)
-        if error is not None or size < 0:
-            return error or ("error", errno.EINVAL)
+        _, is_dir, _, writable = self.handles[handle]
+        if is_dir or not writable or size < 0:
+            return ("error", errno.EINVAL)
+        inode = self.handles[handle][0]
         buffer = self._content(inode)
         if size < len(buffer):
             del buffer[size:]
