@@ -67,13 +67,21 @@ def let_go(context, engine: list) -> None:
     file. An engine kept alive by a reference cycle is collected here too, so its
     destructor cannot run later in the middle of another state.
     """
-    if not engine or not uses_fs(context):
-        engine.clear()
+    if not engine:
         return
     try:
         probe = weakref.ref(engine[0])
     except TypeError:               # a class without weak references: collect to be safe
         probe = lambda: True        # noqa: E731
+    if not uses_fs(context):        # a block engine's destructor touches only its own device: run it now
+        unraisable, sys.unraisablehook = sys.unraisablehook, lambda report: None
+        try:
+            engine.clear()
+            if probe() is not None:
+                gc.collect()
+        finally:
+            sys.unraisablehook = unraisable
+        return
     session = shared_session()
     session.recording = False
     unraisable, sys.unraisablehook = sys.unraisablehook, lambda report: None   # a destructor's error is no finding

@@ -11,11 +11,16 @@ descriptor layer of `FsSession` and close its known gaps:
 - `open()` builds CPython's own buffered and text layers (a private copy of `_pyio`)
   over the model's descriptors, so buffering, modes and newlines behave as real;
 - classes that bound `os` or `io` at import time as class attributes (`dbm.dumb`'s
-  `_Database._os`) are patched too (pyfakefs patches module attributes only).
+  `_Database._os`), and functions that bound `os.write` & co. as default arguments
+  (semidbm), in any module, are patched too (pyfakefs patches module attributes only);
+- `fcntl`'s locks behave as Linux's on the model's descriptors (`flock` per descriptor);
+- `pathlib` goes through the same descriptor layer as `open` (not pyfakefs's own).
 
-Bypass detection: code that reaches real files anyway (a C extension, `mmap`,
-`sqlite3`, ctypes) is caught by a `sys.audit` hook and reported as an
-`InterpositionBypass`: such an engine would be silently untested otherwise.
+Bypass detection (`_bypass.py`): code that reaches real files anyway (a C extension,
+`mmap` of a file, `sqlite3`, ctypes, a subprocess) is caught by a `sys.audit` hook and
+reported as an `InterpositionBypass`: such an engine would be silently untested otherwise.
+`tests/boundary/test_interposition_conformance.py` compares every served call with the
+real OS on generated call sequences.
 
 Invariant: while an engine runs (`with interposer.active():`), no call reaches a
 real file under the model's roots; outside it, nothing is patched.
@@ -245,6 +250,7 @@ class DefaultBindings:
         self.real = _real_functions()
         self.scanned: set[str] = set()
         self.found: list[tuple[object, tuple | None, dict | None]] = []   # (function, defaults, keyword defaults)
+        self.classes: list[tuple[type, str, object]] = []   # (class, attribute, the real os or io it holds)
 
     def scan(self) -> None:
         if len(self.scanned) == len(sys.modules):
@@ -255,6 +261,7 @@ class DefaultBindings:
             self.scanned.add(name)
             if module is None or _skipped(name):
                 continue
+            self.classes.extend(_class_bindings(module, name))
             for function in _functions_of(module, name):
                 defaults, keywords = function.__defaults__, function.__kwdefaults__
                 if any(id(value) in self.real for value in defaults or ()) or \
@@ -337,16 +344,16 @@ def _fileno(fd) -> int:
     return fd if isinstance(fd, int) else fd.fileno()
 
 
-def _class_bindings(module_names: list[str]) -> list[tuple[type, str, object]]:
-    """(class, attribute, real module) for classes that keep `os` or `io` as a class attribute."""
+def _class_bindings(module, name: str) -> list[tuple[type, str, object]]:
+    """(class, attribute, real module) for classes of `module` that keep `os` or `io` as a class attribute
+    (`dbm.dumb`'s `_Database._os`): pyfakefs patches module attributes only."""
     found = []
-    for name in module_names:
-        module = sys.modules.get(name)
-        if module is None:
-            continue
-        for _, value in inspect.getmembers(module, inspect.isclass):
-            if getattr(value, "__module__", None) != name:
-                continue
+    try:
+        members = list(vars(module).values())
+    except TypeError:
+        return found
+    for value in members:
+        if inspect.isclass(value) and getattr(value, "__module__", None) == name:
             for attribute, bound in list(vars(value).items()):
                 if bound is _REAL_OS or bound is _REAL_IO:
                     found.append((value, attribute, bound))
@@ -430,12 +437,12 @@ class Interposer:
             self._started = True
         else:
             self.patcher.resume()
-        bindings = _class_bindings(self.engine_modules)
+        self.defaults.scan()
+        bindings = self.defaults.classes
         fake_open = self.patcher.fake_modules["io"].open
         real_open = builtins.open
         for owner, attribute, real in bindings:
             setattr(owner, attribute, self._fake(real))
-        self.defaults.scan()
         self.defaults.patch(self.patcher.fake_modules)
         builtins.open = fake_open
         pathlib_open = fake_pathlib.fake_open           # pathlib's fake files: through the same descriptor layer
