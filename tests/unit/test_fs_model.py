@@ -181,6 +181,39 @@ def test_ext4_ordered_never_lands_a_rewrite_over_old_bytes_whose_truncate_was_lo
         {"persist": [write.op_id]}
 
 
+def test_posix_fsync_of_a_directory_also_makes_the_other_directory_of_a_rename_durable():
+    """docs/fs-models.md, posix: a rename is one journal transaction, so syncing either directory commits it."""
+    log = FsLog()
+    rename = log.add(RENAME, 20, directory=4, name="t", directory2=5, name2="f")
+    other = log.add(LINK, 21, directory=5, name="g")
+    unrelated = log.add(LINK, 22, directory=6, name="h")
+    pending = {op.op_id: op for op in (rename, other, unrelated)}
+    assert PersistenceModel("posix").sync(pending, 4, True) == [rename.op_id, other.op_id]
+
+
+def test_ext4_ordered_metadata_persists_as_a_prefix_and_any_fsync_commits_all_of_it():
+    """docs/fs-models.md, ext4-ordered: one journal, committed in order, by any fsync."""
+    log = FsLog()
+    first = log.add(LINK, 20, directory=4, name="a")
+    second = log.add(LINK, 21, directory=4, name="b")
+    third = log.add(SIZE, 22, size=0)
+    ext4 = PersistenceModel("ext4-ordered")
+    pending = (first.op_id, second.op_id, third.op_id)
+    assert ext4.normalize({"persist": [second.op_id, third.op_id]}, pending, log.ops) == {}
+    assert ext4.normalize({"persist": [first.op_id, third.op_id]}, pending, log.ops) == {"persist": [first.op_id]}
+    assert ext4.sync({op.op_id: op for op in log.ops}, 99, False) == [first.op_id, second.op_id, third.op_id]
+
+
+def test_ext4_ordered_overwrites_of_exposed_data_may_be_lost_or_torn():
+    """docs/fs-models.md, ext4-ordered: an overwrite with no metadata after it is not ordered."""
+    log = FsLog()
+    overwrite = log.add(WRITE, 20, offset=0, data=b"y" * 8192)
+    ext4 = PersistenceModel("ext4-ordered")
+    assert ext4.normalize({}, (overwrite.op_id,), log.ops) == {}
+    assert ext4.normalize({"torn": [[overwrite.op_id, [1]]]}, (overwrite.op_id,), log.ops) == \
+        {"torn": [[overwrite.op_id, [1]]]}
+
+
 def test_strict_keeps_whole_calls_in_order_and_never_tears():
     log = FsLog()
     log.next_call()
