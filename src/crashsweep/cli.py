@@ -3,13 +3,14 @@
 Exit codes (DESIGN §6): 0 no violation; 1 violations found (for `replay`: the
 violation reproduced); 2 bad input or usage, with one line naming what is
 wrong; 130 interrupted by Ctrl-C, 143 by SIGTERM (results so far are kept, the summary and
-reports written; `--resume` continues).
+reports written; `--resume` continues); 70 a bug in crashsweep itself (with its traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import traceback
 import shlex
 import shutil
 import time
@@ -40,6 +41,7 @@ from crashsweep.scenarios import ScenarioError, describe, resolve_scenario
 
 USER_ERRORS = (ExplorerError, EngineError, ScenarioError, DiskModelError)
 EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_INTERNAL = 70        # EX_SOFTWARE: a bug in crashsweep itself (never confused with 1, "violations found")
 
 
 class UsageError(Exception):
@@ -450,3 +452,8 @@ def _dispatch(argv, console: Console, error_console: Console) -> int:
     except KeyboardInterrupt:
         error_console.print("crashsweep: interrupted", markup=False)
         return EXIT_INTERRUPTED
+    except Exception as error:    # noqa: BLE001 - crashsweep's own bug: never exit 1, which means "violations"
+        error_console.print(traceback.format_exc(), markup=False, highlight=False)
+        error_console.print(f"crashsweep: internal error: {type(error).__name__}: {error} (a bug in crashsweep, "
+                            "not in the engine: please report it with the traceback above)", markup=False)
+        return EXIT_INTERNAL

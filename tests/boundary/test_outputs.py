@@ -110,3 +110,16 @@ def test_the_reproduce_line_is_quoted_and_reproduces_the_same_sweep(tmp_path):
                    capture_output=True, text=True, cwd=ROOT, timeout=120)
     first, second = (json.loads((d / "summary.json").read_text()) for d in (out, again))
     assert first["spec_id"] == second["spec_id"] and first["distinct_states"] == second["distinct_states"] > 0
+
+
+def test_a_bug_in_crashsweep_exits_70_never_1(monkeypatch, capsys):
+    """Exit 1 means "violations found" to CI; crashsweep's own failure must never look like that."""
+    from crashsweep import cli
+
+    def broken(args, console):
+        raise RuntimeError("an invariant of crashsweep broke")
+
+    monkeypatch.setattr(cli, "command_sweep", broken)
+    assert main(["sweep", "--quiet"]) == 70
+    error = capsys.readouterr().err
+    assert "internal error" in error and "Traceback" in error
