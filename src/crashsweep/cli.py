@@ -37,6 +37,7 @@ from crashsweep.disk_model import (
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.engines import ADAPTERS, DEFAULT_ENGINE, EngineError, parse_option_pairs
 from crashsweep.reports import SweepProgress, print_summary, render_html, write_junit, write_summary
+from crashsweep.reports._values import value_difference
 from crashsweep.scenarios import ScenarioError, describe, resolve_scenario
 
 USER_ERRORS = (ExplorerError, EngineError, ScenarioError, DiskModelError)
@@ -112,7 +113,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="crashsweep", description="Find crash-consistency bugs in storage engines.")
-    parser.add_argument("--version", action="version", version=f"crashsweep {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"crashsweep {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     sweep = commands.add_parser("sweep", help="record a workload, explore its crash states, check every one")
@@ -371,7 +372,7 @@ def _print_result(console: Console, result: dict) -> None:
     for key, value in diff.get("extra", {}).items():
         console.print(f"  + extra   {key!r} = {value[:60]!r}", highlight=False)
     for key, (expected, actual) in diff.get("wrong", {}).items():
-        console.print(f"  ~ wrong   {key!r}: expected {expected[:40]!r}, got {actual[:40]!r}", highlight=False)
+        console.print(f"  ~ wrong   {key!r}: {value_difference(expected, actual)}", highlight=False)
 
 
 def command_minimize(args, console: Console) -> int:

@@ -129,3 +129,12 @@ def test_report_refuses_results_of_different_sweeps(tmp_path, capsys):
     code = main(["report", str(tmp_path / "a" / "results.jsonl"), str(tmp_path / "b" / "results.jsonl"),
                  "--out", str(tmp_path / "m")])
     assert code == 2 and "different sweep" in capsys.readouterr().err
+
+
+def test_a_wrong_value_is_described_by_where_it_differs_not_by_a_prefix():
+    from crashsweep.reports._values import value_difference
+    same_start = "x" * 100
+    text = value_difference(same_start + "A" + "y" * 50, same_start + "B" + "y" * 50)
+    assert "same length (151 bytes)" in text and "first difference at byte 100" in text
+    assert "[41]" in text and "[42]" in text
+    assert "expected 3 bytes, got 2" in value_difference("hex:000102", "hex:0001")

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 import jinja2
 
 from crashsweep.reports._text import finalize
+from crashsweep.reports._values import value_difference
 
 VIOLATIONS_SHOWN_MAX = 100
 DIFF_KEYS_SHOWN_MAX = 20
@@ -140,6 +141,9 @@ def _clip_diff(diff: dict) -> dict:
     clipped = {}
     for name in ("missing", "extra", "wrong"):
         items = list(diff.get(name, {}).items())
-        clipped[name] = items[:DIFF_KEYS_SHOWN_MAX]
+        shown = items[:DIFF_KEYS_SHOWN_MAX]
+        if name == "wrong":     # (key, [expected, actual, where they differ])
+            shown = [(key, [pair[0], pair[1], value_difference(pair[0], pair[1])]) for key, pair in shown]
+        clipped[name] = shown
         clipped[name + "_more"] = max(0, len(items) - DIFF_KEYS_SHOWN_MAX)
     return clipped
