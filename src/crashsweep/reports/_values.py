@@ -7,16 +7,19 @@ Values arrive as results store them: text, or "hex:…" for bytes that are not p
 
 from __future__ import annotations
 
-from crashsweep.reference import OpFormatError, decode_bytes
-
 CONTEXT_BYTES = 8
+HEX_PREFIX = "hex:"          # how results.jsonl writes bytes that are not printable UTF-8 (docs/trace-format.md)
 
 
 def _bytes(text) -> bytes:
-    try:
-        return decode_bytes(text)
-    except OpFormatError:
-        return str(text).encode("utf-8", "replace")
+    """A value as results store it, back to bytes (reports read result data only: no import of the codec)."""
+    text = str(text)
+    if text.startswith(HEX_PREFIX):
+        try:
+            return bytes.fromhex(text[len(HEX_PREFIX):])
+        except ValueError:
+            pass
+    return text.encode("utf-8", "replace")
 
 
 def value_difference(expected, actual) -> str:
