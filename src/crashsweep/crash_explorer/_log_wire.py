@@ -18,15 +18,27 @@ _FS_OP_FIELDS = ("op_id", "call", "kind", "inode", "directory", "name", "directo
                  "size", "entry_kind")
 _FS_OP_TYPES = (int, int, str, int, int, str, int, str, int, bytes, int, str)
 _EVENT_TYPES = (str, int, str, int, int, bool, int)
+SITE_CHARS_MAX = 300
 
 
 def log_to_data(log) -> dict:
     if isinstance(log, FsLog):
         return {"medium": "fs", "call": log.call, "current_op": log.current_op,
                 "ops": [[getattr(op, name) for name in _FS_OP_FIELDS] for op in log.ops],
-                "events": [list(event) for event in log.events]}
+                "events": [list(event) for event in log.events], "sites": _sites_to_data(log)}
     return {"medium": "block", "current_op": log.current_op, "events": [list(event) for event in log.events],
-            "payloads": [[request_id, payload] for request_id, payload in log.payloads.items()]}
+            "payloads": [[request_id, payload] for request_id, payload in log.payloads.items()],
+            "sites": _sites_to_data(log)}
+
+
+def _sites_to_data(log) -> list:
+    return [[key, site] for key, site in log.sites.items()]
+
+
+def _sites_from_data(log, data: dict) -> None:
+    for key, site in data.get("sites", []):
+        _typed([key, site], (int, str))
+        log.sites[key] = site[:SITE_CHARS_MAX]
 
 
 def log_from_data(data) -> EventLog | FsLog:
@@ -55,6 +67,7 @@ def _block_log(data: dict) -> EventLog:
         _typed([request_id, payload], (int, bytes))
         log.payloads[request_id] = payload
     log.current_op = int(data["current_op"])
+    _sites_from_data(log, data)
     return log
 
 
@@ -72,4 +85,5 @@ def _fs_log(data: dict) -> FsLog:
     log.current_op = int(data["current_op"])
     for index, op in enumerate(log.ops):
         assert op.op_id == index
+    _sites_from_data(log, data)
     return log

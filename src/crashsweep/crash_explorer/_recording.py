@@ -60,6 +60,7 @@ def record(spec: SweepSpec) -> Recording:
     """Example: `record(SweepSpec(ops=(put(b"a", b"1"), sync()))).walk.points`."""
     context = state_context(spec)
     log = new_log(context)
+    log.track_sites = True      # findings name the engine's lines (costs one stack walk per call, here only)
     device = new_target(context, None, random.Random(f"{spec.seed}:record"), log, random_seed=f"{spec.seed}:record")
     history = History(list(spec.ops))
     failure = _drive(context, device, log, history, spec)

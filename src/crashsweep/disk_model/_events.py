@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from crashsweep.disk_model._sites import engine_site
+
 SUBMIT = "submit"
 COMPLETE = "complete"
 OP_BEGIN = "op-begin"
@@ -39,6 +41,8 @@ class EventLog:
         self.events: list[Event] = []
         self.payloads: dict[int, bytes] = {}
         self.current_op = OP_SETUP
+        self.track_sites = False            # note the engine's source line of every request (a recording does)
+        self.sites: dict[int, str] = {}     # request id -> "file.py:line" of the engine code that submitted it
 
     def begin_op(self, op_index: int) -> None:
         self.current_op = op_index
@@ -51,6 +55,8 @@ class EventLog:
     def submitted(self, request_id: int, request_type: str, sector: int, sector_count: int,
                   fua: bool, payload: bytes | None) -> None:
         self.events.append(Event(SUBMIT, request_id, request_type, sector, sector_count, fua, self.current_op))
+        if self.track_sites:
+            self.sites[request_id] = engine_site(2)
         if payload is not None:
             self.payloads[request_id] = payload
 

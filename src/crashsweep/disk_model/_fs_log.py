@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crashsweep.disk_model._sites import engine_site
+
 FS_BLOCK_BYTES = 4096
 WRITE, SIZE, LINK, UNLINK, RENAME = "write", "size", "link", "unlink", "rename"
 ENTRY_KINDS = (LINK, UNLINK, RENAME)
@@ -84,12 +86,17 @@ class FsLog:
 
     def __init__(self, first_call: int = 0) -> None:
         self.ops: list[FsOp] = []
-        self.events: list[tuple] = []     # (FS_OP, op_id) | (FS_SYNC, inode, is_dir) | (FS_BEGIN/FS_END, index)
+        # (FS_OP, op_id) | (FS_SYNC, inode, is_dir, call) | (FS_BEGIN/FS_END, index)
+        self.events: list[tuple] = []
         self.call = first_call
         self.current_op = -1
+        self.track_sites = False             # note the engine's source line of every call (a recording does)
+        self.sites: dict[int, str] = {}      # call number -> "file.py:line" of the engine code that made it
 
     def next_call(self) -> int:
         self.call += 1
+        if self.track_sites:
+            self.sites[self.call] = engine_site(2)
         return self.call
 
     def add(self, kind: str, inode: int, **fields) -> FsOp:
@@ -100,7 +107,7 @@ class FsLog:
         return op
 
     def synced(self, inode: int, is_dir: bool) -> None:
-        self.events.append((FS_SYNC, inode, is_dir))
+        self.events.append((FS_SYNC, inode, is_dir, self.call))
 
     def begin_op(self, op_index: int) -> None:
         self.current_op = op_index

@@ -1,0 +1,114 @@
+"""Source sites: which line of the engine issued an I/O call, or raised.
+
+A finding must speak of the engine's code ("rename at json_kv.py:29"), so the
+recording notes, for every call an engine makes, the innermost stack frame that is
+the engine's own: not crashsweep's harness (explorer, media, reference, reports,
+adapters), not pyfakefs, and not the standard library when a frame of the engine
+itself is on the stack (`shutil.copyfile` called by the engine is the engine's
+line). An engine that *is* standard-library code (`dbm.dumb`) gets its stdlib line.
+crashsweep's own engines (the B^ε-tree under `store/`, `engines/examples/`) are
+engine code.
+
+Sites are shown relative to where a user would look: the current directory, the
+installed packages, the standard library, or `crashsweep/…`.
+
+Invariant: `engine_site` never raises and costs one walk of the stack (file
+categories are cached by file name).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from types import FrameType, TracebackType
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_ENGINE_PARTS = (os.path.join(_PACKAGE, "store") + os.sep, os.path.join(_PACKAGE, "engines", "examples") + os.sep)
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
+_INSTALLED = tuple(sorted({sysconfig.get_paths()["purelib"] + os.sep, sysconfig.get_paths()["platlib"] + os.sep},
+                          key=len, reverse=True))
+HARNESS, LIBRARY, ENGINE = 0, 1, 2
+_CATEGORY: dict[str, int] = {}
+UNKNOWN_SITE = ""
+
+
+def _category(filename: str) -> int:
+    category = _CATEGORY.get(filename)
+    if category is None:
+        if filename.startswith(_ENGINE_PARTS):
+            category = ENGINE
+        elif filename.startswith(_PACKAGE) or "pyfakefs" in filename or filename.startswith("<"):
+            category = HARNESS
+        elif filename.startswith(_STDLIB) and not filename.startswith(_INSTALLED):
+            category = LIBRARY
+        else:
+            category = ENGINE
+        _CATEGORY[filename] = category
+    return category
+
+
+def shown_path(filename: str) -> str:
+    """A file name as a user would look it up: relative to the current directory, site-packages, the standard
+    library or crashsweep's package."""
+    if filename.startswith(_PACKAGE):
+        return "crashsweep/" + filename[len(_PACKAGE):]
+    for root in _INSTALLED:
+        if filename.startswith(root):
+            return filename[len(root):]
+    if filename.startswith(_STDLIB):
+        return filename[len(_STDLIB):]
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:
+        return filename
+    return relative if not relative.startswith("..") else filename
+
+
+_PLUMBING = tuple(_STDLIB + name for name in (
+    "os.py", "io.py", "_pyio.py", "shutil.py", "tempfile.py", "pathlib.py", "genericpath.py", "posixpath.py",
+    "codecs.py", "contextlib.py", "json" + os.sep, "encodings" + os.sep))
+
+
+def _pick(frames) -> str:
+    """The innermost engine frame; with none, the innermost standard-library frame that is not file plumbing
+    (the engine that is stdlib code, e.g. dbm/dumb.py, rather than the os.py helper it called)."""
+    library = plumbing = None
+    for filename, line in frames:
+        category = _category(filename)
+        if category == ENGINE:
+            return f"{shown_path(filename)}:{line}"
+        if category == LIBRARY:
+            if not filename.startswith(_PLUMBING):
+                library = library or (filename, line)
+            plumbing = plumbing or (filename, line)
+    found = library or plumbing
+    return f"{shown_path(found[0])}:{found[1]}" if found else UNKNOWN_SITE
+
+
+def _stack(frame: FrameType | None):
+    while frame is not None:
+        yield frame.f_code.co_filename, frame.f_lineno
+        frame = frame.f_back
+
+
+def engine_site(depth: int = 1) -> str:
+    """file:line of the innermost engine frame calling this (see the module docstring), or "" if none.
+
+    Example: in a file-system log, `site = engine_site()` while serving the engine's `os.rename`."""
+    try:
+        return _pick(_stack(sys._getframe(depth)))
+    except Exception:    # noqa: BLE001 - a site is a courtesy; never let it break the recording
+        return UNKNOWN_SITE
+
+
+def raising_site(traceback: TracebackType | None) -> str:
+    """file:line of the innermost engine frame of an exception's traceback, or "" (C code, harness only)."""
+    frames = []
+    while traceback is not None:
+        frames.append((traceback.tb_frame.f_code.co_filename, traceback.tb_lineno))
+        traceback = traceback.tb_next
+    try:
+        return _pick(reversed(frames))
+    except Exception:    # noqa: BLE001
+        return UNKNOWN_SITE
