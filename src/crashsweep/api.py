@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from crashsweep.engines import DEFAULT_ENGINE
 
-FAILURE_TRACES_LISTED_MAX = 5
+FAILURE_CLASSES_LISTED_MAX = 10
 
 
 class SweepUsageError(ValueError):
@@ -33,8 +33,8 @@ class SweepOutcome:
     summary: dict
     out_dir: str
     reproduce: str                       # the command line that reproduces this sweep
-    traces: list[str] = field(default_factory=list)      # paths of the traces of every violation
-    minimized: list[str] = field(default_factory=list)   # minimized traces (the first violation of each kind)
+    traces: list[str] = field(default_factory=list)      # paths of the traces of every failure class
+    minimized: list[str] = field(default_factory=list)   # their minimized traces
     interrupted: bool = False
 
     @property
@@ -45,22 +45,21 @@ class SweepOutcome:
         return f"crashsweep replay {shlex.quote(trace)}"
 
     def failure_message(self) -> str:
-        """Readable text for a failed test: what failed, where the traces are, how to replay."""
+        """Readable text for a failed test: each failure class with its explanation, trace and replay command."""
         summary = self.summary
-        kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(summary["violations_by_kind"].items()))
-        lines = [f"crashsweep: {summary['violations']} crash-consistency violation(s) in engine {summary['engine']} "
-                 f"({kinds}) among {summary['distinct_states']:,} distinct crash states",
-                 f"report: {os.path.join(self.out_dir, 'index.html')}"]
-        for trace in self.minimized:
-            lines.append(f"minimized trace: {trace}")
-            lines.append(f"  replay: {self.replay_command(trace)}")
-        for trace in self.traces[:FAILURE_TRACES_LISTED_MAX]:
-            lines.append(f"trace: {trace}")
-            lines.append(f"  replay: {self.replay_command(trace)}")
-            lines.append(f"  minimize: crashsweep minimize {shlex.quote(trace)}")
-        if len(self.traces) > FAILURE_TRACES_LISTED_MAX:
-            lines.append(f"... and {len(self.traces) - FAILURE_TRACES_LISTED_MAX} more traces in "
-                         f"{os.path.join(self.out_dir, 'traces')}")
+        classes = summary.get("classes", [])
+        lines = [f"crashsweep: {summary['violations']:,} crash-consistency violation(s) in engine {summary['engine']} "
+                 f"among {summary['distinct_states']:,} distinct crash states, in {len(classes)} failure class(es):"]
+        for number, entry in enumerate(classes[:FAILURE_CLASSES_LISTED_MAX], 1):
+            trace = os.path.join(self.out_dir, entry.get("minimized") or entry["trace"])
+            lines.append(f"class {number}: {entry['title']} — {entry['states']:,} state(s)")
+            lines += [f"    {line}" for line in entry.get("why", [])]
+            lines.append(f"    explain: crashsweep explain {shlex.quote(trace)}")
+            lines.append(f"    replay:  {self.replay_command(trace)}")
+        if len(classes) > FAILURE_CLASSES_LISTED_MAX:
+            lines.append(f"... and {len(classes) - FAILURE_CLASSES_LISTED_MAX} more class(es) in "
+                         f"{os.path.join(self.out_dir, 'summary.json')}")
+        lines.append(f"report: {os.path.join(self.out_dir, 'index.html')}")
         lines.append(f"reproduce the sweep: {self.reproduce}")
         return "\n".join(lines)
 
@@ -99,6 +98,6 @@ def sweep(engine: str = DEFAULT_ENGINE, *, out: str = "crashsweep-report", optio
         raise SweepUsageError(str(error)) from None
     except cli.USER_ERRORS as error:
         raise SweepUsageError(str(error)) from None
-    traces = [os.path.join(out, trace) for trace in summary["traces"]]
+    traces = [os.path.join(out, entry["trace"]) for entry in summary["classes"]]
     return SweepOutcome(summary=summary, out_dir=out, reproduce=cli.reproduce_command(args), traces=traces,
                         minimized=minimized, interrupted=run.interrupted)

@@ -24,13 +24,13 @@ from crashsweep.crash_explorer import (
 )
 from crashsweep.crash_explorer._limits import default_memory_limit_bytes
 from crashsweep.crash_explorer._manifest import Manifest
+from crashsweep.crash_explorer._class_traces import class_details, minimize_classes, remove_fixed_minimized
 from crashsweep.crash_explorer._minimize import minimize_contained
 from crashsweep.crash_explorer._profiles import allow_engine, engine_profile, known_bugs
 from crashsweep.crash_explorer._replay import replay_contained
 from crashsweep.crash_explorer._executor import worker_sessions
 from crashsweep.crash_explorer._sandbox import engine_sessions
 from crashsweep.crash_explorer._signals import Terminated, sigterm_as_interrupt
-from crashsweep.crash_explorer._trace import trace_name
 from crashsweep.disk_model import (
     FS_MODEL_DEFAULT, FS_MODELS, SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, FaultPlan, check_geometry,
 )
@@ -153,10 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--fs-model", choices=FS_MODELS, default=FS_MODEL_DEFAULT,
                        help="persistence model of the file-system model, for engines on files "
                             "(see docs/fs-models.md; default: %(default)s, the weakest POSIX allows)")
-    sweep.add_argument("--minimize", type=_non_negative_int, default=1, metavar="KINDS",
-                       help="after the sweep, minimize the first violation of up to KINDS kinds (0: none)")
+    sweep.add_argument("--minimize", type=_non_negative_int, default=10, metavar="CLASSES",
+                       help="after the sweep, minimize the trace of each of the first CLASSES failure classes "
+                            "(default %(default)s; 0: none)")
     sweep.add_argument("--minimize-seconds", type=_positive_float, default=60.0,
-                       help="time budget of each of those minimizations")
+                       help="time budget of each of those minimizations (default %(default)s)")
+    sweep.add_argument("--traces", choices=("classes", "all"), default="classes",
+                       help="one trace per failure class (default), or also one per violating state")
     sweep.add_argument("--quiet", action="store_true", help="print only the final line")
     memory_help = ("address-space limit of every process that runs engine code (default: a quarter of this "
                    "machine's memory, here %s); an engine past it is reported as resource-exhausted")
@@ -212,59 +215,36 @@ def spec_from_args(args) -> SweepSpec:
 
 
 def run_sweep(args, progress_quiet: bool) -> tuple[SweepRun, dict, list[str]]:
-    """Run the sweep `args` describes, minimize its first violations, write every report;
+    """Run the sweep `args` describes, minimize one trace per failure class, write every report;
     (run, summary, paths of the minimized traces)."""
     spec = spec_from_args(args)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} exists and is not a directory")
     options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
                            budget_seconds=args.budget_seconds, resume=args.resume, memo=not args.no_memo,
-                           memory_limit_bytes=args.memory_limit)
+                           memory_limit_bytes=args.memory_limit, traces=args.traces)
     run = prepare(spec, options)
     with SweepProgress(len(run.plan.states), quiet=progress_quiet) as progress:
         run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
                                                                 time.monotonic() - run.started_at))
     summary = summarize(run)
-    minimized = [] if run.interrupted else minimize_first_violations(
-        args.out, list(run.results.values()), args.minimize, args.minimize_seconds, args.memory_limit)
+    minimized = [] if run.interrupted else minimize_classes(
+        args.out, summary["classes"], args.minimize, args.minimize_seconds, memory_limit_bytes=args.memory_limit)
+    if summary["completed"]:
+        remove_fixed_minimized(args.out, summary["classes"])
+    summary["classes"] = class_details(args.out, summary["classes"])
     write_reports(args.out, summary, run.plan.per_point, list(run.results.values()), spec.engine)
     return run, summary, minimized
-
-
-def minimize_first_violations(out_dir: str, results: list[dict], kinds_max: int, budget_seconds: float,
-                              memory_limit_bytes: int | None = None) -> list[str]:
-    """Minimize the first violation (lowest state id) of up to `kinds_max` kinds; the .min.json paths written."""
-    firsts: dict[str, dict] = {}
-    for result in sorted((r for r in results if r.get("kind")), key=lambda r: r["state"]):
-        if result["kind"] not in firsts and len(firsts) < kinds_max:
-            firsts[result["kind"]] = result
-    written = []
-    for result in firsts.values():
-        path = os.path.join(out_dir, "traces", trace_name(result))
-        try:    # in contained processes: an engine that dies there costs the minimization, not the sweep
-            spec, trace = load_trace(path)
-            spec.validate()
-            replayed = replay_contained(spec, trace, memory_limit_bytes)
-            if replayed.get("kind") != trace["violation"]["kind"]:
-                continue
-            smaller = minimize_contained(spec, trace, budget_seconds, memory_limit_bytes=memory_limit_bytes)
-        except (ExplorerError, EngineError, OSError):
-            continue
-        smaller_name = trace_name(result)[:-5] + ".min.json"
-        write_trace(os.path.join(out_dir, "traces"), smaller, smaller_name, durable=True)
-        Manifest(out_dir).add(os.path.join("traces", smaller_name))
-        written.append(os.path.join(out_dir, "traces", smaller_name))
-    return written
 
 
 def command_sweep(args, console: Console) -> int:
     run, summary, minimized = run_sweep(args, progress_quiet=args.quiet)
     if not args.quiet:
         print_summary(summary, args.out, console)
-    for path in minimized if not args.quiet else ():
-        console.print(f"minimized → replay with: crashsweep replay {path}", soft_wrap=True, highlight=False)
     verdict = "FAIL" if summary["violations"] else "ok"
-    console.print(f"crashsweep: {verdict}: {summary['violations']} violation(s) in {summary['distinct_states']:,} "
+    classes = f" in {len(summary['classes']):,} class(es)" if summary["violations"] else ""
+    console.print(f"crashsweep: {verdict}: {summary['violations']:,} violation(s){classes} in "
+                  f"{summary['distinct_states']:,} "
                   f"distinct states ({summary['coverage']}); report in {args.out}/; reproduce the sweep with: "
                   f"{reproduce_command(args)}", soft_wrap=True, highlight=False)
     if run.interrupted:
@@ -275,8 +255,7 @@ def command_sweep(args, console: Console) -> int:
 def write_reports(out_dir: str, summary: dict, per_point: list[dict], results: list[dict], engine: str) -> None:
     """summary.json, junit.xml and index.html, all derived from the results."""
     write_summary(out_dir, summary)
-    write_junit(out_dir, summary, results, {r["state"]: f"{out_dir}/traces/{trace_name(r)}"
-                                            for r in results if r.get("kind")}, per_point)
+    write_junit(out_dir, summary)
     render_html(summary, per_point, results, out_dir, known_bugs(engine))
 
 
@@ -287,6 +266,7 @@ def command_report(args, console: Console) -> int:
     os.makedirs(args.out, exist_ok=True)
     copy_traces([os.path.join(os.path.dirname(os.path.abspath(path)), "traces") for path in args.results],
                 os.path.join(args.out, "traces"))
+    summary["classes"] = class_details(args.out, summary["classes"])
     write_reports(args.out, summary, header["plan"]["per_point"], results, summary["engine"])
     console.print(f"crashsweep: report of {len(args.results)} results file(s): {summary['violations']} violation(s) "
                   f"in {summary['distinct_states']:,} distinct states ({summary['coverage']}); wrote "

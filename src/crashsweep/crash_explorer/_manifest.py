@@ -36,19 +36,24 @@ class Manifest:
         except OSError:
             return []
 
-    def remove_written(self) -> int:
-        """Remove the traces an earlier sweep wrote here; how many were removed."""
+    def remove_written(self, keep=lambda relative: False) -> int:
+        """Remove the traces an earlier sweep wrote here, except those `keep(relative path)` says to keep
+        (minimized traces, until the sweep knows whether their class still fails); how many were removed."""
         traces = os.path.realpath(os.path.join(self.out_dir, "traces"))
         removed = 0
+        kept = []
         for relative in self.written():
             path = os.path.realpath(os.path.join(self.out_dir, relative))
             if os.path.dirname(path) != traces or not path.endswith(".json"):
+                continue
+            if keep(relative):
+                kept.append(relative)
                 continue
             try:
                 os.remove(path)
                 removed += 1
             except OSError:
                 pass
-        with open(self.path, "w", encoding="utf-8"):
-            pass
+        with open(self.path, "w", encoding="utf-8") as handle:
+            handle.writelines(relative + "\n" for relative in dict.fromkeys(kept))
         return removed

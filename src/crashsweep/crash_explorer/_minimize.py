@@ -20,6 +20,8 @@ from dataclasses import replace
 
 from crashsweep.crash_explorer._plan import make_units, plan_states
 from crashsweep.crash_explorer._executor import LocalExecutor
+from crashsweep.crash_explorer._explain import explanation
+from crashsweep.crash_explorer._worker import remember
 from crashsweep.crash_explorer._image import choice_problem
 from crashsweep.crash_explorer._recording import record_contained
 from crashsweep.crash_explorer._replay import contained_timeout_s, replay_contained
@@ -47,6 +49,7 @@ class _Search:
         """A result of the same kind for this spec, and the crash point's event position, or None."""
         self.candidates += 1
         recording = record_contained(spec, self.memory_limit_bytes)
+        remember(recording)      # the workers forked from here use it instead of recording again
         if not self.crashed:
             failure = recording.failure
             return (failure, None) if failure is not None and failure["kind"] == self.kind else None
@@ -57,7 +60,19 @@ class _Search:
         found = self.first_of_kind(spec, make_units(spec.to_json(), states))
         return None if found is None else (found, recording.walk.points[found["point"]].position)
 
-    def first_of_kind(self, spec: SweepSpec, units: list[dict]) -> dict | None:
+    def checker(self, spec: SweepSpec, result: dict, recording):
+        """check(choice): does the state of `result`'s point with this choice still fail with the searched kind.
+        An invalid choice does not (it is no state of that point)."""
+
+        def check(choice: dict) -> bool:
+            if choice_problem(recording.walk, result["point"], choice, spec.sector_count) is not None:
+                return False
+            unit = {"unit": 0, "spec": spec.to_json(), "spec_id": spec.spec_id,
+                    "states": [[result.get("state", 0), result["point"], choice, result["windows"], "", 1]]}
+            return self.first_of_kind(spec, [unit], ignore_deadline=True) is not None
+        return check
+
+    def first_of_kind(self, spec: SweepSpec, units: list[dict], ignore_deadline: bool = False) -> dict | None:
         """The first result of the searched kind, in unit order; states run in a worker process (an engine that
         kills it costs that state, as in a sweep)."""
         found: list[dict] = []
@@ -67,7 +82,7 @@ class _Search:
             if result["kind"] == self.kind and not found:
                 found.append(result)
 
-        executor.run(units, take, lambda: bool(found) or self.expired())
+        executor.run(units, take, lambda: bool(found) or (self.expired() and not ignore_deadline))
         return found[0] if found else None
 
 
@@ -90,9 +105,12 @@ def minimize_trace(spec: SweepSpec, trace: dict, budget_seconds: float = BUDGET_
     spec, found = _shrink_ops(spec, found, search)
     result, position = found
     original_landed = _landed(result.get("choice", {}))
+    recording = None
     if crashed:
-        result = _shrink_choice(spec, result, kind, search)
+        result, recording = _shrink_choice(spec, result, kind, search)
     shrunk = make_trace(spec, result, position)
+    if recording is not None and not result.get("nested") and result.get("point") is not None:
+        shrunk["explanation"] = explanation(recording, result, search.checker(spec, result, recording))
     shrunk["minimized"] = {"ops_before": original_ops, "ops_after": len(spec.ops),
                            "landed_writes_before": original_landed, "landed_writes_after": _landed(shrunk["choice"]),
                            "candidates_tried": search.candidates, "seconds": round(time.monotonic() - started, 3),
@@ -121,8 +139,9 @@ def _shrink_ops(spec: SweepSpec, found, search: _Search):
     return spec.with_ops(ops), found
 
 
-def _shrink_choice(spec: SweepSpec, result: dict, kind: str, search: _Search) -> dict:
+def _shrink_choice(spec: SweepSpec, result: dict, kind: str, search: _Search) -> tuple[dict, object]:
     recording = record_contained(spec, search.memory_limit_bytes)
+    remember(recording)
     lost_allowed = spec.faults.has("lost")
     improved = True
     while improved and not search.expired():
@@ -138,7 +157,7 @@ def _shrink_choice(spec: SweepSpec, result: dict, kind: str, search: _Search) ->
             if attempt is not None:
                 result, improved = {**attempt, "state": result.get("state")}, True
                 break
-    return result
+    return result, recording
 
 
 def _simpler_choices(choice: dict, lost_allowed: bool):

@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer._limits import cap_text
 from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, StateTimeout
 from crashsweep.disk_model import CallMemo, InterpositionBypass
+from crashsweep.disk_model._sites import raising_site
 from crashsweep.engines import EngineAdapter
 from crashsweep.reference import (
     Diff, History, Op, Verdict, check_reads, check_recovered_windows, check_refusal, delete, encode_bytes, get,
@@ -200,8 +202,10 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
                        events, timing, started)
     except ENGINE_EXCEPTIONS as error:  # the engine's own exception: a refusal
         reason = cap_text(f"{type(error).__name__}: {error}")
+        raised = raised_by(error)
         if memo is not None:
-            memo.stop(("refused", reason, tuple(events)))
+            memo.stop(("refused", reason, tuple(events), raised))
+        result["raised"] = raised
         return _finish(result, check_refusal(reason, damaged), events, timing, started)
     if memo is not None:
         memo.stop(("read", recovered, reads, tuple(events), {}))   # {}: what hits derive from it, computed once
@@ -228,6 +232,7 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
     events = list(first[2] if first[0] == "refused" else first[3])
     if first[0] == "refused":
         memo.count(True)
+        result["raised"] = first[3]
         return _finish(result, check_refusal(first[1], damaged), events, timing, started)
     _, recovered, reads, _, derived = first
     if "matches" not in derived:
@@ -246,6 +251,8 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
         problem = _continuation_verdict(walk.outcome, ops, recovered, verdict)
         if problem is None:
             result["continued"] = len(ops)
+        elif walk.outcome[0] == "error" and len(walk.outcome) > 2:
+            result["raised"] = walk.outcome[2]
         verdict = problem or verdict
     memo.count(True)
     return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
@@ -270,6 +277,8 @@ def _continue(context, store, history, verdict, recovered, snapshot, rng, log, i
     result["_engine_s"] = result.get("_engine_s", 0.0) + time.perf_counter() - continued
     problem = _continuation_verdict(raw, ops, recovered, verdict)
     if problem is not None:
+        if raw[0] == "error" and len(raw) > 2:
+            result["raised"] = raw[2]
         return problem
     result["continued"] = len(ops)
     if depth <= 0 or chain == []:
@@ -279,11 +288,13 @@ def _continue(context, store, history, verdict, recovered, snapshot, rng, log, i
     if nested["violation"] is not None:
         inner = nested["violation"]
         result["nested"] = [{"point": inner["point"], "choice": inner["choice"]}] + inner.get("nested", [])
-        for name in ("actual", "expected", "diff"):
+        for name in ("actual", "expected", "diff", "raised"):
             if name in inner:
                 result[name] = inner[name]
         return Verdict(inner["kind"], inner["outcome"], matched=inner.get("matched"), nearest=inner.get("nearest"),
-                       detail=f"after recovery to S_{verdict.matched}, crash again: {inner['detail']}")
+                       detail=f"after recovery to S_{verdict.matched}, crash again during the continuation "
+                              f"(C_i: the continuation's snapshots, C_0 = S_{verdict.matched}): "
+                              f"{continuation_labels(inner['detail'])}")
     return verdict
 
 
@@ -314,8 +325,20 @@ def _run_continuation(context, store, ops: list[Op], log, recovered) -> tuple:
     except MemoryError:
         return ("exhausted",)
     except ENGINE_EXCEPTIONS as error:
-        return ("error", cap_text(f"{type(error).__name__}: {error}"))
+        return ("error", cap_text(f"{type(error).__name__}: {error}"), raised_by(error))
     return ("done",)
+
+
+def continuation_labels(detail: str) -> str:
+    """A nested state's detail with its snapshots named C_i: they index the continuation's history, not the
+    workload's S_i. (A detail from a deeper level already names its own histories and is kept.)"""
+    return detail if "crash again" in detail else re.sub(r"\bS_(\d+)", r"C_\1", detail)
+
+
+def raised_by(error: BaseException) -> str:
+    """"Type at file.py:line": the exception's type and the engine line that raised it (DESIGN §5, classes)."""
+    site = raising_site(error.__traceback__)
+    return cap_text(f"{type(error).__name__} at {site}" if site else type(error).__name__, 300)
 
 
 def _continuation_verdict(raw: tuple, ops: list[Op], recovered, verdict: Verdict) -> Verdict | None:

@@ -84,7 +84,8 @@ _STATE_TYPES = {"point": (int, type(None)), "kind": (str, type(None)), "outcome"
                 "matched": int, "nearest": int, "latest": bool, "choice": dict, "windows": list, "events": list,
                 "engine_s": (int, float), "total_s": (int, float), "nested_states": int, "diff": (dict, type(None)),
                 "output": str, "leftovers": int, "op": int, "image": str, "points": int,
-                "nested": (list, type(None)), "memo": bool, "continued": int}
+                "nested": (list, type(None)), "memo": bool, "continued": int, "raised": str,
+                "class": str, "class_title": str, "diff_keys": int}
 
 
 def header_problem(header: dict) -> str | None:

@@ -23,7 +23,8 @@ from crashsweep.crash_explorer._results import RESULTS_NAME, ResultsError, Resul
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._manifest import Manifest
 from crashsweep.crash_explorer._signals import Terminated
-from crashsweep.crash_explorer._trace import make_trace, trace_name, write_trace
+from crashsweep.crash_explorer._classes import ClassNamer, class_table, class_trace_name, compact
+from crashsweep.crash_explorer._trace import MINIMIZED_SUFFIX, make_trace, pending_fates, trace_name, write_trace
 from crashsweep.crash_explorer._worker import remember
 
 RECORD_FAILURE_STATE = -1
@@ -39,6 +40,7 @@ class SweepOptions:
     resume: bool = False
     memo: bool = True        # let an engine's observation memo answer states (same results, faster)
     memory_limit_bytes: int | None = field(default_factory=default_memory_limit_bytes)   # per engine process
+    traces: str = "classes"  # "classes": one trace per failure class; "all": one per violating state too
 
 
 @dataclass
@@ -55,6 +57,7 @@ class SweepRun:
     terminated: bool = False     # interrupted by SIGTERM (exit 143), not Ctrl-C (130)
     already_done: int = 0
     started_at: float = 0.0
+    class_first: dict[str, int] = field(default_factory=dict)   # class id -> its lowest state id so far
 
 
 def prepare(spec: SweepSpec, options: SweepOptions) -> SweepRun:
@@ -83,24 +86,35 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
     manifest = Manifest(options.out_dir)
     writer = ResultsWriter(os.path.join(options.out_dir, RESULTS_NAME), header_for(run), options.resume)
     if not options.resume:      # traces an earlier sweep wrote here would mislead; nothing else is touched
-        manifest.remove_written()
+        manifest.remove_written(keep=lambda relative: relative.endswith(MINIMIZED_SUFFIX))
     manifest.add(RESULTS_NAME)
     run.results = dict(writer.done)
     run.already_done = len(run.results)
     started = run.started_at = time.monotonic()
     deadline = None if options.budget_seconds is None else started + options.budget_seconds
 
+    namer = ClassNamer(run.recording)
+    for done in run.results.values():
+        if done.get("class") and done["state"] < run.class_first.get(done["class"], done["state"] + 1):
+            run.class_first[done["class"]] = done["state"]
+
     def accept(result: dict) -> None:
         if result.get("kind"):      # the trace is durable before the result line that links it
-            position = None
-            if result.get("point") is not None and 0 <= result["point"] < len(run.recording.walk.points):
-                position = run.recording.walk.points[result["point"]].position
-            trace = make_trace(run.spec, result, position)
-            run.traces.append(write_trace(traces_dir, trace, trace_name(result), durable=True))
-            manifest.add(os.path.join("traces", trace_name(result)))
-        writer.write(result)
-        run.results[result["state"]] = result
-        on_result(result, run)
+            result["class"], result["class_title"] = namer.classify(result)
+            first = run.class_first.get(result["class"])
+            if first is None or result["state"] < first:     # the class's trace: its lowest state (any --jobs)
+                run.class_first[result["class"]] = result["state"]
+                name = class_trace_name(result["class"], result["kind"])
+                run.traces.append(write_trace(traces_dir, class_trace(run, namer, result), name, durable=True))
+                manifest.add(os.path.join("traces", name))
+            if options.traces == "all":
+                name = trace_name(result)
+                write_trace(traces_dir, class_trace(run, namer, result), name, durable=True)
+                manifest.add(os.path.join("traces", name))
+        line = compact(result)
+        writer.write(line)
+        run.results[result["state"]] = line
+        on_result(line, run)
 
     with collector_paused(len(run.plan.states)):   # results hold no cycles: collecting over them costs time
         try:
@@ -121,6 +135,19 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             writer.close()
             run.elapsed_s = time.monotonic() - started
     return run
+
+
+def class_trace(run: SweepRun, namer: ClassNamer, result: dict) -> dict:
+    """The trace of a violating state, with its class and the fates of the crash point's pending units."""
+    position = None
+    points = run.recording.walk.points
+    if result.get("point") is not None and 0 <= result["point"] < len(points):
+        position = points[result["point"]].position
+    trace = make_trace(run.spec, result, position)
+    trace["class"] = {"id": result["class"], "title": result["class_title"]}
+    if position is not None:
+        trace["fates"] = pending_fates(namer, points[result["point"]].pending, result.get("choice") or {})
+    return trace
 
 
 def summarize(run: SweepRun) -> dict:
@@ -167,7 +194,10 @@ def summarize_results(header: dict, results: list[dict], elapsed_s: float, compl
         "recoveries_per_s": round((new_states + new_nested) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "engine_share": round(counts["engine_s"] / counts["worker_s"], 3) if counts["worker_s"] else None,
         "completed": completed, "interrupted": interrupted, "warnings": _warnings(header, counts),
-        "traces": sorted(f"traces/{trace_name(result)}" for result in results if result.get("kind")),
+        "classes": [{"id": entry["id"], "kind": entry["kind"], "title": entry["title"], "states": entry["states"],
+                     "first_state": entry["first_state"],
+                     "trace": f"traces/{class_trace_name(entry['id'], entry['kind'])}"}
+                    for entry in class_table(results)],
     }
 
 

@@ -23,6 +23,8 @@ from crashsweep.reference import VIOLATION_KINDS
 TRACE_FORMAT = "crashsweep-trace"
 TRACE_VERSION = 1
 TRACE_BYTES_MAX = 256 << 20
+MINIMIZED_SUFFIX = ".min.json"
+FATES_MAX = 400          # pending units listed with their fate in a trace
 
 
 def make_trace(spec: SweepSpec, result: dict, position: int | None) -> dict:
@@ -41,6 +43,22 @@ def make_trace(spec: SweepSpec, result: dict, position: int | None) -> dict:
     if result.get("output"):
         trace["output"] = result["output"]      # what the engine printed in this state (captured, capped)
     return trace
+
+
+def pending_fates(namer, pending, choice: dict) -> list[dict]:
+    """The crash point's pending units in issue order: what each is, the engine line that issued it, and what
+    the crash did to it ("persisted", "lost", "torn": which pieces landed)."""
+    persisted = set(choice.get("persist", ()))
+    torn = {unit: pieces for unit, pieces in choice.get("torn", ())}
+    fates = []
+    for unit in list(pending)[:FATES_MAX]:
+        fate = "persisted" if unit in persisted else "torn" if unit in torn else "lost"
+        entry = {"unit": unit, "call": namer.names.get(unit, f"unit {unit}"), "site": namer.sites.get(unit, ""),
+                 "fate": fate}
+        if fate == "torn":
+            entry["landed_pieces"] = list(torn[unit])
+        fates.append(entry)
+    return fates
 
 
 def trace_name(result: dict) -> str:

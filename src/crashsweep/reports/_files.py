@@ -1,9 +1,8 @@
 """summary.json and junit.xml, derived from result data only.
 
-junit.xml has one test suite per sweep and one test case per crash point that
-was explored (named by point and operation), failing with the violation's kind,
-detail and replay command when any state of that point violated; the failure
-of the un-crashed run, if any, is a test case of its own.
+junit.xml has one test suite per sweep: one failing test case per failure class
+(its title, state count, explanation, replay and explain commands) and one test
+case for the sweep as a whole.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import xml.etree.ElementTree as ElementTree
-from collections import defaultdict
 
 from crashsweep.reports._text import xml_safe
 
@@ -30,41 +28,36 @@ def write_summary(out_dir: str, summary: dict) -> str:
     return path
 
 
-def write_junit(out_dir: str, summary: dict, results: list[dict], trace_names: dict[int, str],
-                per_point: list[dict] | None = None) -> str:
-    """One test case per crash point (every point of the plan, when given)."""
-    by_point: dict[object, list[dict]] = defaultdict(list)
-    for entry in per_point or ():
-        by_point[entry["point"]]
-    for result in results:
-        by_point[result.get("point")].append(result)
+def write_junit(out_dir: str, summary: dict) -> str:
+    """One failing test case per failure class (with its state count, explanation and replay command), and one
+    test case for the sweep as a whole, which passes when no state violated."""
+    classes = summary.get("classes", [])
     suite = ElementTree.Element("testsuite", name=f"crashsweep {summary['engine']} {summary['scenario']}",
-                                tests=str(len(by_point)), failures="0", time=str(summary.get("elapsed_s", 0)))
-    failures = 0
-    for point in sorted(by_point, key=lambda p: -1 if p is None else p):
-        group = by_point[point]
-        name = "workload without crash" if point is None else f"crash point {point}"
-        case = ElementTree.SubElement(suite, "testcase", classname=f"crashsweep.{summary['engine']}", name=name,
-                                      time=f"{sum(r.get('total_s', 0.0) for r in group):.6f}")
-        bad = [result for result in group if result.get("kind")]
-        if bad:
-            failures += 1
-            first = bad[0]
-            trace = trace_names.get(first["state"], "")
-            failure = ElementTree.SubElement(case, "failure", type=first["kind"],
-                                             message=f"{len(bad)} of {len(group)} state(s) violate: {first['detail']}")
-            failure.text = (f"{first['detail']}\nreplay: crashsweep replay {trace}\n" if trace else first["detail"])
-        elif group:
-            ElementTree.SubElement(case, "system-out").text = f"{len(group)} state(s) recovered or refused as allowed"
-        else:
-            ElementTree.SubElement(case, "system-out").text = (
-                "no state was recovered for this point here: its images were met at other points (recovered "
-                "once and checked against this point's crash windows too), or it belongs to another shard")
-    suite.set("failures", str(failures))
+                                tests=str(len(classes) + 1), failures=str(len(classes)),
+                                time=str(summary.get("elapsed_s", 0)))
+    for number, entry in enumerate(classes, 1):
+        case = ElementTree.SubElement(suite, "testcase", classname=f"crashsweep.{summary['engine']}",
+                                      name=f"class {number} ({entry['id']}): {entry['title']}")
+        trace = entry.get("minimized") or entry["trace"]
+        failure = ElementTree.SubElement(case, "failure", type=entry["kind"],
+                                         message=f"{entry['title']} — {entry['states']:,} state(s)")
+        why = "".join(f"  {line}\n" for line in entry.get("why", []))
+        failure.text = (f"{entry['title']}\n{entry['states']:,} state(s) of this class; first: state "
+                        f"{entry['first_state']}\n" + (f"why:\n{why}" if why else "")
+                        + f"replay: crashsweep replay {out_dir}/{trace}\nexplain: crashsweep explain {out_dir}/{trace}\n")
+    whole = ElementTree.SubElement(suite, "testcase", classname=f"crashsweep.{summary['engine']}",
+                                   name=f"sweep: {summary['distinct_states']:,} distinct states")
+    ElementTree.SubElement(whole, "system-out").text = (
+        f"{summary['distinct_states']:,} distinct states ({summary['coverage']}); {summary['violations']:,} "
+        f"violation(s) in {len(classes)} class(es)")
+    if summary["violations"]:
+        ElementTree.SubElement(whole, "failure", type="violations",
+                               message=f"{summary['violations']:,} violating state(s) in {len(classes)} class(es)")
     for element in suite.iter():        # engine text may hold any character; XML 1.0 allows only some
         element.text = None if element.text is None else xml_safe(element.text)
         for name, value in element.attrib.items():
             element.set(name, xml_safe(value))
+    suite.set("failures", str(len(classes) + (1 if summary["violations"] else 0)))
     path = os.path.join(out_dir, "junit.xml")
     ElementTree.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
     return path

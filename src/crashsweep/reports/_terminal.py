@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 PLAIN_PROGRESS_EVERY_STATES = 2000
+CLASSES_SHOWN_MAX = 20
 
 
 class SweepProgress:
@@ -64,17 +65,24 @@ def print_summary(summary: dict, out_dir: str, console: Console | None = None) -
     table.add_row("outcomes", f"{summary['recovered_latest']:,} to the latest snapshot, "
                               f"{summary['recovered_older']:,} to an older allowed one, {summary['refused']:,} refused")
     kinds = ", ".join(f"{kind}: {count}" for kind, count in summary["violations_by_kind"].items()) or "none"
-    table.add_row("violations", f"{summary['violations']:,} ({kinds})")
+    table.add_row("violations", f"{summary['violations']:,} ({kinds}) in {len(summary.get('classes', [])):,} "
+                                "failure class(es)" if summary["violations"] else "0 (none)")
     table.add_row("faults / seed", f"{summary['faults']} / {summary['seed']}")
     table.add_row("time", f"{summary['elapsed_s']:.1f} s, {summary['states_per_s']:,.0f} states/s "
                           f"({summary.get('recoveries_per_s', 0):,.0f} recoveries/s)")
     console.print(table)
     for warning in summary.get("warnings", []):
         console.print(f"[yellow]warning[/yellow]: {escape(warning)}", soft_wrap=True)
-    for trace in summary["traces"][:10]:
-        console.print(f"[red]violation[/red] → replay with: crashsweep replay {out_dir}/{trace}", soft_wrap=True)
-    if len(summary["traces"]) > 10:
-        console.print(f"… and {len(summary['traces']) - 10} more in {out_dir}/traces/")
+    classes = summary.get("classes", [])
+    for number, entry in enumerate(classes[:CLASSES_SHOWN_MAX], 1):
+        trace = entry.get("minimized") or entry["trace"]
+        console.print(f"[red]class {number}[/red] {escape(entry['title'])} — {entry['states']:,} state(s)",
+                      soft_wrap=True)
+        for line in entry.get("why", [])[:4]:
+            console.print(f"    {escape(line)}", soft_wrap=True)
+        console.print(f"    explain: crashsweep explain {escape(out_dir)}/{escape(trace)}", soft_wrap=True)
+    if len(classes) > CLASSES_SHOWN_MAX:
+        console.print(f"… and {len(classes) - CLASSES_SHOWN_MAX} more class(es) in {out_dir}/summary.json")
     if summary.get("interrupted"):
         console.print(f"[yellow]interrupted[/yellow]: results so far are in {out_dir}/results.jsonl; "
                       "run the same command with --resume to continue")

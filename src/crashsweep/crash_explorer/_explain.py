@@ -1,0 +1,109 @@
+"""Explaining a failing state in the engine's terms: its I/O, the fate of every pending call, and
+the essential fates in words (`_fates.py`).
+
+`explanation(recording, result, check)` is what a minimized trace and `crashsweep explain`
+carry: {"sentences": [...], "fates": the essential fates, "io": the calls from the last
+completed sync through the crash op, each with its source line and, for pending units,
+what the crash did to them}.
+
+`render(trace)` turns a trace (with or without an explanation) into the lines the CLI,
+the pytest plugin and the report print. Data only: rendering never runs engine code.
+
+Invariant: an explanation's `fates.choice` is a state that was checked to fail.
+"""
+
+from __future__ import annotations
+
+from crashsweep.crash_explorer._classes import ClassNamer
+from crashsweep.crash_explorer._fates import explain_state, sentences
+from crashsweep.crash_explorer._io_view import call_line, io_calls
+from crashsweep.crash_explorer._medium import durable_of, uses_fs
+
+IO_CALLS_SHOWN_MAX = 60
+TEXT_CHARS_MAX = 400
+
+
+def last_sync_before(ops, op_index: int) -> int | None:
+    """The index of the last sync op that completed before op `op_index` began (None: none)."""
+    for index in range(min(op_index, len(ops)) - 1, -1, -1):
+        if ops[index].kind == "sync":
+            return index
+    return None
+
+
+def io_window(recording, result: dict, fates: dict[int, str]) -> list[dict]:
+    """The calls from the last completed sync before the crash op through the crash op, with the fate of each
+    pending unit (persisted / lost / torn), capped at IO_CALLS_SHOWN_MAX (the calls nearest the crash kept)."""
+    op_index = result.get("op", -1)
+    start = last_sync_before(recording.spec.ops, op_index)
+    first_op = -1 if start is None else start
+    calls = [dict(call) for call in io_calls(recording.log) if first_op <= call["op"] <= op_index]
+    for call in calls:
+        marks = sorted({fates[unit] for unit in call["units"] if unit in fates})
+        call["fate"] = "/".join(marks) if marks else ("durable" if call["units"] else "")
+        del call["units"]
+    return calls[-IO_CALLS_SHOWN_MAX:]
+
+
+def pending_fate_marks(recording, result: dict) -> dict[int, str]:
+    point = recording.walk.points[result["point"]]
+    choice = result.get("choice") or {}
+    persisted = set(choice.get("persist", ()))
+    torn = {unit for unit, _ in choice.get("torn", ())}
+    return {unit: "persisted" if unit in persisted else "torn" if unit in torn else "lost" for unit in point.pending}
+
+
+def explanation(recording, result: dict, check) -> dict:
+    """The explanation of a failing result of `recording` (crash point, no second crash). `check(choice)`: does
+    that state still fail the same way (recovered in a worker process)."""
+    walk = recording.walk
+    point = walk.points[result["point"]]
+    durable = durable_of(recording.context, walk, recording.log, hashed=False)
+    fates = explain_state(list(point.pending), result.get("choice") or {}, check,
+                          lambda choice: durable.normalize(point, choice))
+    namer = ClassNamer(recording)
+    medium = "fs" if uses_fs(recording.context) else "block"
+    said = sentences(fates, namer.unit, medium, last_sync_before(recording.spec.ops, point.op_index))
+    essential = dict(result, choice=fates["choice"])
+    return {"sentences": [text[:TEXT_CHARS_MAX] for text in said], "fates": fates,
+            "io": io_window(recording, essential, pending_fate_marks(recording, essential))}
+
+
+def _text(value, limit: int = TEXT_CHARS_MAX) -> str:
+    return str(value)[:limit] if isinstance(value, (str, int)) else ""
+
+
+def render(trace: dict) -> list[str]:
+    """Lines explaining a trace: the class, the essential fates in words, and the I/O around the crash."""
+    lines = []
+    crash = trace.get("crash") or {}
+    violation = trace.get("violation") or {}
+    klass = trace.get("class") if isinstance(trace.get("class"), dict) else {}
+    if klass.get("title"):
+        lines.append(f"class {_text(klass.get('id'))}: {_text(klass.get('title'))}")
+    if crash:
+        lines.append(f"crash during op {_text(crash.get('op'))} of {len(trace.get('spec', {}).get('ops', []))} "
+                     f"(crash point {_text(crash.get('point'))})")
+    else:
+        lines.append("no crash: the workload itself failed")
+    lines.append(f"violation: {_text(violation.get('kind'))}: {_text(violation.get('detail'), 2000)}")
+    explained = trace.get("explanation") if isinstance(trace.get("explanation"), dict) else {}
+    said = [text for text in explained.get("sentences", []) if isinstance(text, str)]
+    if said:
+        lines.append("why:")
+        lines += [f"  {_text(text)}" for text in said]
+    io = [call for call in explained.get("io", []) if isinstance(call, dict)]
+    if io:
+        lines.append("I/O from the last completed sync to the crash (fate of each call in the failing state):")
+        for call in io:
+            shown = {"op": call.get("op") if isinstance(call.get("op"), int) else -1,
+                     "call": _text(call.get("call")), "site": _text(call.get("site"))}
+            fate = _text(call.get("fate"))
+            lines.append(f"  {call_line(shown)}{f'   [{fate}]' if fate else ''}")
+    elif isinstance(trace.get("fates"), list):
+        lines.append("pending writes at the crash and their fates:")
+        for entry in trace["fates"][:IO_CALLS_SHOWN_MAX]:
+            if isinstance(entry, dict):
+                site = _text(entry.get("site"))
+                lines.append(f"  {_text(entry.get('fate')):9} {_text(entry.get('call'))}{f'   {site}' if site else ''}")
+    return lines
