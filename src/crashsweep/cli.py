@@ -13,21 +13,24 @@ import os
 import traceback
 import shlex
 import shutil
-import time
 
 from rich.console import Console
 
 from crashsweep import __version__
+from crashsweep._cli_common import (
+    EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, EXIT_VIOLATIONS, UsageError,
+)
+from crashsweep._cli_traces import command_explain, command_log, command_minimize, command_replay
 from crashsweep.crash_explorer import (
-    BOUND_DEFAULT, SAMPLES_DEFAULT, STRATEGIES, STRATEGY_DEFAULT, ExplorerError, SweepOptions, SweepRun, SweepSpec,
-    execute, load_trace, make_options, merge_results, prepare, summarize, summarize_results, write_trace,
+    BOUND_DEFAULT, SAMPLES_DEFAULT, STRATEGIES, STRATEGY_DEFAULT, ExplorerError, SweepRun, SweepSpec,
+    make_options, merge_results, summarize_results,
 )
 from crashsweep.crash_explorer._limits import default_memory_limit_bytes
-from crashsweep.crash_explorer._manifest import Manifest
-from crashsweep.crash_explorer._class_traces import class_details, minimize_classes, remove_fixed_minimized
-from crashsweep.crash_explorer._minimize import minimize_contained
-from crashsweep.crash_explorer._profiles import allow_engine, engine_profile, known_bugs
-from crashsweep.crash_explorer._replay import replay_contained
+from crashsweep._settings import PROFILE_HELP, SECTION_COMMANDS, SettingsError, settings_argv
+from crashsweep.crash_explorer._corpus import CORPUS_DEFAULT
+from crashsweep import _sweep_command as sweep_command
+from crashsweep.crash_explorer._class_traces import class_details
+from crashsweep.crash_explorer._profiles import engine_profile
 from crashsweep.crash_explorer._executor import worker_sessions
 from crashsweep.crash_explorer._sandbox import engine_sessions
 from crashsweep.crash_explorer._signals import Terminated, sigterm_as_interrupt
@@ -36,17 +39,10 @@ from crashsweep.disk_model import (
 )
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.engines import ADAPTERS, DEFAULT_ENGINE, EngineError, parse_option_pairs
-from crashsweep.reports import SweepProgress, print_summary, render_html, write_junit, write_summary
-from crashsweep.reports._values import value_difference
+from crashsweep.reports import print_summary
 from crashsweep.scenarios import ScenarioError, describe, resolve_scenario
 
-USER_ERRORS = (ExplorerError, EngineError, ScenarioError, DiskModelError)
-EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-EXIT_INTERNAL = 70        # EX_SOFTWARE: a bug in crashsweep itself (never confused with 1, "violations found")
-
-
-class UsageError(Exception):
-    """Bad command-line usage; printed as one line, exit 2."""
+USER_ERRORS = (ExplorerError, EngineError, ScenarioError, DiskModelError, SettingsError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,91 +107,159 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="crashsweep", description="Find crash-consistency bugs in storage engines.")
-    parser.add_argument("-V", "--version", action="version", version=f"crashsweep {__version__}")
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+def _format_size(size: int) -> str:
+    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size >> 20} MiB"
 
-    sweep = commands.add_parser("sweep", help="record a workload, explore its crash states, check every one")
-    sweep.add_argument("--engine", default=DEFAULT_ENGINE, help=f"engine name (default {DEFAULT_ENGINE})")
-    sweep.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                       help="engine option, repeatable (e.g. bug=no-log-checksum)")
-    sweep.add_argument("--scenario", default="default", help="scenario name, or a path to a JSON scenario file")
-    sweep.add_argument("--ops", type=_positive_int, help="length of a named scenario (operations)")
-    sweep.add_argument("--strategy", default=STRATEGY_DEFAULT, choices=STRATEGIES)
-    sweep.add_argument("--bound", type=_positive_int, default=BOUND_DEFAULT, help="k for --strategy bounded")
-    sweep.add_argument("--samples", type=_positive_int, default=SAMPLES_DEFAULT,
-                       help="states per crash point for --strategy random")
-    sweep.add_argument("--faults", default="crash,torn,lost",
-                       help="comma-separated: crash,lost,torn,corrupt,misdirect,read-error,latent (or all)")
-    sweep.add_argument("--variants", type=_non_negative_int, default=4,
-                       help="damaged states per crash point when corruption faults are on")
-    sweep.add_argument("--seed", type=_non_negative_int, default=0)
+
+EXIT_CODES_TEXT = """exit codes:
+  0    no violation (replay: the trace no longer fails)
+  1    violations found (replay: the violation reproduced, or the same operation still fails)
+  2    bad input: one line says what is wrong; nothing already produced is touched
+  70   a bug in crashsweep itself (its traceback is printed)
+  130  interrupted by Ctrl-C; 143 stopped by SIGTERM (results so far kept; --resume continues)"""
+
+SWEEP_EXAMPLES = """examples:
+  crashsweep sweep                                   the built-in B^e-tree on the default workload
+  crashsweep sweep --engine my_store.py:Store        your engine (a class taking a directory, or a device)
+  crashsweep sweep --profile quick                   seconds, for local edits
+  crashsweep sweep --budget-seconds 300              bound the whole command (CI timeouts)
+  crashsweep sweep --engine sqlite --option journal_mode=wal --option synchronous=normal
+
+settings may also live in pyproject.toml under [tool.crashsweep] (long option names as keys,
+e.g. budget-seconds = 60; profiles under [tool.crashsweep.profiles.NAME]); flags win.
+"""
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default in --help, and examples kept as written."""
+
+
+def _add_spec_arguments(command: argparse.ArgumentParser) -> None:
+    """The settings that decide the workload, the medium and the crash states (sweep and log)."""
+    command.add_argument("--engine", default=DEFAULT_ENGINE,
+                         help="engine to test: a built-in name (crashsweep engines), or your own FILE.py:CLASS or "
+                              "module:CLASS, found from the current directory")
+    command.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                         help="engine option, repeatable (crashsweep bugs lists seeded bugs: bug=NAME)")
+    command.add_argument("--scenario", default="default",
+                         help="workload: a name (crashsweep scenarios) or a JSON scenario file")
+    command.add_argument("--ops", type=_positive_int, help="length of a named scenario, in operations")
+    command.add_argument("--seed", type=_non_negative_int, default=0,
+                         help="drives the device's ordering, scenarios, samples and the engine's randomness")
+    command.add_argument("--sector-size", type=_positive_int, default=SECTOR_SIZE_DEFAULT_BYTES,
+                         help="block devices: bytes per sector")
+    command.add_argument("--device-sectors", type=_positive_int,
+                         help=f"block devices: size in sectors (default: what the engine needs, at least "
+                              f"{SECTOR_COUNT_DEFAULT})")
+    command.add_argument("--cache", choices=("volatile", "none"), default="volatile",
+                         help="block devices: a volatile write cache (flush/FUA make writes durable) or none")
+    command.add_argument("--fs-model", choices=FS_MODELS, default=FS_MODEL_DEFAULT,
+                         help="file engines: the persistence model (docs/fs-models.md; posix is the weakest "
+                              "POSIX allows)")
+    command.add_argument("--strategy", default=STRATEGY_DEFAULT, choices=STRATEGIES,
+                         help="which crash states of each crash point: bounded (at most k pending writes "
+                              "persisted or dropped), exhaustive, prefix, random")
+    command.add_argument("--bound", type=_positive_int, default=BOUND_DEFAULT, help="k for --strategy bounded")
+    command.add_argument("--samples", type=_positive_int, default=SAMPLES_DEFAULT,
+                         help="states per crash point for --strategy random")
+    command.add_argument("--faults", default="crash,torn,lost",
+                         help="comma-separated: crash,lost,torn,corrupt,misdirect,read-error,latent (or all)")
+    command.add_argument("--variants", type=_non_negative_int, default=4,
+                         help="damaged states per crash point when corruption faults are on")
+    command.add_argument("--crash-depth", type=_non_negative_int, default=1,
+                         help="crash again during recovery and continuation, to this depth")
+    command.add_argument("--no-continue", action="store_true", help="do not run operations after recovery")
+    command.add_argument("--state-timeout", type=_positive_float, default=10.0,
+                         help="seconds per state before it counts as hang")
+    memory_help = ("address-space limit of every process that runs engine code (default: a quarter of this "
+                   "machine's memory, here %s); past it: resource-exhausted")
+    command.add_argument("--memory-limit", type=_memory_size, default=default_memory_limit_bytes(), metavar="SIZE",
+                         help=memory_help % _format_size(default_memory_limit_bytes()))
+    command.add_argument("--profile", help="a named set of settings: " + PROFILE_HELP
+                                           + "; or one of pyproject.toml's [tool.crashsweep.profiles]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="crashsweep", description="Find crash-consistency bugs in storage engines.",
+                     epilog=EXIT_CODES_TEXT, formatter_class=_Help)
+    parser.add_argument("-V", "--version", action="version", version=f"crashsweep {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    sweep = commands.add_parser("sweep", help="record a workload, explore its crash states, check every one",
+                                description="Record the workload once, enumerate the crash states a disk could "
+                                            "be left in, recover the engine from each and check it against the "
+                                            "reference model.", epilog=SWEEP_EXAMPLES + "\n" + EXIT_CODES_TEXT,
+                                formatter_class=_Help)
+    _add_spec_arguments(sweep)
     sweep.add_argument("--budget-states", type=_positive_int, help="stop after this many distinct states")
-    sweep.add_argument("--budget-seconds", type=_positive_float, help="stop after this many seconds")
+    sweep.add_argument("--budget-seconds", type=_positive_float,
+                       help="bound the whole command (recording, planning, checking, minimization, reports)")
     sweep.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
-                       help="worker processes (default: all cores)")
-    sweep.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="run only slice I of N")
+                       help="worker processes (default: all cores); results never depend on it")
+    sweep.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                       help="run only slice I of N (a CI matrix); crashsweep report merges them")
     sweep.add_argument("--out", default="crashsweep-report", help="output directory")
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
-    sweep.add_argument("--sector-size", type=_positive_int, default=SECTOR_SIZE_DEFAULT_BYTES)
-    sweep.add_argument("--device-sectors", type=_positive_int, help="device size in sectors (default: what the "
-                       f"engine needs, at least {SECTOR_COUNT_DEFAULT})")
-    sweep.add_argument("--cache", choices=("volatile", "none"), default="volatile",
-                       help="volatile write cache (flush/FUA make writes durable) or none")
-    sweep.add_argument("--crash-depth", type=_non_negative_int, default=1,
-                       help="crash again during recovery and continuation, to this depth")
-    sweep.add_argument("--no-continue", action="store_true", help="do not run operations after recovery")
     sweep.add_argument("--no-memo", action="store_true",
                        help="recover every state with a live engine run, even where the engine's observation "
-                            "memo knows the result (SQLite; results are the same, only slower)")
-    sweep.add_argument("--state-timeout", type=_positive_float, default=10.0, help="seconds per state (hang)")
-    sweep.add_argument("--fs-model", choices=FS_MODELS, default=FS_MODEL_DEFAULT,
-                       help="persistence model of the file-system model, for engines on files "
-                            "(see docs/fs-models.md; default: %(default)s, the weakest POSIX allows)")
+                            "memo knows the result (SQLite; same results, slower)")
     sweep.add_argument("--minimize", type=_non_negative_int, default=10, metavar="CLASSES",
-                       help="after the sweep, minimize the trace of each of the first CLASSES failure classes "
-                            "(default %(default)s; 0: none)")
+                       help="after the sweep, minimize and explain the trace of each of the first CLASSES failure "
+                            "classes (0: none)")
     sweep.add_argument("--minimize-seconds", type=_positive_float, default=60.0,
-                       help="time budget of each of those minimizations (default %(default)s)")
+                       help="time budget of each of those minimizations")
     sweep.add_argument("--traces", choices=("classes", "all"), default="classes",
-                       help="one trace per failure class (default), or also one per violating state")
+                       help="one trace per failure class, or also one per violating state")
+    sweep.add_argument("--corpus", default=CORPUS_DEFAULT,
+                       help="the regression corpus: minimized traces of earlier failure classes, re-checked first")
+    sweep.add_argument("--no-corpus", action="store_true", help="neither re-check nor add to the corpus")
     sweep.add_argument("--quiet", action="store_true", help="print only the final line")
-    memory_help = ("address-space limit of every process that runs engine code (default: a quarter of this "
-                   "machine's memory, here %s); an engine past it is reported as resource-exhausted")
-    sweep.add_argument("--memory-limit", type=_memory_size, default=default_memory_limit_bytes(), metavar="SIZE",
-                       help=memory_help % _format_size(default_memory_limit_bytes()))
 
-    replay = commands.add_parser("replay", help="rebuild the crash state of a trace and check it again")
+    log = commands.add_parser("log", help="list the recorded I/O and crash points of a workload, without sweeping",
+                              description="Run the workload once (in a contained process) and list every I/O "
+                                          "call the engine made, with its source line, and the crash points.",
+                              epilog="example:\n  crashsweep log --engine my_store.py:Store --ops 4",
+                              formatter_class=_Help)
+    _add_spec_arguments(log)
+
+    replay = commands.add_parser("replay", help="rebuild the crash state of a trace and check it again",
+                                 description="Rebuild the trace's crash state and check it. When the engine's I/O "
+                                             "changed (a fix), re-check every crash state of the trace's operation "
+                                             "instead.", epilog=EXIT_CODES_TEXT, formatter_class=_Help)
     replay.add_argument("trace")
-    replay.add_argument("--quiet", action="store_true")
+    replay.add_argument("--explain", action="store_true", help="also explain the failing state (as `explain`)")
+    replay.add_argument("--quiet", action="store_true", help="print only the final line")
 
-    minimize = commands.add_parser("minimize", help="shrink a failing trace")
+    explain = commands.add_parser("explain", help="say what a failing trace needs, in the engine's terms",
+                                  description="The essential fates of a trace's state (which writes must persist "
+                                              "before which, which must be atomic, what was assumed durable) and "
+                                              "the I/O around the crash, with the engine's source lines.",
+                                  formatter_class=_Help)
+    explain.add_argument("trace")
+
+    minimize = commands.add_parser("minimize", help="shrink a failing trace", formatter_class=_Help)
     minimize.add_argument("trace")
-    for command in (replay, minimize):
+    for command in (replay, minimize, explain):
         command.add_argument("--engine", metavar="MODULE:CLASS",
                              help="allow the trace's user engine to run (a trace's user engine runs only when "
                                   "named here or when its .py file lies under the current directory)")
         command.add_argument("--memory-limit", type=_memory_size, default=default_memory_limit_bytes(),
                              metavar="SIZE", help="address-space limit of the engine's process")
     minimize.add_argument("--out", help="where to write the smaller trace (default: TRACE with .min.json)")
-    minimize.add_argument("--budget-seconds", type=_positive_float, default=300.0)
-    minimize.add_argument("--states-per-candidate", type=_positive_int, default=3000)
+    minimize.add_argument("--budget-seconds", type=_positive_float, default=300.0, help="time budget")
+    minimize.add_argument("--states-per-candidate", type=_positive_int, default=3000,
+                          help="states searched in each shorter workload")
 
     report = commands.add_parser("report", help="rebuild index.html, summary.json and junit.xml from results "
-                                 "files, merging several (e.g. the shards of one sweep)")
+                                 "files, merging several (e.g. the shards of one sweep)", formatter_class=_Help)
     report.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
     report.add_argument("--out", default="crashsweep-report", help="output directory")
 
-    bugs = commands.add_parser("bugs", help="list the seeded bugs of an engine")
-    bugs.add_argument("--engine", default=DEFAULT_ENGINE)
+    bugs = commands.add_parser("bugs", help="list the seeded bugs of an engine", formatter_class=_Help)
+    bugs.add_argument("--engine", default=DEFAULT_ENGINE, help="engine name")
     commands.add_parser("scenarios", help="list the named scenarios")
     commands.add_parser("engines", help="list the built-in engines")
     return parser
-
-
-def _format_size(size: int) -> str:
-    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size >> 20} MiB"
 
 
 def spec_from_args(args) -> SweepSpec:
@@ -215,48 +279,38 @@ def spec_from_args(args) -> SweepSpec:
 
 
 def run_sweep(args, progress_quiet: bool) -> tuple[SweepRun, dict, list[str]]:
-    """Run the sweep `args` describes, minimize one trace per failure class, write every report;
-    (run, summary, paths of the minimized traces)."""
+    """Run the sweep `args` describes: corpus re-check, recording, planning, checking, one minimized trace per
+    failure class, every report (see `_sweep_command`); (run, summary, paths of the minimized traces)."""
     spec = spec_from_args(args)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} exists and is not a directory")
-    options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
-                           budget_seconds=args.budget_seconds, resume=args.resume, memo=not args.no_memo,
-                           memory_limit_bytes=args.memory_limit, traces=args.traces)
-    run = prepare(spec, options)
-    with SweepProgress(len(run.plan.states), quiet=progress_quiet) as progress:
-        run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
-                                                                time.monotonic() - run.started_at))
-    summary = summarize(run)
-    minimized = [] if run.interrupted else minimize_classes(
-        args.out, summary["classes"], args.minimize, args.minimize_seconds, memory_limit_bytes=args.memory_limit)
-    if summary["completed"]:
-        remove_fixed_minimized(args.out, summary["classes"])
-    summary["classes"] = class_details(args.out, summary["classes"])
-    write_reports(args.out, summary, run.plan.per_point, list(run.results.values()), spec.engine)
-    return run, summary, minimized
+    return sweep_command.run_sweep(args, spec, progress_quiet)
 
 
 def command_sweep(args, console: Console) -> int:
     run, summary, minimized = run_sweep(args, progress_quiet=args.quiet)
     if not args.quiet:
         print_summary(summary, args.out, console)
-    verdict = "FAIL" if summary["violations"] else "ok"
+    corpus = summary.get("corpus") or {}
+    if corpus.get("line"):
+        console.print(f"crashsweep: {corpus['line']}", soft_wrap=True, highlight=False, markup=False)
+        for entry in corpus.get("still_failing", [])[:10]:
+            console.print(f"  still failing: {entry['path']}: {entry['message']}", soft_wrap=True, highlight=False,
+                          markup=False)
+    if summary.get("stopped_by"):
+        console.print(f"crashsweep: {summary['stopped_by']}", soft_wrap=True, highlight=False, markup=False)
+    failing = bool(summary["violations"]) or bool(corpus.get("still_failing"))
+    verdict = "FAIL" if failing else "ok"
     classes = f" in {len(summary['classes']):,} class(es)" if summary["violations"] else ""
-    console.print(f"crashsweep: {verdict}: {summary['violations']:,} violation(s){classes} in "
-                  f"{summary['distinct_states']:,} "
-                  f"distinct states ({summary['coverage']}); report in {args.out}/; reproduce the sweep with: "
-                  f"{reproduce_command(args)}", soft_wrap=True, highlight=False)
+    first = summary.get("first_violation_state")
+    first_text = f", first at state {first:,}" if first is not None and first >= 0 else ""
+    console.print(f"crashsweep: {verdict}: {summary['violations']:,} violation(s){classes}{first_text} in "
+                  f"{summary['distinct_states']:,} distinct states ({summary['coverage']}); report in {args.out}/; "
+                  f"{summary.get('elapsed_total_s', summary['elapsed_s']):.1f} s; reproduce the sweep with: "
+                  f"{reproduce_command(args)}", soft_wrap=True, highlight=False, markup=False)
     if run.interrupted:
         return EXIT_TERMINATED if run.terminated else EXIT_INTERRUPTED
-    return EXIT_VIOLATIONS if summary["violations"] else EXIT_OK
-
-
-def write_reports(out_dir: str, summary: dict, per_point: list[dict], results: list[dict], engine: str) -> None:
-    """summary.json, junit.xml and index.html, all derived from the results."""
-    write_summary(out_dir, summary)
-    write_junit(out_dir, summary)
-    render_html(summary, per_point, results, out_dir, known_bugs(engine))
+    return EXIT_VIOLATIONS if failing else EXIT_OK
 
 
 def command_report(args, console: Console) -> int:
@@ -267,7 +321,7 @@ def command_report(args, console: Console) -> int:
     copy_traces([os.path.join(os.path.dirname(os.path.abspath(path)), "traces") for path in args.results],
                 os.path.join(args.out, "traces"))
     summary["classes"] = class_details(args.out, summary["classes"])
-    write_reports(args.out, summary, header["plan"]["per_point"], results, summary["engine"])
+    sweep_command.write_reports(args.out, summary, header["plan"]["per_point"], results, summary["engine"])
     console.print(f"crashsweep: report of {len(args.results)} results file(s): {summary['violations']} violation(s) "
                   f"in {summary['distinct_states']:,} distinct states ({summary['coverage']}); wrote "
                   f"{args.out}/index.html, summary.json, junit.xml", soft_wrap=True, highlight=False)
@@ -300,9 +354,10 @@ def reproduce_command(args) -> str:
     (not --jobs, --out or --quiet, which do not). Example: `crashsweep sweep --engine betree ... --seed 0`."""
     defaults = build_parser().parse_args(["sweep"])
     words = ["crashsweep", "sweep"]
+    configured = {name.replace("-", "_") for name in getattr(args, "configured", [])}
     for name, flag in REPRODUCE_FLAGS:
         value = getattr(args, name)
-        if value is not None and (name in REPRODUCE_ALWAYS or value != getattr(defaults, name)):
+        if value is not None and (name in REPRODUCE_ALWAYS or name in configured or value != getattr(defaults, name)):
             words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     for option in args.option:
         words += ["--option", option]
@@ -310,69 +365,9 @@ def reproduce_command(args) -> str:
         words += ["--shard", f"{args.shard[0]}/{args.shard[1]}"]
     if args.no_continue:
         words.append("--no-continue")
+    if getattr(args, "no_corpus", False):
+        words.append("--no-corpus")
     return " ".join(shlex.quote(word) for word in words)
-
-
-def trusted_trace(args):
-    """Load a trace as data, then allow its engine (or say, exit 2, how to allow it), then validate the rest."""
-    spec, trace = load_trace(args.trace)
-    allow_engine(spec.engine, args.engine)
-    engine_profile(spec.engine, args.memory_limit)
-    spec.validate()
-    return spec, trace
-
-
-def command_replay(args, console: Console) -> int:
-    spec, trace = trusted_trace(args)
-    result = replay_contained(spec, trace, args.memory_limit)
-    expected_kind = trace["violation"]["kind"]
-    if result.get("kind") == expected_kind:
-        if not args.quiet:
-            _print_result(console, result)
-        console.print(f"crashsweep: reproduced: {expected_kind}: {result.get('detail', '')}", soft_wrap=True,
-                      highlight=False)
-        return EXIT_VIOLATIONS
-    console.print(f"crashsweep: did not reproduce: the trace recorded {expected_kind}, the replay gave "
-                  f"{result.get('kind') or result.get('outcome')} {result.get('detail', '')}".rstrip(),
-                  soft_wrap=True, highlight=False)
-    return EXIT_OK
-
-
-def _print_result(console: Console, result: dict) -> None:
-    choice = result.get("choice", {})
-    if result.get("point") is not None:
-        console.print(f"crash point {result['point']} (during op {result.get('op')}), windows {result.get('windows')}; "
-                      f"landed {choice.get('persist', [])}, torn {choice.get('torn', [])}, "
-                      f"faults {choice.get('faults', [])}", soft_wrap=True, highlight=False)
-    for step in result.get("nested") or []:
-        console.print(f"then crashed again at recovery point {step['point']}: {step['choice']}", highlight=False)
-    diff = result.get("diff") or {}
-    for key, value in diff.get("missing", {}).items():
-        console.print(f"  - missing {key!r} = {value[:60]!r}", highlight=False)
-    for key, value in diff.get("extra", {}).items():
-        console.print(f"  + extra   {key!r} = {value[:60]!r}", highlight=False)
-    for key, (expected, actual) in diff.get("wrong", {}).items():
-        console.print(f"  ~ wrong   {key!r}: {value_difference(expected, actual)}", highlight=False)
-
-
-def command_minimize(args, console: Console) -> int:
-    spec, trace = trusted_trace(args)
-    result = replay_contained(spec, trace, args.memory_limit)
-    if result.get("kind") != trace["violation"]["kind"]:
-        console.print(f"crashsweep: error: trace {args.trace} does not reproduce "
-                      f"({trace['violation']['kind']} expected, got {result.get('kind') or 'no violation'}); "
-                      "nothing to minimize", soft_wrap=True, highlight=False)
-        return EXIT_USAGE
-    smaller = minimize_contained(spec, trace, args.budget_seconds, args.states_per_candidate, args.memory_limit)
-    out = args.out or (args.trace[:-5] if args.trace.endswith(".json") else args.trace) + ".min.json"
-    directory, name = os.path.split(os.path.abspath(out))
-    write_trace(directory, smaller, name)
-    info = smaller["minimized"]
-    console.print(f"crashsweep: minimized {trace['violation']['kind']}: {info['ops_before']} → {info['ops_after']} "
-                  f"ops, {info['landed_writes_before']} → {info['landed_writes_after']} landed writes "
-                  f"({info['candidates_tried']} candidates, {info['seconds']:.1f} s); wrote {out}; "
-                  f"replay with: crashsweep replay {out}", soft_wrap=True, highlight=False)
-    return EXIT_OK
 
 
 def command_bugs(args, console: Console) -> int:
@@ -382,6 +377,41 @@ def command_bugs(args, console: Console) -> int:
     for name, description in adapter.bugs.items():
         console.print(f"{name:32} {description}  (--engine {adapter.name} --option bug={name})", highlight=False)
     return EXIT_OK
+
+
+def parse_with_settings(argv: list[str] | None):
+    """Parse the command line with the profile and pyproject.toml's [tool.crashsweep] placed before the user's
+    flags (which win), for the commands that take sweep settings (see `_settings`)."""
+    import sys
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command not in SECTION_COMMANDS:
+        return args
+    command_parser = parser._subparsers._group_actions[0].choices[args.command]
+    known = {action.option_strings[-1][2:]: _action_kind(action) for action in command_parser._actions
+             if action.option_strings and action.option_strings[-1].startswith("--")}
+    known.pop("help", None)
+    known.pop("profile", None)
+    extra, origin = settings_argv(args.profile, known)
+    if not extra:
+        return args
+    try:
+        parser.parse_args([args.command] + extra)
+    except UsageError as error:
+        raise SettingsError(f"{origin}: {error}") from None
+    position = argv.index(args.command) + 1
+    args = parser.parse_args(argv[:position] + extra + argv[position:])
+    args.configured = [flag[2:] for flag in extra if flag.startswith("--")]
+    return args
+
+
+def _action_kind(action) -> str:
+    if isinstance(action, argparse._StoreTrueAction):
+        return "store_true"
+    if isinstance(action, argparse._AppendAction):
+        return "append"
+    return "store"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(argv, console: Console, error_console: Console) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_with_settings(argv)
         if args.command is None:
             build_parser().print_help()
             return EXIT_USAGE
@@ -405,6 +435,10 @@ def _dispatch(argv, console: Console, error_console: Console) -> int:
             return command_sweep(args, console)
         if args.command == "replay":
             return command_replay(args, console)
+        if args.command == "explain":
+            return command_explain(args, console)
+        if args.command == "log":
+            return command_log(args, console, spec_from_args(args))
         if args.command == "minimize":
             return command_minimize(args, console)
         if args.command == "report":

@@ -39,10 +39,26 @@ def io_window(recording, result: dict, fates: dict[int, str]) -> list[dict]:
     first_op = -1 if start is None else start
     calls = [dict(call) for call in io_calls(recording.log) if first_op <= call["op"] <= op_index]
     for call in calls:
-        marks = sorted({fates[unit] for unit in call["units"] if unit in fates})
-        call["fate"] = "/".join(marks) if marks else ("durable" if call["units"] else "")
+        call["fate"] = call_fate(call, fates)
         del call["units"]
+        call.pop("parts", None)
+        call.pop("position", None)
     return calls[-IO_CALLS_SHOWN_MAX:]
+
+
+def call_fate(call: dict, fates: dict[int, str]) -> str:
+    """What a crash did to one call: "persisted", "lost", "torn", "durable" (before the crash point), or per part
+    when its micro-ops differ ("data persisted, size lost")."""
+    if not call["units"]:
+        return ""
+    marks = [fates.get(unit, "durable") for unit in call["units"]]
+    if len(set(marks)) == 1:
+        return marks[0]
+    parts = call.get("parts") or ["part"] * len(marks)
+    said = {}
+    for part, mark in zip(parts, marks):
+        said.setdefault(part, set()).add(mark)
+    return ", ".join(f"{part} {'/'.join(sorted(found))}" for part, found in said.items())
 
 
 def pending_fate_marks(recording, result: dict) -> dict[int, str]:

@@ -129,14 +129,31 @@ def _hint(name: str, medium: str) -> str:
     return "an fsync of the file"
 
 
+def _calls(names: list[str]) -> list[str]:
+    """Unit names as calls: a write's size change is part of its write ("write f [0, 9) (its file size, 9) at
+    x.py:3" is said as the write when the write's data is named too); repeats dropped, order kept."""
+    said = []
+    for name in names:
+        head, _, site = name.rpartition(" at ") if " at " in name else (name, "", "")
+        base = head.partition(" (its file size")[0]
+        if base != head:
+            plain = f"{base} at {site}" if site else base
+            if plain in names:
+                name = plain
+        if name not in said:
+            said.append(name)
+    return said
+
+
 def sentences(explanation: dict, unit: Callable[[int], str], medium: str, sync_op: int | None) -> list[str]:
     """The explanation in words. `unit(id)` names a unit with its source line ("rename a -> b at x.py:29")."""
     said = []
     for unit_id in explanation["atomicity"]:
         said.append(f"needs {unit(unit_id)} to be atomic (atomicity): the state fails when only part of it lands")
     for before, after in explanation["ordering"]:
-        named = ", ".join(unit(other) for other in before[:NAMED_MAX])
-        more = f" (and {len(before) - NAMED_MAX} more)" if len(before) > NAMED_MAX else ""
+        names = _calls([unit(other) for other in before])
+        named = ", ".join(names[:NAMED_MAX])
+        more = f" (and {len(names) - NAMED_MAX} more)" if len(names) > NAMED_MAX else ""
         said.append(f"needs {named}{more} to persist before {unit(after)} (ordering)")
     if explanation["durability"] is not None:
         name = unit(explanation["durability"])

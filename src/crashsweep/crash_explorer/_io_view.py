@@ -26,6 +26,7 @@ from crashsweep.disk_model._fs_log import (
 )
 
 CALLS_SHOWN_MAX = 2000
+_PART = {WRITE: "data", SIZE: "size", LINK: "entry", UNLINK: "removal", RENAME: "rename"}
 
 
 class _Names:
@@ -87,9 +88,14 @@ def _fs_unit_name(op: FsOp, names: _Names) -> str:
 def unit_names(log) -> dict[int, str]:
     """id -> short name of every unit a crash state chooses over (micro-op or block write)."""
     if isinstance(log, FsLog):
-        names, shown = _Names(), {}
+        names, shown, writes = _Names(), {}, {}
         for op in log.ops:
-            shown[op.op_id] = _fs_unit_name(op, names)   # named before it applies: a rename shows both names
+            text = _fs_unit_name(op, names)   # named before it applies: a rename shows both names
+            if op.kind == WRITE:
+                writes[op.call] = text
+            elif op.kind == SIZE and op.call in writes:     # an append's new length: part of its write call
+                text = f"{writes[op.call]} (its file size, {op.size:,})"
+            shown[op.op_id] = text
             names.apply(op)
         return shown
     return {event.request_id: _block_name(event.sector, event.sector_count, event.fua)
@@ -109,13 +115,14 @@ def unit_sites(log) -> dict[int, str]:
 
 
 def io_calls(log) -> list[dict]:
-    """Every I/O call in issue order: {"op": workload op (-1 while opening), "call": text, "site", "units": ids}."""
+    """Every I/O call in issue order: {"op": workload op (-1 while opening), "call": text, "site", "units": ids,
+    "position": the log position after it (crash points at or after it see it issued)}."""
     return _fs_calls(log) if isinstance(log, FsLog) else _block_calls(log)
 
 
 def _fs_calls(log: FsLog) -> list[dict]:
     names, calls, op_index, by_call = _Names(), [], -1, {}
-    for event in log.events:
+    for position, event in enumerate(log.events, 1):
         if event[0] == FS_BEGIN:
             op_index = event[1]
         elif event[0] == FS_OP:
@@ -132,22 +139,26 @@ def _fs_calls(log: FsLog) -> list[dict]:
             else:
                 entry["call"] += "; " + text
             entry["units"].append(op.op_id)
+            entry["position"] = position
+            entry.setdefault("parts", []).append(_PART.get(op.kind, op.kind))
         elif event[0] == FS_SYNC:
             call = event[3] if len(event) > 3 else -1
             what = f"dir {names.path(event[1])}" if event[2] else names.path(event[1])
-            calls.append({"op": op_index, "call": f"fsync({what})", "site": log.sites.get(call, ""), "units": []})
+            calls.append({"op": op_index, "call": f"fsync({what})", "site": log.sites.get(call, ""), "units": [],
+                          "position": position})
     return calls
 
 
 def _block_calls(log: EventLog) -> list[dict]:
     calls = []
-    for event in log.events:
+    for position, event in enumerate(log.events, 1):
         if event.kind == SUBMIT and event.request_type == BLOCK_WRITE:
             calls.append({"op": event.op_index, "call": _block_name(event.sector, event.sector_count, event.fua),
-                          "site": log.sites.get(event.request_id, ""), "units": [event.request_id]})
+                          "site": log.sites.get(event.request_id, ""), "units": [event.request_id],
+                          "position": position})
         elif event.kind == SUBMIT and event.request_type == FLUSH:
             calls.append({"op": event.op_index, "call": "flush", "site": log.sites.get(event.request_id, ""),
-                          "units": []})
+                          "units": [], "position": position})
     return calls
 
 

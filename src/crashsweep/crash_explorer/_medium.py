@@ -12,7 +12,6 @@ interposition patches the process) and is reloaded for every state.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import random
 import sys

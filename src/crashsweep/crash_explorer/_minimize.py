@@ -27,7 +27,8 @@ from crashsweep.crash_explorer._recording import record_contained
 from crashsweep.crash_explorer._replay import contained_timeout_s, replay_contained
 from crashsweep.crash_explorer._sandbox import run_contained
 from crashsweep.crash_explorer._spec import SweepSpec
-from crashsweep.crash_explorer._trace import make_trace
+from crashsweep.crash_explorer._classes import ClassNamer
+from crashsweep.crash_explorer._trace import make_trace, pending_fates
 from crashsweep.crash_explorer.errors import ExplorerError, TraceError
 from crashsweep.engines import EngineError
 
@@ -109,8 +110,11 @@ def minimize_trace(spec: SweepSpec, trace: dict, budget_seconds: float = BUDGET_
     if crashed:
         result, recording = _shrink_choice(spec, result, kind, search)
     shrunk = make_trace(spec, result, position)
-    if recording is not None and not result.get("nested") and result.get("point") is not None:
-        shrunk["explanation"] = explanation(recording, result, search.checker(spec, result, recording))
+    if recording is not None and result.get("point") is not None:
+        point = recording.walk.points[result["point"]]
+        shrunk["fates"] = pending_fates(ClassNamer(recording), point.pending, result.get("choice") or {})
+        if not result.get("nested"):
+            shrunk["explanation"] = explanation(recording, result, search.checker(spec, result, recording))
     shrunk["minimized"] = {"ops_before": original_ops, "ops_after": len(spec.ops),
                            "landed_writes_before": original_landed, "landed_writes_after": _landed(shrunk["choice"]),
                            "candidates_tried": search.candidates, "seconds": round(time.monotonic() - started, 3),
@@ -214,3 +218,44 @@ def _minimize_as_data(spec_json: dict, trace: dict, budget_seconds: float, state
     except (ExplorerError, EngineError) as error:
         return {"error": str(error)}
     return {"trace": smaller}
+
+
+EXPLAIN_SECONDS_DEFAULT = 120.0
+
+
+def explain_contained(spec: SweepSpec, trace: dict, memory_limit_bytes: int | None = None,
+                      budget_seconds: float = EXPLAIN_SECONDS_DEFAULT) -> dict:
+    """The explanation (`_explain.explanation`) of a trace's state, computed in a contained process. Raises
+    TraceError when the trace no longer names a state of the engine's recording (its I/O changed)."""
+    outcome = run_contained(_explain_as_data, spec.to_json(), trace, budget_seconds, memory_limit_bytes,
+                            timeout_s=contained_timeout_s(spec, budget_seconds), memory_limit_bytes=memory_limit_bytes)
+    if outcome.ok and isinstance(outcome.value, dict):
+        if "error" in outcome.value:
+            raise TraceError(str(outcome.value["error"]))
+        if isinstance(outcome.value.get("explanation"), dict):
+            return outcome.value["explanation"]
+    raise ExplorerError(f"explaining stopped: its engine process {outcome.detail or 'sent no explanation'}")
+
+
+def _explain_as_data(spec_json: dict, trace: dict, budget_seconds: float, memory_limit_bytes: int | None) -> dict:
+    spec = SweepSpec.from_json(spec_json).validate()
+    crash = trace.get("crash")
+    if crash is None:
+        return {"error": "the trace has no crash (the workload itself failed): nothing to explain"}
+    try:
+        recording = record_contained(spec, memory_limit_bytes)
+        remember(recording)
+        points = recording.walk.points
+        if crash["point"] >= len(points) or (crash.get("position") is not None
+                                             and points[crash["point"]].position != crash["position"]):
+            return {"error": "the engine's I/O changed since the trace was written: re-check it with "
+                             "`crashsweep replay`"}
+        problem = choice_problem(recording.walk, crash["point"], trace["choice"], spec.sector_count)
+        if problem is not None:
+            return {"error": f"{problem}: the engine's I/O changed since the trace was written"}
+        result = {"point": crash["point"], "choice": trace["choice"], "windows": crash["windows"],
+                  "op": points[crash["point"]].op_index, "state": trace.get("state", 0)}
+        search = _Search(trace["violation"]["kind"], True, 1, time.monotonic() + budget_seconds, memory_limit_bytes)
+        return {"explanation": explanation(recording, result, search.checker(spec, result, recording))}
+    except (ExplorerError, EngineError) as error:
+        return {"error": str(error)}

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import random
 import signal
+import time
 from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._collector import collector_paused
@@ -29,6 +30,7 @@ from crashsweep.crash_explorer._strategies import choice_key, corruption_variant
 UNIT_STATES_MAX = 64
 PARALLEL_POINTS_MIN = 400      # fewer crash points than this are planned in this process
 SLICES_PER_JOB = 4             # slices of points per planning process (an even spread of uneven points)
+SAMPLED_STATES_MIN = 16        # states a point keeps however short the planning time
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Plan:
     space_total: int                # the true size of the state space of all points
     exhausted: bool                 # every point's space enumerated, and no budget cut
     per_point: list[dict] = field(default_factory=list)
+    sampled_points: int = 0         # points whose states were sampled to keep planning within a deadline
 
 
 def approximate(number: int) -> str:
@@ -59,35 +62,54 @@ def approximate(number: int) -> str:
 
 
 def plan_states(recording: Recording, budget_states: int | None = None, first_states: int | None = None,
-                jobs: int = 1) -> Plan:
+                jobs: int = 1, point_range: tuple[int, int] | None = None, deadline: float | None = None,
+                on_point=lambda done, total: None) -> Plan:
     """The distinct states to explore. `budget_states`: keep that many, spread over all points (round
     robin); `first_states`: stop enumerating once the earliest points gave that many (for minimization,
     which wants the earliest crash points and must not pay for planning the rest). With `first_states`
     a state's windows come only from the points planned: a later point with the same image could only
     widen them towards operations after the crash, whose data the image cannot hold.
-    `jobs` > 1 enumerates and hashes slices of the points in that many processes; the plan is the same."""
+    `jobs` > 1 enumerates and hashes slices of the points in that many processes; the plan is the same.
+    `point_range`: plan only the points [start, stop) (one operation's crash window, for a re-check).
+    `deadline` (time.monotonic()): sample each point's states down to what the time left affords, so that
+    planning ends by then and every point keeps at least `SAMPLED_STATES_MIN` states (the plan then depends on
+    the machine's speed, and says so: `Plan.sampled_points`). `on_point(done, total)` reports progress."""
     points = recording.walk.points
+    start, stop = point_range or (0, len(points))
     merger = _Merger()
     with collector_paused(len(points) * 100):    # ~100 choices a point (none kept for long when few)
-        if jobs > 1 and first_states is None and len(points) >= PARALLEL_POINTS_MIN and os.name == "posix":
-            for chunk in _parallel_chunks(recording, jobs):
+        if jobs > 1 and first_states is None and point_range is None and len(points) >= PARALLEL_POINTS_MIN \
+                and os.name == "posix":
+            for chunk in _parallel_chunks(recording, jobs, deadline):
                 merger.add(chunk)
+                on_point(len(merger.per_point), stop - start)
         else:
-            for chunk in _enumerate(recording, 0, len(points), first_states):
+            for chunk in _enumerate(recording, start, stop, first_states, deadline):
                 merger.add(chunk)
+                on_point(len(merger.per_point), stop - start)
     ordered = _round_robin(merger.per_point_states)
     for state_id, planned in enumerate(ordered):
         planned.state_id = state_id
     distinct_total = len(ordered)
-    exhausted = merger.exhausted and (first_states is None or len(merger.per_point) == len(points))
+    exhausted = merger.exhausted and (first_states is None or len(merger.per_point) == stop - start)
     if budget_states is not None and budget_states < distinct_total:
         ordered = ordered[:budget_states]
         exhausted = False
-    return Plan(ordered, len(points), merger.enumerated, distinct_total, merger.space_total, exhausted,
-                merger.per_point)
+    sampled = sum(1 for entry in merger.per_point if entry.get("sampled"))
+    return Plan(ordered, len(points), merger.enumerated, distinct_total, merger.space_total,
+                exhausted and not sampled, merger.per_point, sampled)
 
 
-def _enumerate(recording: Recording, start: int, stop: int, first_states: int | None = None):
+def _affordable(deadline: float | None, points_left: int, seconds_per_choice: float) -> int | None:
+    """How many choices this point may hash so that the points left end by `deadline` (None: no limit)."""
+    if deadline is None:
+        return None
+    left_s = deadline - time.monotonic()
+    return max(SAMPLED_STATES_MIN, int(left_s / max(1, points_left) / max(seconds_per_choice, 1e-6)))
+
+
+def _enumerate(recording: Recording, start: int, stop: int, first_states: int | None = None,
+               deadline: float | None = None):
     """Per point in [start, stop): `(stats, [(image, first choice, occurrences), ...] in first-seen order,
     exhausted)`, images new to this run of points with their choice, others with `None` (fewer bytes
     between processes). Stops early once `first_states` distinct images were found."""
@@ -96,6 +118,7 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
     image_of_landings: dict = {}     # landings -> image, at the current durable count (points never go back)
     landings_durable_count = -1
     seen: set[int] = set()
+    hashed, hashing_s = 0, 0.0
     for point in walk.points[start:stop]:
         if first_states is not None and len(seen) >= first_states:
             return
@@ -106,7 +129,14 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
         counts = [walk.writes[rid][1] for rid in point.pending]
         choices, space, point_exhausted = point_states(point, counts, spec.faults, spec.strategy, spec.bound,
                                                        spec.samples, spec.states_per_point_max, rng)
+        affordable = _affordable(deadline, stop - point.index, hashing_s / hashed if hashed else 2e-3)
+        sampled = affordable is not None and len(choices) > affordable
+        if sampled:     # keep the first (fewest deviations) and a seeded sample of the rest, in order
+            keep = sorted(rng.sample(range(1, len(choices)), affordable - 1))
+            choices = [choices[0]] + [choices[index] for index in keep]
+            point_exhausted = False
         choices = [durable.normalize(point, choice) for choice in choices]
+        started = time.perf_counter()
         durable_sectors = sorted(s for s, data in durable.data.items() if not is_zero(data))
         choices += corruption_variants(
             point, choices, spec.faults, durable_sectors, spec.sector_size, spec.sector_count, walk.writes, rng,
@@ -124,9 +154,12 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
                 seen.add(image)
             else:
                 entry[2] += 1
+        hashed, hashing_s = hashed + len(choices), hashing_s + time.perf_counter() - started
         stats = {"point": point.index, "op": point.op_index, "position": point.position,
                  "pending": len(point.pending), "space": space, "enumerated": len(choices), "distinct": 0,
                  "exhausted": point_exhausted}
+        if sampled:
+            stats["sampled"] = True
         yield point, stats, list(here.values()), point_exhausted and not spec.faults.corruption_kinds
 
 
@@ -176,9 +209,9 @@ _forked: list = []     # the recording a forked planning process works on (set b
 
 
 def _enumerate_slice(bounds: tuple[int, int]) -> list:
-    recording = _forked[0]
+    recording, deadline = _forked
     return [(point.index, stats, images, exhausted)
-            for point, stats, images, exhausted in _enumerate(recording, *bounds)]
+            for point, stats, images, exhausted in _enumerate(recording, *bounds, deadline=deadline)]
 
 
 def _planning_process() -> None:
@@ -188,12 +221,12 @@ def _planning_process() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _parallel_chunks(recording: Recording, jobs: int):
+def _parallel_chunks(recording: Recording, jobs: int, deadline: float | None = None):
     """`_enumerate` over slices of the points in `jobs` forked processes, yielded in point order."""
     points = recording.walk.points
     size = max(PARALLEL_POINTS_MIN // 4, len(points) // (jobs * SLICES_PER_JOB) + 1)
     bounds = [(start, min(start + size, len(points))) for start in range(0, len(points), size)]
-    _forked[:] = [recording]
+    _forked[:] = [recording, deadline]
     try:
         with multiprocessing.get_context("fork").Pool(jobs, initializer=_planning_process) as pool:
             for slice_result in pool.imap(_enumerate_slice, bounds):

@@ -41,6 +41,7 @@ class SweepOptions:
     memo: bool = True        # let an engine's observation memo answer states (same results, faster)
     memory_limit_bytes: int | None = field(default_factory=default_memory_limit_bytes)   # per engine process
     traces: str = "classes"  # "classes": one trace per failure class; "all": one per violating state too
+    check_deadline: float | None = None   # time.monotonic() when checking stops (None: budget_seconds from its start)
 
 
 @dataclass
@@ -60,22 +61,34 @@ class SweepRun:
     class_first: dict[str, int] = field(default_factory=dict)   # class id -> its lowest state id so far
 
 
-def prepare(spec: SweepSpec, options: SweepOptions) -> SweepRun:
-    """Record (in a contained process: the engine boundary) and plan (no output written yet)."""
+def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | None = None,
+            on_phase=lambda name, total: None, on_point=lambda done, total: None) -> SweepRun:
+    """Record (in a contained process: the engine boundary) and plan (no output written yet). Planning samples
+    points so as to end by `planning_deadline`; `on_phase(name, total)` and `on_point(done, total)` report."""
     recording = record_contained(spec, options.memory_limit_bytes)
     remember(recording)
-    plan = plan_states(recording, options.budget_states, jobs=options.jobs)
+    on_phase(f"planning crash states of {len(recording.walk.points):,} crash points", len(recording.walk.points))
+    plan = plan_states(recording, options.budget_states, jobs=options.jobs, deadline=planning_deadline,
+                       on_point=on_point)
     return SweepRun(spec, options, recording, plan)
 
 
 def header_for(run: SweepRun) -> dict:
     plan = run.plan
     return {"spec_id": run.spec.spec_id, "spec": run.spec.to_json(), "shard": list(run.options.shard),
-            "warnings": list(run.recording.warnings),
+            "warnings": list(run.recording.warnings) + _sampling_warning(plan),
             "plan": {"crash_points": plan.crash_points, "states_enumerated": plan.states_enumerated,
                      "distinct_total": plan.distinct_total, "planned": len(plan.states),
                      "space_total": str(plan.space_total), "exhausted": plan.exhausted,
                      "per_point": plan.per_point}}
+
+
+def _sampling_warning(plan: Plan) -> list[str]:
+    if not plan.sampled_points:
+        return []
+    return [f"planning sampled the states of {plan.sampled_points:,} of {plan.crash_points:,} crash points to fit "
+            "--budget-seconds (which states were kept depends on this machine's speed; --budget-states or "
+            "--strategy random --samples N cut the space reproducibly)"]
 
 
 def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda result, run: None) -> SweepRun:
@@ -91,7 +104,9 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
     run.results = dict(writer.done)
     run.already_done = len(run.results)
     started = run.started_at = time.monotonic()
-    deadline = None if options.budget_seconds is None else started + options.budget_seconds
+    deadline = options.check_deadline
+    if deadline is None and options.budget_seconds is not None:
+        deadline = started + options.budget_seconds
 
     namer = ClassNamer(run.recording)
     for done in run.results.values():
@@ -151,9 +166,17 @@ def class_trace(run: SweepRun, namer: ClassNamer, result: dict) -> dict:
 
 
 def summarize(run: SweepRun) -> dict:
-    return summarize_results(header_for(run), list(run.results.values()), run.elapsed_s,
-                             completed=run.completed and not run.interrupted, interrupted=run.interrupted,
-                             already_done=run.already_done)
+    summary = summarize_results(header_for(run), list(run.results.values()), run.elapsed_s,
+                                completed=run.completed and not run.interrupted, interrupted=run.interrupted,
+                                already_done=run.already_done)
+    if not run.completed and not run.interrupted:
+        budget = "--budget-seconds" if run.options.budget_seconds is not None else "a budget"
+        summary["stopped_by"] = (f"stopped by {budget} at {summary['distinct_states']:,} of "
+                                 f"{len(run.plan.states):,} planned states")
+    elif run.options.budget_states is not None and run.plan.distinct_total > len(run.plan.states):
+        summary["stopped_by"] = (f"--budget-states kept {len(run.plan.states):,} of "
+                                 f"{run.plan.distinct_total:,} distinct states")
+    return summary
 
 
 def summarize_results(header: dict, results: list[dict], elapsed_s: float, completed: bool = True,
@@ -194,6 +217,7 @@ def summarize_results(header: dict, results: list[dict], elapsed_s: float, compl
         "recoveries_per_s": round((new_states + new_nested) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "engine_share": round(counts["engine_s"] / counts["worker_s"], 3) if counts["worker_s"] else None,
         "completed": completed, "interrupted": interrupted, "warnings": _warnings(header, counts),
+        "first_violation_state": min((r["state"] for r in results if r.get("kind")), default=None),
         "classes": [{"id": entry["id"], "kind": entry["kind"], "title": entry["title"], "states": entry["states"],
                      "first_state": entry["first_state"],
                      "trace": f"traces/{class_trace_name(entry['id'], entry['kind'])}"}

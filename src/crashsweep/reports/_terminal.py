@@ -7,6 +7,7 @@ kind and time; every violation line names its trace and the exact replay command
 from __future__ import annotations
 
 import sys
+import time
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,38 +15,70 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 PLAIN_PROGRESS_EVERY_STATES = 2000
+PLAIN_PROGRESS_EVERY_SECONDS = 10.0
 CLASSES_SHOWN_MAX = 20
 
 
 class SweepProgress:
-    """Example: `with SweepProgress(total, quiet=False) as progress: progress.advance(violation=False)`."""
+    """What the command is doing, from its first second: a live bar on a TTY, plain lines otherwise.
 
-    def __init__(self, total: int, quiet: bool = False, console: Console | None = None, done: int = 0):
+    Example: `with SweepProgress(quiet=False) as progress: progress.phase("recording"); ...;
+    progress.phase("checking", total=n); progress.advance(violation=False, elapsed_s=t)`.
+    Phases: recording, re-checking the corpus, planning (`step(points done, points)`), checking (states/s,
+    violations, ETA), minimizing (class i/n), reports."""
+
+    def __init__(self, total: int = 0, quiet: bool = False, console: Console | None = None, done: int = 0):
         self.console = console or Console(stderr=True)
         self.total, self.quiet, self.done, self.violations = total, quiet, done, 0
         self.live = self.console.is_terminal and not quiet
         self._progress = None
+        self._task = None
+        self.name = ""
+        self._printed_at = 0.0
 
     def __enter__(self) -> "SweepProgress":
         if self.live:
-            self._progress = Progress(TextColumn("[bold]sweeping"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[rate]} states/s"),
-                                      TextColumn("[red]{task.fields[violations]} violation(s)"),
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[rate]}"),
+                                      TextColumn("[red]{task.fields[violations]}"),
                                       TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                       console=self.console, transient=True)
             self._progress.__enter__()
-            self._task = self._progress.add_task("sweep", total=self.total, completed=self.done,
-                                                 violations=0, rate="-")
+            self._task = self._progress.add_task("starting", total=None, violations="", rate="")
         return self
+
+    def phase(self, name: str, total: int | None = None, done: int = 0) -> None:
+        """Start a phase (`total`: its steps, None when unknown)."""
+        self.name, self.total, self.done = name, total or 0, done
+        if self._progress is not None:
+            self._progress.reset(self._task, total=total, completed=done, description=name, rate="",
+                                 violations="")
+        elif not self.quiet:
+            steps = f" ({total:,})" if total else ""
+            print(f"crashsweep: {name}{steps}…", file=sys.stderr, flush=True)
+            self._printed_at = time.monotonic()
+
+    def step(self, done: int, total: int | None = None) -> None:
+        """Progress within a phase that is not states (planning: points done of points)."""
+        self.done = done
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total if total is not None else self.total)
+        elif not self.quiet and time.monotonic() - self._printed_at > PLAIN_PROGRESS_EVERY_SECONDS:
+            print(f"crashsweep: {self.name}: {done:,}/{total if total is not None else self.total:,}",
+                  file=sys.stderr, flush=True)
+            self._printed_at = time.monotonic()
 
     def advance(self, violation: bool, elapsed_s: float) -> None:
         self.done += 1
         self.violations += violation
         if self._progress is not None:
-            rate = f"{self.done / elapsed_s:,.0f}" if elapsed_s > 0 else "-"
-            self._progress.update(self._task, advance=1, violations=self.violations, rate=rate)
-        elif not self.quiet and (self.done % PLAIN_PROGRESS_EVERY_STATES == 0):
-            print(f"crashsweep: {self.done}/{self.total} states, {self.violations} violation(s)", file=sys.stderr)
+            rate = f"{self.done / elapsed_s:,.0f} states/s" if elapsed_s > 0 else ""
+            self._progress.update(self._task, advance=1, violations=f"{self.violations:,} violation(s)", rate=rate)
+        elif not self.quiet and (self.done % PLAIN_PROGRESS_EVERY_STATES == 0
+                                 or time.monotonic() - self._printed_at > PLAIN_PROGRESS_EVERY_SECONDS):
+            print(f"crashsweep: {self.name}: {self.done:,}/{self.total:,} states, {self.violations:,} violation(s)",
+                  file=sys.stderr, flush=True)
+            self._printed_at = time.monotonic()
 
     def __exit__(self, *exc_info) -> None:
         if self._progress is not None:
