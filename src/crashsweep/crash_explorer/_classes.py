@@ -15,8 +15,9 @@ engine run), so every state is classed as it arrives:
   - a prefix of the pending units persisted, in order, and the rest lost:
     **durability** (the first lost unit: what the engine assumed durable);
   - everything pending persisted: the recovery itself (the kind and the op);
-- a state reached through a second crash (crash during the continuation): the kind,
-  the exception if any, and "after a second crash";
+- a state reached through a second crash (crash during the continuation) without an
+  exception: the kind and "after a second crash" (with an exception it is classed by the
+  exception, like a first crash's);
 - anything else (a hang, exhausted memory, no crash at all): the kind and the op kind.
 
 The minimal set of deviations that still fails (the *essential fates*, `_fates.py`)
@@ -24,7 +25,9 @@ is computed for each class's representative afterwards: it explains the class.
 
 Invariants: `classify` is a pure function of (result, recording); a class id is a
 short stable digest of its key, so it is the same on every run, shard and machine;
-the representative of a class is its lowest state id (independent of --jobs).
+the representative of a class is its first state by `representative_order` — a state
+reached by one crash before one needing two (its explanation is simpler), then the
+lowest state id (independent of --jobs).
 """
 
 from __future__ import annotations
@@ -80,11 +83,10 @@ class ClassNamer:
         if result.get("point") is None:
             cause = raised or self._op_kind(result)
             return f"{kind}|workload|{cause}", f"{kind}: without any crash{f', {raised}' if raised else ''}"
-        if result.get("nested"):
-            return (f"{kind}|nested|{raised or ''}",
-                    f"{kind} after a crash during the continuation{f' ({raised})' if raised else ''}")
-        if raised:
+        if raised:      # the same exception at the same line is one cause, after one crash or two
             return f"{kind}|raised|{raised}", f"{kind}: {raised}"
+        if result.get("nested"):
+            return f"{kind}|nested", f"{kind} after a crash during the continuation"
         if "choice" not in result or kind in ("hang", "resource-exhausted"):
             return f"{kind}|{self._op_kind(result)}", f"{kind} (crash during a {self._op_kind(result)})"
         return self._fate_key(kind, result)
@@ -143,18 +145,25 @@ def compact(result: dict) -> dict:
 def class_table(results: list[dict]) -> list[dict]:
     """The classes of a set of results: [{id, kind, title, states, first_state, first}], by first state id."""
     classes: dict[str, dict] = {}
+    min_state: dict[str, int] = {}
     for result in results:
         if not result.get("kind") or not result.get("class"):
             continue
+        min_state[result["class"]] = min(min_state.get(result["class"], result["state"]), result["state"])
         entry = classes.get(result["class"])
         if entry is None:
             entry = classes[result["class"]] = {"id": result["class"], "kind": result["kind"],
                                                 "title": result.get("class_title", result["kind"]), "states": 0,
                                                 "first_state": result["state"], "first": result}
         entry["states"] += 1
-        if result["state"] < entry["first_state"]:
+        if representative_order(result) < representative_order(entry["first"]):
             entry["first_state"], entry["first"] = result["state"], result
-    return sorted(classes.values(), key=lambda entry: entry["first_state"])
+    return sorted(classes.values(), key=lambda entry: min_state[entry["id"]])
+
+
+def representative_order(result: dict) -> tuple[int, int]:
+    """Which state of a class represents it: one crash before two, then the lowest state id."""
+    return (1 if result.get("nested") else 0, result["state"])
 
 
 def class_trace_name(class_id: str, kind: str) -> str:

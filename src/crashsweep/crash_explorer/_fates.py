@@ -19,7 +19,9 @@ fails (so the remaining ones are each necessary), then names the rest:
 
 1. each torn unit: made whole, else lost, if the state still fails;
 2. each lost unit that precedes a persisted one: persisted, if it still fails;
-3. each persisted unit after a lost one (latest first): lost, if it still fails;
+3. each persisted unit after a lost one (latest first): lost, if it still fails; one
+   whose loss makes the state pass is the "after" of an ordering claim, and the lost
+   units before it (each of which, persisted, made the state pass in step 2) its "before";
 4. if no deviation is left: extend the persisted prefix one unit at a time until the
    state passes; that unit is the durability assumption.
 
@@ -75,6 +77,7 @@ def explain_state(pending: list[int], choice: dict, check: Callable[[dict], bool
     Requires: `choice` is a failing state over `pending` (issue order)."""
     checker = _Checker(check, normalize)
     persisted, torn, faults = _parts(choice)
+    originally = persisted | set(torn)
     atomic = []
     for unit in sorted(torn):                                       # 1. atomicity
         rest = {other: pieces for other, pieces in torn.items() if other != unit}
@@ -85,26 +88,33 @@ def explain_state(pending: list[int], choice: dict, check: Callable[[dict], bool
                 break
         else:
             atomic.append(unit)
+    essential_before = set()
     for unit in pending:                                            # 2. persist lost units before landed ones
         landed = persisted | set(torn)
         if unit not in landed and any(other > unit for other in landed):
             kept = checker.fails(_choice(persisted | {unit}, torn, faults))
             if kept is not None:
                 persisted, torn, faults = _parts(kept)
+            else:
+                essential_before.add(unit)
+    essential_after = []
     for unit in reversed(pending):                                  # 3. drop landed units after lost ones
         landed = persisted | set(torn)
-        if unit in persisted and any(other < unit and other not in landed for other in pending):
+        if unit in persisted and unit in originally and any(other < unit and other not in landed
+                                                            for other in pending):
             kept = checker.fails(_choice(persisted - {unit}, torn, faults))
             if kept is not None:
                 persisted, torn, faults = _parts(kept)
+            else:
+                essential_after.append(unit)
     landed = persisted | set(torn)
     lost = [unit for unit in pending if unit not in landed]
     ordering = []
-    for unit in pending:
-        if unit in persisted:
-            before = [other for other in lost if other < unit]
-            if before:
-                ordering.append([before, unit])
+    for unit in sorted(essential_after):
+        before = [other for other in lost if other < unit and other in essential_before] \
+            or [other for other in lost if other < unit]
+        if before and unit in persisted:
+            ordering.append([before, unit])
     durability = None
     if not ordering and not atomic and lost:                         # 4. in order: what was assumed durable
         for index in range(len(lost)):

@@ -24,7 +24,7 @@ from crashsweep.crash_explorer._explain import explanation
 from crashsweep.crash_explorer._worker import remember
 from crashsweep.crash_explorer._image import choice_problem
 from crashsweep.crash_explorer._recording import record_contained
-from crashsweep.crash_explorer._replay import contained_timeout_s, replay_contained
+from crashsweep.crash_explorer._replay import _check_pending, contained_timeout_s, replay_contained
 from crashsweep.crash_explorer._sandbox import run_contained
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._classes import ClassNamer
@@ -250,6 +250,7 @@ def _explain_as_data(spec_json: dict, trace: dict, budget_seconds: float, memory
                                              and points[crash["point"]].position != crash["position"]):
             return {"error": "the engine's I/O changed since the trace was written: re-check it with "
                              "`crashsweep replay`"}
+        _check_pending(recording, crash["point"], trace.get("fates"))
         problem = choice_problem(recording.walk, crash["point"], trace["choice"], spec.sector_count)
         if problem is not None:
             return {"error": f"{problem}: the engine's I/O changed since the trace was written"}

@@ -102,15 +102,15 @@ def check_trace(spec: SweepSpec, trace: dict, memory_limit_bytes: int | None = N
         if trace.get("crash") is None:
             raise
         recheck = recheck_operation(spec, trace, memory_limit_bytes, jobs, deadline)
-        op = recheck["op"]
+        op = "while the engine opens" if recheck["op"] == -1 else f"at op {recheck['op']}"
         if recheck["violation"] is None:
             partial = "" if recheck["complete"] else " (stopped early: not every state was checked)"
             return {"status": FIXED, "result": None, "recheck": recheck, "trace": None,
-                    "message": f"no longer fails: {recheck['checked']:,} states at op {op} checked{partial} (the "
+                    "message": f"no longer fails: {recheck['checked']:,} state(s) {op} checked{partial} (the "
                                f"exact state is gone: {error})"}
         violation = recheck["violation"]
         return {"status": STILL_FAILS, "result": violation, "recheck": recheck, "trace": recheck["trace"],
-                "message": f"still fails: {recheck['violations']:,} of {recheck['checked']:,} states at op {op} "
+                "message": f"still fails: {recheck['violations']:,} of {recheck['checked']:,} state(s) {op} "
                            f"violate, first {violation['kind']}: {violation.get('detail', '')} (the engine's I/O "
                            "changed, so the trace's exact state is gone)"}
     if result.get("kind") == kind:
@@ -121,5 +121,5 @@ def check_trace(spec: SweepSpec, trace: dict, memory_limit_bytes: int | None = N
                 "message": f"fails differently: the trace recorded {kind}, the replay gave {result['kind']}: "
                            f"{result.get('detail', '')}"}
     return {"status": FIXED, "result": result, "recheck": None, "trace": None,
-            "message": f"no longer fails: the trace recorded {kind}, the replay recovered "
-                       f"{result.get('outcome', 'correctly')} ({result.get('detail', '')})".rstrip()}
+            "message": f"no longer fails: the trace recorded {kind}; its state now ends {result.get('outcome', 'well')}"
+                       + (f" ({result['detail']})" if result.get("detail") else "")}

@@ -9,6 +9,7 @@ matching (the engine or crashsweep changed since).
 from __future__ import annotations
 
 from crashsweep.crash_explorer._image import choice_problem
+from crashsweep.crash_explorer._io_view import unit_names
 from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer._recording import Recording, record
 from crashsweep.crash_explorer._recover import recover_state
@@ -57,8 +58,23 @@ def replay_trace(spec: SweepSpec, trace: dict) -> tuple[dict, Recording]:
         if crash.get("position") is not None and position != crash["position"]:
             raise TraceError(f"crash point {crash['point']} is at event {position} now but at event "
                              f"{crash['position']} in the trace: the engine's I/O changed since it was written")
+        _check_pending(recording, crash["point"], trace.get("fates"))
     result = replay_state(recording, crash["point"], trace["choice"], crash["windows"], trace.get("nested", []))
     return result, recording
+
+
+def _check_pending(recording: Recording, point_index: int, fates) -> None:
+    """The crash point's pending units must be the calls the trace names (same ids could be other calls: a fix
+    that adds a call before a rename shifts what id 3 is). Raises TraceError when they differ."""
+    if not isinstance(fates, list) or not fates:
+        return
+    names = unit_names(recording.log)
+    pending = recording.walk.points[point_index].pending
+    recorded = [entry.get("call") for entry in fates if isinstance(entry, dict)]
+    now = [names.get(unit) for unit in pending[:len(recorded)]]
+    if recorded != now or len(pending) < len(recorded):
+        raise TraceError(f"the writes pending at crash point {point_index} are not the ones the trace names: the "
+                         "engine's I/O changed since it was written")
 
 
 CONTAINED_SLACK_S = 30.0

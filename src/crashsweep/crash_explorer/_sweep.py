@@ -23,7 +23,9 @@ from crashsweep.crash_explorer._results import RESULTS_NAME, ResultsError, Resul
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._manifest import Manifest
 from crashsweep.crash_explorer._signals import Terminated
-from crashsweep.crash_explorer._classes import ClassNamer, class_table, class_trace_name, compact
+from crashsweep.crash_explorer._classes import (
+    ClassNamer, class_table, class_trace_name, compact, representative_order,
+)
 from crashsweep.crash_explorer._trace import MINIMIZED_SUFFIX, make_trace, pending_fates, trace_name, write_trace
 from crashsweep.crash_explorer._worker import remember
 
@@ -58,7 +60,7 @@ class SweepRun:
     terminated: bool = False     # interrupted by SIGTERM (exit 143), not Ctrl-C (130)
     already_done: int = 0
     started_at: float = 0.0
-    class_first: dict[str, int] = field(default_factory=dict)   # class id -> its lowest state id so far
+    class_first: dict[str, tuple] = field(default_factory=dict)   # class id -> its representative's order
 
 
 def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | None = None,
@@ -110,15 +112,15 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
 
     namer = ClassNamer(run.recording)
     for done in run.results.values():
-        if done.get("class") and done["state"] < run.class_first.get(done["class"], done["state"] + 1):
-            run.class_first[done["class"]] = done["state"]
+        if done.get("class") and representative_order(done) < run.class_first.get(done["class"], (2, 0)):
+            run.class_first[done["class"]] = representative_order(done)
 
     def accept(result: dict) -> None:
         if result.get("kind"):      # the trace is durable before the result line that links it
             result["class"], result["class_title"] = namer.classify(result)
             first = run.class_first.get(result["class"])
-            if first is None or result["state"] < first:     # the class's trace: its lowest state (any --jobs)
-                run.class_first[result["class"]] = result["state"]
+            if first is None or representative_order(result) < first:    # the class's trace (any --jobs)
+                run.class_first[result["class"]] = representative_order(result)
                 name = class_trace_name(result["class"], result["kind"])
                 run.traces.append(write_trace(traces_dir, class_trace(run, namer, result), name, durable=True))
                 manifest.add(os.path.join("traces", name))
@@ -217,6 +219,7 @@ def summarize_results(header: dict, results: list[dict], elapsed_s: float, compl
         "recoveries_per_s": round((new_states + new_nested) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "engine_share": round(counts["engine_s"] / counts["worker_s"], 3) if counts["worker_s"] else None,
         "completed": completed, "interrupted": interrupted, "warnings": _warnings(header, counts),
+        "traces": [f"traces/{class_trace_name(entry['id'], entry['kind'])}" for entry in class_table(results)],
         "first_violation_state": min((r["state"] for r in results if r.get("kind")), default=None),
         "classes": [{"id": entry["id"], "kind": entry["kind"], "title": entry["title"], "states": entry["states"],
                      "first_state": entry["first_state"],
