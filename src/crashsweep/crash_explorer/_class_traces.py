@@ -25,6 +25,8 @@ from crashsweep.crash_explorer.errors import ExplorerError
 from crashsweep.engines import EngineError
 
 MINIMIZE_SECONDS_FLOOR = 2.0
+DETAIL_CHARS_MAX = 2000
+IO_MAX = 60
 
 
 def minimized_name(trace_file: str) -> str:
@@ -62,25 +64,51 @@ def minimize_classes(out_dir: str, classes: list[dict], classes_max: int, second
     return written
 
 
+def _loaded(path: str) -> dict | None:
+    try:
+        return load_trace(path)[1] if os.path.exists(path) else None
+    except ExplorerError:
+        return None
+
+
 def class_details(out_dir: str, classes: list[dict]) -> list[dict]:
-    """The summary's classes with, where a minimized trace exists, its path, size and explanation."""
+    """The summary's classes with what their traces say: the violation's detail and diff, the I/O around the
+    crash in the engine's terms, and, where a minimized trace exists, its path and explanation ("why")."""
     detailed = []
     for entry in classes:
         entry = dict(entry)
+        first = _loaded(os.path.join(out_dir, entry["trace"]))
+        if first is not None:
+            entry["detail"] = str(first["violation"].get("detail", ""))[:DETAIL_CHARS_MAX]
+            entry["diff"] = first.get("diff") or {}
+            entry["output"] = str(first.get("output", ""))[:DETAIL_CHARS_MAX]
+            entry["io"] = _fates_as_io(first.get("fates"))
         minimized = minimized_name(entry["trace"])
-        path = os.path.join(out_dir, minimized)
-        if os.path.exists(path):
-            try:
-                _, trace = load_trace(path)
-            except ExplorerError:
-                trace = None
-            if trace is not None:
-                explained = trace.get("explanation") if isinstance(trace.get("explanation"), dict) else {}
-                entry["minimized"] = minimized
-                entry["minimized_ops"] = len(trace["spec"].get("ops", []))
-                entry["why"] = [text for text in explained.get("sentences", []) if isinstance(text, str)][:8]
+        trace = _loaded(os.path.join(out_dir, minimized))
+        if trace is not None:
+            explained = trace.get("explanation") if isinstance(trace.get("explanation"), dict) else {}
+            entry["minimized"] = minimized
+            entry["minimized_ops"] = len(trace["spec"].get("ops", []))
+            entry["why"] = [text for text in explained.get("sentences", []) if isinstance(text, str)][:8]
+            io = [call for call in explained.get("io", []) if isinstance(call, dict)]
+            if io:
+                entry["io"] = [_io_entry(call) for call in io][:IO_MAX]
         detailed.append(entry)
     return detailed
+
+
+def _io_entry(call: dict) -> dict:
+    op = call.get("op")
+    return {"op": op if isinstance(op, int) else -1, "call": str(call.get("call", ""))[:300],
+            "site": str(call.get("site", ""))[:300], "fate": str(call.get("fate", ""))[:100]}
+
+
+def _fates_as_io(fates) -> list[dict]:
+    """A sweep trace's pending units and fates as I/O rows (no op: they are all pending at the crash)."""
+    if not isinstance(fates, list):
+        return []
+    return [_io_entry({"op": -2, "call": entry.get("call"), "site": entry.get("site"), "fate": entry.get("fate")})
+            for entry in fates[:IO_MAX] if isinstance(entry, dict)]
 
 
 def remove_fixed_minimized(out_dir: str, classes: list[dict]) -> int:

@@ -16,13 +16,14 @@ import jinja2
 from crashsweep.reports._text import finalize
 from crashsweep.reports._values import value_difference
 
-VIOLATIONS_SHOWN_MAX = 100
+CLASSES_SHOWN_MAX = 100
 DIFF_KEYS_SHOWN_MAX = 20
 CATEGORIES = (("latest", "recovered to the latest state", "#2e7d32"),
               ("older", "recovered to an older allowed snapshot", "#9ccc65"),
               ("refused", "refused damaged data (allowed)", "#90a4ae"),
-              ("violation", "violation", "#c62828"),
-              ("error", "recovery error or hang", "#ef6c00"))
+              ("violation", "violation: lost or wrong data", "#c62828"),
+              ("error", "violation: recovery error, hang or exhausted memory", "#ef6c00"))
+TICKS_MAX = 12
 ERROR_KINDS = ("recovery-error", "hang", "engine-error", "resource-exhausted")
 
 _environment = jinja2.Environment(loader=jinja2.PackageLoader("crashsweep.reports", "templates"),
@@ -43,25 +44,36 @@ def category(result: dict) -> str:
 
 
 def timeline(results: list[dict], per_point: list[dict]) -> dict:
-    """Per crash point: counts by category, and the bars of an SVG chart."""
+    """Per crash point: counts by category, the bars of an SVG chart (one link per point), and an axis of
+    operation indexes."""
     counts: dict[int, Counter] = defaultdict(Counter)
     for result in results:
         if result.get("point") is not None and result["point"] >= 0:
             counts[result["point"]][category(result)] += 1
-    points = sorted({entry["point"] for entry in per_point} | set(counts))
+    op_of = {entry["point"]: entry.get("op", -1) for entry in per_point}
+    points = sorted(set(op_of) | set(counts))
     width_px = max(1.0, min(12.0, 900.0 / max(1, len(points))))
-    bars = []
+    points_list, ticks, last_op = [], [], None
     for x_index, point in enumerate(points):
         total = sum(counts[point].values())
-        y = 100.0
+        y, bars = 100.0, []
         for name, _, colour in CATEGORIES:
             share = counts[point][name] / total if total else 0.0
             if share:
                 height = 100.0 * share
                 y -= height
-                bars.append({"x": x_index * width_px, "y": y, "width": width_px, "height": height,
-                             "colour": colour, "title": f"point {point}: {counts[point][name]} {name}"})
-    return {"bars": bars, "width": len(points) * width_px, "points": len(points)}
+                bars.append({"x": x_index * width_px, "y": y, "width": width_px, "height": height, "colour": colour})
+        op = op_of.get(point, -1)
+        text = ", ".join(f"{counts[point][name]:,} {name}" for name, _, _ in CATEGORIES if counts[point][name]) \
+            or "no state recovered here (its images were met at other points)"
+        points_list.append({"point": point, "bars": bars, "text": text,
+                            "op_label": "opening" if op < 0 else f"op {op}"})
+        if op != last_op:
+            ticks.append({"x": x_index * width_px, "label": "open" if op < 0 else str(op)})
+            last_op = op
+    step = max(1, len(ticks) // TICKS_MAX + (1 if len(ticks) % TICKS_MAX else 0))
+    return {"points_list": points_list, "ticks": ticks[::step], "width": len(points) * width_px,
+            "points": len(points)}
 
 
 FAULT_KINDS = (("crash", "clean crash (every pending write landed, or none pending)"),
@@ -107,14 +119,7 @@ def breakdowns(results: list[dict], per_point: list[dict]) -> dict:
 def render_html(summary: dict, per_point: list[dict], results: list[dict], out_dir: str,
                 bugs: dict[str, str] | None = None) -> str:
     """Write OUT/index.html and return its path."""
-    violations = [result for result in results if result.get("kind")]
-    shown = []
-    for result in sorted(violations, key=lambda r: r.get("state", 0))[:VIOLATIONS_SHOWN_MAX]:
-        trace = f"traces/{result['kind']}-p{_point_text(result)}-s{result.get('state', 0)}.json"
-        minimized = trace[:-5] + ".min.json"
-        shown.append({"result": result, "trace": trace,
-                      "minimized": minimized if os.path.exists(os.path.join(out_dir, minimized)) else None,
-                      "diff": _clip_diff(result.get("diff") or {})})
+    classes, point_classes = _classes(summary, results)
     exhausted_points = sum(1 for entry in per_point if entry.get("exhausted"))
     totals = Counter(category(result) for result in results)
     counts = breakdowns(results, per_point)
@@ -122,7 +127,7 @@ def render_html(summary: dict, per_point: list[dict], results: list[dict], out_d
     html = _environment.get_template("report.html.j2").render(
         by_fault=counts["by_fault"], by_point=counts["by_point"], nested=nested,
         summary=summary, per_point=per_point, timeline=timeline(results, per_point), categories=CATEGORIES,
-        totals=totals, violations=shown, violations_total=len(violations), out_dir=out_dir,
+        totals=totals, classes=classes, point_classes=point_classes, out_dir=out_dir,
         exhausted_points=exhausted_points, bugs=bugs or {}, bug=summary.get("options", {}).get("bug"))
     path = os.path.join(out_dir, "index.html")
     temporary = path + ".tmp"
@@ -132,9 +137,25 @@ def render_html(summary: dict, per_point: list[dict], results: list[dict], out_d
     return path
 
 
-def _point_text(result: dict) -> str:
-    point = result.get("point")
-    return "none" if point is None or point < 0 else str(point)
+def _classes(summary: dict, results: list[dict]) -> tuple[list[dict], dict[int, list[int]]]:
+    """The summary's failure classes for the page (numbered from 1, diffs clipped, the points of each), and
+    point -> the numbers of the classes seen there."""
+    number_of = {entry["id"]: number for number, entry in enumerate(summary.get("classes", []), 1)}
+    points_of: dict[str, set] = defaultdict(set)
+    point_classes: dict[int, set] = defaultdict(set)
+    for result in results:
+        if result.get("kind") and result.get("class") in number_of and isinstance(result.get("point"), int) \
+                and result["point"] >= 0:
+            points_of[result["class"]].add(result["point"])
+            point_classes[result["point"]].add(number_of[result["class"]])
+    classes = []
+    for entry in summary.get("classes", [])[:CLASSES_SHOWN_MAX]:
+        classes.append({"title": entry["title"], "states": entry["states"], "detail": entry.get("detail", ""),
+                        "why": entry.get("why", []), "io": entry.get("io", []), "output": entry.get("output", ""),
+                        "trace": entry["trace"], "minimized": entry.get("minimized"),
+                        "points": sorted(points_of.get(entry["id"], ())),
+                        "diff": _clip_diff(entry.get("diff") or {})})
+    return classes, {point: sorted(numbers) for point, numbers in point_classes.items()}
 
 
 def _clip_diff(diff: dict) -> dict:
