@@ -92,7 +92,7 @@ def sweep(engine: str = DEFAULT_ENGINE, *, out: str = "crashsweep-report", optio
         settings["shard"] = "{}/{}".format(*settings["shard"])
     argv = sweep_argv(engine, out=out, options=options, **settings)
     try:
-        args = cli.build_parser().parse_args(argv)
+        args = cli.parse_with_settings(argv)
         run, summary, minimized = cli.run_sweep(args, progress_quiet=True)
     except cli.UsageError as error:
         raise SweepUsageError(str(error)) from None

@@ -10,11 +10,11 @@ trace files and the exact replay command; `sweep` returns the outcome
 (`crashsweep.api.SweepOutcome`) without failing. Keywords are the flags of
 `crashsweep sweep` (`crash_depth=2`, `faults="crash,torn,lost,misdirect"`, ...).
 
-How thorough a sweep is comes from a mode:
-- `quick`: bounded k = 1, no crash during recovery, no continuation — seconds;
+How thorough a sweep is comes from a mode, the command line's profiles (`--profile`):
+- `quick`: bounded k = 1 — seconds, and still finds every seeded bug;
 - `default`: the command line's defaults (bounded k = 2, crash depth 1);
-- `exhaustive`: every subset and tear of each crash point's pending writes,
-  crash depth 1.
+- `exhaustive`: bounded k = 3, crash depth 2, for nightly runs.
+Settings in pyproject.toml's `[tool.crashsweep]` apply as they do on the command line.
 Choose it per test with a marker (`@pytest.mark.crashsweep_quick`,
 `@pytest.mark.crashsweep_exhaustive`), or for a whole run with
 `--crashsweep-mode quick|default|exhaustive` (which wins over markers), and select
@@ -32,11 +32,7 @@ import pytest
 
 from crashsweep.api import SweepOutcome, SweepUsageError, sweep
 
-MODES = {
-    "quick": {"strategy": "bounded", "bound": 1, "crash_depth": 0, "continuation": False},
-    "default": {},
-    "exhaustive": {"strategy": "exhaustive", "crash_depth": 1},
-}
+MODES = {"quick": {"profile": "quick"}, "default": {}, "exhaustive": {"profile": "exhaustive"}}   # `_settings`
 MODE_MARKERS = {"crashsweep_quick": "quick", "crashsweep_exhaustive": "exhaustive"}
 
 

@@ -50,11 +50,12 @@ ENGINE = {ENGINE!r}
 def test_quick_clean(crashsweep):
     outcome = crashsweep.check(ENGINE, ops=30)
     assert outcome.summary["strategy"] == "bounded" and outcome.summary["bound"] == 1
-    assert outcome.summary["crash_depth"] == 0
+    assert outcome.summary["crash_depth"] == 1
 
 @pytest.mark.crashsweep_exhaustive
 def test_exhaustive_clean(crashsweep):
-    assert crashsweep.check(ENGINE, ops=20).summary["strategy"] == "exhaustive"
+    summary = crashsweep.check(ENGINE, ops=20).summary
+    assert summary["bound"] == 3 and summary["crash_depth"] == 2
 
 @pytest.mark.crashsweep(ops=25)
 def test_default_mode_and_marker_settings(crashsweep):

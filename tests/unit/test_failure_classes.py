@@ -134,10 +134,12 @@ def test_settings_order_profile_then_file_then_flags(tmp_path, monkeypatch):
     assert "--bound 4" in cli.reproduce_command(args) and "--crash-depth 0" in cli.reproduce_command(args)
     with pytest.raises(SettingsError):
         settings_argv("nope", {"bound": "store"})
+    (tmp_path / "pyproject.toml").write_text('[tool.crashsweep]\nprofile = "quick"\ncrash-depth = 0\n')
+    assert cli.parse_with_settings(["sweep"]).crash_depth == 0
 
 
 def test_profiles_are_the_documented_levels():
-    assert PROFILES["quick"]["bound"] == 1 and PROFILES["quick"]["crash-depth"] == 0
+    assert PROFILES["quick"]["bound"] == 1 and PROFILES["quick"]["crash-depth"] == 1
     assert PROFILES["exhaustive"]["bound"] > 2
 
 

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, settings as Settings, strategies as st
+from hypothesis.control import current_build_context
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
+from crashsweep.crash_explorer._fates import explain_state, sentences
+from crashsweep.crash_explorer._io_view import unit_names, unit_sites
 from crashsweep.crash_explorer._medium import durable_of, engine_scope, let_go, new_log, new_target, points_of, uses_fs
 from crashsweep.crash_explorer._recover import StateContext, recover_state
 from crashsweep.crash_explorer._strategies import LANDED, make_choice, tear_patterns
@@ -57,8 +60,20 @@ def crash_choices(pending_sector_counts: dict[int, int], faults: FaultPlan | Non
         lambda fates: make_choice(pending, fates))
 
 
+STEPS_DEFAULT = 20    # steps per example: a failure shrinks in about a minute (Hypothesis's 50 took ~5)
+
+
 class CrashSafeMachine(RuleBasedStateMachine):
-    """Subclass it and set `engine` (a built-in name or `MODULE:CLASS`); see the module docstring."""
+    """Subclass it and set `engine` (a built-in name or `MODULE:CLASS`); see the module docstring.
+
+    Its TestCase runs `STEPS_DEFAULT` steps per example (a crash needs only a few operations before it,
+    and shorter examples shrink several times faster); `@settings(...)` on a subclass overrides it."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.TestCase.settings = Settings(stateful_step_count=STEPS_DEFAULT, deadline=None,
+                                         suppress_health_check=list(HealthCheck),
+                                         phases=[phase for phase in Phase if phase != Phase.explain])
 
     engine: str = DEFAULT_ENGINE
     options: dict = {}
@@ -90,6 +105,7 @@ class CrashSafeMachine(RuleBasedStateMachine):
         self._model = dict(recovered)
         self._ops: list = []
         self._log = new_log(context)
+        self._log.track_sites = True       # a failure names the engine's lines
         device = new_target(context, image, random.Random(self._crashes), self._log,
                             random_seed=f"stateful:{self._crashes}")
         self.events: list[str] = []
@@ -97,6 +113,7 @@ class CrashSafeMachine(RuleBasedStateMachine):
             self.store = context.adapter.open(device, context.options, self.events)
 
     def _run(self, op):
+        __tracebackhide__ = True     # pytest shows the engine's frames and the assertion, not this one
         index = len(self._ops)
         self._ops.append(op)
         self._log.begin_op(index)
@@ -133,6 +150,7 @@ class CrashSafeMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def power_loss(self, data):
+        __tracebackhide__ = True
         context = self._context
         history = History(list(self._ops), base=self._base)
         walk = points_of(context, self._log, history)
@@ -147,11 +165,44 @@ class CrashSafeMachine(RuleBasedStateMachine):
         engine, self.store = [self.store], None
         let_go(context, engine)                            # the crashed engine's clean-up counts for nothing
         result = recover_state(context, image, choice, point.windows, history, point.index, depth=0)
-        assert result["kind"] is None, (f"{result['kind']} after a crash at point {point.index} "
-                                        f"(during operation {point.op_index} of this life): {result['detail']}")
+        if result["kind"] is not None:
+            __tracebackhide__ = True
+            raise AssertionError(self._failure(result, point, choice, durable, history))
         self._crashes += 1
         recovered = history.snapshot(result["matched"]) if result.get("matched") is not None else {}
         self._start(image=image if uses_fs(context) else dict(image.items()), recovered=recovered)
+
+    def _failure(self, result: dict, point, choice: dict, durable, history) -> str:
+        """The failure in the engine's terms: the operation, the violation, the essential fates (on Hypothesis's
+        final run only: shrinking does not pay for them) and the fate of every pending write."""
+        op = self._ops[point.op_index] if 0 <= point.op_index < len(self._ops) else None
+        during = f"during {op.kind}" if op is not None else "while the engine opened"
+        lines = [f"{result['kind']} after a power loss {during} (operation {point.op_index} since the last "
+                 f"recovery): {result['detail']}"]
+        names, sites = unit_names(self._log), unit_sites(self._log)
+
+        def unit(unit_id: int) -> str:
+            site = sites.get(unit_id, "")
+            return f"{names.get(unit_id, f'unit {unit_id}')}{f' at {site}' if site else ''}"
+
+        if _final_run():
+            def check(candidate: dict) -> bool:
+                state = durable.snapshot(durable.overlay(candidate))
+                again = recover_state(self._context, state, candidate, point.windows, history, point.index, depth=0)
+                return again["kind"] == result["kind"]
+
+            fates = explain_state(list(point.pending), choice,
+                                  check, lambda candidate: durable.normalize(point, candidate))
+            said = sentences(fates, unit, "fs" if uses_fs(self._context) else "block", None)
+            lines += ["why:"] + [f"  {line}" for line in said]
+        persisted = set(choice.get("persist", ()))
+        torn = {unit_id for unit_id, _ in choice.get("torn", ())}
+        if point.pending:
+            lines.append("writes pending at the power loss, and what it did to them:")
+        for unit_id in point.pending:
+            fate = "persisted" if unit_id in persisted else "torn" if unit_id in torn else "lost"
+            lines.append(f"  {fate:9} {unit(unit_id)}")
+        return "\n".join(lines)
 
     def teardown(self):
         engine, self.store = [self.store], None
@@ -162,3 +213,10 @@ class CrashSafeMachine(RuleBasedStateMachine):
                 except Exception:
                     pass
         let_go(self._context, engine)
+
+
+def _final_run() -> bool:
+    try:
+        return current_build_context().is_final
+    except Exception:      # noqa: BLE001 - outside a Hypothesis test (a user driving the machine by hand)
+        return True
