@@ -69,7 +69,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"{journal_mode:8} {synchronous:6} {row['states']:>7,} states {row['violations']:>6,} "
                       f"violations {row['kinds']} -> {row['reading']}", file=sys.stderr)
-    print(f"| journal_mode | synchronous | states | violations | kinds | reading |")
+    print("| journal_mode | synchronous | states | violations | kinds | reading |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         kinds = ", ".join(f"{kind} {count:,}" for kind, count in row["kinds"].items()) or "—"

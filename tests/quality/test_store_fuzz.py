@@ -4,7 +4,7 @@ never another exception (tests/quality/store_fuzz.py describes the campaign; .ci
 import os
 
 from crashsweep.disk_model import MemoryBlockDevice
-from crashsweep.store import BetreeStore, CorruptionDetected, StoreConfig
+from crashsweep.store import BetreeStore, CorruptionDetected
 from crashsweep.store import _store
 
 from tests.quality import store_fuzz
