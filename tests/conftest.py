@@ -22,6 +22,12 @@ def small_spec(bug: str | None = None, scenario: str = "default", ops: int = 40,
     return SweepSpec(**values).validate()
 
 
+@pytest.fixture(autouse=True)
+def separate_corpus(tmp_path_factory, monkeypatch):
+    """Each test's sweeps keep their regression corpus apart (never in the checkout's .crashsweep/)."""
+    monkeypatch.setenv("CRASHSWEEP_CORPUS", str(tmp_path_factory.mktemp("corpus")))
+
+
 @pytest.fixture
 def spec_factory():
     return small_spec

@@ -55,10 +55,11 @@ class Budget:
         return None if self.seconds is None else self.deadline - reserve_s
 
 
-def recheck_corpus(corpus: Corpus, engine: str, memory_limit_bytes: int | None, jobs: int,
+def recheck_corpus(corpus: Corpus, engine: str, options, memory_limit_bytes: int | None, jobs: int,
                    deadline: float | None, progress: SweepProgress) -> dict:
-    """Re-check the corpus entries of `engine`: {"checked", "fixed", "still_failing": [{"path", "message"}]}."""
-    entries = corpus.entries(engine)
+    """Re-check the corpus entries of `engine` with `options`: {"checked", "fixed", "still_failing": [{"path",
+    "message"}], "skipped"}."""
+    entries = corpus.entries(engine, options)
     report = {"checked": 0, "fixed": 0, "still_failing": [], "skipped": 0}
     if not entries:
         return report
@@ -68,7 +69,7 @@ def recheck_corpus(corpus: Corpus, engine: str, memory_limit_bytes: int | None, 
             report["skipped"] += len(entries) - index
             break
         loaded = corpus.load(path)
-        if loaded is None or loaded[0].engine != engine:
+        if loaded is None or loaded[0].engine != engine or dict(loaded[0].options) != dict(options):
             report["skipped"] += 1
             continue
         spec, trace = loaded
@@ -108,7 +109,7 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
     with SweepProgress(quiet=progress_quiet) as progress:
         corpus_report = {"checked": 0, "fixed": 0, "still_failing": [], "skipped": 0}
         if corpus is not None and not args.resume:
-            corpus_report = recheck_corpus(corpus, spec.engine, args.memory_limit, args.jobs,
+            corpus_report = recheck_corpus(corpus, spec.engine, spec.options, args.memory_limit, args.jobs,
                                            budget.share(CORPUS_SHARE), progress)
         progress.phase(f"recording {len(spec.ops):,} operations")
         options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
@@ -135,7 +136,7 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
         if corpus is not None and not run.interrupted:
             for entry in summary["classes"]:
                 if entry.get("minimized"):
-                    corpus.add(os.path.join(args.out, entry["minimized"]), spec.engine, entry["id"])
+                    corpus.add(os.path.join(args.out, entry["minimized"]), spec.engine, entry["id"], spec.options)
         summary["corpus"] = dict(corpus_report, directory=None if corpus is None else corpus.root,
                                  line=corpus_line(corpus_report))
         summary["elapsed_total_s"] = round(time.monotonic() - budget.started, 3)

@@ -55,7 +55,7 @@ class SweepOutcome:
             lines.append(f"class {number}: {entry['title']} — {entry['states']:,} state(s)")
             lines += [f"    {line}" for line in entry.get("why", [])]
             lines.append(f"    explain: crashsweep explain {shlex.quote(trace)}")
-            lines.append(f"    replay:  {self.replay_command(trace)}")
+            lines.append(f"    replay: {self.replay_command(trace)}")
         if len(classes) > FAILURE_CLASSES_LISTED_MAX:
             lines.append(f"... and {len(classes) - FAILURE_CLASSES_LISTED_MAX} more class(es) in "
                          f"{os.path.join(self.out_dir, 'summary.json')}")

@@ -23,13 +23,14 @@ from crashsweep._cli_common import (
 from crashsweep._cli_traces import command_explain, command_log, command_minimize, command_replay
 from crashsweep.crash_explorer import (
     BOUND_DEFAULT, SAMPLES_DEFAULT, STRATEGIES, STRATEGY_DEFAULT, ExplorerError, SweepRun, SweepSpec,
-    make_options, merge_results, summarize_results,
+    load_trace, make_options, merge_results, summarize_results,
 )
 from crashsweep.crash_explorer._limits import default_memory_limit_bytes
 from crashsweep._settings import PROFILE_HELP, SECTION_COMMANDS, SettingsError, settings_argv
-from crashsweep.crash_explorer._corpus import CORPUS_DEFAULT
+from crashsweep.crash_explorer._corpus import corpus_default
 from crashsweep import _sweep_command as sweep_command
 from crashsweep.crash_explorer._class_traces import class_details
+from crashsweep.crash_explorer._trace import MINIMIZED_SUFFIX
 from crashsweep.crash_explorer._profiles import engine_profile
 from crashsweep.crash_explorer._executor import worker_sessions
 from crashsweep.crash_explorer._sandbox import engine_sessions
@@ -210,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="time budget of each of those minimizations")
     sweep.add_argument("--traces", choices=("classes", "all"), default="classes",
                        help="one trace per failure class, or also one per violating state")
-    sweep.add_argument("--corpus", default=CORPUS_DEFAULT,
-                       help="the regression corpus: minimized traces of earlier failure classes, re-checked first")
+    sweep.add_argument("--corpus", default=corpus_default(),
+                       help="the regression corpus: minimized traces of earlier failure classes, re-checked first "
+                            "(docs/findings.md; the environment's CRASHSWEEP_CORPUS sets the default)")
     sweep.add_argument("--no-corpus", action="store_true", help="neither re-check nor add to the corpus")
     sweep.add_argument("--quiet", action="store_true", help="print only the final line")
 
@@ -329,14 +331,33 @@ def command_report(args, console: Console) -> int:
 
 
 def copy_traces(sources: list[str], target: str) -> None:
-    """Bring the traces of merged results beside the merged report, so its links work."""
+    """Bring the traces of merged results beside the merged report, so its links work. Shards name a class's
+    trace alike: the one kept is the class's representative over all shards (with its minimized trace)."""
+    chosen: dict[str, tuple] = {}
     for source in sources:
         if not os.path.isdir(source) or os.path.abspath(source) == os.path.abspath(target):
             continue
-        os.makedirs(target, exist_ok=True)
         for name in os.listdir(source):
-            if name.endswith(".json"):
-                shutil.copyfile(os.path.join(source, name), os.path.join(target, name))
+            if name.endswith(".json") and not name.endswith(MINIMIZED_SUFFIX):
+                order = _trace_order(os.path.join(source, name))
+                if name not in chosen or order < chosen[name][0]:
+                    chosen[name] = (order, source)
+    if chosen:
+        os.makedirs(target, exist_ok=True)
+    for name, (_, source) in chosen.items():
+        shutil.copyfile(os.path.join(source, name), os.path.join(target, name))
+        smaller = name[:-len(".json")] + MINIMIZED_SUFFIX
+        if os.path.exists(os.path.join(source, smaller)):
+            shutil.copyfile(os.path.join(source, smaller), os.path.join(target, smaller))
+
+
+def _trace_order(path: str) -> tuple:
+    """A class trace's representative order (`_classes.representative_order`); unreadable traces last."""
+    try:
+        _, trace = load_trace(path)
+    except ExplorerError:
+        return (3, 0)
+    return (1 if trace.get("nested") else 0, trace.get("state", 0))
 
 
 REPRODUCE_FLAGS = (("engine", "--engine"), ("scenario", "--scenario"), ("ops", "--ops"),

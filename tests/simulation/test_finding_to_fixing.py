@@ -22,6 +22,7 @@ SWEEP = ["sweep", "--engine", "json_kv.py:JsonKV", "--ops", "10", "--jobs", "2",
 def project(tmp_path, monkeypatch):
     shutil.copy(ENGINE_FILE, tmp_path / "json_kv.py")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CRASHSWEEP_CORPUS")         # the default: .crashsweep/ beside the project
     return tmp_path
 
 

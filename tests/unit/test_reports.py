@@ -35,10 +35,15 @@ def test_sweep_writes_a_self_contained_html_report_with_working_trace_links(tmp_
     assert {"verdict", "summary", "timeline", "points", "strategies", "faults", "violations-heading",
             "bugs"} <= collector.ids
     assert collector.external == []                      # nothing fetched from the network
-    assert collector.links and all((out / link).exists() for link in collector.links)
-    assert "crashsweep replay" in html and "no-log-checksum" in html
-    minimized = list((out / "traces").glob("*.min.json"))          # the first violation, minimized by the sweep
-    assert len(minimized) == 1 and f"traces/{minimized[0].name}" in collector.links
+    files = [link for link in collector.links if not link.startswith("#")]
+    anchors = [link[1:] for link in collector.links if link.startswith("#")]
+    assert files and all((out / link).exists() for link in files)
+    assert anchors and all(anchor in collector.ids for anchor in anchors)     # bars and classes link inside
+    assert "crashsweep replay" in html and "crashsweep explain" in html and "no-log-checksum" in html
+    summary = json.loads((out / "summary.json").read_text())
+    minimized = list((out / "traces").glob("*.min.json"))          # each class's trace, minimized by the sweep
+    assert len(minimized) == len(summary["classes"]) >= 1
+    assert all(f"traces/{path.name}" in collector.links for path in minimized)
 
 
 def test_minimize_zero_leaves_traces_as_found(tmp_path):
@@ -49,18 +54,25 @@ def test_minimize_zero_leaves_traces_as_found(tmp_path):
 
 def test_report_escapes_keys_and_values():
     results = [{"state": 0, "point": 0, "op": 1, "kind": "not-a-snapshot", "outcome": "not-a-snapshot",
-                "detail": "<script>alert(1)</script>", "choice": {},
-                "diff": {"missing": {"<b>key</b>": "hex:00ff"}, "extra": {}, "wrong": {}}}]
+                "detail": "<script>alert(1)</script>", "choice": {}, "class": "c",
+                "diff": {"missing": {"<b>key</b>": "hex:00ff"}, "extra": {}, "wrong": {"<i>k</i>": ["hex:00", "hex:01"]}}}]
     summary = {"engine": "e", "scenario": "s", "ops": 1, "options": {}, "strategy": "bounded", "bound": 2,
                "samples": None, "faults": "crash", "seed": 0, "crash_points": 1, "states_explored": 1,
                "distinct_states": 1, "nested_states": 0, "coverage": "1 of 1", "violations": 1,
                "violations_by_kind": {"not-a-snapshot": 1}, "elapsed_s": 0, "states_per_s": 0,
-               "recovery_paths": {}, "spec_id": "x"}
+               "recovery_paths": {}, "spec_id": "x",
+               "classes": [{"id": "c", "kind": "not-a-snapshot", "title": "<u>title</u>", "states": 1,
+                            "first_state": 0, "trace": "traces/not-a-snapshot-c.json",
+                            "detail": "<script>alert(1)</script>", "why": ["needs <em>x</em>"],
+                            "io": [{"op": 1, "call": "write <a>", "site": "<s>.py:1", "fate": "lost"}],
+                            "diff": {"missing": {"<b>key</b>": "hex:00ff"}, "wrong": {"<i>k</i>": ["hex:00", "hex:01"]}}}]}
     import tempfile
     with tempfile.TemporaryDirectory() as out:
         html = open(render_html(summary, [], results, out)).read()
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;key&lt;/b&gt;" in html
-    assert "hex:00ff" in html
+    for raw in ("<u>", "<em>", "<a>", "<s>", "<i>"):
+        assert raw not in html, raw
+    assert "&lt;u&gt;title&lt;/u&gt;" in html and "&lt;i&gt;k&lt;/i&gt;" in html
 
 
 def test_large_report_is_aggregated_not_one_element_per_state(tmp_path):
@@ -96,16 +108,26 @@ def test_fault_kind_and_per_point_breakdowns_count_each_state_by_what_it_contain
     assert dict(counts["by_point"][1]) == {"refused": 1, "violation": 1}
 
 
-def test_junit_has_one_case_per_crash_point_and_failures_name_the_replay(tmp_path):
+def test_junit_has_one_case_per_failure_class_naming_its_explanation_and_replay(tmp_path):
     out = tmp_path / "report"
     main(["sweep", *FAST, "--option", "bug=no-log-checksum", "--out", str(out)])
     suite = ElementTree.parse(out / "junit.xml").getroot()
     summary = json.loads((out / "summary.json").read_text())
     cases = suite.findall("testcase")
-    assert len(cases) == summary["crash_points"]
+    assert len(cases) == len(summary["classes"]) + 1 >= 2            # a case per class, and the sweep's own
     failures = [case.find("failure") for case in cases if case.find("failure") is not None]
-    assert failures and int(suite.get("failures")) == len(failures)
-    assert all("crashsweep replay" in failure.text for failure in failures)
+    assert int(suite.get("failures")) == len(failures) == len(cases)
+    for entry, failure in zip(summary["classes"], failures):
+        assert entry["title"] in failure.get("message") and f"{entry['states']:,} state(s)" in failure.get("message")
+        assert "crashsweep replay" in failure.text and "crashsweep explain" in failure.text
+        assert all(line in failure.text for line in entry.get("why", []))
+
+
+def test_junit_of_a_clean_sweep_is_one_passing_case(tmp_path):
+    out = tmp_path / "report"
+    assert main(["sweep", *FAST, "--out", str(out)]) == 0
+    suite = ElementTree.parse(out / "junit.xml").getroot()
+    assert len(suite.findall("testcase")) == 1 and suite.get("failures") == "0"
 
 
 def test_report_merges_shards_into_the_same_summary(tmp_path):
@@ -117,7 +139,7 @@ def test_report_merges_shards_into_the_same_summary(tmp_path):
     merged = tmp_path / "merged"
     code = main(["report", *[str(tmp_path / f"shard{i}" / "results.jsonl") for i in range(3)], "--out", str(merged)])
     assert code == 1
-    timing = ("elapsed_s", "states_per_s", "recoveries_per_s", "engine_share")
+    timing = ("elapsed_s", "states_per_s", "recoveries_per_s", "engine_share", "elapsed_total_s", "corpus")
     first, second = (json.loads((d / "summary.json").read_text()) for d in (whole, merged))
     assert {k: v for k, v in first.items() if k not in timing} == {k: v for k, v in second.items() if k not in timing}
     assert (merged / "index.html").exists() and all((merged / t).exists() for t in second["traces"])

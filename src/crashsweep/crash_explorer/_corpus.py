@@ -5,7 +5,8 @@ sweep (after a fix, or on a CI machine with a smaller budget) checks those first
 
     .crashsweep/                       beside the project (the current directory; --corpus DIR)
       README.md                        what this directory is
-      corpus/<engine>/<class id>.json  one minimized trace per failure class (plain, sorted JSON)
+      corpus/<engine>[-<options digest>]/<class id>.json
+                                       one minimized trace per failure class (plain, sorted JSON)
 
 It is small (a few KB a class, `ENTRIES_MAX` per engine) and git-friendly: commit it
 to share known failures with CI, or add it to .gitignore. A sweep re-checks the entries
@@ -21,6 +22,7 @@ malformed entry is skipped and reported, never fatal; only files named `*.json` 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -29,6 +31,11 @@ from crashsweep.crash_explorer._trace import load_trace
 from crashsweep.crash_explorer.errors import ExplorerError
 
 CORPUS_DEFAULT = ".crashsweep"
+CORPUS_ENVIRONMENT = "CRASHSWEEP_CORPUS"     # overrides the default (a test suite points it at a temporary place)
+
+
+def corpus_default() -> str:
+    return os.environ.get(CORPUS_ENVIRONMENT) or CORPUS_DEFAULT
 ENTRIES_MAX = 50
 README = """# crashsweep's regression corpus
 
@@ -40,10 +47,14 @@ Each file is an ordinary trace: `crashsweep replay FILE` and `crashsweep explain
 """
 
 
-def engine_slug(engine: str) -> str:
-    """A directory name for an engine ("json_kv.py:JsonKV" -> "json_kv.py-JsonKV")."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", engine).strip("-.")
-    return slug[:120] or "engine"
+def engine_slug(engine: str, options=()) -> str:
+    """A directory name for an engine and its options ("json_kv.py:JsonKV" -> "json_kv.py-JsonKV"; with options,
+    a digest of them is appended: `--option bug=x` is another engine)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", engine).strip("-.")[:120] or "engine"
+    if options:
+        text = "\n".join(f"{key}={value}" for key, value in sorted(dict(options).items()))
+        slug += "-" + hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+    return slug
 
 
 class Corpus:
@@ -52,12 +63,12 @@ class Corpus:
     def __init__(self, root: str = CORPUS_DEFAULT):
         self.root = root
 
-    def directory(self, engine: str) -> str:
-        return os.path.join(self.root, "corpus", engine_slug(engine))
+    def directory(self, engine: str, options=()) -> str:
+        return os.path.join(self.root, "corpus", engine_slug(engine, options))
 
-    def entries(self, engine: str) -> list[str]:
-        """Paths of this engine's entries, sorted (the order they are re-checked in)."""
-        directory = self.directory(engine)
+    def entries(self, engine: str, options=()) -> list[str]:
+        """Paths of the entries of this engine with these options, sorted (the order they are re-checked in)."""
+        directory = self.directory(engine, options)
         if not os.path.isdir(directory):
             return []
         return [os.path.join(directory, name) for name in sorted(os.listdir(directory))
@@ -70,11 +81,11 @@ class Corpus:
         except ExplorerError:
             return None
 
-    def add(self, trace_path: str, engine: str, class_id: str) -> str | None:
+    def add(self, trace_path: str, engine: str, class_id: str, options=()) -> str | None:
         """Keep a class's minimized trace; the entry's path (None when the engine already has ENTRIES_MAX)."""
-        directory = self.directory(engine)
+        directory = self.directory(engine, options)
         target = os.path.join(directory, f"{re.sub(r'[^a-z0-9-]', '', class_id)[:40] or 'class'}.json")
-        if not os.path.exists(target) and len(self.entries(engine)) >= ENTRIES_MAX:
+        if not os.path.exists(target) and len(self.entries(engine, options)) >= ENTRIES_MAX:
             return None
         os.makedirs(directory, exist_ok=True)
         readme = os.path.join(self.root, "README.md")

@@ -9,6 +9,10 @@ line). An engine that *is* standard-library code (`dbm.dumb`) gets its stdlib li
 crashsweep's own engines (the B^ε-tree under `store/`, `engines/examples/`) are
 engine code.
 
+The walk stops at crashsweep's explorer, which drives the engine: frames beyond it
+(a test that started a sweep, the parent a worker was forked from) are never the
+engine's. An engine in C (SQLite through its VFS) has no site.
+
 Sites are shown relative to where a user would look: the current directory, the
 installed packages, the standard library, or `crashsweep/…`.
 
@@ -28,7 +32,8 @@ _ENGINE_PARTS = (os.path.join(_PACKAGE, "store") + os.sep, os.path.join(_PACKAGE
 _STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 _INSTALLED = tuple(sorted({sysconfig.get_paths()["purelib"] + os.sep, sysconfig.get_paths()["platlib"] + os.sep},
                           key=len, reverse=True))
-HARNESS, LIBRARY, ENGINE = 0, 1, 2
+_DRIVER = os.path.join(_PACKAGE, "crash_explorer") + os.sep
+HARNESS, LIBRARY, ENGINE, DRIVER = 0, 1, 2, 3
 _CATEGORY: dict[str, int] = {}
 UNKNOWN_SITE = ""
 
@@ -38,6 +43,8 @@ def _category(filename: str) -> int:
     if category is None:
         if filename.startswith(_ENGINE_PARTS):
             category = ENGINE
+        elif filename.startswith(_DRIVER):
+            category = DRIVER       # what drives the engine: frames beyond it (a test, a fork's parent) are not
         elif filename.startswith(_PACKAGE) or "pyfakefs" in filename or filename.startswith("<"):
             category = HARNESS
         elif filename.startswith(_STDLIB) and not filename.startswith(_INSTALLED):
@@ -76,6 +83,8 @@ def _pick(frames) -> str:
     library = plumbing = None
     for filename, line in frames:
         category = _category(filename)
+        if category == DRIVER:
+            break
         if category == ENGINE:
             return f"{shown_path(filename)}:{line}"
         if category == LIBRARY:
