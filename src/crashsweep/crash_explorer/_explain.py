@@ -65,8 +65,17 @@ def pending_fate_marks(recording, result: dict) -> dict[int, str]:
     point = recording.walk.points[result["point"]]
     choice = result.get("choice") or {}
     persisted = set(choice.get("persist", ()))
-    torn = {unit for unit, _ in choice.get("torn", ())}
-    return {unit: "persisted" if unit in persisted else "torn" if unit in torn else "lost" for unit in point.pending}
+    torn = {unit: pieces for unit, pieces in choice.get("torn", ())}
+    unit_word = "sector" if not uses_fs(recording.context) else "block"
+    return {unit: "persisted" if unit in persisted else torn_mark(torn[unit], recording.walk.writes[unit][1],
+                                                                  unit_word) if unit in torn else "lost"
+            for unit in point.pending}
+
+
+def torn_mark(pieces, count: int, word: str) -> str:
+    """"torn: sectors 0, 1, 3 of 4 landed"."""
+    shown = ", ".join(str(piece) for piece in list(pieces)[:16]) + (" …" if len(pieces) > 16 else "")
+    return f"torn: {word}{'s' if len(pieces) != 1 else ''} {shown} of {count} landed"
 
 
 def explanation(recording, result: dict, check) -> dict:
@@ -121,5 +130,9 @@ def render(trace: dict) -> list[str]:
         for entry in trace["fates"][:IO_CALLS_SHOWN_MAX]:
             if isinstance(entry, dict):
                 site = _text(entry.get("site"))
-                lines.append(f"  {_text(entry.get('fate')):9} {_text(entry.get('call'))}{f'   {site}' if site else ''}")
+                fate = _text(entry.get("fate"))
+                pieces = entry.get("landed_pieces")
+                if fate == "torn" and isinstance(pieces, list):
+                    fate = "torn: pieces " + ", ".join(_text(piece) for piece in pieces[:16]) + " landed"
+                lines.append(f"  {fate:9} {_text(entry.get('call'))}{f'   {site}' if site else ''}")
     return lines
