@@ -30,7 +30,7 @@ import tomllib
 PROFILES: dict[str, dict] = {
     "quick": {"strategy": "bounded", "bound": 1, "crash-depth": 1, "minimize-seconds": 20},
     "default": {},
-    "exhaustive": {"strategy": "bounded", "bound": 3, "crash-depth": 2, "minimize-seconds": 300},
+    "exhaustive": {"strategy": "bounded", "bound": 3, "crash-depth": 2, "minimize-seconds": 600},
 }
 PROFILE_HELP = ("quick: bounded k=1, for local edits (finds every seeded bug in about a second); default: bounded "
                 "k=2; exhaustive: bounded k=3, two nested crashes, for nightly CI")

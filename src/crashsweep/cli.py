@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="after the sweep, minimize and explain the trace of each of the first CLASSES failure "
                             "classes (0: none)")
     sweep.add_argument("--minimize-seconds", type=_positive_float, default=60.0,
-                       help="time budget of each of those minimizations")
+                       help="time for minimizing all of those classes (shared evenly)")
     sweep.add_argument("--traces", choices=("classes", "all"), default="classes",
                        help="one trace per failure class, or also one per violating state")
     sweep.add_argument("--corpus", default=corpus_default(),

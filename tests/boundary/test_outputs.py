@@ -71,9 +71,8 @@ def test_a_killed_sweep_leaves_a_trace_for_every_violation_it_recorded(tmp_path)
     lines = results.read_text().splitlines()
     violations = [json.loads(line) for line in lines[1:] if line.endswith("}") and '"kind":"' in line]
     assert violations
-    for result in violations:
-        point = result["point"] if result["point"] is not None and result["point"] >= 0 else "none"
-        assert (out / "traces" / f"{result['kind']}-p{point}-s{result['state']}.json").exists()
+    for result in violations:       # each line's failure class has its trace, durable before the line
+        assert (out / "traces" / f"{result['kind']}-{result['class']}.json").exists()
 
 
 def test_any_character_an_engine_says_gives_valid_junit_and_html(tmp_path):

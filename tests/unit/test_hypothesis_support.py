@@ -70,7 +70,7 @@ def test_correct_engines_pass_the_stateful_test(machine):
 
 
 def test_the_stateful_test_finds_a_crash_bug():
-    with pytest.raises(AssertionError, match="recovery-error after a crash at point") as failure:
+    with pytest.raises(AssertionError, match="recovery-error after a power loss during") as failure:
         run_state_machine_as_test(TinyBuggyMachine, settings=settings(max_examples=300, deadline=None,
                                                                       database=None, derandomize=True))
     assert "checksum mismatch" in str(failure.value)
@@ -89,7 +89,36 @@ class RenameWithoutFsyncMachine(CrashSafeMachine):
 
 def test_the_stateful_test_runs_path_engines_on_the_file_system_model():
     run_state_machine_as_test(AtomicReplaceMachine, settings=settings(max_examples=40, deadline=None, database=None))
-    with pytest.raises(AssertionError, match="after a crash at point"):
+    with pytest.raises(AssertionError, match="after a power loss during"):
         run_state_machine_as_test(RenameWithoutFsyncMachine, settings=settings(
             max_examples=300, deadline=None, database=None, derandomize=True, phases=[Phase.generate]))
     assert not pathlib.Path("/crashsweep").exists()          # every file call was served by the model
+
+
+MACHINE_TEST = """
+from hypothesis import settings
+from crashsweep.hypothesis import CrashSafeMachine
+
+class RenameMachine(CrashSafeMachine):
+    engine = {engine!r}
+
+TestRename = RenameMachine.TestCase
+TestRename.settings = settings(TestRename.settings, max_examples=300, derandomize=True, database=None)
+"""
+
+
+def test_a_machine_failure_is_explained_in_the_engines_terms_without_crashsweep_frames(pytester):
+    pytester.makepyfile(test_machine=MACHINE_TEST.format(engine=f"{FS_ENGINES}:RenameWithoutFsync"))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "after a power loss during sync" in text and "why:" in text
+    assert "(ordering)" in text or "(durability)" in text or "(atomicity)" in text
+    assert "write map.json.tmp [" in text and "fs_engines.py:" in text     # the engine's call and its line
+    assert "writes pending at the power loss" in text
+    assert "_stateful.py" not in text                     # no crashsweep internals in the traceback
+
+
+def test_the_machine_runs_short_examples_by_default():
+    from crashsweep.crash_explorer._stateful import STEPS_DEFAULT
+    assert TinyMachine.TestCase.settings.stateful_step_count == STEPS_DEFAULT < 50

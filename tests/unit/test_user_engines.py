@@ -83,3 +83,21 @@ def test_a_path_engine_runs_on_the_file_system_model(tmp_path):
                         "--quiet", "--minimize", "0", "--out", str(tmp_path / "r"))
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert "violation" in completed.stdout
+
+
+def test_module_colon_class_resolves_from_the_current_directory(tmp_path):
+    """`--engine json_kv:JsonKV` from the engine's directory works with the installed `crashsweep` command (whose
+    sys.path does not hold the current directory), as `python -m` would."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    command = os.path.join(os.path.dirname(sys.executable), "crashsweep")
+    if not os.path.exists(command):
+        command = shutil.which("crashsweep")
+    assert command, "the crashsweep command is installed with the package"
+    shutil.copy(os.path.join(os.path.dirname(__file__), "..", "engines", "json_kv.py"), tmp_path)
+    done = subprocess.run([command, "log", "--engine", "json_kv:JsonKV", "--ops", "2"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rename db.json.tmp -> db.json   json_kv.py:29" in done.stdout

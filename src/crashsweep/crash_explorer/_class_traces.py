@@ -33,19 +33,22 @@ def minimized_name(trace_file: str) -> str:
     return trace_file[:-len(".json")] + MINIMIZED_SUFFIX
 
 
-def minimize_classes(out_dir: str, classes: list[dict], classes_max: int, seconds_each: float,
+def minimize_classes(out_dir: str, classes: list[dict], classes_max: int, seconds_total: float,
                      deadline: float | None = None, memory_limit_bytes: int | None = None,
                      on_class=lambda index, total, entry: None) -> list[str]:
-    """Minimize the trace of each of the first `classes_max` classes; the .min.json paths written.
-    `deadline` (time.monotonic()) bounds the whole of it; `on_class(i, n, class)` is told before each."""
+    """Minimize the trace of each of the first `classes_max` classes within `seconds_total` for all of them
+    (each class gets an even share of what is left, so one slow class cannot starve the rest); the .min.json
+    paths written. `deadline` (time.monotonic()) bounds it further; `on_class(i, n, class)` is told first."""
     written = []
     chosen = classes[:classes_max]
+    ends = time.monotonic() + seconds_total
+    deadline = ends if deadline is None else min(deadline, ends)
     for index, entry in enumerate(chosen):
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining < MINIMIZE_SECONDS_FLOOR:
+        remaining = deadline - time.monotonic()
+        if remaining < MINIMIZE_SECONDS_FLOOR:
             break
         on_class(index, len(chosen), entry)
-        budget = seconds_each if remaining is None else min(seconds_each, remaining)
+        budget = remaining / (len(chosen) - index)
         name = class_trace_name(entry["id"], entry["kind"])
         path = os.path.join(out_dir, "traces", name)
         try:    # in contained processes: an engine that dies there costs the minimization, not the sweep

@@ -73,6 +73,9 @@ def _load_module(module_text: str):
             del sys.modules[module_name]
             raise EngineError(f"--engine: importing {module_text} failed: {type(error).__name__}: {error}") from None
         return module
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:    # as `python -m` does: a module:CLASS of the current directory
+        sys.path.insert(0, here)
     try:
         return importlib.import_module(module_text)
     except ModuleNotFoundError as error:

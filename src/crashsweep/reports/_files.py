@@ -42,8 +42,9 @@ def write_junit(out_dir: str, summary: dict) -> str:
         failure = ElementTree.SubElement(case, "failure", type=entry["kind"],
                                          message=f"{entry['title']} — {entry['states']:,} state(s)")
         why = "".join(f"  {line}\n" for line in entry.get("why", []))
-        failure.text = (f"{entry['title']}\n{entry['states']:,} state(s) of this class; first: state "
-                        f"{entry['first_state']}\n" + (f"why:\n{why}" if why else "")
+        detail = f"{entry['detail']}\n" if entry.get("detail") else ""
+        failure.text = (f"{entry['title']}\n{entry['states']:,} state(s) of this class; its trace: state "
+                        f"{entry['first_state']}\n{detail}" + (f"why:\n{why}" if why else "")
                         + f"replay: crashsweep replay {out_dir}/{trace}\nexplain: crashsweep explain {out_dir}/{trace}\n")
     whole = ElementTree.SubElement(suite, "testcase", classname=f"crashsweep.{summary['engine']}",
                                    name=f"sweep: {summary['distinct_states']:,} distinct states")
