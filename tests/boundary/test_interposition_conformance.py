@@ -19,7 +19,7 @@ import shutil
 import stat
 import tempfile
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import example, HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crashsweep.disk_model import STORE_PATH, FsLog, FsTree, shared_session
@@ -360,6 +360,7 @@ def _run_model(program_calls):
 @settings(max_examples=int(os.environ.get("CRASHSWEEP_CONFORMANCE_EXAMPLES", "300")), deadline=None,
           suppress_health_check=list(HealthCheck))
 @given(st.lists(calls, max_size=14))
+@example([("pathlib_mkdir", "d"), ("bound_open", "d/c", 64), ("pathlib_rename", "d/c", "d")])    # found by this test
 def test_the_model_answers_every_call_as_the_real_os_does(program_calls):
     real_results, real_tree = _run_real(program_calls)
     model_results, model_tree = _run_model(program_calls)

@@ -194,23 +194,42 @@ def worker_sessions() -> set[int]:
 class LocalExecutor:
     """Worker processes on this machine. Requires: jobs >= 1."""
 
-    def __init__(self, jobs: int, state_timeout_s: float, memory_limit_bytes: int | None = None):
+    def __init__(self, jobs: int, state_timeout_s: float, memory_limit_bytes: int | None = None,
+                 keep_workers: bool = False):
         assert jobs >= 1, jobs
         self.jobs = jobs
+        self.keep_workers = keep_workers
+        self._kept: list[_Worker] = []
         self.memory_limit_bytes = memory_limit_bytes
         self.watchdog_s = 2 * state_timeout_s + WATCHDOG_SLACK_S
         self.context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
 
     def run(self, units: Iterable[dict], on_result: Callable[[dict], None],
             should_stop: Callable[[], bool] = lambda: False) -> bool:
-        """Returns True when every unit finished, False when `should_stop` ended it early."""
+        """Returns True when every unit finished, False when `should_stop` ended it early. With `keep_workers`,
+        idle workers stay alive for the next `run` (many one-state runs, as minimization makes, fork once)."""
         queue = deque(units)
-        workers = [_Worker(self.context, self.memory_limit_bytes) for _ in range(min(self.jobs, max(1, len(queue))))]
+        wanted = min(self.jobs, max(1, len(queue)))
+        workers = [worker for worker in self._kept if worker.process.is_alive()][:wanted]
+        for worker in self._kept:
+            if worker not in workers:
+                worker.stop(kill=True)
+        self._kept = []
+        workers += [_Worker(self.context, self.memory_limit_bytes) for _ in range(wanted - len(workers))]
         try:
             return self._loop(queue, workers, on_result, should_stop)
         finally:
             for worker in workers:
-                worker.stop(kill=worker.unit is not None)
+                if self.keep_workers and worker.unit is None and worker.process.is_alive():
+                    self._kept.append(worker)
+                else:
+                    worker.stop(kill=worker.unit is not None)
+
+    def close(self) -> None:
+        """Stop the workers kept between runs."""
+        for worker in self._kept:
+            worker.stop()
+        self._kept = []
 
     def _loop(self, queue, workers, on_result, should_stop) -> bool:
         while True:

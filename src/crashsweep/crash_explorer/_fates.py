@@ -171,8 +171,8 @@ def sentences(explanation: dict, unit: Callable[[int], str], medium: str, sync_o
         said.append(f"assumes {name} durable{when} (durability): nothing made it durable; "
                     f"{_hint(name, medium)} would")
     elif explanation["in_order"] and not explanation["lost"]:
-        said.append("fails with every pending write persisted in order: the recovery logic is wrong, not the "
-                    "order or durability of its I/O")
+        said.append("fails with every pending write persisted in order (or none pending): the recovery logic is "
+                    "wrong, not the order or durability of its I/O")
     elif explanation["in_order"]:
         said.append("fails in order whatever more of the pending writes persist: the recovery logic (or a write "
                     "made before this crash point) is wrong")

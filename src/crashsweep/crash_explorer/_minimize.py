@@ -42,6 +42,8 @@ class _Search:
         self.kind, self.crashed, self.states_max, self.deadline = kind, crashed, states_max, deadline
         self.memory_limit_bytes = memory_limit_bytes
         self.candidates = 0
+        self.executor: LocalExecutor | None = None      # kept across checks of one spec: one fork, not one each
+        self.executor_spec: str | None = None
 
     def expired(self) -> bool:
         return time.monotonic() > self.deadline
@@ -77,14 +79,25 @@ class _Search:
         """The first result of the searched kind, in unit order; states run in a worker process (an engine that
         kills it costs that state, as in a sweep)."""
         found: list[dict] = []
-        executor = LocalExecutor(1, spec.state_timeout_s, self.memory_limit_bytes)
+        one_state = len(units) == 1 and len(units[0]["states"]) == 1
+        if self.executor is None or self.executor_spec != spec.spec_id:
+            self.close()
+            self.executor = LocalExecutor(1, spec.state_timeout_s, self.memory_limit_bytes, keep_workers=True)
+            self.executor_spec = spec.spec_id
 
         def take(result: dict) -> None:
             if result["kind"] == self.kind and not found:
                 found.append(result)
 
-        executor.run(units, take, lambda: bool(found) or (self.expired() and not ignore_deadline))
+        # a one-state unit runs to its end (its worker is then kept for the next check); others stop early
+        stop = (lambda: False) if one_state else (lambda: bool(found) or (self.expired() and not ignore_deadline))
+        self.executor.run(units, take, stop)
         return found[0] if found else None
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+            self.executor = None
 
 
 def minimize_trace(spec: SweepSpec, trace: dict, budget_seconds: float = BUDGET_SECONDS_DEFAULT,
@@ -98,27 +111,30 @@ def minimize_trace(spec: SweepSpec, trace: dict, budget_seconds: float = BUDGET_
     if crashed and trace.get("nested", []) == []:
         spec = replace(spec, crash_depth=0)   # the violation is at the first crash: no need to crash again
     search = _Search(kind, crashed, states_per_candidate, started + budget_seconds, memory_limit_bytes)
-    original_ops = len(spec.ops)
-    found = search.find(spec)
-    if found is None:   # the search budget misses it: keep the original state as the witness
-        result = replay_contained(spec, trace, memory_limit_bytes)
-        found = (result, trace["crash"]["position"] if crashed else None)
-    spec, found = _shrink_ops(spec, found, search)
-    result, position = found
-    original_landed = _landed(result.get("choice", {}))
-    recording = None
-    if crashed:
-        result, recording = _shrink_choice(spec, result, kind, search)
-    shrunk = make_trace(spec, result, position)
-    if recording is not None and result.get("point") is not None:
-        point = recording.walk.points[result["point"]]
-        shrunk["fates"] = pending_fates(ClassNamer(recording), point.pending, result.get("choice") or {})
-        if not result.get("nested"):
-            shrunk["explanation"] = explanation(recording, result, search.checker(spec, result, recording))
-    shrunk["minimized"] = {"ops_before": original_ops, "ops_after": len(spec.ops),
-                           "landed_writes_before": original_landed, "landed_writes_after": _landed(shrunk["choice"]),
-                           "candidates_tried": search.candidates, "seconds": round(time.monotonic() - started, 3),
-                           "complete": not search.expired()}
+    try:
+        original_ops = len(spec.ops)
+        found = search.find(spec)
+        if found is None:   # the search budget misses it: keep the original state as the witness
+            result = replay_contained(spec, trace, memory_limit_bytes)
+            found = (result, trace["crash"]["position"] if crashed else None)
+        spec, found = _shrink_ops(spec, found, search)
+        result, position = found
+        original_landed = _landed(result.get("choice", {}))
+        recording = None
+        if crashed:
+            result, recording = _shrink_choice(spec, result, kind, search)
+        shrunk = make_trace(spec, result, position)
+        if recording is not None and result.get("point") is not None:
+            point = recording.walk.points[result["point"]]
+            shrunk["fates"] = pending_fates(ClassNamer(recording), point.pending, result.get("choice") or {})
+            if not result.get("nested"):
+                shrunk["explanation"] = explanation(recording, result, search.checker(spec, result, recording))
+        shrunk["minimized"] = {"ops_before": original_ops, "ops_after": len(spec.ops),
+                               "landed_writes_before": original_landed, "landed_writes_after": _landed(shrunk["choice"]),
+                               "candidates_tried": search.candidates, "seconds": round(time.monotonic() - started, 3),
+                               "complete": not search.expired()}
+    finally:
+        search.close()
     return spec, shrunk
 
 
@@ -257,6 +273,9 @@ def _explain_as_data(spec_json: dict, trace: dict, budget_seconds: float, memory
         result = {"point": crash["point"], "choice": trace["choice"], "windows": crash["windows"],
                   "op": points[crash["point"]].op_index, "state": trace.get("state", 0)}
         search = _Search(trace["violation"]["kind"], True, 1, time.monotonic() + budget_seconds, memory_limit_bytes)
-        return {"explanation": explanation(recording, result, search.checker(spec, result, recording))}
+        try:
+            return {"explanation": explanation(recording, result, search.checker(spec, result, recording))}
+        finally:
+            search.close()
     except (ExplorerError, EngineError) as error:
         return {"error": str(error)}

@@ -177,8 +177,9 @@ class CrashSafeMachine(RuleBasedStateMachine):
         final run only: shrinking does not pay for them) and the fate of every pending write."""
         op = self._ops[point.op_index] if 0 <= point.op_index < len(self._ops) else None
         during = f"during {op.kind}" if op is not None else "while the engine opened"
+        raised = f" [{result['raised']}]" if result.get("raised") else ""
         lines = [f"{result['kind']} after a power loss {during} (operation {point.op_index} since the last "
-                 f"recovery): {result['detail']}"]
+                 f"recovery): {result['detail']}{raised}"]
         names, sites = unit_names(self._log), unit_sites(self._log)
 
         def unit(unit_id: int) -> str:

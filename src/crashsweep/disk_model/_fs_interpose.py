@@ -80,13 +80,20 @@ class ModelOs(FakeOsModule):
                 raise error
 
     def _rename_checks(self, source, target) -> None:
-        """What Linux checks before renaming, in its order: both directories resolve, then the kinds agree
-        (a file over a directory: EISDIR, a directory over a file: ENOTDIR, whatever the directory holds)."""
+        """What Linux checks before renaming, in its order: both directories resolve, neither path is an ancestor
+        of the other (target above source: ENOTEMPTY, source above target: EINVAL), then the kinds agree (a file
+        over a directory: EISDIR, a directory over a file: ENOTDIR, whatever the directory holds)."""
         self._resolve_parents(source, target)
         source_object = self._session.lookup(self.filesystem.absnormpath(os.fsdecode(source)))
         target_object = self._session.lookup(self.filesystem.absnormpath(os.fsdecode(target)))
         if source_object is None or target_object is None or source_object is target_object:
             return
+        source_path = self.filesystem.absnormpath(os.fsdecode(source)).rstrip("/")
+        target_path = self.filesystem.absnormpath(os.fsdecode(target)).rstrip("/")
+        if source_path.startswith(target_path + "/"):     # Linux's lock_rename trap: the target is an ancestor
+            raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY), target)
+        if target_path.startswith(source_path + "/"):     # ... or the source is
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), source)
         source_is_dir = isinstance(source_object, FakeDirectory)
         target_is_dir = isinstance(target_object, FakeDirectory)
         if target_is_dir and not source_is_dir:
