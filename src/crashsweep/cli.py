@@ -132,7 +132,13 @@ e.g. budget-seconds = 60; profiles under [tool.crashsweep.profiles.NAME]); flags
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Every option's default in --help, and examples kept as written."""
+    """Every option's default in --help (none shown for flags and options without one), examples as written."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS, []) or isinstance(action.default, tuple) \
+                or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add_spec_arguments(command: argparse.ArgumentParser) -> None:
@@ -198,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                        help="worker processes (default: all cores); results never depend on it")
     sweep.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
-                       help="run only slice I of N (a CI matrix); crashsweep report merges them")
+                       help="run only slice I of N (a CI matrix; default 0/1, the whole sweep); crashsweep report "
+                            "merges them")
     sweep.add_argument("--out", default="crashsweep-report", help="output directory")
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
     sweep.add_argument("--no-memo", action="store_true",
