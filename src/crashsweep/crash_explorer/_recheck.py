@@ -71,7 +71,7 @@ def recheck_operation(spec: SweepSpec, trace: dict, memory_limit_bytes: int | No
         new_trace = make_trace(spec, first, point.position)
         new_trace["fates"] = pending_fates(ClassNamer(recording), point.pending, first.get("choice") or {})
     return {"op": op_index, "checked": checked[0], "planned": len(plan.states), "violations": len(found),
-            "complete": complete and plan.exhausted or complete and len(plan.states) < RECHECK_STATES_MAX,
+            "complete": complete and plan.distinct_total <= RECHECK_STATES_MAX,     # every planned state ran
             "violation": first, "trace": new_trace}
 
 
