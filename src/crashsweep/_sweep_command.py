@@ -114,7 +114,8 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
         progress.phase(f"recording {len(spec.ops):,} operations")
         options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
                                budget_seconds=args.budget_seconds, resume=args.resume, memo=not args.no_memo,
-                               memory_limit_bytes=args.memory_limit, traces=args.traces)
+                               memory_limit_bytes=args.memory_limit, traces=args.traces, executor=args.executor,
+                               scheduler=args.scheduler)
         run = prepare(spec, options, planning_deadline=budget.share(PLANNING_SHARE),
                       on_phase=lambda name, total: progress.phase(name, total), on_point=progress.step)
         options.check_deadline = budget.until(MINIMIZE_SHARE * (args.budget_seconds or 0) if minimizing

@@ -203,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bound the whole command (recording, planning, checking, minimization, reports)")
     sweep.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                        help="worker processes (default: all cores); results never depend on it")
+    sweep.add_argument("--executor", choices=("local", "dask"), default="local",
+                       help="where states run: worker processes here, or a Dask cluster (pip install "
+                            "'crashsweep[dask]'; a local cluster of --jobs workers unless --scheduler names one)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="with --executor dask: the scheduler of a running cluster (tcp://host:8786)")
     sweep.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
                        help="run only slice I of N (a CI matrix; default 0/1, the whole sweep); crashsweep report "
                             "merges them")
@@ -293,6 +298,8 @@ def run_sweep(args, progress_quiet: bool) -> tuple[SweepRun, dict, list[str]]:
     spec = spec_from_args(args)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} exists and is not a directory")
+    if args.scheduler is not None and args.executor != "dask":
+        raise UsageError("--scheduler names a Dask scheduler: use it with --executor dask")
     return sweep_command.run_sweep(args, spec, progress_quiet)
 
 

@@ -28,6 +28,7 @@ from multiprocessing.connection import wait
 from crashsweep.crash_explorer import _wire
 from crashsweep.crash_explorer._limits import OUTPUT_BYTES_MAX
 from crashsweep.crash_explorer._sandbox import enter_worker_process, kill_children, kill_group, kill_group_except_self
+from crashsweep.crash_explorer._shipping import install
 from crashsweep.crash_explorer._worker import run_unit
 from crashsweep.crash_explorer.errors import EngineBypass
 from crashsweep.disk_model import InterpositionBypass
@@ -75,11 +76,13 @@ class InlineExecutor:
         return True
 
 
-def _worker_main(connection, memory_limit_bytes: int | None) -> None:
+def _worker_main(connection, memory_limit_bytes: int | None, setup: dict | None = None) -> None:
     # Its own session (Ctrl-C and a CI's SIGTERM reach only the parent, which stops the workers; anything the
     # engine starts is in this worker's process group), the memory limit, and the engine's output captured.
+    # `setup`: a shipped engine's files on this machine (`_shipping.install`).
     output = _OutputCapture()
     enter_worker_process(memory_limit_bytes, output.fd)
+    install(setup)
     while True:
         unit = connection.recv()
         if unit is None:
@@ -144,10 +147,11 @@ class _OutputCapture:
 
 
 class _Worker:
-    def __init__(self, context, memory_limit_bytes: int | None):
+    def __init__(self, context, memory_limit_bytes: int | None, setup: dict | None = None):
         parent_end, child_end = context.Pipe()
         self.connection = parent_end
-        self.process = context.Process(target=_worker_main, args=(child_end, memory_limit_bytes), daemon=True)
+        self.process = context.Process(target=_worker_main, args=(child_end, memory_limit_bytes, setup),
+                                       daemon=True)
         self.process.start()
         _workers_alive.add(self.process.pid)
         child_end.close()
@@ -195,14 +199,17 @@ class LocalExecutor:
     """Worker processes on this machine. Requires: jobs >= 1."""
 
     def __init__(self, jobs: int, state_timeout_s: float, memory_limit_bytes: int | None = None,
-                 keep_workers: bool = False):
+                 keep_workers: bool = False, start_method: str | None = None, setup: dict | None = None):
+        """`start_method`: multiprocessing's ("fork" by default on POSIX; a Dask worker, which has threads, uses
+        "forkserver"); `setup`: a shipped engine's files (`_shipping.materialize`)."""
         assert jobs >= 1, jobs
+        self.setup = setup
         self.jobs = jobs
         self.keep_workers = keep_workers
         self._kept: list[_Worker] = []
         self.memory_limit_bytes = memory_limit_bytes
         self.watchdog_s = 2 * state_timeout_s + WATCHDOG_SLACK_S
-        self.context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        self.context = multiprocessing.get_context(start_method or ("fork" if os.name == "posix" else "spawn"))
 
     def run(self, units: Iterable[dict], on_result: Callable[[dict], None],
             should_stop: Callable[[], bool] = lambda: False) -> bool:
@@ -215,7 +222,7 @@ class LocalExecutor:
             if worker not in workers:
                 worker.stop(kill=True)
         self._kept = []
-        workers += [_Worker(self.context, self.memory_limit_bytes) for _ in range(wanted - len(workers))]
+        workers += [_Worker(self.context, self.memory_limit_bytes, self.setup) for _ in range(wanted - len(workers))]
         try:
             return self._loop(queue, workers, on_result, should_stop)
         finally:
@@ -286,4 +293,4 @@ class LocalExecutor:
             queue.extendleft({**unit, "states": [state]} for state in reversed(left))
         worker.unit = None
         worker.stop(kill=True)
-        workers[workers.index(worker)] = _Worker(self.context, self.memory_limit_bytes)
+        workers[workers.index(worker)] = _Worker(self.context, self.memory_limit_bytes, self.setup)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._collector import collector_paused
@@ -44,6 +45,8 @@ class SweepOptions:
     memory_limit_bytes: int | None = field(default_factory=default_memory_limit_bytes)   # per engine process
     traces: str = "classes"  # "classes": one trace per failure class; "all": one per violating state too
     check_deadline: float | None = None   # time.monotonic() when checking stops (None: budget_seconds from its start)
+    executor: str = "local"  # "local" (worker processes here) or "dask"
+    scheduler: str | None = None   # with "dask": the address of a running cluster's scheduler (None: start one)
 
 
 @dataclass
@@ -142,9 +145,9 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             if not options.memo:
                 for unit in units:
                     unit["memo"] = False
-            executor = LocalExecutor(options.jobs, run.spec.state_timeout_s, options.memory_limit_bytes)
             stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
-            run.completed = executor.run(units, accept, stop)
+            with executor_for(run.spec, options) as executor:
+                run.completed = executor.run(units, accept, stop)
         except KeyboardInterrupt as interrupt:     # Ctrl-C, or SIGTERM from outside (Terminated)
             run.interrupted = True
             run.terminated = isinstance(interrupt, Terminated)
@@ -152,6 +155,18 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             writer.close()
             run.elapsed_s = time.monotonic() - started
     return run
+
+
+@contextmanager
+def executor_for(spec: SweepSpec, options: SweepOptions):
+    """The executor `options` ask for (a Dask one is closed, with the cluster it started, when done)."""
+    if options.executor == "dask":
+        from crashsweep.crash_explorer._dask_executor import DaskExecutor
+        with DaskExecutor(options.jobs, spec.state_timeout_s, options.memory_limit_bytes, spec.engine,
+                          options.scheduler) as executor:
+            yield executor
+    else:
+        yield LocalExecutor(options.jobs, spec.state_timeout_s, options.memory_limit_bytes)
 
 
 def class_trace(run: SweepRun, namer: ClassNamer, result: dict) -> dict:

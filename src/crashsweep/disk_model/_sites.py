@@ -55,9 +55,20 @@ def _category(filename: str) -> int:
     return category
 
 
+_SHOWN_AS: dict[str, str] = {}     # a copy of a user's file on another machine -> its name on the user's
+
+
+def show_file_as(filename: str, shown: str) -> None:
+    """Show `filename` (a shipped copy) as `shown`, the name the user's own machine gives it."""
+    _SHOWN_AS[filename] = shown
+    _CATEGORY.pop(filename, None)
+
+
 def shown_path(filename: str) -> str:
     """A file name as a user would look it up: relative to the current directory, site-packages, the standard
     library or crashsweep's package."""
+    if filename in _SHOWN_AS:
+        return _SHOWN_AS[filename]
     if filename.startswith(_PACKAGE):
         return "crashsweep/" + filename[len(_PACKAGE):]
     for root in _INSTALLED:

@@ -29,6 +29,12 @@ from crashsweep.engines.errors import EngineError
 
 REQUIRED_METHODS = ("put", "get", "delete", "sync", "close")
 _loaded: dict[str, type] = {}
+_redirected: dict[str, str] = {}     # MODULE text of a .py engine -> the file to load it from on this machine
+
+
+def redirect_module_file(module_text: str, path: str) -> None:
+    """Load the engine file named `module_text` from `path` (a copy shipped to this machine, DESIGN §5 Scale)."""
+    _redirected[module_text] = path
 
 
 def is_user_engine_name(name: str) -> bool:
@@ -58,7 +64,7 @@ def load_class(name: str) -> type:
 
 def _load_module(module_text: str):
     if module_text.endswith(".py") or os.sep in module_text:
-        path = os.path.abspath(module_text)
+        path = os.path.abspath(_redirected.get(module_text, module_text))
         if not os.path.isfile(path):
             raise EngineError(f"--engine: no such file {module_text}")
         module_name = "crashsweep_user_" + os.path.splitext(os.path.basename(path))[0]

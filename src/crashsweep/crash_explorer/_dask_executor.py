@@ -1,0 +1,257 @@
+"""Run a sweep's work units on a Dask cluster (DESIGN §5 Scale): `--executor dask [--scheduler ADDRESS]`.
+
+The units are the local executor's, plain data. A Dask task runs one unit through a
+local executor of one worker process on the Dask worker's machine, so the engine
+boundary holds there as here: the engine runs in a process of its own (session,
+memory limit, watchdog, captured output), an engine that kills or hangs its process
+costs that one state (`recovery-error` / `hang`), and never the Dask worker. Each Dask
+worker keeps its engine process between tasks, so a spec is recorded once per worker.
+
+Results come back unit by unit as tasks finish and are checked like a local worker's
+(each names a state of its unit, once); a state already reported is never reported
+again, so a task that Dask runs twice (its worker died after finishing it) changes
+nothing. A Dask worker that dies mid-task (killed, its machine lost) costs nothing:
+the scheduler runs the task on another worker.
+
+Before the first unit, every worker is asked what it runs: the same crashsweep (a
+digest of its source), the same Python minor version, and the engine: a `.py` engine is
+shipped (`_shipping`), a dotted module must be installed there. A mismatch is one line.
+
+Invariants: every state of every unit yields exactly one result; which worker ran a
+state never changes its result; at most `IN_FLIGHT_PER_THREAD` units per worker thread
+wait on the cluster, so a budget or Ctrl-C stops within one unit per thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from crashsweep.crash_explorer._executor import LocalExecutor
+from crashsweep.crash_explorer._shipping import ShippingError, engine_bundle, materialize, module_problem
+from crashsweep.crash_explorer.errors import EngineBypass, ExplorerError
+
+IN_FLIGHT_PER_THREAD = 4
+POLL_INTERVAL_S = 0.2
+CONNECT_TIMEOUT_S = 20.0
+RESUBMITS_MAX = 3          # a unit whose task failed (the task itself, not its engine) runs again this often
+RESULT_FIELDS_MAX = 64
+
+
+class DaskUnavailable(ExplorerError):
+    """Dask is not installed, the scheduler cannot be reached, or its workers cannot run this sweep (one line)."""
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise DaskUnavailable("--executor dask needs Dask: pip install 'crashsweep[dask]'") from None
+    return distributed
+
+
+_source_digest: list[str] = []
+
+
+def source_digest() -> str:
+    """A digest of this crashsweep's Python source: two processes with the same digest compute the same results."""
+    if not _source_digest:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        digest = hashlib.blake2b(digest_size=8)
+        for directory, subdirectories, files in sorted(os.walk(root)):
+            subdirectories.sort()
+            for name in sorted(files):
+                if name.endswith((".py", ".j2")):
+                    with open(os.path.join(directory, name), "rb") as handle:
+                        digest.update(os.path.relpath(os.path.join(directory, name), root).encode() + b"\0")
+                        digest.update(handle.read())
+        _source_digest.append(digest.hexdigest())
+    return _source_digest[0]
+
+
+def worker_facts(engine: str) -> dict:
+    """What a Dask worker runs (asked on every worker before a sweep)."""
+    from crashsweep import __version__
+    return {"crashsweep": __version__, "source": source_digest(), "python": list(sys.version_info[:2]),
+            "engine_problem": module_problem(engine)}
+
+
+# One kept local executor per setting in each Dask worker process, lent to one task at a time.
+_kept: dict[tuple, list[LocalExecutor]] = {}
+_kept_lock = threading.Lock()
+
+
+def run_unit_task(unit: dict, spec_json: dict, settings: dict) -> dict:
+    """Runs on a Dask worker: the unit's results (`{"results": [...]}`), or `{"bypass": text}`."""
+    bundle = settings.get("bundle")
+    key = (settings["state_timeout_s"], settings["memory_limit_bytes"], bundle["digest"] if bundle else None)
+    with _kept_lock:
+        idle = _kept.setdefault(key, [])
+        executor = idle.pop() if idle else None
+    if executor is None:
+        # A Nanny's worker process is "daemonic", and multiprocessing refuses children to those (they would be
+        # orphaned when it is killed). Engine processes die with their parent (PR_SET_PDEATHSIG, `_sandbox`),
+        # so that cannot happen to them: let this process start them.
+        multiprocessing.current_process()._config["daemon"] = False
+        executor = LocalExecutor(1, settings["state_timeout_s"], settings["memory_limit_bytes"], keep_workers=True,
+                                 start_method="forkserver", setup=materialize(bundle) if bundle else None)
+    results: list[dict] = []
+    try:
+        executor.run([dict(unit, spec=spec_json)], results.append)
+    except EngineBypass as bypass:
+        executor.close()
+        return {"bypass": str(bypass)}
+    with _kept_lock:
+        _kept[key].append(executor)
+    return {"results": results}
+
+
+class DaskExecutor:
+    """Work units on a Dask cluster: a `LocalCluster` of `jobs` workers started here, or the cluster of
+    `scheduler` ("tcp://host:8786"). Use as a context manager (it closes what it started).
+    Example: `with DaskExecutor(2, 10.0, None, "betree") as executor: executor.run(units, print)`."""
+
+    def __init__(self, jobs: int, state_timeout_s: float, memory_limit_bytes: int | None, engine: str,
+                 scheduler: str | None = None):
+        distributed = _import_distributed()
+        self._distributed = distributed
+        self.cluster = None
+        if not os.environ.get("CRASHSWEEP_DASK_LOGS"):
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        try:
+            bundle = engine_bundle(engine)
+        except ShippingError as error:
+            raise DaskUnavailable(str(error)) from None
+        try:
+            if scheduler is None:
+                self.cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                                        dashboard_address=None, memory_limit=0,
+                                                        silence_logs=logging.CRITICAL)
+                self.client = distributed.Client(self.cluster, timeout=CONNECT_TIMEOUT_S)
+            else:
+                self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as error:
+            self.close()
+            where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
+            raise DaskUnavailable(f"cannot reach {where}: {error}") from None
+        self.settings = {"state_timeout_s": state_timeout_s, "memory_limit_bytes": memory_limit_bytes,
+                         "bundle": bundle}
+        self._check_workers(engine, scheduler)
+
+    def _check_workers(self, engine: str, scheduler: str | None) -> None:
+        try:
+            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except (TimeoutError, self._distributed.TimeoutError if hasattr(self._distributed, "TimeoutError")
+                else TimeoutError):
+            self.close()
+            raise DaskUnavailable(f"the Dask scheduler at {scheduler} has no workers (start some: dask worker "
+                                  f"{scheduler})") from None
+        mine = worker_facts("")
+        for address, facts in sorted(self.client.run(worker_facts, engine).items()):
+            problem = None
+            if facts["python"] != mine["python"]:
+                problem = f"runs Python {'.'.join(map(str, facts['python']))}, this machine " \
+                          f"{'.'.join(map(str, mine['python']))}"
+            elif facts["source"] != mine["source"]:
+                problem = (f"runs a different crashsweep ({facts['crashsweep']}, source {facts['source']}; here "
+                           f"{mine['crashsweep']}, source {mine['source']}): install the same one on the workers")
+            elif facts["engine_problem"]:
+                problem = f"cannot load the engine: {facts['engine_problem']} (install it on the workers)"
+            if problem:
+                self.close()
+                raise DaskUnavailable(f"Dask worker {address} {problem}")
+
+    @property
+    def threads(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def __enter__(self) -> "DaskExecutor":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        client, self.client = getattr(self, "client", None), None
+        if client is not None:
+            try:
+                client.close(timeout=10)
+            except Exception:   # noqa: BLE001 - closing a lost connection: nothing left to release
+                pass
+        cluster, self.cluster = self.cluster, None
+        if cluster is not None:
+            try:
+                cluster.close(timeout=10)
+            except Exception:   # noqa: BLE001
+                pass
+
+    def run(self, units: Iterable[dict], on_result: Callable[[dict], None],
+            should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """As `LocalExecutor.run`: True when every unit finished, False when `should_stop` ended it early."""
+        queue = deque(units)
+        if not queue:
+            return True
+        spec_json = queue[0]["spec"]
+        spec_future = self.client.scatter(spec_json, broadcast=True, hash=False)
+        run_id = uuid.uuid4().hex[:12]
+        reported: set[int] = set()
+        in_flight: dict = {}       # future -> (unit, attempts)
+        try:
+            while queue or in_flight:
+                window = IN_FLIGHT_PER_THREAD * self.threads
+                while queue and len(in_flight) < window:
+                    self._submit(queue.popleft(), 0, spec_future, run_id, in_flight)
+                if should_stop():
+                    return False
+                try:
+                    done = self._distributed.wait(list(in_flight), timeout=POLL_INTERVAL_S,
+                                                  return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    continue
+                for future in done:
+                    unit, attempts = in_flight.pop(future)
+                    self._collect(future, unit, attempts, spec_future, run_id, in_flight, reported, on_result)
+            return True
+        finally:
+            if in_flight:
+                self.client.cancel(list(in_flight), force=True)
+
+    def _submit(self, unit: dict, attempts: int, spec_future, run_id: str, in_flight: dict) -> None:
+        key = f"crashsweep-unit-{run_id}-{unit['unit']}-{attempts}"
+        plain = {name: value for name, value in unit.items() if name != "spec"}
+        future = self.client.submit(run_unit_task, plain, spec_future, self.settings, key=key, pure=False)
+        in_flight[future] = (unit, attempts)
+
+    def _collect(self, future, unit, attempts, spec_future, run_id, in_flight, reported, on_result) -> None:
+        try:
+            outcome = future.result()
+        except Exception as error:      # noqa: BLE001 - the task failed on the cluster (workers lost, ...)
+            future.release()
+            if attempts < RESUBMITS_MAX:
+                self._submit(unit, attempts + 1, spec_future, run_id, in_flight)
+                return
+            raise DaskUnavailable(f"the Dask cluster failed to run work unit {unit['unit']} {attempts + 1} times "
+                                  f"({type(error).__name__}: {str(error)[:200]}); the results so far are kept: "
+                                  "--resume continues") from None
+        future.release()
+        if "bypass" in outcome:
+            raise EngineBypass(str(outcome["bypass"])[:2000])
+        expected = {state[0] for state in unit["states"]}
+        for result in outcome.get("results", []):
+            if _well_formed(result, expected) and result["state"] not in reported:
+                reported.add(result["state"])
+                on_result(result)
+        assert expected <= reported, f"unit {unit['unit']}: a local executor reports every state of its unit"
+
+
+def _well_formed(result, expected: set) -> bool:
+    return (isinstance(result, dict) and len(result) <= RESULT_FIELDS_MAX and isinstance(result.get("state"), int)
+            and result["state"] in expected and isinstance(result.get("outcome"), str)
+            and (result.get("kind") is None or isinstance(result["kind"], str)))
