@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from crashsweep.crash_explorer import SweepOptions, SweepRun, execute, prepare, summarize
 from crashsweep.crash_explorer._class_traces import class_details, minimize_classes, remove_fixed_minimized
 from crashsweep.crash_explorer._corpus import Corpus
+from crashsweep.crash_explorer._sweep import executor_for
 from crashsweep.crash_explorer._profiles import allow_engine, known_bugs
 from crashsweep.crash_explorer._recheck import FIXED, check_trace
 from crashsweep.crash_explorer.errors import ExplorerError
@@ -111,18 +112,21 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
         if corpus is not None and not args.resume:
             corpus_report = recheck_corpus(corpus, spec.engine, spec.options, args.memory_limit, args.jobs,
                                            budget.share(CORPUS_SHARE), progress)
-        progress.phase(f"recording {len(spec.ops):,} operations")
         options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
                                budget_seconds=args.budget_seconds, resume=args.resume, memo=not args.no_memo,
                                memory_limit_bytes=args.memory_limit, traces=args.traces, executor=args.executor,
                                scheduler=args.scheduler)
-        run = prepare(spec, options, planning_deadline=budget.share(PLANNING_SHARE),
-                      on_phase=lambda name, total: progress.phase(name, total), on_point=progress.step)
-        options.check_deadline = budget.until(MINIMIZE_SHARE * (args.budget_seconds or 0) if minimizing
-                                              else REPORTS_RESERVE_S)
-        progress.phase("checking crash states", total=len(run.plan.states))
-        run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
-                                                                time.monotonic() - run.started_at))
+        if options.executor == "dask":
+            progress.phase("connecting to the Dask cluster" if args.scheduler else "starting a local Dask cluster")
+        with executor_for(spec, options) as executor:      # a cluster that cannot run the sweep: before any work
+            progress.phase(f"recording {len(spec.ops):,} operations")
+            run = prepare(spec, options, planning_deadline=budget.share(PLANNING_SHARE),
+                          on_phase=lambda name, total: progress.phase(name, total), on_point=progress.step)
+            options.check_deadline = budget.until(MINIMIZE_SHARE * (args.budget_seconds or 0) if minimizing
+                                                  else REPORTS_RESERVE_S)
+            progress.phase("checking crash states", total=len(run.plan.states))
+            run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
+                                                                    time.monotonic() - run.started_at), executor)
         summary = summarize(run)
         minimized = []
         if not run.interrupted and minimizing and summary["classes"]:

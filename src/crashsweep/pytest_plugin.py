@@ -19,7 +19,9 @@ Choose it per test with a marker (`@pytest.mark.crashsweep_quick`,
 `@pytest.mark.crashsweep_exhaustive`), or for a whole run with
 `--crashsweep-mode quick|default|exhaustive` (which wins over markers), and select
 tests with `-m crashsweep_exhaustive` as usual. `@pytest.mark.crashsweep(**settings)`
-adds settings to every sweep of a test. Reports go under the test's tmp_path, or
+adds settings to every sweep of a test. `--crashsweep-executor dask` and
+`--crashsweep-scheduler ADDRESS` run every sweep on a Dask cluster (or per sweep:
+`crashsweep.check(..., executor="dask", scheduler=ADDRESS)`). Reports go under the test's tmp_path, or
 under `--crashsweep-out DIR/<test name>/`.
 """
 
@@ -44,6 +46,10 @@ def pytest_addoption(parser):
                     help="keep sweep reports under DIR/<test name>/ instead of the test's tmp_path")
     group.addoption("--crashsweep-jobs", type=int, default=1, metavar="N",
                     help="worker processes per sweep (default 1)")
+    group.addoption("--crashsweep-executor", choices=("local", "dask"), default=None,
+                    help="where sweeps run their states: here, or on a Dask cluster (see --crashsweep-scheduler)")
+    group.addoption("--crashsweep-scheduler", default=None, metavar="ADDRESS",
+                    help="the Dask scheduler of the cluster sweeps run on (implies --crashsweep-executor dask)")
 
 
 def pytest_configure(config):
@@ -55,7 +61,8 @@ def pytest_configure(config):
 class CrashSweeper:
     """The `crashsweep` fixture."""
 
-    def __init__(self, mode: str, base_settings: dict, out_root: str, jobs: int):
+    def __init__(self, mode: str, base_settings: dict, out_root: str, jobs: int, executor: dict | None = None):
+        self.executor = executor or {}
         self.mode = mode
         self.base_settings = base_settings
         self.out_root = out_root
@@ -64,7 +71,7 @@ class CrashSweeper:
 
     def sweep(self, engine: str, **settings) -> SweepOutcome:
         """Run one sweep; return its outcome (violations do not fail the test)."""
-        merged = {"jobs": self.jobs, **MODES[self.mode], **self.base_settings, **settings}
+        merged = {"jobs": self.jobs, **self.executor, **MODES[self.mode], **self.base_settings, **settings}
         out = settings.pop("out", None) or os.path.join(self.out_root, f"sweep-{len(self.outcomes) + 1}")
         merged.pop("out", None)
         try:
@@ -102,4 +109,8 @@ def crashsweep(request, tmp_path) -> CrashSweeper:
         out_root = os.path.join(root, re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid))
     else:
         out_root = str(tmp_path / "crashsweep")
-    return CrashSweeper(mode, settings, out_root, config.getoption("--crashsweep-jobs"))
+    executor = {}
+    if config.getoption("--crashsweep-executor") or config.getoption("--crashsweep-scheduler"):
+        executor["executor"] = config.getoption("--crashsweep-executor") or "dask"
+        executor["scheduler"] = config.getoption("--crashsweep-scheduler")
+    return CrashSweeper(mode, settings, out_root, config.getoption("--crashsweep-jobs"), executor)

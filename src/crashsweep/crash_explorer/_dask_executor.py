@@ -1,11 +1,12 @@
 """Run a sweep's work units on a Dask cluster (DESIGN §5 Scale): `--executor dask [--scheduler ADDRESS]`.
 
-The units are the local executor's, plain data. A Dask task runs one unit through a
-local executor of one worker process on the Dask worker's machine, so the engine
-boundary holds there as here: the engine runs in a process of its own (session,
-memory limit, watchdog, captured output), an engine that kills or hangs its process
-costs that one state (`recovery-error` / `hang`), and never the Dask worker. Each Dask
-worker keeps its engine process between tasks, so a spec is recorded once per worker.
+The units are the local executor's, plain data. A Dask task hands one unit to a unit
+host on the Dask worker's machine (`_unit_host`), which runs it with a local executor of
+one engine process, so the engine boundary holds there as here: the engine runs in a
+process of its own (session, memory limit, watchdog, captured output), an engine that
+kills or hangs its process costs that one state (`recovery-error` / `hang`), and never
+the Dask worker. Each Dask worker keeps its host and engine process between tasks, so
+a spec is recorded once per worker.
 
 Results come back unit by unit as tasks finish and are checked like a local worker's
 (each names a state of its unit, once); a state already reported is never reported
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import sys
 import threading
@@ -34,13 +34,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from crashsweep.crash_explorer._executor import LocalExecutor
+from crashsweep.crash_explorer._unit_host import UnitHost
 from crashsweep.crash_explorer._shipping import ShippingError, engine_bundle, materialize, module_problem
 from crashsweep.crash_explorer.errors import EngineBypass, ExplorerError
 
 IN_FLIGHT_PER_THREAD = 4
 POLL_INTERVAL_S = 0.2
-CONNECT_TIMEOUT_S = 20.0
+CONNECT_TIMEOUT_S = 10.0
 RESUBMITS_MAX = 3          # a unit whose task failed (the task itself, not its engine) runs again this often
 RESULT_FIELDS_MAX = 64
 
@@ -83,34 +83,27 @@ def worker_facts(engine: str) -> dict:
             "engine_problem": module_problem(engine)}
 
 
-# One kept local executor per setting in each Dask worker process, lent to one task at a time.
-_kept: dict[tuple, list[LocalExecutor]] = {}
+# Kept unit hosts of this Dask worker process, by their settings, each lent to one task at a time.
+_kept: dict[tuple, list[UnitHost]] = {}
 _kept_lock = threading.Lock()
 
 
 def run_unit_task(unit: dict, spec_json: dict, settings: dict) -> dict:
-    """Runs on a Dask worker: the unit's results (`{"results": [...]}`), or `{"bypass": text}`."""
+    """Runs on a Dask worker: the unit's results (`{"results": [...]}`), or `{"bypass": text}`. A unit host that
+    died (its engine killed it) fails the task, which the client then submits again."""
     bundle = settings.get("bundle")
     key = (settings["state_timeout_s"], settings["memory_limit_bytes"], bundle["digest"] if bundle else None)
     with _kept_lock:
         idle = _kept.setdefault(key, [])
-        executor = idle.pop() if idle else None
-    if executor is None:
-        # A Nanny's worker process is "daemonic", and multiprocessing refuses children to those (they would be
-        # orphaned when it is killed). Engine processes die with their parent (PR_SET_PDEATHSIG, `_sandbox`),
-        # so that cannot happen to them: let this process start them.
-        multiprocessing.current_process()._config["daemon"] = False
-        executor = LocalExecutor(1, settings["state_timeout_s"], settings["memory_limit_bytes"], keep_workers=True,
-                                 start_method="forkserver", setup=materialize(bundle) if bundle else None)
-    results: list[dict] = []
-    try:
-        executor.run([dict(unit, spec=spec_json)], results.append)
-    except EngineBypass as bypass:
-        executor.close()
-        return {"bypass": str(bypass)}
+        host = idle.pop() if idle else None
+    if host is None:
+        host = UnitHost({"state_timeout_s": settings["state_timeout_s"],
+                         "memory_limit_bytes": settings["memory_limit_bytes"],
+                         "setup": materialize(bundle) if bundle else None})
+    reply = host.run(dict(unit, spec=spec_json))
     with _kept_lock:
-        _kept[key].append(executor)
-    return {"results": results}
+        _kept[key].append(host)
+    return reply
 
 
 class DaskExecutor:

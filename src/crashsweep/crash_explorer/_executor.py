@@ -199,9 +199,8 @@ class LocalExecutor:
     """Worker processes on this machine. Requires: jobs >= 1."""
 
     def __init__(self, jobs: int, state_timeout_s: float, memory_limit_bytes: int | None = None,
-                 keep_workers: bool = False, start_method: str | None = None, setup: dict | None = None):
-        """`start_method`: multiprocessing's ("fork" by default on POSIX; a Dask worker, which has threads, uses
-        "forkserver"); `setup`: a shipped engine's files (`_shipping.materialize`)."""
+                 keep_workers: bool = False, setup: dict | None = None):
+        """`setup`: a shipped engine's files on this machine (`_shipping.materialize`)."""
         assert jobs >= 1, jobs
         self.setup = setup
         self.jobs = jobs
@@ -209,7 +208,7 @@ class LocalExecutor:
         self._kept: list[_Worker] = []
         self.memory_limit_bytes = memory_limit_bytes
         self.watchdog_s = 2 * state_timeout_s + WATCHDOG_SLACK_S
-        self.context = multiprocessing.get_context(start_method or ("fork" if os.name == "posix" else "spawn"))
+        self.context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
 
     def run(self, units: Iterable[dict], on_result: Callable[[dict], None],
             should_stop: Callable[[], bool] = lambda: False) -> bool:

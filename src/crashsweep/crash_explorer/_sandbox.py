@@ -72,7 +72,7 @@ def enter_worker_process(memory_limit_bytes: int | None, output_fd: int | None) 
         os.setsid()
     except OSError:             # already a session leader
         pass
-    _die_with_parent(parent)
+    die_with_parent(parent)
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(number, signal.SIG_DFL if number != signal.SIGINT else signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -90,7 +90,7 @@ def enter_worker_process(memory_limit_bytes: int | None, output_fd: int | None) 
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Linux: the kernel kills this process when its parent dies (crashsweep killed with SIGKILL cannot stop
     its workers itself; without this they would wait forever on pipes their siblings keep open)."""
     try:

@@ -96,8 +96,10 @@ def _sampling_warning(plan: Plan) -> list[str]:
             "--strategy random --samples N cut the space reproducibly)"]
 
 
-def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda result, run: None) -> SweepRun:
-    """Run the planned states, streaming to OUT/results.jsonl; Ctrl-C stops cleanly, keeping every result."""
+def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda result, run: None,
+            executor=None) -> SweepRun:
+    """Run the planned states, streaming to OUT/results.jsonl; Ctrl-C stops cleanly, keeping every result.
+    `executor`: one opened by `executor_for` (None: open the one `run.options` asks for, for this call)."""
     options = run.options
     os.makedirs(options.out_dir, exist_ok=True)
     traces_dir = os.path.join(options.out_dir, "traces")
@@ -146,8 +148,8 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
                 for unit in units:
                     unit["memo"] = False
             stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
-            with executor_for(run.spec, options) as executor:
-                run.completed = executor.run(units, accept, stop)
+            with executor_for(run.spec, options, executor) as opened:
+                run.completed = opened.run(units, accept, stop)
         except KeyboardInterrupt as interrupt:     # Ctrl-C, or SIGTERM from outside (Terminated)
             run.interrupted = True
             run.terminated = isinstance(interrupt, Terminated)
@@ -158,9 +160,12 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
 
 
 @contextmanager
-def executor_for(spec: SweepSpec, options: SweepOptions):
-    """The executor `options` ask for (a Dask one is closed, with the cluster it started, when done)."""
-    if options.executor == "dask":
+def executor_for(spec: SweepSpec, options: SweepOptions, opened=None):
+    """The executor `options` ask for (a Dask one is closed, with the cluster it started, when done), or
+    `opened` as it is (its opener closes it)."""
+    if opened is not None:
+        yield opened
+    elif options.executor == "dask":
         from crashsweep.crash_explorer._dask_executor import DaskExecutor
         with DaskExecutor(options.jobs, spec.state_timeout_s, options.memory_limit_bytes, spec.engine,
                           options.scheduler) as executor:

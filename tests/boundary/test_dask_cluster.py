@@ -1,0 +1,195 @@
+"""Sweeps on a real Dask cluster (a scheduler and two worker processes started here, on localhost) give the
+local executor's results state by state, lose and duplicate no state when a worker is killed mid-sweep,
+contain engines that kill their process or signal their parent, ship a user's .py engine to workers that do
+not have it, and stop on a budget or Ctrl-C with --resume completing them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIMING_FIELDS = ("engine_s", "total_s", "output")
+
+
+class Cluster:
+    """`dask scheduler` and `dask worker` processes, each in a session of its own (so a test can kill one)."""
+
+    def __init__(self, directory, workers: int = 2):
+        self.directory = directory
+        directory.mkdir(exist_ok=True)
+        self.scheduler_file = str(directory / "scheduler.json")
+        self.processes = [self._start("distributed.cli.dask_scheduler", "--port", "0", "--dashboard-address", ":0")]
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.scheduler_file):
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.1)
+        self.address = json.loads(open(self.scheduler_file).read())["address"]
+        self.workers = [self._start("distributed.cli.dask_worker", "--nthreads", "1", "--no-dashboard",
+                                    "--name", f"w{index}") for index in range(workers)]
+        self.processes += self.workers
+        with distributed.Client(self.address, timeout=30) as client:
+            client.wait_for_workers(workers, timeout=60)
+
+    def _start(self, module, *arguments):
+        # Workers start in another directory than the sweeps: a .py engine reaches them only by being shipped.
+        return subprocess.Popen([sys.executable, "-m", module, "--scheduler-file", self.scheduler_file, *arguments],
+                                cwd="/", start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+
+    def kill_worker(self, index: int) -> None:
+        os.killpg(self.workers[index].pid, signal.SIGKILL)
+        self.workers[index].wait()
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    started = Cluster(tmp_path_factory.mktemp("dask"))
+    yield started
+    started.stop()
+
+
+def _sweep(out, *arguments, executor=(), timeout=300, wait=True):
+    command = [sys.executable, "-m", "crashsweep", "sweep", "--out", str(out), "--no-corpus", "--quiet",
+               "--minimize", "0", *arguments, *executor]
+    if not wait:
+        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _results(out) -> dict[int, dict]:
+    with open(os.path.join(out, "results.jsonl")) as handle:
+        lines = [json.loads(line) for line in handle.read().splitlines()[1:]]
+    states = [line["state"] for line in lines]
+    assert len(states) == len(set(states)), "a state was reported twice"
+    return {line["state"]: {k: v for k, v in line.items() if k not in TIMING_FIELDS} for line in lines}
+
+
+def _same_results(local_out, dask_out) -> None:
+    local, remote = _results(local_out), _results(dask_out)
+    assert set(local) == set(remote)
+    different = [state for state in local if local[state] != remote[state]]
+    assert not different, (local[different[0]], remote[different[0]])
+
+
+BUGGY = ("--engine", "tests/engines/fs_engines.py:RenameWithoutFsync", "--ops", "8")
+BETREE = ("--engine", "betree", "--ops", "24")
+
+
+@pytest.mark.parametrize("workload", [BETREE, BUGGY], ids=["betree", "shipped-buggy-user-engine"])
+def test_a_dask_sweep_gives_the_local_results_state_by_state(tmp_path, cluster, workload):
+    local = _sweep(tmp_path / "local", *workload, "--jobs", "2")
+    remote = _sweep(tmp_path / "dask", *workload, executor=("--executor", "dask", "--scheduler", cluster.address))
+    assert remote.returncode == local.returncode, remote.stderr
+    _same_results(tmp_path / "local", tmp_path / "dask")
+    summaries = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("local", "dask")]
+    assert [s["classes"] for s in summaries[0:1]] == [s["classes"] for s in summaries[1:2]]
+    assert summaries[1]["distinct_states"] == summaries[1]["distinct_states_planned"] > 0
+
+
+def test_engines_that_kill_their_process_or_signal_their_parent_cost_one_state_on_dask(tmp_path, cluster):
+    for mode in ("kill", "sigterm-parent"):
+        workload = ("--engine", "tests/engines/misbehaving.py:Misbehaving", "--option", f"mode={mode}", "--ops", "6",
+                    "--bound", "1", "--crash-depth", "0")
+        local = _sweep(tmp_path / f"local-{mode}", *workload)
+        remote = _sweep(tmp_path / f"dask-{mode}", *workload,
+                        executor=("--executor", "dask", "--scheduler", cluster.address))
+        assert (remote.returncode, local.returncode) == ((1, 1) if mode == "kill" else (0, 0)), remote.stderr
+        _same_results(tmp_path / f"local-{mode}", tmp_path / f"dask-{mode}")
+    with distributed.Client(cluster.address, timeout=30) as client:
+        assert len(client.nthreads()) == 2, "an engine took a Dask worker with it"
+
+
+def test_a_budget_stops_a_dask_sweep_and_resume_completes_it(tmp_path, cluster):
+    dask = ("--executor", "dask", "--scheduler", cluster.address)
+    stopped = _sweep(tmp_path / "dask", *BETREE, "--budget-seconds", "3", executor=dask)
+    assert stopped.returncode == 0, stopped.stderr
+    summary = json.loads((tmp_path / "dask" / "summary.json").read_text())
+    assert not summary["completed"] and 0 < summary["distinct_states"] < summary["distinct_states_planned"]
+    resumed = _sweep(tmp_path / "dask", *BETREE, "--resume", executor=dask)
+    assert resumed.returncode == 0, resumed.stderr
+    _sweep(tmp_path / "local", *BETREE)
+    _same_results(tmp_path / "local", tmp_path / "dask")
+
+
+def test_ctrl_c_stops_a_dask_sweep_keeping_its_results(tmp_path, cluster):
+    process = _sweep(tmp_path / "dask", *BETREE, "--crash-depth", "2", wait=False,
+                     executor=("--executor", "dask", "--scheduler", cluster.address))
+    _wait_for_results(tmp_path / "dask", 20, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    kept = _results(tmp_path / "dask")
+    assert kept and json.loads((tmp_path / "dask" / "summary.json").read_text())["interrupted"]
+
+
+def _wait_for_results(out, count: int, process) -> None:
+    deadline = time.monotonic() + 120
+    path = os.path.join(out, "results.jsonl")
+    while not (os.path.exists(path) and open(path).read().count("\n") > count):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no results arrived"
+        time.sleep(0.05)
+
+
+def test_killing_a_worker_mid_sweep_loses_and_duplicates_no_state(tmp_path):
+    cluster = Cluster(tmp_path / "cluster")
+    try:
+        workload = (*BETREE, "--crash-depth", "2")
+        process = _sweep(tmp_path / "dask", *workload, wait=False,
+                         executor=("--executor", "dask", "--scheduler", cluster.address))
+        _wait_for_results(tmp_path / "dask", 50, process)
+        cluster.kill_worker(1)
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+    finally:
+        cluster.stop()
+    _sweep(tmp_path / "local", *workload, "--jobs", "2")
+    _same_results(tmp_path / "local", tmp_path / "dask")
+
+
+def test_a_local_dask_cluster_runs_a_sweep_with_the_local_results(tmp_path):
+    local = _sweep(tmp_path / "local", *BUGGY)
+    remote = _sweep(tmp_path / "dask", *BUGGY, executor=("--executor", "dask", "--jobs", "2"))
+    assert remote.returncode == local.returncode == 1, remote.stderr
+    _same_results(tmp_path / "local", tmp_path / "dask")
+
+
+def test_workers_without_a_dotted_module_engine_are_refused_in_one_line(tmp_path, cluster):
+    (tmp_path / "only_here_store.py").write_text((open(os.path.join(ROOT, "tests/engines/json_kv.py")).read()))
+    done = subprocess.run([sys.executable, "-m", "crashsweep", "sweep", "--engine", "only_here_store:JsonKV",
+                           "--ops", "4", "--out", str(tmp_path / "out"), "--no-corpus", "--quiet", "--executor", "dask",
+                           "--scheduler", cluster.address], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 2
+    assert "cannot load the engine: no module named 'only_here_store' (install it on the workers)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+    (("--scheduler", "tcp://127.0.0.1:9"), "--scheduler names a Dask scheduler: use it with --executor dask"),
+])
+def test_a_bad_dask_setting_is_one_line_and_exit_2(tmp_path, arguments, message):
+    done = _sweep(tmp_path / "out", "--ops", "4", *arguments, timeout=120)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_the_api_accepts_the_executor_settings(tmp_path, cluster):
+    from crashsweep.api import sweep
+    outcome = sweep("betree", out=str(tmp_path / "api"), ops=8, executor="dask", scheduler=cluster.address,
+                    no_corpus=True)
+    assert outcome.summary["completed"] and outcome.summary["distinct_states"] > 0
