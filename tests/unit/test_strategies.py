@@ -52,3 +52,33 @@ def test_without_lost_every_pending_write_lands():
     choices, space, _ = states("exhaustive", faults=FaultPlan.parse("crash,torn"))
     assert space == 1 * 3 * 1
     assert all(len(c.get("persist", [])) + len(c.get("torn", [])) == 3 for c in choices)
+
+
+def test_a_bounded_space_past_the_limit_is_sampled_not_truncated_and_not_enumerated():
+    pending = tuple(range(100, 3100))           # thousands of pending writes: ~2e7 combinations within k = 2
+    point = CrashPoint(0, 0, 0, pending, ((0, 0),), 0)
+    caller = random.Random(7)
+    before = caller.getstate()
+    choices, space, exhausted = point_states(point, [1] * len(pending), FAULTS, "bounded", 2, 5, 500, caller)
+    assert caller.getstate() == before          # what the caller draws next does not depend on the sampling
+    assert len(choices) == 500 and not exhausted and space == 2 ** len(pending)
+    assert choices[0] == {"persist": list(pending)} and choices[1] == {}          # both bases first
+    assert len({choice_key(choice) for choice in choices}) == 500
+    lost = [sorted(set(pending) - set(choice.get("persist", ()))) for choice in choices[2:]]
+    landed_few = [choice for choice in choices[2:] if len(choice.get("persist", ())) <= 2]
+    assert all(len(gone) <= 2 or len(gone) >= len(pending) - 2 for gone in lost)
+    deviated = {write for gone in lost if len(gone) <= 2 for write in gone}
+    assert max(deviated) > pending[len(pending) // 2]      # not only the first writes (a truncation would be)
+    assert landed_few, "deviations from all-lost are sampled too"
+    again, _, _ = point_states(point, [1] * len(pending), FAULTS, "bounded", 2, 5, 500, random.Random(7))
+    assert again == choices
+
+
+def test_a_planned_state_keeps_its_choice_packed_and_gives_it_back_exactly():
+    from crashsweep.crash_explorer._plan import PlannedState, pack_choice
+    pending = tuple(range(40, 400, 3))
+    for choice in ({}, {"persist": list(pending[:-1])}, {"persist": [pending[5]], "torn": [[pending[9], [0, 2]]]},
+                   {"persist": [1, 2]}, {"persist": list(pending), "faults": [{"kind": "corrupt", "sector": 3}]}):
+        planned = PlannedState(0, 0, choice, ((0, 0),), 1, pending=pending)
+        assert planned.choice == choice
+    assert not isinstance(pack_choice(pending, {"persist": list(pending)}), dict)     # the compact form is used

@@ -20,7 +20,9 @@ from __future__ import annotations
 from crashsweep.crash_explorer._crash_points import CrashPoint, PointCollector, PointWalk
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
 from crashsweep.disk_model._fs_hash import HashedTree
-from crashsweep.disk_model._fs_log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, FsOp
+from crashsweep.disk_model._fs_log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, SIZE, WRITE, FsOp
+
+NEAR_PENDING_MIN = 16     # points with fewer pending micro-ops hash every state from the durable tree
 from crashsweep.reference import History
 
 
@@ -63,6 +65,7 @@ class FsDurableImage:
         self.applied = 0
         self.hashed = hashed
         self.data: dict = {}    # block-level corruption does not apply to the file-system model
+        self._base_ops: dict[tuple, tuple] = {}    # a point's pending ids -> its micro-ops (for `point_hash`)
 
     def advance(self, count: int) -> None:
         assert count >= self.applied, (count, self.applied)
@@ -82,6 +85,24 @@ class FsDurableImage:
 
     def state_hash(self, overlay: list, choice: dict) -> int:
         return self.hashes.state_digest(overlay)
+
+    def point_hash(self, point: CrashPoint, choice: dict) -> int:
+        """`state_hash` of a choice at `point`; a choice that lands most pending micro-ops and loses or tears
+        only writes is hashed from the point's all-landed state, in O(the blocks those writes touch)."""
+        persist = choice.get("persist", ())
+        pending = point.pending
+        if len(pending) >= NEAR_PENDING_MIN and 2 * len(persist) >= len(pending) and set(choice) <= {"persist", "torn"}:
+            deviations: dict = dict.fromkeys(set(pending).difference(persist))
+            for op_id, units in choice.get("torn", ()):
+                deviations[op_id] = list(units)
+            if all(self.ops[op_id].kind == WRITE or (self.ops[op_id].kind == SIZE and deviations[op_id] is None)
+                   for op_id in deviations):
+                base_ops = self._base_ops.get(pending)
+                if base_ops is None:
+                    self._base_ops = {pending: tuple(self.ops[op_id] for op_id in pending)}
+                    base_ops = self._base_ops[pending]
+                return self.hashes.near_digest(base_ops, deviations)
+        return self.state_hash(self.overlay(choice), choice)
 
     def snapshot(self, overlay: list) -> FsTree:
         """The state's tree (copy-on-write: safe to keep after `advance` moves on)."""

@@ -158,6 +158,9 @@ class DurableImage:
                 overlay[address] = bytes(damaged)
         return overlay
 
+    def point_hash(self, point, choice: dict) -> int:
+        return self.state_hash(self.overlay(choice), choice)
+
     def state_hash(self, overlay: dict[int, bytes], choice: dict) -> int:
         assert self.hashed, "state_hash needs an image built with hashed=True"
         value = self.hash

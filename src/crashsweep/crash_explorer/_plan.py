@@ -33,14 +33,58 @@ SLICES_PER_JOB = 4             # slices of points per planning process (an even 
 SAMPLED_STATES_MIN = 16        # states a point keeps however short the planning time
 
 
-@dataclass
 class PlannedState:
-    state_id: int
-    point: int
-    choice: dict
-    windows: list[tuple[int, int]]
-    image: int
-    points: int = 1   # how many crash points lead to this image
+    """One distinct state to recover. Its choice is kept packed against its point's pending writes (a bit
+    mask of the landed ones and the torn ones' units: ~100 bytes where the choice's lists of request ids
+    take kilobytes), so that a plan of a million states fits in memory; `choice` unpacks it."""
+
+    __slots__ = ("state_id", "point", "pending", "packed", "windows", "image", "points")
+
+    def __init__(self, state_id: int, point: int, choice: dict, windows, image: int, points: int = 1,
+                 pending: tuple = ()):
+        self.state_id, self.point, self.image, self.points = state_id, point, image, points
+        self.windows = windows          # shared with the point's until a later point widens them
+        self.pending = pending
+        self.packed = pack_choice(pending, choice)
+
+    @property
+    def choice(self) -> dict:
+        return unpack_choice(self.pending, self.packed)
+
+    def widen(self, windows) -> None:
+        added = [window for window in windows if window not in self.windows]
+        if added:
+            self.windows = [*self.windows, *added]
+
+
+def pack_choice(pending: tuple, choice: dict):
+    """(mask of landed pending writes, ((index, units), ...) of torn ones), or the choice itself when it is
+    not of that shape (faults, writes not pending). Invariant: `unpack_choice(pending, pack_choice(pending, c))
+    == c`."""
+    if not pending or not set(choice) <= {"persist", "torn"}:
+        return choice
+    position = {rid: index for index, rid in enumerate(pending)}
+    try:
+        mask = 0
+        for rid in choice.get("persist", ()):
+            mask |= 1 << position[rid]
+        torn = tuple((position[rid], tuple(units)) for rid, units in choice.get("torn", ()))
+    except KeyError:
+        return choice
+    packed = (mask, torn)
+    return packed if unpack_choice(pending, packed) == choice else choice
+
+
+def unpack_choice(pending: tuple, packed) -> dict:
+    if isinstance(packed, dict):
+        return packed
+    mask, torn = packed
+    choice: dict = {}
+    if mask:
+        choice["persist"] = [rid for index, rid in enumerate(pending) if mask >> index & 1]
+    if torn:
+        choice["torn"] = [[pending[index], list(units)] for index, units in torn]
+    return choice
 
 
 @dataclass
@@ -118,25 +162,26 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
     image_of_landings: dict = {}     # landings -> image, at the current durable count (points never go back)
     landings_durable_count = -1
     seen: set[int] = set()
-    hashed, hashing_s = 0, 0.0
+    planned, planning_s, last_choice_s = 0, 0.0, 0.0
     for point in walk.points[start:stop]:
         if first_states is not None and len(seen) >= first_states:
             return
+        started = time.perf_counter()
         durable.advance(point.durable_count)
         if point.durable_count != landings_durable_count:
             image_of_landings, landings_durable_count = {}, point.durable_count
         rng = random.Random(f"{spec.seed}:states:{point.index}")
         counts = [walk.writes[rid][1] for rid in point.pending]
+        # What a choice costs grows with the pending writes: estimate from the dearer of the average and the last.
+        affordable = _affordable(deadline, stop - point.index,
+                                 max(planning_s / planned if planned else 2e-3, last_choice_s))
+        states_max = spec.states_per_point_max if affordable is None else min(spec.states_per_point_max, affordable)
         choices, space, point_exhausted = point_states(point, counts, spec.faults, spec.strategy, spec.bound,
-                                                       spec.samples, spec.states_per_point_max, rng)
-        affordable = _affordable(deadline, stop - point.index, hashing_s / hashed if hashed else 2e-3)
-        sampled = affordable is not None and len(choices) > affordable
-        if sampled:     # keep the first (fewest deviations) and a seeded sample of the rest, in order
-            keep = sorted(rng.sample(range(1, len(choices)), affordable - 1))
-            choices = [choices[0]] + [choices[index] for index in keep]
+                                                       spec.samples, states_max, rng)
+        sampled = states_max < spec.states_per_point_max and len(choices) >= states_max
+        if sampled:
             point_exhausted = False
         choices = [durable.normalize(point, choice) for choice in choices]
-        started = time.perf_counter()
         durable_sectors = sorted(s for s, data in durable.data.items() if not is_zero(data))
         choices += corruption_variants(
             point, choices, spec.faults, durable_sectors, spec.sector_size, spec.sector_count, walk.writes, rng,
@@ -147,14 +192,16 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
             landings = _landings(choice)
             image = image_of_landings.get(landings)
             if image is None:
-                image = image_of_landings[landings] = durable.state_hash(durable.overlay(choice), choice)
+                image = image_of_landings[landings] = durable.point_hash(point, choice)
             entry = here.get(image)
             if entry is None:
                 here[image] = [image, None if image in seen else choice, 1]
                 seen.add(image)
             else:
                 entry[2] += 1
-        hashed, hashing_s = hashed + len(choices), hashing_s + time.perf_counter() - started
+        point_s = time.perf_counter() - started
+        planned, planning_s = planned + len(choices), planning_s + point_s
+        last_choice_s = point_s / max(1, len(choices))
         stats = {"point": point.index, "op": point.op_index, "position": point.position,
                  "pending": len(point.pending), "space": space, "enumerated": len(choices), "distinct": 0,
                  "exhausted": point_exhausted}
@@ -190,13 +237,14 @@ class _Merger:
             existing = self.by_image.get(image)
             if existing is None:
                 assert choice is not None, "a slice sends the choice of every image new to it"
-                existing = self.by_image[image] = PlannedState(-1, point.index, choice, list(point.windows), image)
+                existing = self.by_image[image] = PlannedState(-1, point.index, choice, point.windows, image,
+                                                               pending=tuple(point.pending))
                 fresh.append(existing)
                 occurrences -= 1            # the others are at this same point: nothing to add
                 if not occurrences:
                     continue
             existing.points += occurrences if existing.point != point.index else 0
-            existing.windows.extend(w for w in point.windows if w not in existing.windows)
+            existing.widen(point.windows)
         stats["distinct"] = len(fresh)
         self.per_point_states.append(fresh)
         self.per_point.append(stats)
@@ -262,6 +310,6 @@ def make_units(spec_json: dict, states: list[PlannedState], shard: tuple[int, in
                  if done is None or planned.state_id not in done]
         if chunk:
             units.append({"unit": number, "spec": spec_json, "spec_id": spec_id,
-                          "states": [[p.state_id, p.point, p.choice, p.windows, format(p.image, "032x"), p.points]
+                          "states": [[p.state_id, p.point, p.choice, list(p.windows), format(p.image, "032x"), p.points]
                                      for p in chunk]})
     return units

@@ -22,6 +22,8 @@ every choice is canonical (sorted), so equal choices compare equal.
 
 from __future__ import annotations
 
+import array
+import hashlib
 import itertools
 import json
 import math
@@ -92,7 +94,7 @@ def point_states(point: CrashPoint, sector_counts: list[int], faults: FaultPlan,
             return [make_choice(point.pending, combo) for combo in combos], space, tears_complete
         return _sampled(point, options, min(states_max, enumerable), rng), space, False
     if strategy == "bounded":
-        combos = _bounded(options, bound, states_max)
+        combos = _bounded(options, bound, states_max, rng)
     elif strategy == "prefix":
         combos = _prefixes(options, faults)
     else:
@@ -126,15 +128,57 @@ def _sampled(point: CrashPoint, options: list[list], count: int, rng: random.Ran
     return result
 
 
-def _bounded(options: list[list], bound: int, states_max: int) -> list[tuple]:
-    """ACE-style: deviate at most `bound` writes from all-landed, and (with `lost`) from all-lost."""
-    combos = _deviations(options, LANDED, bound, states_max)
-    if all(None in option for option in options):
-        combos += _deviations(options, None, bound, states_max)
-    return combos
+def _bounded(options: list[list], bound: int, states_max: int, rng: random.Random) -> list[tuple]:
+    """ACE-style: deviate at most `bound` writes from all-landed, and (with `lost`) from all-lost. A space
+    larger than `states_max` is sampled (seeded, never enumerated: thousands of pending writes make millions
+    of combinations), keeping both bases first."""
+    bases = [LANDED] + ([None] if all(None in option for option in options) else [])
+    sizes = [_deviation_counts(options, base, bound) for base in bases]
+    if sum(map(sum, sizes)) <= states_max:
+        combos = []
+        for base in bases:
+            combos += _deviations(options, base, bound)
+        return combos
+    # A generator of its own, seeded from the caller's state without drawing from it: what the caller draws
+    # next does not depend on whether this space was sampled.
+    words = rng.getstate()[1]
+    seed = hashlib.blake2b(array.array("Q", words).tobytes(), digest_size=8).digest()
+    return _sampled_deviations(options, bases, sizes, states_max, random.Random(seed))
 
 
-def _deviations(options: list[list], base, bound: int, states_max: int) -> list[tuple]:
+def _deviation_counts(options: list[list], base, bound: int) -> list[int]:
+    """counts[s]: combinations with exactly s writes away from `base` (elementary symmetric sums of the
+    writes' numbers of other fates), s = 0..bound."""
+    counts = [1] + [0] * bound
+    for option in options:
+        others = len(option) - (base in option)
+        for size in range(bound, 0, -1):
+            counts[size] += counts[size - 1] * others
+    return counts
+
+
+def _sampled_deviations(options, bases, sizes, states_max: int, rng: random.Random) -> list[tuple]:
+    """`states_max` distinct combinations of the bounded space: the bases, then deviations drawn with the
+    weight of their size (each size's share of the space), writes and fates uniformly."""
+    count = len(options)
+    combos = {tuple(base for _ in options): None for base in bases}
+    weighted = [(base, size, number) for base, counts in zip(bases, sizes) for size, number in enumerate(counts)
+                if size > 0 and number > 0]
+    weights = [number for _, _, number in weighted]
+    attempts = 0
+    while len(combos) < states_max and weighted and attempts < states_max * 8:
+        attempts += 1
+        base, size, _ = rng.choices(weighted, weights)[0]
+        combo = [base] * count
+        for index in rng.sample(range(count), size):
+            alternatives = [fate for fate in options[index] if fate != base]
+            if alternatives:
+                combo[index] = rng.choice(alternatives)
+        combos.setdefault(tuple(combo), None)
+    return list(combos)
+
+
+def _deviations(options: list[list], base, bound: int) -> list[tuple]:
     """Every write at `base` except at most `bound` of them, which take another of their fates."""
     count = len(options)
     combos: list[tuple] = [tuple(base for _ in options)]
@@ -146,8 +190,6 @@ def _deviations(options: list[list], base, bound: int, states_max: int) -> list[
                 for index, fate in zip(chosen, deviation):
                     combo[index] = fate
                 combos.append(tuple(combo))
-                if len(combos) >= states_max:
-                    return combos
     return combos
 
 

@@ -175,9 +175,11 @@ class HashedTree:
         # whole or torn, a header): hash each (index, content) once. A pure function: never stale.
         self._block_hashes: dict[tuple[int, bytes], int] = {}
         self._pieces: dict[int, list] = {}     # write op id -> its tear units as block pieces (ops never change)
+        self._base: _BaseState | None = None    # every pending micro-op landed, at one point (`near_digest`)
 
     def changed(self, op: FsOp) -> None:
         """`op` was applied to the durable tree."""
+        self._base = None
         self._blocks.pop(op.inode, None)
         self._sums.pop(op.inode, None)
         if op.kind not in (WRITE, SIZE):
@@ -255,3 +257,130 @@ class HashedTree:
             return sparse.size, total % HASH_MODULUS
 
         return _digest(entries, file_sum)
+
+    def _pieces_of(self, op: FsOp) -> list:
+        pieces = self._pieces.get(op.op_id)
+        if pieces is None:
+            pieces = self._pieces[op.op_id] = _block_pieces(op)
+        return pieces
+
+    def near_digest(self, base_ops: tuple[FsOp, ...], deviations: dict[int, list[int] | None]) -> int:
+        """`state_digest` of every op of `base_ops` (id order) landed whole, except the write micro-ops of
+        `deviations` (op id -> the units that landed, None: lost), in O(the blocks those writes touch), or
+        O(a file's data micro-ops) for a file whose size micro-op was lost: the states of a point with hundreds
+        of pending micro-ops mostly deviate from all-landed in one or two.
+        Requires: every deviated op is a WRITE or SIZE micro-op of `base_ops` (a SIZE one lost: None)."""
+        base = self._base
+        if base is None or base.ops is not base_ops:
+            base = self._base = _BaseState(self, base_ops)
+        changed: dict[int, tuple[int, int]] = {}
+        by_inode: dict[int, set[int]] = {}
+        resized: set[int] = set()
+        for op_id in deviations:
+            op = base.by_id[op_id]
+            if op.kind == SIZE:
+                resized.add(op.inode)
+            else:
+                assert op.kind == WRITE, op
+                by_inode.setdefault(op.inode, set()).update(piece[0] for piece in self._pieces_of(op))
+        for inode in resized:
+            by_inode.pop(inode, None)
+            changed[inode] = base.file_under(inode, deviations)
+        for inode, blocks in by_inode.items():
+            total = base.sums[inode][1]
+            for index in blocks:
+                total += self._block_hash(index, base.block_under(inode, index, deviations)) \
+                    - self._block_hash(index, base.files[inode].visible_block(index))
+            changed[inode] = (base.sums[inode][0], total % HASH_MODULUS)
+        sums = base.sums
+
+        def file_sum(inode: int) -> tuple[int, int]:
+            if inode in changed:
+                return changed[inode]
+            return sums[inode] if inode in sums else self._durable_sum_sized(inode, base.sizes)
+
+        return _digest(base.entries, file_sum)
+
+    def _durable_sum_sized(self, inode: int, sizes: dict) -> tuple[int, int]:
+        size, total = self._durable_sum(inode)
+        return sizes.get(inode, size), total
+
+
+class _BaseState:
+    """The state with every op of `ops` landed: its sparse files, per-file (size, sum), entries, and per file
+    the data micro-ops in id order, so one block of a nearby state is rebuilt from the ops that touch it."""
+
+    def __init__(self, hashed: HashedTree, ops: tuple[FsOp, ...]):
+        self.ops, self.hashed = ops, hashed
+        self.by_id = {op.op_id: op for op in ops}
+        tree = hashed.tree
+        self.files: dict[int, _SparseFile] = {}
+        self.data_ops: dict[int, list[FsOp]] = {}
+        metadata = []
+        for op in ops:
+            if op.kind == WRITE or op.kind == SIZE:
+                sparse = self.files.get(op.inode)
+                if sparse is None:
+                    sparse = self.files[op.inode] = _SparseFile(tree.data.get(op.inode, b""),
+                                                                tree.sizes.get(op.inode, 0))
+                    self.data_ops[op.inode] = []
+                self.data_ops[op.inode].append(op)
+                if op.kind == SIZE:
+                    sparse.set_size(op.size)
+                else:
+                    sparse.write_pieces(hashed._pieces_of(op))
+            else:
+                metadata.append(op)
+        structure = FsTree()
+        structure.entries = {inode: dict(names) for inode, names in tree.entries.items()}
+        structure.sizes = dict(tree.sizes)
+        for op in metadata:
+            structure.apply(op)
+        self.entries, self.sizes = _entry_list(structure.walk()), structure.sizes
+        self.sums: dict[int, tuple[int, int]] = {}
+        for inode, sparse in self.files.items():
+            durable = hashed._durable_blocks(inode)
+            total = hashed._sums[inode]
+            for index in sparse.changed_blocks():
+                total += hashed._block_hash(index, sparse.visible_block(index)) - durable.get(index, 0)
+            self.sums[inode] = (sparse.size, total % HASH_MODULUS)
+
+    def file_under(self, inode: int, deviations: dict[int, list[int] | None]) -> tuple[int, int]:
+        """(size, content sum) of file `inode` with the deviated micro-ops lost or torn (all its ops replayed)."""
+        hashed, tree = self.hashed, self.hashed.tree
+        sparse = _SparseFile(tree.data.get(inode, b""), tree.sizes.get(inode, 0))
+        for op in self.data_ops[inode]:
+            deviated = op.op_id in deviations
+            units = deviations[op.op_id] if deviated else None
+            if deviated and units is None:          # lost
+                continue
+            if op.kind == SIZE:
+                sparse.set_size(op.size)
+                continue
+            pieces = hashed._pieces_of(op)
+            sparse.write_pieces([pieces[unit] for unit in units] if deviated else pieces)
+        durable = hashed._durable_blocks(inode)
+        total = hashed._sums[inode]
+        for index in sparse.changed_blocks():
+            total += hashed._block_hash(index, sparse.visible_block(index)) - durable.get(index, 0)
+        return sparse.size, total % HASH_MODULUS
+
+    def block_under(self, inode: int, index: int, deviations: dict[int, list[int] | None]) -> bytes:
+        """Block `index` of file `inode` as visible with the deviated writes lost or torn."""
+        tree = self.hashed.tree
+        sparse = _SparseFile(tree.data.get(inode, b""), tree.sizes.get(inode, 0))
+        for op in self.data_ops[inode]:
+            if op.kind == SIZE:
+                sparse.set_size(op.size)
+                continue
+            pieces = self.hashed._pieces_of(op)
+            first = pieces[0][0]
+            if not first <= index < first + len(pieces):
+                continue
+            unit = index - first
+            if op.op_id in deviations:
+                units = deviations[op.op_id]
+                if units is None or unit not in units:
+                    continue
+            sparse.write_pieces([pieces[unit]])
+        return sparse.visible_block(index)
