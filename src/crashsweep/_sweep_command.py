@@ -121,7 +121,8 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
         with executor_for(spec, options) as executor:      # a cluster that cannot run the sweep: before any work
             progress.phase(f"recording {len(spec.ops):,} operations")
             run = prepare(spec, options, planning_deadline=budget.share(PLANNING_SHARE),
-                          on_phase=lambda name, total: progress.phase(name, total), on_point=progress.step)
+                          on_phase=lambda name, total: progress.phase(name, total), on_point=progress.step,
+                          executor=executor)
             options.check_deadline = budget.until(MINIMIZE_SHARE * (args.budget_seconds or 0) if minimizing
                                                   else REPORTS_RESERVE_S)
             progress.phase("checking crash states", total=len(run.plan.states))

@@ -15,7 +15,9 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIMING_FIELDS = ("engine_s", "total_s", "output")
+# How a state ran, not what it found: timings, the engine's output, and whether this process's observation memo
+# already knew the answer (which depends on what else the process ran).
+TIMING_FIELDS = ("engine_s", "total_s", "output", "memo")
 
 
 class Cluster:
@@ -193,3 +195,24 @@ def test_the_api_accepts_the_executor_settings(tmp_path, cluster):
     outcome = sweep("betree", out=str(tmp_path / "api"), ops=8, executor="dask", scheduler=cluster.address,
                     no_corpus=True)
     assert outcome.summary["completed"] and outcome.summary["distinct_states"] > 0
+
+
+def test_planning_slices_on_dask_workers_fold_into_the_identical_plan(cluster, monkeypatch):
+    from crashsweep import cli
+    from crashsweep.crash_explorer import _plan
+    from crashsweep.crash_explorer._dask_executor import DaskExecutor
+    from crashsweep.crash_explorer._recording import record_contained
+
+    monkeypatch.setattr(_plan, "PARALLEL_POINTS_MIN", 8)       # slice even this small workload's points
+    spec = cli.spec_from_args(cli.parse_with_settings(["sweep", "--engine", "tests/engines/json_kv.py:JsonKV",
+                                                       "--ops", "16"]))
+    recording = record_contained(spec)
+    assert len(recording.walk.points) >= 16
+    here = _plan.plan_states(recording)
+    with DaskExecutor(1, spec.state_timeout_s, None, spec.engine, cluster.address) as executor:
+        there = _plan.plan_states(recording, jobs=executor.threads, slices=executor.plan_slices)
+
+    def shape(plan):
+        return ([(p.state_id, p.point, p.choice, list(p.windows), p.image, p.points) for p in plan.states],
+                plan.per_point, plan.states_enumerated, plan.distinct_total)
+    assert shape(here) == shape(there)

@@ -30,10 +30,17 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from crashsweep.crash_explorer import _wire
+from crashsweep.crash_explorer._log_wire import log_to_data
+from crashsweep.crash_explorer._plan import enumerate_slice
+from crashsweep.crash_explorer._profiles import profile_description, remember_description
+from crashsweep.crash_explorer._recording import recording_from_data
+from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._unit_host import UnitHost
 from crashsweep.crash_explorer._shipping import ShippingError, engine_bundle, materialize, module_problem
 from crashsweep.crash_explorer.errors import EngineBypass, ExplorerError
@@ -104,6 +111,25 @@ def run_unit_task(unit: dict, spec_json: dict, settings: dict) -> dict:
     with _kept_lock:
         _kept[key].append(host)
     return reply
+
+
+_planned_recordings: dict[str, object] = {}     # spec id -> a recording rebuilt from data (planning slices)
+PLANNED_RECORDINGS_MAX = 2
+
+
+def plan_slice_task(spec_json: dict, log_data, bounds: tuple[int, int], deadline_wall: float | None,
+                    described: dict | None = None) -> list:
+    """Runs on a Dask worker: one slice of the points enumerated (`_plan.enumerate_slice`). Planning runs no
+    engine code (the recording and a user engine's description are data), so it runs in the Dask worker."""
+    remember_description(spec_json["engine"], described)
+    spec_id = SweepSpec.from_json(spec_json).spec_id
+    recording = _planned_recordings.get(spec_id)
+    if recording is None:
+        if len(_planned_recordings) >= PLANNED_RECORDINGS_MAX:
+            _planned_recordings.pop(next(iter(_planned_recordings)))
+        recording = _planned_recordings[spec_id] = recording_from_data(spec_json, _wire.decode(log_data))
+    deadline = None if deadline_wall is None else time.monotonic() + (deadline_wall - time.time())
+    return enumerate_slice(recording, tuple(bounds), deadline)
 
 
 class DaskExecutor:
@@ -184,6 +210,23 @@ class DaskExecutor:
                 cluster.close(timeout=10)
             except Exception:   # noqa: BLE001
                 pass
+
+    def plan_slices(self, recording, bounds: list[tuple[int, int]], deadline: float | None):
+        """`_plan.plan_states`'s `slices`: each slice of points enumerated by a worker, yielded in order."""
+        spec_json = self.client.scatter(recording.spec.to_json(), broadcast=True, hash=False)
+        log_data = self.client.scatter(_wire.encode(log_to_data(recording.log)), broadcast=True, hash=False)
+        deadline_wall = None if deadline is None else time.time() + (deadline - time.monotonic())
+        run_id = uuid.uuid4().hex[:12]
+        described = profile_description(recording.spec.engine)
+        futures = [self.client.submit(plan_slice_task, spec_json, log_data, bound, deadline_wall, described,
+                                      pure=False, key=f"crashsweep-plan-{run_id}-{index}")
+                   for index, bound in enumerate(bounds)]
+        try:
+            for future in futures:
+                yield future.result()
+                future.release()
+        finally:
+            self.client.cancel(futures, force=True)
 
     def run(self, units: Iterable[dict], on_result: Callable[[dict], None],
             should_stop: Callable[[], bool] = lambda: False) -> bool:

@@ -107,7 +107,7 @@ def approximate(number: int) -> str:
 
 def plan_states(recording: Recording, budget_states: int | None = None, first_states: int | None = None,
                 jobs: int = 1, point_range: tuple[int, int] | None = None, deadline: float | None = None,
-                on_point=lambda done, total: None) -> Plan:
+                on_point=lambda done, total: None, slices=None) -> Plan:
     """The distinct states to explore. `budget_states`: keep that many, spread over all points (round
     robin); `first_states`: stop enumerating once the earliest points gave that many (for minimization,
     which wants the earliest crash points and must not pay for planning the rest). With `first_states`
@@ -115,6 +115,8 @@ def plan_states(recording: Recording, budget_states: int | None = None, first_st
     widen them towards operations after the crash, whose data the image cannot hold.
     `jobs` > 1 enumerates and hashes slices of the points in that many processes; the plan is the same.
     `point_range`: plan only the points [start, stop) (one operation's crash window, for a re-check).
+    `slices(recording, bounds, deadline)`: enumerate slices of points elsewhere (a Dask cluster,
+    `DaskExecutor.plan_slices`), yielding each slice's `enumerate_slice` result in order; the plan is the same.
     `deadline` (time.monotonic()): sample each point's states down to what the time left affords, so that
     planning ends by then and every point keeps at least `SAMPLED_STATES_MIN` states (the plan then depends on
     the machine's speed, and says so: `Plan.sampled_points`). `on_point(done, total)` reports progress."""
@@ -122,8 +124,12 @@ def plan_states(recording: Recording, budget_states: int | None = None, first_st
     start, stop = point_range or (0, len(points))
     merger = _Merger()
     with collector_paused(len(points) * 100):    # ~100 choices a point (none kept for long when few)
-        if jobs > 1 and first_states is None and point_range is None and len(points) >= PARALLEL_POINTS_MIN \
-                and os.name == "posix":
+        sliced = first_states is None and point_range is None and len(points) >= PARALLEL_POINTS_MIN
+        if sliced and slices is not None:
+            for chunk in _chunks_of(recording, slices(recording, slice_bounds(len(points), jobs), deadline)):
+                merger.add(chunk)
+                on_point(len(merger.per_point), stop - start)
+        elif sliced and jobs > 1 and os.name == "posix":
             for chunk in _parallel_chunks(recording, jobs, deadline):
                 merger.add(chunk)
                 on_point(len(merger.per_point), stop - start)
@@ -258,8 +264,26 @@ _forked: list = []     # the recording a forked planning process works on (set b
 
 def _enumerate_slice(bounds: tuple[int, int]) -> list:
     recording, deadline = _forked
+    return enumerate_slice(recording, bounds, deadline)
+
+
+def enumerate_slice(recording: Recording, bounds: tuple[int, int], deadline: float | None) -> list:
+    """The points [start, stop) enumerated as plain data: [(point index, stats, images, exhausted), ...]."""
     return [(point.index, stats, images, exhausted)
             for point, stats, images, exhausted in _enumerate(recording, *bounds, deadline=deadline)]
+
+
+def slice_bounds(point_count: int, jobs: int) -> list[tuple[int, int]]:
+    """Slices of the points for `jobs` planning processes (several each: an even spread of uneven points)."""
+    size = max(PARALLEL_POINTS_MIN // 4, point_count // (jobs * SLICES_PER_JOB) + 1)
+    return [(start, min(start + size, point_count)) for start in range(0, point_count, size)]
+
+
+def _chunks_of(recording: Recording, slice_results):
+    points = recording.walk.points
+    for slice_result in slice_results:
+        for index, stats, images, exhausted in slice_result:
+            yield points[index], stats, images, exhausted
 
 
 def _planning_process() -> None:
@@ -272,8 +296,7 @@ def _planning_process() -> None:
 def _parallel_chunks(recording: Recording, jobs: int, deadline: float | None = None):
     """`_enumerate` over slices of the points in `jobs` forked processes, yielded in point order."""
     points = recording.walk.points
-    size = max(PARALLEL_POINTS_MIN // 4, len(points) // (jobs * SLICES_PER_JOB) + 1)
-    bounds = [(start, min(start + size, len(points))) for start in range(0, len(points), size)]
+    bounds = slice_bounds(len(points), jobs)
     _forked[:] = [recording, deadline]
     try:
         with multiprocessing.get_context("fork").Pool(jobs, initializer=_planning_process) as pool:

@@ -39,7 +39,24 @@ def engine_profile(name: str, memory_limit_bytes: int | None = None) -> EngineAd
         if "error" in described:
             raise EngineError(str(described["error"]))
         profile = _profiles[name] = adapter_from_description(name, _checked(name, described))
+        _descriptions[name] = described
     return profile
+
+
+_descriptions: dict[str, dict] = {}
+
+
+def profile_description(name: str) -> dict | None:
+    """The description (plain data) a user engine's profile was made from here, to send to another machine."""
+    return _descriptions.get(name)
+
+
+def remember_description(name: str, described) -> None:
+    """Make `name`'s profile from a description another process made (a Dask worker planning a slice of a
+    sweep whose engine it has never loaded: the engine is described once, by the user's machine)."""
+    if name not in _profiles and described is not None:
+        _profiles[name] = adapter_from_description(name, _checked(name, described))
+        _descriptions[name] = described
 
 
 def _describe(name: str) -> dict:

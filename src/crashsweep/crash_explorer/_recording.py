@@ -101,6 +101,16 @@ def record_contained(spec: SweepSpec, memory_limit_bytes: int | None = None) -> 
     return Recording(spec, log, history, walk, context, failure, warnings, live=False)
 
 
+def recording_from_data(spec_json: dict, log_data) -> Recording:
+    """A recording rebuilt from its spec and its log as data (`log_to_data`): enough to plan its states
+    anywhere (a Dask worker), without running the engine. Example: `recording_from_data(spec.to_json(), data)`."""
+    spec = SweepSpec.from_json(spec_json)
+    context = state_context(spec, live=False)
+    history = History(list(spec.ops))
+    log = log_from_data(log_data)
+    return Recording(spec, log, history, points_of(context, log, history), context, None, live=False)
+
+
 def _record_as_data(spec_json: dict) -> dict:
     try:
         recording = record(SweepSpec.from_json(spec_json))

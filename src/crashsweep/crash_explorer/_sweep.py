@@ -67,14 +67,17 @@ class SweepRun:
 
 
 def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | None = None,
-            on_phase=lambda name, total: None, on_point=lambda done, total: None) -> SweepRun:
+            on_phase=lambda name, total: None, on_point=lambda done, total: None, executor=None) -> SweepRun:
     """Record (in a contained process: the engine boundary) and plan (no output written yet). Planning samples
-    points so as to end by `planning_deadline`; `on_phase(name, total)` and `on_point(done, total)` report."""
+    points so as to end by `planning_deadline`; `on_phase(name, total)` and `on_point(done, total)` report.
+    An `executor` that plans (`plan_slices`: a Dask cluster) enumerates slices of the points on its workers."""
     recording = record_contained(spec, options.memory_limit_bytes)
     remember(recording)
     on_phase(f"planning crash states of {len(recording.walk.points):,} crash points", len(recording.walk.points))
-    plan = plan_states(recording, options.budget_states, jobs=options.jobs, deadline=planning_deadline,
-                       on_point=on_point)
+    slices = getattr(executor, "plan_slices", None)
+    jobs = executor.threads if slices is not None else options.jobs
+    plan = plan_states(recording, options.budget_states, jobs=jobs, deadline=planning_deadline,
+                       on_point=on_point, slices=slices)
     return SweepRun(spec, options, recording, plan)
 
 
