@@ -56,6 +56,20 @@ class Budget:
         return None if self.seconds is None else self.deadline - reserve_s
 
 
+class _Phases:
+    """Seconds each phase of the command took (summary.json's `phases_s`), for benchmarks and slow sweeps."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    def mark(self, name: str) -> dict[str, float]:
+        now = time.monotonic()
+        self.seconds[name] = round(now - self.last, 3)
+        self.last = now
+        return dict(self.seconds)
+
+
 def recheck_corpus(corpus: Corpus, engine: str, options, memory_limit_bytes: int | None, jobs: int,
                    deadline: float | None, progress: SweepProgress) -> dict:
     """Re-check the corpus entries of `engine` with `options`: {"checked", "fixed", "still_failing": [{"path",
@@ -105,6 +119,7 @@ def corpus_line(report: dict) -> str | None:
 def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[str]]:
     """Run the sweep `args` describes (spec already built and validated): (run, summary, minimized traces)."""
     budget = Budget(args.budget_seconds)
+    phases = _Phases()
     corpus = None if args.no_corpus else Corpus(args.corpus)
     minimizing = args.minimize > 0
     with SweepProgress(quiet=progress_quiet) as progress:
@@ -116,18 +131,22 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
                                budget_seconds=args.budget_seconds, resume=args.resume, memo=not args.no_memo,
                                memory_limit_bytes=args.memory_limit, traces=args.traces, executor=args.executor,
                                scheduler=args.scheduler)
+        phases.mark("corpus")
         if options.executor == "dask":
             progress.phase("connecting to the Dask cluster" if args.scheduler else "starting a local Dask cluster")
         with executor_for(spec, options) as executor:      # a cluster that cannot run the sweep: before any work
+            phases.mark("executor")
             progress.phase(f"recording {len(spec.ops):,} operations")
             run = prepare(spec, options, planning_deadline=budget.share(PLANNING_SHARE),
                           on_phase=lambda name, total: progress.phase(name, total), on_point=progress.step,
                           executor=executor)
             options.check_deadline = budget.until(MINIMIZE_SHARE * (args.budget_seconds or 0) if minimizing
                                                   else REPORTS_RESERVE_S)
+            phases.mark("recording_and_planning")
             progress.phase("checking crash states", total=len(run.plan.states))
             run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
                                                                     time.monotonic() - run.started_at), executor)
+        phases.mark("checking")
         summary = summarize(run)
         minimized = []
         if not run.interrupted and minimizing and summary["classes"]:
@@ -135,6 +154,7 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
                 args.out, summary["classes"], args.minimize, args.minimize_seconds,
                 deadline=budget.until(REPORTS_RESERVE_S), memory_limit_bytes=args.memory_limit,
                 on_class=lambda index, total, entry: progress.phase(f"minimizing class {index + 1}/{total}"))
+        phases.mark("minimizing")
         progress.phase("writing reports")
         if summary["completed"]:
             remove_fixed_minimized(args.out, summary["classes"])
@@ -146,6 +166,7 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
         summary["corpus"] = dict(corpus_report, directory=None if corpus is None else corpus.root,
                                  line=corpus_line(corpus_report))
         summary["elapsed_total_s"] = round(time.monotonic() - budget.started, 3)
+        summary["phases_s"] = phases.mark("finishing")     # the reports that follow take milliseconds
         write_reports(args.out, summary, run.plan.per_point, list(run.results.values()), spec.engine)
     return run, summary, minimized
 

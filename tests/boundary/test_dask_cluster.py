@@ -213,6 +213,6 @@ def test_planning_slices_on_dask_workers_fold_into_the_identical_plan(cluster, m
         there = _plan.plan_states(recording, jobs=executor.threads, slices=executor.plan_slices)
 
     def shape(plan):
-        return ([(p.state_id, p.point, p.choice, list(p.windows), p.image, p.points) for p in plan.states],
+        return ([state.as_data() for state in plan.states],
                 plan.per_point, plan.states_enumerated, plan.distinct_total)
     assert shape(here) == shape(there)

@@ -133,7 +133,7 @@ def test_planning_in_several_processes_gives_the_same_plan(monkeypatch, engine, 
     alone = _plan.plan_states(recording)
     forked = _plan.plan_states(recording, jobs=2)
     assert len(alone.states) > 100 and alone.crash_points > 8
-    assert [vars(state) for state in forked.states] == [vars(state) for state in alone.states]
+    assert [state.as_data() for state in forked.states] == [state.as_data() for state in alone.states]
     assert forked.per_point == alone.per_point
     assert (forked.states_enumerated, forked.space_total, forked.exhausted, forked.distinct_total) == \
         (alone.states_enumerated, alone.space_total, alone.exhausted, alone.distinct_total)

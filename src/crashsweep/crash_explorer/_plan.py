@@ -51,6 +51,10 @@ class PlannedState:
     def choice(self) -> dict:
         return unpack_choice(self.pending, self.packed)
 
+    def as_data(self) -> tuple:
+        """(state id, point, choice, windows, image, points): what a unit carries of it (two plans compare so)."""
+        return self.state_id, self.point, self.choice, [list(window) for window in self.windows], self.image, self.points
+
     def widen(self, windows) -> None:
         added = [window for window in windows if window not in self.windows]
         if added:

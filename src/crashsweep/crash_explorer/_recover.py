@@ -383,7 +383,7 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain, damage
     for point in walk.points:
         counts = [walk.writes[rid][1] for rid in point.pending]
         choices, _, _ = point_states(point, counts, context.faults, context.strategy, context.bound,
-                                     context.samples, context.nested_states_max, rng)
+                                     context.samples, context.nested_states_max, rng, sample_past_max=False)
         candidates.extend((point, durable.normalize(point, choice)) for choice in choices)
     if len(candidates) > context.nested_states_max:
         picked = sorted(rng.sample(range(len(candidates)), context.nested_states_max))

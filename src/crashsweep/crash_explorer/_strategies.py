@@ -81,8 +81,11 @@ def choice_key(choice: dict) -> str:
 
 
 def point_states(point: CrashPoint, sector_counts: list[int], faults: FaultPlan, strategy: str,
-                 bound: int, samples: int, states_max: int, rng: random.Random) -> tuple[list[dict], int, bool]:
-    """(choices, size of the point's true space, whether the space was exhausted)."""
+                 bound: int, samples: int, states_max: int, rng: random.Random,
+                 sample_past_max: bool = True) -> tuple[list[dict], int, bool]:
+    """(choices, size of the point's true space, whether the space was exhausted). A bounded space larger than
+    `states_max` is sampled; with `sample_past_max` False its first `states_max` combinations are kept (nested
+    crashes, which keep a few states per point and then sample across points)."""
     assert len(sector_counts) == len(point.pending)
     options = [fates(count, faults) for count in sector_counts]
     space = true_space(sector_counts, faults)
@@ -94,7 +97,7 @@ def point_states(point: CrashPoint, sector_counts: list[int], faults: FaultPlan,
             return [make_choice(point.pending, combo) for combo in combos], space, tears_complete
         return _sampled(point, options, min(states_max, enumerable), rng), space, False
     if strategy == "bounded":
-        combos = _bounded(options, bound, states_max, rng)
+        combos = _bounded(options, bound, states_max, rng, sample_past_max)
     elif strategy == "prefix":
         combos = _prefixes(options, faults)
     else:
@@ -128,16 +131,17 @@ def _sampled(point: CrashPoint, options: list[list], count: int, rng: random.Ran
     return result
 
 
-def _bounded(options: list[list], bound: int, states_max: int, rng: random.Random) -> list[tuple]:
+def _bounded(options: list[list], bound: int, states_max: int, rng: random.Random,
+             sample_past_max: bool = True) -> list[tuple]:
     """ACE-style: deviate at most `bound` writes from all-landed, and (with `lost`) from all-lost. A space
     larger than `states_max` is sampled (seeded, never enumerated: thousands of pending writes make millions
     of combinations), keeping both bases first."""
     bases = [LANDED] + ([None] if all(None in option for option in options) else [])
     sizes = [_deviation_counts(options, base, bound) for base in bases]
-    if sum(map(sum, sizes)) <= states_max:
+    if sum(map(sum, sizes)) <= states_max or not sample_past_max:
         combos = []
         for base in bases:
-            combos += _deviations(options, base, bound)
+            combos += _deviations(options, base, bound, states_max)
         return combos
     # A generator of its own, seeded from the caller's state without drawing from it: what the caller draws
     # next does not depend on whether this space was sampled.
@@ -178,8 +182,9 @@ def _sampled_deviations(options, bases, sizes, states_max: int, rng: random.Rand
     return list(combos)
 
 
-def _deviations(options: list[list], base, bound: int) -> list[tuple]:
-    """Every write at `base` except at most `bound` of them, which take another of their fates."""
+def _deviations(options: list[list], base, bound: int, states_max: int) -> list[tuple]:
+    """Every write at `base` except at most `bound` of them, which take another of their fates (the first
+    `states_max`)."""
     count = len(options)
     combos: list[tuple] = [tuple(base for _ in options)]
     for size in range(1, min(bound, count) + 1):
@@ -190,6 +195,8 @@ def _deviations(options: list[list], base, bound: int) -> list[tuple]:
                 for index, fate in zip(chosen, deviation):
                     combo[index] = fate
                 combos.append(tuple(combo))
+                if len(combos) >= states_max:
+                    return combos
     return combos
 
 

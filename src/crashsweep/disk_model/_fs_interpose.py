@@ -102,11 +102,15 @@ class ModelOs(FakeOsModule):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), target)
 
     def rename(self, src, dst, *, src_dir_fd=None, dst_dir_fd=None):
+        if src_dir_fd is None and dst_dir_fd is None and self.filesystem.rename_plain(_text(src), _text(dst)):
+            return None
         self._rename_checks(self._path_with_dir_fd(src, self.rename, src_dir_fd),
                             self._path_with_dir_fd(dst, self.rename, dst_dir_fd))
         return super().rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     def replace(self, src, dst, *, src_dir_fd=None, dst_dir_fd=None):
+        if src_dir_fd is None and dst_dir_fd is None and self.filesystem.rename_plain(_text(src), _text(dst)):
+            return None
         self._rename_checks(self._path_with_dir_fd(src, self.replace, src_dir_fd),
                             self._path_with_dir_fd(dst, self.replace, dst_dir_fd))
         return super().replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
@@ -230,6 +234,14 @@ class ModelIo(FakeIoModule):
 
 _SKIPPED_PACKAGES = ("crashsweep", "pyfakefs", "_pytest", "pytest", "hypothesis", "importlib", "_frozen_importlib",
                      "multiprocessing", "encodings", "_pyio")
+
+
+def _text(path):
+    """A path argument as text, or None when it is not a path (a descriptor, an object pyfakefs must judge)."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        return None
 
 
 def _skipped(name: str) -> bool:

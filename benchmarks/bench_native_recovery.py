@@ -1,0 +1,140 @@
+"""What one recovery of a pure-Python path engine costs in crashsweep, beside running the engine natively.
+
+Run: python benchmarks/bench_native_recovery.py [--states 600] [--out benchmarks/results/native-recovery.json]
+
+Side by side in one process, over the same planned crash states of each engine (crash depth 0):
+- crashsweep: `run_unit` on the states — build the state's tree, open the engine on the
+  file-system model, read everything out, check, run the continuation and check it;
+- native: the same state's tree written to a directory on tmpfs (/dev/shm; not timed), then the
+  engine opened on it with the real `os`, read out, the same continuation run, closed.
+The ratio is crashsweep's per-state cost over the native one (DESIGN §3's file-system model
+against the real thing). Engines: the tests' JSON-file store and ChecksummedLog, and TinyDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+ENGINES = [("tests/engines/json_kv.py:JsonKV", "24"), ("tests/engines/fs_engines.py:ChecksummedLog", "24"),
+           ("tinydb", "24")]
+
+
+def materialize(tree, target: str) -> str:
+    """Write a state's tree under `target`; returns the engine's directory there."""
+    from crashsweep.disk_model import STORE_PATH
+    from crashsweep.disk_model._fs_log import DIRECTORY
+    for path, kind, inode in tree.walk():
+        real = target + path
+        if kind == DIRECTORY:
+            os.makedirs(real, exist_ok=True)
+        else:
+            with open(real, "wb") as handle:
+                handle.write(tree.content(inode))
+    os.makedirs(target + STORE_PATH, exist_ok=True)
+    return target + STORE_PATH
+
+
+def native_class(engine: str):
+    """The engine's own class: a user engine's, or the built-in path store's (`tinydb`)."""
+    from crashsweep.engines._user import load_class
+    if ":" in engine:
+        return load_class(engine)
+    from crashsweep.engines._python_stores import TinyDbStore
+    return {"tinydb": TinyDbStore}[engine]
+
+
+def native_run(opener, directory: str, history_keys: list[bytes], continuation) -> None:
+    store = opener(directory)
+    items = getattr(store, "items", None)
+    recovered = dict(items()) if callable(items) else {key: store.get(key) for key in history_keys}
+    for op in continuation(recovered):
+        if op.kind == "put":
+            store.put(op.key, op.value)
+        elif op.kind == "delete":
+            store.delete(op.key)
+        elif op.kind == "get":
+            store.get(op.key)
+        else:
+            store.sync()
+    store.close()
+
+
+def measure(engine: str, ops: str, states: int) -> dict:
+    import random
+
+    from crashsweep import cli
+    from crashsweep.crash_explorer._plan import make_units, plan_states
+    from crashsweep.crash_explorer._recover import continuation_ops
+    from crashsweep.crash_explorer._recording import record
+    from crashsweep.crash_explorer._worker import remember, run_unit
+    from crashsweep.crash_explorer._medium import durable_of
+
+    spec = cli.spec_from_args(cli.parse_with_settings(["sweep", "--engine", engine, "--ops", ops,
+                                                       "--crash-depth", "0"]))
+    recording = record(spec)
+    remember(recording)
+    planned = plan_states(recording).states[:states]
+    units = make_units(spec.to_json(), planned, spec_id=spec.spec_id)
+    started = time.perf_counter()
+    checked = sum(1 for unit in units for _ in run_unit(unit))
+    harness_s = (time.perf_counter() - started) / checked
+
+    opener = _native_opener(engine, spec)
+    keys = sorted({op.key for op in spec.ops if op.key is not None})
+    durable = durable_of(recording.context, recording.walk, recording.log, hashed=False)
+    native_total, timed = 0.0, 0
+    scratch = tempfile.mkdtemp(prefix="crashsweep-native-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    try:
+        for state in sorted(planned, key=lambda state: state.point):
+            point = recording.walk.points[state.point]
+            durable.advance(point.durable_count)
+            tree = durable.snapshot(durable.overlay(state.choice))
+            target = os.path.join(scratch, str(state.state_id))
+            directory = materialize(tree, target)
+            rng = random.Random(state.state_id)
+            began = time.perf_counter()
+            try:
+                native_run(opener, directory, keys, lambda recovered: continuation_ops(rng, recovered))
+            except Exception:   # noqa: BLE001 - a state the engine cannot recover costs what it cost
+                pass
+            native_total += time.perf_counter() - began
+            timed += 1
+            shutil.rmtree(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    native_s = native_total / timed
+    return {"engine": engine, "ops": int(ops), "states": checked, "crashsweep_ms_per_state": round(harness_s * 1e3, 3),
+            "native_ms_per_state": round(native_s * 1e3, 3), "ratio": round(harness_s / native_s, 1)}
+
+
+def _native_opener(engine: str, spec):
+    engine_class = native_class(engine)
+    return lambda directory: engine_class(directory, **spec.engine_options())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--states", type=int, default=600)
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "native-recovery.json"))
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    rows = []
+    for engine, ops in ENGINES:
+        row = measure(engine, ops, args.states)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    with open(args.out, "w") as handle:
+        json.dump({"rows": rows}, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
