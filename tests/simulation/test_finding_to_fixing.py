@@ -80,6 +80,7 @@ def test_replay_after_the_fix_exits_zero_and_the_corpus_forgets_the_class(projec
     assert not os.listdir(corpus)
 
 
+@pytest.mark.long
 def test_a_changed_engine_that_still_fails_gives_a_new_trace_and_exit_1(project, capsys):
     assert cli.main(SWEEP) == 1
     summary = json.loads((project / "crashsweep-report" / "summary.json").read_text())
@@ -98,6 +99,7 @@ def test_a_changed_engine_that_still_fails_gives_a_new_trace_and_exit_1(project,
     assert "1 still failing" in capsys.readouterr().out
 
 
+@pytest.mark.long
 def test_resweeping_keeps_the_minimized_traces_of_classes_still_failing(project):
     assert cli.main(SWEEP + ["--no-corpus"]) == 1
     traces = project / "crashsweep-report" / "traces"

@@ -4,6 +4,8 @@ import json
 import xml.etree.ElementTree as ElementTree
 from html.parser import HTMLParser
 
+import pytest
+
 from crashsweep.cli import main
 from crashsweep.reports import render_html
 
@@ -130,6 +132,7 @@ def test_junit_of_a_clean_sweep_is_one_passing_case(tmp_path):
     assert len(suite.findall("testcase")) == 1 and suite.get("failures") == "0"
 
 
+@pytest.mark.long
 def test_report_merges_shards_into_the_same_summary(tmp_path):
     whole = tmp_path / "whole"
     main(["sweep", *FAST, "--option", "bug=log-epoch-unchecked", "--out", str(whole)])

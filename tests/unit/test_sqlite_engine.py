@@ -61,7 +61,8 @@ def _results_without_timing(out_dir) -> dict:
 
 
 @pytest.mark.parametrize("journal_mode,synchronous", [("delete", "full"), ("truncate", "normal"),
-                                                      ("persist", "full"), ("wal", "normal")])
+                                                      ("persist", "full"),
+                                                      pytest.param("wal", "normal", marks=pytest.mark.long)])
 def test_the_memo_gives_every_state_the_result_of_a_live_run(tmp_path, journal_mode, synchronous):
     """Every state's result, with and without the observation memo, is the same: same verdicts, windows,
     read-outs, continuations (a lost commit under synchronous=normal included)."""

@@ -22,7 +22,7 @@ from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
 from crashsweep.disk_model._fs_hash import HashedTree
 from crashsweep.disk_model._fs_log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, SIZE, WRITE, FsOp
 
-NEAR_PENDING_MIN = 16     # points with fewer pending micro-ops hash every state from the durable tree
+NEAR_PENDING_MIN = 48     # points with fewer pending micro-ops hash every state from the durable tree (cheaper there)
 from crashsweep.reference import History
 
 
