@@ -29,13 +29,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT_STATES_MAX = 64
 RUNNER = r"""
-import json, resource, sys, time
+import json, sys, time
 from crashsweep.cli import main
 started = time.perf_counter()
 code = main(sys.argv[2:])
 wall = time.perf_counter() - started
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 with open(sys.argv[1], "w") as handle:
-    json.dump({"code": code, "wall_s": wall, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, handle)
+    json.dump({"code": code, "wall_s": wall, "peak_mb": peak_kb / 1024}, handle)
 """
 
 

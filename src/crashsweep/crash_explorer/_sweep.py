@@ -123,7 +123,12 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
         if done.get("class") and representative_order(done) < run.class_first.get(done["class"], (2, 0)):
             run.class_first[done["class"]] = representative_order(done)
 
+    planned = {state.state_id: state for state in run.plan.states}
+
     def accept(result: dict) -> None:
+        if "windows" not in result and result["state"] in planned:      # a lean result: its state gives them
+            state = planned[result["state"]]
+            result["choice"], result["windows"] = state.choice, [list(window) for window in state.windows]
         if result.get("kind"):      # the trace is durable before the result line that links it
             result["class"], result["class_title"] = namer.classify(result)
             first = run.class_first.get(result["class"])
@@ -147,8 +152,9 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
                 accept({"state": RECORD_FAILURE_STATE, "point": None, **run.recording.failure,
                         "engine_s": 0.0, "total_s": 0.0})
             units = make_units(run.spec.to_json(), run.plan.states, options.shard, set(run.results), run.spec.spec_id)
-            if not options.memo:
-                for unit in units:
+            for unit in units:
+                unit["lean"] = True         # results come back without the choices and windows sent out
+                if not options.memo:
                     unit["memo"] = False
             stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
             with executor_for(run.spec, options, executor) as opened:

@@ -1,7 +1,8 @@
 """Run a work unit: rebuild (or reuse) the recording, then recover and check each state.
 
 A unit is plain data (`{"unit": n, "spec": {...}, "states": [[id, point, choice,
-windows, image, points], ...]}`, and `"memo": false` to recover every state live), so
+windows, image, points], ...]}`, `"memo": false` to recover every state live, `"lean": true`
+to leave each result's choice and windows out: its sender has them), so
 any process, local or remote, can run it and get the same results. `"spec": null` is
 allowed where this process already holds the spec's recording (the local executor sends
 each worker a spec once; its workers serve one sweep, well under RECORDINGS_CACHED_MAX).
@@ -52,6 +53,7 @@ def run_unit(unit: dict) -> Iterator[dict]:
     recording = recording_for(unit["spec"], unit.get("spec_id"))
     walk, spec = recording.walk, recording.spec
     recording.context.memo = unit.get("memo", True)
+    lean = unit.get("lean", False)
     durable = _durable_for(recording, unit["states"])
     for state_id, point_index, choice, windows, image, points in unit["states"]:
         started = time.perf_counter()
@@ -64,7 +66,10 @@ def run_unit(unit: dict) -> Iterator[dict]:
         result["state"] = state_id
         result["image"] = image
         result["op"] = point.op_index
-        result["windows"] = [list(w) for w in windows]
+        if lean:           # the sweep knows the state's choice and windows: do not send them back
+            result.pop("choice", None)
+        else:
+            result["windows"] = [list(w) for w in windows]
         if points > 1:
             result["points"] = points
         result["engine_s"] = round(timing.get("engine_s", 0.0), 6)
