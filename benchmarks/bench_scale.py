@@ -7,7 +7,7 @@ transactions; the tests' JSON-file store; TinyDB) and each executor (`--jobs 1`,
 `--executor dask` on a cluster of 1 and of 2 workers started here on localhost, their start-up
 not counted), one `crashsweep sweep` in a process of its own: wall time, distinct states per
 second end to end, the time of each phase (`summary.json`'s `phases_s`), and the peak memory of
-crashsweep's own process (the engines run in worker processes). From `--jobs 1` against `--jobs 2`
+crashsweep's own process (VmHWM; the engines run in worker processes). From `--jobs 1` against `--jobs 2`
 the serial fraction f (Amdahl: T2 / T1 = f + (1 - f) / 2) and, on paper, the speed-up and states/s
 that 10 and 100 workers would give, with the Dask tasks per second that rate needs (one task per
 work unit of up to 64 states). Every run must find the same states and violations whatever ran it:

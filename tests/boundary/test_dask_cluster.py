@@ -116,13 +116,15 @@ def test_engines_that_kill_their_process_or_signal_their_parent_cost_one_state_o
 
 def test_a_budget_stops_a_dask_sweep_and_resume_completes_it(tmp_path, cluster):
     dask = ("--executor", "dask", "--scheduler", cluster.address)
-    stopped = _sweep(tmp_path / "dask", *BETREE, "--budget-seconds", "3", executor=dask)
+    # Longer than the ~6 s of checking that a 12 s budget leaves after connecting, recording and planning.
+    workload = ("--engine", "betree", "--ops", "40", "--crash-depth", "2")
+    stopped = _sweep(tmp_path / "dask", *workload, "--budget-seconds", "12", executor=dask)
     assert stopped.returncode == 0, stopped.stderr
     summary = json.loads((tmp_path / "dask" / "summary.json").read_text())
     assert not summary["completed"] and 0 < summary["distinct_states"] < summary["distinct_states_planned"]
-    resumed = _sweep(tmp_path / "dask", *BETREE, "--resume", executor=dask)
+    resumed = _sweep(tmp_path / "dask", *workload, "--resume", executor=dask)
     assert resumed.returncode == 0, resumed.stderr
-    _sweep(tmp_path / "local", *BETREE)
+    _sweep(tmp_path / "local", *workload, "--jobs", "2")
     _same_results(tmp_path / "local", tmp_path / "dask")
 
 
