@@ -139,7 +139,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds a sweep may take before the run fails")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "scale.json"))
+    parser.add_argument("--tables", metavar="FILE", help="print the README's tables of a results file and stop")
     args = parser.parse_args()
+    if args.tables:
+        with open(args.tables) as handle:
+            print(markdown(json.load(handle)))
+        return
     rows = []
     with tempfile.TemporaryDirectory() as directory:
         clusters = {workers: Cluster(directory, workers) for workers in (1, 2)}
@@ -168,6 +173,25 @@ def main() -> None:
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as handle:
         json.dump(result, handle, indent=1)
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    """The README's tables from a results file (also: python benchmarks/bench_scale.py --tables FILE)."""
+    lines = ["| workload | executor | distinct states | wall s | states/s end to end | recording + planning s | "
+             "checking s | peak MB |", "|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        phases = row.get("phases_s") or {}
+        lines.append(f"| {row['workload']} | {row['executor']} | {row['distinct_states']:,} | {row['wall_s']:.1f} | "
+                     f"{row['states_per_s_end_to_end']:,.0f} | {phases.get('recording_and_planning', 0):.1f} | "
+                     f"{phases.get('checking', 0):.1f} | {row['peak_mb']} |")
+    lines += ["", "| workload | serial fraction | 10 workers: speed-up, states/s | 100 workers: speed-up, states/s | "
+              "Dask tasks/s at 100 |", "|---|---|---|---|---|"]
+    for entry in result["projections"]:
+        lines.append(f"| {entry['workload']} | {entry['serial_fraction']:.2f} | {entry['speedup_10']}×, "
+                     f"{entry['states_per_s_10']:,} | {entry['speedup_100']}×, {entry['states_per_s_100']:,} | "
+                     f"{entry['dask_tasks_per_s_100']:,} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

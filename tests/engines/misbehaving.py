@@ -6,7 +6,7 @@ yet) or at every open that finds data (`recover`, i.e. recovering a crash state)
 raise, exit, kill (SIGKILL itself), segfault, sigterm-parent (then goes on normally),
 fork-linger (leaves a child process sleeping), memory (allocates until it cannot),
 recursion, keyboard-interrupt, huge-message (raises with 16 MB of text), print-flood
-(prints and logs 1 MB), none.
+(prints and logs 1 MB), slow (takes 0.2 s, then goes on normally), none.
 """
 
 import json
@@ -45,6 +45,8 @@ def _misbehave(mode):
         raise KeyboardInterrupt
     if mode == "huge-message":
         raise RuntimeError("x" * 16_000_000)
+    if mode == "slow":
+        time.sleep(0.2)
     if mode == "print-flood":
         for index in range(10_000):
             print(f"engine chatter line {index} " + "." * 80)
