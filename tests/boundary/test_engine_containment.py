@@ -51,7 +51,8 @@ def _out_bytes(directory) -> int:
 
 
 @pytest.mark.parametrize("when", ["recover", "record"])
-@pytest.mark.parametrize("mode", sorted(EXPECTED))
+@pytest.mark.parametrize("mode", [pytest.param(mode, marks=pytest.mark.long) if mode == "print-flood" else mode
+                                  for mode in sorted(EXPECTED)])
 def test_a_misbehaving_engine_costs_its_states_never_the_sweep(tmp_path, mode, when):
     marker = uuid.uuid4().hex
     completed = _sweep(tmp_path, "--option", f"mode={mode}", "--option", f"when={when}", "--quiet", marker=marker)

@@ -61,6 +61,7 @@ def test_missing_fsync_is_one_class_explained_in_the_engines_terms(project, caps
     del explained
 
 
+@pytest.mark.long
 def test_replay_after_the_fix_exits_zero_and_the_corpus_forgets_the_class(project, capsys):
     assert cli.main(SWEEP) == 1
     summary = json.loads((project / "crashsweep-report" / "summary.json").read_text())
