@@ -44,9 +44,8 @@ def build_log(specs, linked: bool = False) -> FsLog:
     return log
 
 
-@settings(max_examples=600, deadline=None)
-@given(specs=st.lists(micro_ops, min_size=1, max_size=14), data=st.data())
-def test_incremental_digest_equals_the_materialized_trees(specs, data):
+def durable_prefix(specs, data):
+    """A log of `specs` and a drawn prefix of it applied to a durable tree (and its hashed view)."""
     log = build_log(specs, linked=True)
     durable_count = data.draw(st.integers(0, len(log.ops)), label="durable prefix")
     durable = FsTree.initial()
@@ -54,6 +53,13 @@ def test_incremental_digest_equals_the_materialized_trees(specs, data):
     for op in log.ops[:durable_count]:
         durable.apply(op)
         hashed.changed(op)
+    return log, durable_count, durable, hashed
+
+
+@settings(max_examples=600, deadline=None)
+@given(specs=st.lists(micro_ops, min_size=1, max_size=14), data=st.data())
+def test_incremental_digest_equals_the_materialized_trees(specs, data):
+    log, durable_count, durable, hashed = durable_prefix(specs, data)
     landed = []
     for op in log.ops[durable_count:]:
         fate = data.draw(st.sampled_from(["lost", "landed", "torn"]), label=f"fate of {op.op_id}")
@@ -74,13 +80,7 @@ def test_incremental_digest_equals_the_materialized_trees(specs, data):
 def test_a_state_near_all_landed_hashes_as_materialized(specs, data):
     """`near_digest` (all pending micro-ops landed but a few writes lost or torn, or size micro-ops lost)
     equals the digest of the materialized tree, and of `state_digest` from the durable tree."""
-    log = build_log(specs, linked=True)
-    durable_count = data.draw(st.integers(0, len(log.ops)), label="durable prefix")
-    durable = FsTree.initial()
-    hashed = HashedTree(durable)
-    for op in log.ops[:durable_count]:
-        durable.apply(op)
-        hashed.changed(op)
+    log, durable_count, durable, hashed = durable_prefix(specs, data)
     pending = tuple(log.ops[durable_count:])
     for _ in range(3):          # several states of one point share its all-landed base
         deviations, landed = {}, []
