@@ -32,6 +32,7 @@ from crashsweep import _sweep_command as sweep_command
 from crashsweep.crash_explorer._class_traces import class_details
 from crashsweep.crash_explorer._trace import MINIMIZED_SUFFIX
 from crashsweep.crash_explorer._profiles import engine_profile
+from crashsweep.crash_explorer.media._native import WORK_DIR_ENVIRONMENT
 from crashsweep.crash_explorer._executor import worker_sessions
 from crashsweep.crash_explorer._sandbox import engine_sessions
 from crashsweep.crash_explorer._signals import Terminated, sigterm_as_interrupt
@@ -163,6 +164,14 @@ def _add_spec_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--fs-model", choices=FS_MODELS, default=FS_MODEL_DEFAULT,
                          help="file engines: the persistence model (docs/fs-models.md; posix is the weakest "
                               "POSIX allows)")
+    command.add_argument("--medium", choices=("model", "native"), default="model",
+                         help="Python path engines: in-process on the file-system model, or natively in a process "
+                              "of their own on a real directory, system calls recorded (docs/native.md)")
+    command.add_argument("--ignore-mmap", action="append", default=[], metavar="GLOB",
+                         help="native medium: a file whose writable shared mmap does not matter after a crash "
+                              "(lock or shared-memory files), repeatable")
+    command.add_argument("--work-dir",
+                         help="native medium: where crash states are materialized (default /dev/shm, a tmpfs)")
     command.add_argument("--strategy", default=STRATEGY_DEFAULT, choices=STRATEGIES,
                          help="which crash states of each crash point: bounded (at most k pending writes "
                               "persisted or dropped), exhaustive, prefix, random")
@@ -277,7 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def spec_from_args(args) -> SweepSpec:
-    adapter = engine_profile(args.engine, args.memory_limit)
+    medium = "native" if getattr(args, "medium", "model") == "native" else ""
+    if getattr(args, "work_dir", None):
+        if not os.path.isdir(args.work_dir):
+            raise UsageError(f"--work-dir {args.work_dir} is not a directory")
+        os.environ[WORK_DIR_ENVIRONMENT] = os.path.abspath(args.work_dir)
+    adapter = engine_profile(args.engine, args.memory_limit, medium=medium)
     raw_options = parse_option_pairs(args.option)
     options = adapter.parse_options(raw_options)
     name, ops = resolve_scenario(args.scenario, args.seed, args.ops)
@@ -288,7 +302,7 @@ def spec_from_args(args) -> SweepSpec:
                      volatile_cache=args.cache == "volatile", faults=FaultPlan.parse(args.faults, args.variants),
                      strategy=args.strategy, bound=args.bound, samples=args.samples, crash_depth=args.crash_depth,
                      continuation=not args.no_continue, state_timeout_s=args.state_timeout,
-                     fs_model=args.fs_model)
+                     fs_model=args.fs_model, medium=medium, ignore_mmap=tuple(getattr(args, "ignore_mmap", [])))
     return spec.validate()
 
 
@@ -379,6 +393,7 @@ REPRODUCE_FLAGS = (("engine", "--engine"), ("scenario", "--scenario"), ("ops", "
                    ("faults", "--faults"), ("variants", "--variants"), ("seed", "--seed"),
                    ("sector_size", "--sector-size"), ("device_sectors", "--device-sectors"), ("cache", "--cache"),
                    ("crash_depth", "--crash-depth"), ("state_timeout", "--state-timeout"), ("fs_model", "--fs-model"),
+                   ("medium", "--medium"), ("work_dir", "--work-dir"),
                    ("budget_states", "--budget-states"), ("budget_seconds", "--budget-seconds"),
                    ("memory_limit", "--memory-limit"))
 REPRODUCE_ALWAYS = ("engine", "scenario", "strategy", "faults", "seed")

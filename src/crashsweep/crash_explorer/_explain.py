@@ -17,7 +17,8 @@ from __future__ import annotations
 from crashsweep.crash_explorer._classes import ClassNamer
 from crashsweep.crash_explorer._fates import explain_state, sentences
 from crashsweep.crash_explorer._io_view import call_line, io_calls
-from crashsweep.crash_explorer._medium import durable_of, uses_fs
+from crashsweep.crash_explorer._medium import durable_of
+from crashsweep.crash_explorer.media import medium_of
 
 IO_CALLS_SHOWN_MAX = 60
 TEXT_CHARS_MAX = 400
@@ -66,7 +67,7 @@ def pending_fate_marks(recording, result: dict) -> dict[int, str]:
     choice = result.get("choice") or {}
     persisted = set(choice.get("persist", ()))
     torn = {unit: pieces for unit, pieces in choice.get("torn", ())}
-    unit_word = "sector" if not uses_fs(recording.context) else "block"
+    unit_word = medium_of(recording.context).unit_word
     return {unit: "persisted" if unit in persisted else torn_mark(torn[unit], recording.walk.writes[unit][1],
                                                                   unit_word) if unit in torn else "lost"
             for unit in point.pending}
@@ -87,7 +88,7 @@ def explanation(recording, result: dict, check) -> dict:
     fates = explain_state(list(point.pending), result.get("choice") or {}, check,
                           lambda choice: durable.normalize(point, choice))
     namer = ClassNamer(recording)
-    medium = "fs" if uses_fs(recording.context) else "block"
+    medium = medium_of(recording.context).explain_as
     said = sentences(fates, namer.unit, medium, last_sync_before(recording.spec.ops, point.op_index))
     essential = dict(result, choice=fates["choice"])
     return {"sentences": [text[:TEXT_CHARS_MAX] for text in said], "fates": fates,

@@ -18,15 +18,19 @@ from crashsweep.crash_explorer._sandbox import in_engine_process, run_contained
 from crashsweep.engines import (
     ADAPTERS, EngineAdapter, EngineError, adapter_from_description, describe_user_engine, resolve_engine,
 )
+from crashsweep.engines._native import EXEC_PREFIX
+from crashsweep.engines._native_adapters import native_variant
 from crashsweep.engines._user import is_user_engine_name
 
 DESCRIBE_TIMEOUT_S = 120.0
 _profiles: dict[str, EngineAdapter] = {}
 
 
-def engine_profile(name: str, memory_limit_bytes: int | None = None) -> EngineAdapter:
+def engine_profile(name: str, memory_limit_bytes: int | None = None, medium: str = "") -> EngineAdapter:
     """The adapter of `name` for validation and planning. Raises EngineError with one line."""
-    if name in ADAPTERS or in_engine_process():
+    if medium:
+        return native_variant(engine_profile(name, memory_limit_bytes), name)
+    if name in ADAPTERS or in_engine_process() or (isinstance(name, str) and name.startswith(EXEC_PREFIX)):
         return resolve_engine(name)
     if not isinstance(name, str) or not is_user_engine_name(name):
         return resolve_engine(name)           # raises the registry's "unknown engine" line

@@ -11,7 +11,9 @@ exception or a wrong read there is a finding of its own (`engine-error` /
 
 from __future__ import annotations
 
+import base64
 import random
+import zlib
 from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._crash_points import PointWalk
@@ -25,6 +27,7 @@ from crashsweep.disk_model import InterpositionBypass
 from crashsweep.crash_explorer._log_wire import log_from_data, log_to_data
 from crashsweep.crash_explorer._profiles import engine_profile
 from crashsweep.crash_explorer._sandbox import run_contained
+from crashsweep.crash_explorer import _wire
 from crashsweep.crash_explorer._wire import WireError
 from crashsweep.engines import resolve_engine
 from crashsweep.reference import History, encode_bytes
@@ -43,12 +46,14 @@ class Recording:
 
 
 RECORD_SLACK_S = 30.0
+RECORDED_BYTES_MAX = 1 << 30
 
 
 def state_context(spec: SweepSpec, live: bool = True) -> StateContext:
     """The context of a spec. `live`: with the engine's real adapter (this process runs the engine: a worker,
     a contained child, or a caller of `record` who chose to); else with its profile, which cannot open it."""
-    return StateContext(adapter=resolve_engine(spec.engine) if live else engine_profile(spec.engine), options=spec.engine_options(),
+    adapter = resolve_engine(spec.engine, spec.medium) if live else engine_profile(spec.engine, medium=spec.medium)
+    return StateContext(adapter=adapter, options=spec.engine_options(), ignore_mmap=spec.ignore_mmap,
                         sector_size=spec.sector_size, sector_count=spec.sector_count,
                         volatile_cache=spec.volatile_cache, seed=spec.seed, strategy=spec.strategy,
                         bound=spec.bound, samples=spec.samples, faults=spec.faults, crash_depth=spec.crash_depth,
@@ -59,6 +64,10 @@ def state_context(spec: SweepSpec, live: bool = True) -> StateContext:
 def record(spec: SweepSpec) -> Recording:
     """Example: `record(SweepSpec(ops=(put(b"a", b"1"), sync()))).walk.points`."""
     context = state_context(spec)
+    if spec.recorded:              # a native engine's recording, kept: rebuild it exactly (no engine runs)
+        history = History(list(spec.ops))
+        log = recorded_log(spec.recorded)
+        return Recording(spec, log, history, points_of(context, log, history), context, None)
     log = new_log(context)
     log.track_sites = True      # findings name the engine's lines (costs one stack walk per call, here only)
     device = new_target(context, None, random.Random(f"{spec.seed}:record"), log, random_seed=f"{spec.seed}:record")
@@ -66,6 +75,21 @@ def record(spec: SweepSpec) -> Recording:
     failure = _drive(context, device, log, history, spec)
     walk = points_of(context, log, history)
     return Recording(spec, log, history, walk, context, failure)
+
+
+def encode_recorded(log) -> str:
+    """A recorded log as spec text (`SweepSpec.recorded`): the wire encoding, compressed, base64."""
+    return base64.b64encode(zlib.compress(_wire.encode(log_to_data(log)), 6)).decode("ascii")
+
+
+def recorded_log(text: str):
+    """The log `encode_recorded` made. Raises WireError on anything malformed."""
+    try:
+        data = zlib.decompressobj().decompress(base64.b64decode(text.encode("ascii"), validate=True),
+                                               RECORDED_BYTES_MAX)
+    except (ValueError, zlib.error) as error:
+        raise WireError(f"the recorded I/O log is malformed ({error})") from None
+    return log_from_data(_wire.decode(data))
 
 
 def record_contained(spec: SweepSpec, memory_limit_bytes: int | None = None) -> Recording:

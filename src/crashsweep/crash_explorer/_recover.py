@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._image import choice_problem, has_corruption
 from crashsweep.crash_explorer._medium import (
-    durable_of, engine_scope, let_go, new_log, new_target, points_of, uses_fs,
+    durable_of, engine_scope, let_go, new_log, new_target, points_of,
 )
 from crashsweep.crash_explorer._strategies import choice_key, point_states
+from crashsweep.crash_explorer.media import medium_of
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer._limits import cap_text
 from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, StateTimeout
@@ -59,6 +60,7 @@ class StateContext:
     continuation: bool
     state_timeout_s: float
     fs_model: str = "posix"
+    ignore_mmap: tuple = ()   # native medium: file globs whose shared writable mmaps are not refused
     memo: bool = True         # let an engine's observation memo answer states (results are the same either way)
     memos: dict = field(default_factory=dict)    # a history's content -> its CallMemo
     memo_of_history: dict = field(default_factory=dict)   # id(history) -> (history, its CallMemo), found fast
@@ -151,7 +153,7 @@ def _memo_for(context, depth: int, choice: dict, history: History):
     out, continuation ops) and the checks derived from an outcome depend on the history: one memo per
     history (a nested crash reads out its continuation's history; equal continuations share one)."""
     if not (context.memo and context.adapter.memoizable and depth <= 0 and not choice.get("faults")
-            and uses_fs(context)):
+            and medium_of(context).memoizable):
         return None
     kept = context.memo_of_history.get(id(history))
     if kept is None or kept[0] is not history:
@@ -173,7 +175,7 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
                   engine: list, memo) -> dict:
     seed_text = f"{context.seed}:{point_index}:{choice_key(choice)}:{depth}"
     rng = random.Random(seed_text)
-    log = new_log(context)
+    log = new_log(context, traced=depth > 0)
     # The engine's own randomness depends on the depth only, not on the state: states an engine cannot
     # tell apart behave alike (see _continue), and journals of different depths never share a nonce.
     device = new_target(context, image, rng, log, random_seed=f"{context.seed}:recover:{depth}")

@@ -20,6 +20,7 @@ from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.reference import Op, decode_ops, encode_ops
 from crashsweep.crash_explorer._profiles import engine_profile
 from crashsweep.engines import ADAPTERS
+from crashsweep.engines._native import EXEC_PREFIX
 from crashsweep.engines._user import is_user_engine_name
 from crashsweep.crash_explorer.errors import SpecError
 
@@ -36,7 +37,11 @@ NAME_CHARS_MAX = 4096
 _FIELD_TYPES = {"engine": str, "scenario": str, "seed": int, "sector_size": int, "sector_count": int,
                 "volatile_cache": bool, "strategy": str, "bound": int, "samples": int, "states_per_point_max": int,
                 "crash_depth": int, "nested_states_max": int, "continuation": bool,
-                "state_timeout_s": (int, float), "fs_model": str}
+                "state_timeout_s": (int, float), "fs_model": str, "medium": str, "recorded": str}
+MEDIA = ("", "native")
+IGNORE_MMAP_MAX = 64
+RECORDED_CHARS_MAX = 1 << 30
+_OPTIONAL_FIELDS = {"medium": "", "ignore_mmap": (), "recorded": ""}   # left out of JSON (and ids) when default
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,9 @@ class SweepSpec:
     continuation: bool = True
     state_timeout_s: float = STATE_TIMEOUT_DEFAULT_S
     fs_model: str = FS_MODEL_DEFAULT
+    medium: str = ""                        # "": the engine's own; "native": a path engine run natively
+    ignore_mmap: tuple[str, ...] = ()       # native: file globs whose shared writable mmaps do not matter
+    recorded: str = ""                      # native: the recorded I/O log (`recorded_log`), "" = record live
 
     def validate(self, engine: bool = True) -> "SweepSpec":
         """Check every field; returns self. Raises SpecError (or the engine's EngineError) with one line.
@@ -89,13 +97,18 @@ class SweepSpec:
             raise SpecError(f"unknown file-system model {self.fs_model!r} (known: {', '.join(FS_MODELS)})")
         if len(self.ops) > OPS_MAX:
             raise SpecError(f"the scenario has {len(self.ops):,} operations; at most {OPS_MAX:,} are allowed")
-        if self.engine not in ADAPTERS and not is_user_engine_name(self.engine):
-            raise SpecError(f"unknown engine {self.engine!r} (known: {', '.join(ADAPTERS)}, or MODULE:CLASS)")
+        if self.engine not in ADAPTERS and not is_user_engine_name(self.engine) \
+                and not self.engine.startswith(EXEC_PREFIX):
+            raise SpecError(f"unknown engine {self.engine!r} (known: {', '.join(ADAPTERS)}, MODULE:CLASS or "
+                            "exec:COMMAND)")
+        if self.medium not in MEDIA:
+            raise SpecError(f"unknown medium {self.medium!r} (known: native, or the engine's own)")
         if not engine:
             return self
-        adapter = engine_profile(self.engine)
-        if adapter.medium == "fs" and self.faults.corruption_kinds:
-            raise SpecError(f"engine {self.engine} runs on the file-system model, which injects crash faults only "
+        adapter = engine_profile(self.engine, medium=self.medium)
+        if adapter.medium != "block" and self.faults.corruption_kinds:
+            where = "the file-system model" if adapter.medium == "fs" else "the native file system"
+            raise SpecError(f"engine {self.engine} runs on {where}, which injects crash faults only "
                             f"(crash, torn, lost); drop {', '.join(self.faults.corruption_kinds)} from --faults")
         options = adapter.parse_options(dict(self.options))
         needed = adapter.sectors_needed(options, self.sector_size)
@@ -118,11 +131,16 @@ class SweepSpec:
             raise SpecError(f"spec: engine and scenario names must be at most {NAME_CHARS_MAX} characters")
         if not 0 <= self.seed < 2 ** 63:
             raise SpecError(f"spec: seed must be in 0..2^63-1, got {self.seed}")
+        if not isinstance(self.ignore_mmap, tuple) or len(self.ignore_mmap) > IGNORE_MMAP_MAX \
+                or not all(isinstance(glob, str) and 0 < len(glob) <= NAME_CHARS_MAX for glob in self.ignore_mmap):
+            raise SpecError(f"spec: ignore_mmap must be at most {IGNORE_MMAP_MAX} non-empty file globs")
+        if len(self.recorded) > RECORDED_CHARS_MAX:
+            raise SpecError("spec: the recorded I/O log is too large")
         if not 0 < self.nested_states_max <= 1_000_000:
             raise SpecError(f"spec: nested_states_max must be in 1..1000000, got {self.nested_states_max}")
 
     def engine_options(self) -> dict:
-        return engine_profile(self.engine).parse_options(dict(self.options))
+        return engine_profile(self.engine, medium=self.medium).parse_options(dict(self.options))
 
     def to_json(self) -> dict:
         """The spec as JSON data: a fresh dict each call; its `ops` list is shared (do not change it)."""
@@ -132,8 +150,13 @@ class SweepSpec:
             cached["ops"] = encode_ops(list(self.ops))
             cached["options"] = dict(self.options)
             cached["faults"] = self.faults.to_json()
+            cached["ignore_mmap"] = list(self.ignore_mmap)
+            for name, default in _OPTIONAL_FIELDS.items():
+                if getattr(self, name) == default:
+                    del cached[name]
             object.__setattr__(self, "_json", cached)
-        return {**cached, "options": dict(cached["options"]), "faults": copy.deepcopy(cached["faults"])}
+        return {**cached, "options": dict(cached["options"]), "faults": copy.deepcopy(cached["faults"]),
+                **({"ignore_mmap": list(cached["ignore_mmap"])} if "ignore_mmap" in cached else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "SweepSpec":
@@ -152,6 +175,10 @@ class SweepSpec:
                 raise SpecError("spec: \"options\" must be an object of KEY: VALUE texts")
             values["options"] = tuple(sorted((k, str(v)) for k, v in options.items()))
             values["faults"] = FaultPlan.from_json(data.get("faults", {"kinds": ["crash", "torn", "lost"]}))
+            ignored = data.get("ignore_mmap", [])
+            if not isinstance(ignored, list):
+                raise SpecError("spec: \"ignore_mmap\" must be a list of file globs")
+            values["ignore_mmap"] = tuple(ignored)
             return cls(**values)._checked_types()
         except SpecError:
             raise
@@ -168,7 +195,7 @@ class SweepSpec:
         return cached
 
     def with_ops(self, ops: list[Op]) -> "SweepSpec":
-        return replace(self, ops=tuple(ops))
+        return replace(self, ops=tuple(ops), recorded="")     # other ops: a recorded log no longer applies
 
 
 def make_options(pairs: dict[str, str]) -> tuple[tuple[str, str], ...]:

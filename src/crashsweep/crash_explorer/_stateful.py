@@ -32,6 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 from crashsweep.crash_explorer._fates import explain_state, sentences
 from crashsweep.crash_explorer._io_view import unit_names, unit_sites
 from crashsweep.crash_explorer._medium import durable_of, engine_scope, let_go, new_log, new_target, points_of, uses_fs
+from crashsweep.crash_explorer.media import medium_of
 from crashsweep.crash_explorer._recover import StateContext, recover_state
 from crashsweep.crash_explorer._strategies import LANDED, make_choice, tear_patterns
 from crashsweep.disk_model import FS_MODEL_DEFAULT, FaultPlan
@@ -194,7 +195,7 @@ class CrashSafeMachine(RuleBasedStateMachine):
 
             fates = explain_state(list(point.pending), choice,
                                   check, lambda candidate: durable.normalize(point, candidate))
-            said = sentences(fates, unit, "fs" if uses_fs(self._context) else "block", None)
+            said = sentences(fates, unit, medium_of(self._context).explain_as, None)
             lines += ["why:"] + [f"  {line}" for line in said]
         persisted = set(choice.get("persist", ()))
         torn = {unit_id for unit_id, _ in choice.get("torn", ())}

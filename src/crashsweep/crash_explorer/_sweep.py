@@ -13,13 +13,14 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from crashsweep.crash_explorer._collector import collector_paused
 from crashsweep.crash_explorer._executor import LocalExecutor
 from crashsweep.crash_explorer._plan import Plan, approximate, make_units, plan_states
 from crashsweep.crash_explorer._limits import default_memory_limit_bytes
-from crashsweep.crash_explorer._recording import Recording, record_contained
+from crashsweep.crash_explorer.media import medium_of
+from crashsweep.crash_explorer._recording import encode_recorded, Recording, record_contained
 from crashsweep.crash_explorer._results import RESULTS_NAME, ResultsError, ResultsWriter, read_results, tally
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._manifest import Manifest
@@ -72,6 +73,11 @@ def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | N
     points so as to end by `planning_deadline`; `on_phase(name, total)` and `on_point(done, total)` report.
     An `executor` that plans (`plan_slices`: a Dask cluster) enumerates slices of the points on its workers."""
     recording = record_contained(spec, options.memory_limit_bytes)
+    if medium_of(recording.context).name == "native" and not spec.recorded and recording.failure is None:
+        # A native engine's I/O is not a function of the spec (threads, clocks, its own randomness): the
+        # recording made here is the one every state, worker, trace and replay of this sweep uses.
+        spec = replace(spec, recorded=encode_recorded(recording.log))
+        recording = replace(recording, spec=spec)
     remember(recording)
     on_phase(f"planning crash states of {len(recording.walk.points):,} crash points", len(recording.walk.points))
     slices = getattr(executor, "plan_slices", None)

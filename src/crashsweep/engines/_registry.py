@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from crashsweep.disk_model import BlockDevice
 from crashsweep.engines._fs_engines import interposition_scope, open_path_engine
+from crashsweep.engines._native_adapters import EXEC_PREFIX, exec_adapter, native_adapters, native_variant
 from crashsweep.engines._sqlite import journal_mode, open_sqlite, synchronous_level
 from crashsweep.engines._python_stores import DbmDumbStore, TinyDbStore
 from crashsweep.engines._user import engine_kind, is_user_engine_name, load_class, open_block_engine
@@ -45,6 +46,7 @@ class EngineAdapter:
     medium: str = "block"          # "block": opens on a device; "fs": opens on the file-system model
     scope: Callable | None = None  # for "fs" engines in Python: the interposition around engine calls
     memoizable: bool = False       # the engine is a function of its `SessionCalls` responses (see CallMemo)
+    ignore_mmap: tuple[str, ...] = ()   # "native": files whose shared writable mappings do not matter after a crash
 
     def parse_options(self, raw: dict[str, str]) -> dict:
         """Text options -> typed options. Raises EngineError naming the bad one."""
@@ -139,13 +141,21 @@ ADAPTERS["sqlite"] = EngineAdapter(
     option_types={"journal_mode": journal_mode, "synchronous": synchronous_level})
 
 
-def resolve_engine(name: str) -> EngineAdapter:
-    """A built-in engine's adapter, or one made for a user class named `MODULE:CLASS`."""
+ADAPTERS.update(native_adapters(journal_mode, synchronous_level, parse_bool))
+
+
+def resolve_engine(name: str, medium: str = "") -> EngineAdapter:
+    """A built-in engine's adapter, or one made for a user class named `MODULE:CLASS` or a program
+    `exec:COMMAND`; `medium="native"` runs a path engine natively (`native_variant`)."""
+    if isinstance(name, str) and name.startswith(EXEC_PREFIX):
+        return exec_adapter(name)
     if name in ADAPTERS:
-        return ADAPTERS[name]
-    if is_user_engine_name(name):
-        return _user_adapter(name)
-    raise EngineError(f"unknown engine {name!r} (known: {', '.join(ADAPTERS)}, or MODULE:CLASS)")
+        adapter = ADAPTERS[name]
+    elif is_user_engine_name(name):
+        adapter = _user_adapter(name)
+    else:
+        raise EngineError(f"unknown engine {name!r} (known: {', '.join(ADAPTERS)}, MODULE:CLASS or exec:COMMAND)")
+    return native_variant(adapter, name) if medium == "native" else adapter
 
 
 def describe_user_engine(name: str) -> dict:

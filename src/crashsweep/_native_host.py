@@ -1,0 +1,282 @@
+"""The native host: runs a Python engine in a process of its own, speaking the native line protocol.
+
+`python -B -m crashsweep._native_host ENGINE DIRECTORY OPTIONS_JSON` serves one state:
+ENGINE is a built-in native adapter (`leveldb`, `rocksdb`, `lmdb`, `sqlite-native`) or a
+path engine `MODULE:CLASS` (a `.py` file or a dotted module). The protocol is in
+`crashsweep/engines/_native.py` and docs/native.md.
+
+This module imports nothing of crashsweep (a native engine's process should hold the
+engine and this loop only), so its startup is Python's plus the engine's. The engine's
+own output to stdout goes to stderr: stdout carries the protocol only.
+
+Invariant: every request gets exactly one answer line; an engine exception is the
+answer `error TYPE: TEXT`, never a dead host.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import sys
+
+READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
+SYNC_MARKER_KEY = b"\xffcrashsweep-sync\x00"
+
+
+def _flag(options: dict, name: str, default: bool) -> bool:
+    value = options.pop(name, default)
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+
+
+class LevelDbStore:
+    """LevelDB through plyvel. `sync()` is a synced write (LevelDB: a synced write makes every earlier one
+    durable); option `sync_writes` makes every put/delete synced itself."""
+
+    def __init__(self, path: str, options: dict):
+        import plyvel
+        self.sync_writes = _flag(options, "sync_writes", False)
+        self.db = plyvel.DB(path, create_if_missing=True)
+
+    def put(self, key, value):
+        self.db.put(key, value, sync=self.sync_writes)
+
+    def delete(self, key):
+        self.db.delete(key, sync=self.sync_writes)
+
+    def get(self, key):
+        return self.db.get(key)
+
+    def sync(self):
+        self.db.delete(SYNC_MARKER_KEY, sync=True)
+
+    def items(self):
+        return [(key, value) for key, value in self.db]
+
+    def close(self):
+        self.db.close()
+
+
+class RocksDbStore:
+    """RocksDB through rocksdict (raw bytes mode). `sync()` is a synced write, as for LevelDB; option
+    `sync_writes` syncs every put/delete."""
+
+    def __init__(self, path: str, options: dict):
+        import rocksdict
+        self.sync_writes = _flag(options, "sync_writes", False)
+        settings = rocksdict.Options(raw_mode=True)
+        settings.create_if_missing(True)
+        self.db = rocksdict.Rdict(path, settings)
+        self.synced = rocksdict.WriteOptions()
+        self.synced.set_sync(True)
+        self.plain = self.synced if self.sync_writes else rocksdict.WriteOptions()
+
+    def put(self, key, value):
+        self.db.put(key, value, self.plain)
+
+    def delete(self, key):
+        self.db.delete(key, self.plain)
+
+    def get(self, key):
+        return self.db.get(key)
+
+    def sync(self):
+        self.db.delete(SYNC_MARKER_KEY, self.synced)
+
+    def items(self):
+        return [(bytes(key), bytes(value)) for key, value in self.db.items()]
+
+    def close(self):
+        self.db.close()
+
+
+class LmdbStore:
+    """LMDB through the lmdb package: one write transaction per put/delete. Options `sync` and `metasync`
+    (LMDB's own, default on), `map_size_bytes`. `sync()` is `env.sync(True)`."""
+
+    def __init__(self, path: str, options: dict):
+        import lmdb
+        self.env = lmdb.open(path, map_size=int(options.pop("map_size_bytes", 64 << 20)),
+                             sync=_flag(options, "sync", True), metasync=_flag(options, "metasync", True))
+
+    def put(self, key, value):
+        with self.env.begin(write=True) as transaction:
+            transaction.put(key, value)
+
+    def delete(self, key):
+        with self.env.begin(write=True) as transaction:
+            transaction.delete(key)
+
+    def get(self, key):
+        with self.env.begin() as transaction:
+            value = transaction.get(key)
+            return None if value is None else bytes(value)
+
+    def sync(self):
+        self.env.sync(True)
+
+    def items(self):
+        with self.env.begin() as transaction:
+            return [(bytes(key), bytes(value)) for key, value in transaction.cursor()]
+
+    def close(self):
+        self.env.close()
+
+
+class SqliteNativeStore:
+    """The standard library's sqlite3 (SQLite's own unix VFS), the same table and SQL as `--engine sqlite`:
+    mutations in one open transaction, `sync()` is COMMIT. Options `journal_mode`, `synchronous`."""
+
+    def __init__(self, path: str, options: dict):
+        import sqlite3
+        journal_mode = str(options.pop("journal_mode", "delete"))
+        synchronous = str(options.pop("synchronous", "full"))
+        self.connection = sqlite3.connect(os.path.join(path, "db.sqlite"), isolation_level=None)
+        cursor = self.connection.cursor()
+        if journal_mode == "wal":            # as --engine sqlite: WAL without a shared-memory index
+            cursor.execute("PRAGMA locking_mode=EXCLUSIVE")
+        cursor.execute(f"PRAGMA journal_mode={journal_mode}")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB)")
+        self.cursor = cursor
+        self.in_transaction = False
+
+    def _begin(self):
+        if not self.in_transaction:
+            self.cursor.execute("BEGIN")
+            self.in_transaction = True
+
+    def put(self, key, value):
+        self._begin()
+        self.cursor.execute("INSERT OR REPLACE INTO kv VALUES(?, ?)", (key, value))
+
+    def delete(self, key):
+        self._begin()
+        self.cursor.execute("DELETE FROM kv WHERE k = ?", (key,))
+
+    def get(self, key):
+        self._begin()
+        for (value,) in self.cursor.execute("SELECT v FROM kv WHERE k = ?", (key,)):
+            return bytes(value)
+        return None
+
+    def items(self):
+        self._begin()
+        return [(bytes(k), bytes(v)) for k, v in self.cursor.execute("SELECT k, v FROM kv ORDER BY k")]
+
+    def sync(self):
+        if self.in_transaction:
+            self.cursor.execute("COMMIT")
+            self.in_transaction = False
+
+    def close(self):
+        self.connection.close()
+
+
+BUILT_IN = {"leveldb": LevelDbStore, "rocksdb": RocksDbStore, "lmdb": LmdbStore, "sqlite-native": SqliteNativeStore}
+
+
+def _load_class(name: str):
+    module_text, _, class_name = name.rpartition(":")
+    if module_text.endswith(".py") or os.sep in module_text:
+        spec = importlib.util.spec_from_file_location(f"crashsweep_native_{abs(hash(module_text))}",
+                                                      os.path.abspath(module_text))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        directory = os.path.dirname(os.path.abspath(module_text))
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_text)
+    return getattr(module, class_name)
+
+
+BUILT_IN_MODULES = {"leveldb": "plyvel", "rocksdb": "rocksdict", "lmdb": "lmdb", "sqlite-native": "sqlite3"}
+
+
+def load_engine(name: str):
+    """Import the engine's code (before any state is traced: imports are no part of its I/O)."""
+    if name in BUILT_IN:
+        importlib.import_module(BUILT_IN_MODULES[name])
+        return BUILT_IN[name]
+    return _load_class(name)
+
+
+def open_engine(engine, name: str, directory: str, options: dict):
+    if name in BUILT_IN:
+        return engine(directory, dict(options))
+    return engine(directory, **options)
+
+
+def _hex(data) -> str:
+    return bytes(data).hex() or "-"
+
+
+def _unhex(text: str) -> bytes:
+    return b"" if text == "-" else bytes.fromhex(text)
+
+
+def serve(name: str, directory: str, options: dict, requests, answers) -> None:
+    store = None
+    try:
+        engine = load_engine(name)
+    except BaseException as error:        # noqa: BLE001 - told at `open`
+        engine, failure = None, f"{type(error).__name__}: {error}".replace("\n", " ")[:4000]
+    if os.environ.get(READY_ENVIRONMENT):
+        answers.write(b"ready\n")          # the harness attaches its tracer now, then sends `open`
+        answers.flush()
+    for line in requests:
+        words = line.decode().split()
+        if not words:
+            continue
+        try:
+            if engine is None:
+                raise RuntimeError(failure)
+            answer = _answer(words, store, engine, name, directory, options)
+            if words[0] == "open":
+                store, answer = answer
+        except BaseException as error:      # noqa: BLE001 - the engine's failure is an answer
+            text = f"{type(error).__name__}: {error}".replace("\n", " ")[:4000]
+            answer = f"error {text}"
+        answers.write(answer.encode() + b"\n")
+        answers.flush()
+        if words[0] == "close" and answer == "ok":
+            return
+
+
+def _answer(words: list[str], store, engine, name: str, directory: str, options: dict):
+    command = words[0]
+    if command == "open":
+        store = open_engine(engine, name, directory, options)
+        return store, ("ok items" if callable(getattr(store, "items", None)) else "ok")
+    if store is None:
+        raise RuntimeError(f"{command} before open")
+    if command == "put":
+        store.put(_unhex(words[1]), _unhex(words[2]))
+    elif command == "delete":
+        store.delete(_unhex(words[1]))
+    elif command == "get":
+        value = store.get(_unhex(words[1]))
+        return "none" if value is None else f"value {_hex(value)}"
+    elif command == "sync":
+        store.sync()
+    elif command == "items":
+        return "items " + " ".join(f"{_hex(key)}:{_hex(value)}" for key, value in store.items())
+    elif command == "close":
+        store.close()
+    else:
+        raise ValueError(f"unknown request {command!r}")
+    return "ok"
+
+
+def main() -> None:
+    name, directory, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)                         # the engine's prints go to stderr: stdout is the protocol's
+    serve(name, directory, options, sys.stdin.buffer, answers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""What every medium provides to the explorer. Everything medium-specific goes through one of these."""
+
+from __future__ import annotations
+
+import random
+
+
+class Medium:
+    """One medium. Example: `medium_of(context).points_of(context, log, history)`.
+
+    Invariants every implementation keeps: `new_log` and `points_of` agree on the log's type; a target is used
+    by one engine for one state; `let_go` leaves nothing of the engine running or on disk but its results.
+    """
+
+    name = ""
+    unit_word = "block"          # what a tear unit is called in explanations ("sector" on the block device)
+    explain_as = "fs"            # the vocabulary of fates: "block" or "fs"
+    memoizable = False           # may an observation memo answer states (file calls answered from a tree)
+    corruption = False           # may corruption faults be injected
+
+    def new_log(self, context, traced: bool = True):
+        """An empty log for a run. `traced`: the run's I/O is needed (a recording, or a state crashed again)."""
+        raise NotImplementedError
+
+    def new_target(self, context, image, rng: random.Random, log, random_seed: str = "0"):
+        """What the engine opens on, holding `image` (None: the empty medium of a recording)."""
+        raise NotImplementedError
+
+    def engine_scope(self, context, target):
+        """The context manager around every call into the engine."""
+        raise NotImplementedError
+
+    def let_go(self, context, engine: list) -> None:
+        """Drop a crashed engine (`engine` holds its last reference) so nothing it does on the way out counts."""
+        raise NotImplementedError
+
+    def points_of(self, context, log, history, ops_offset: int = 0):
+        raise NotImplementedError
+
+    def durable_of(self, context, walk, log, base=None, hashed: bool = True):
+        raise NotImplementedError

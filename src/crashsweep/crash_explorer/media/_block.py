@@ -1,0 +1,58 @@
+"""The simulated block device (DESIGN §3): an asynchronous bus, sectors, a volatile write cache."""
+
+from __future__ import annotations
+
+import gc
+import random
+import sys
+import weakref
+
+from crashsweep.crash_explorer._crash_points import crash_points
+from crashsweep.crash_explorer._image import DurableImage
+from crashsweep.crash_explorer.media._base import Medium
+from crashsweep.disk_model import EventLog, SimulatedBlockDevice
+from crashsweep.disk_model._bypass import GUARD
+
+
+class BlockMedium(Medium):
+    name = "block"
+    unit_word = "sector"
+    explain_as = "block"
+    corruption = True
+
+    def new_log(self, context, traced: bool = True):
+        return EventLog()
+
+    def new_target(self, context, image, rng: random.Random, log, random_seed: str = "0"):
+        return SimulatedBlockDevice(context.sector_size, context.sector_count, rng, context.volatile_cache,
+                                    base=image, log=log)
+
+    def engine_scope(self, context, target):
+        return GUARD.active("block")
+
+    def let_go(self, context, engine: list) -> None:
+        """A block engine's destructor touches only its own device: run it now, its errors unreported."""
+        if not engine:
+            return
+        probe = _probe(engine[0])
+        unraisable, sys.unraisablehook = sys.unraisablehook, lambda report: None
+        try:
+            engine.clear()
+            if probe() is not None:
+                gc.collect()
+        finally:
+            sys.unraisablehook = unraisable
+
+    def points_of(self, context, log, history, ops_offset: int = 0):
+        return crash_points(log, history, context.volatile_cache, ops_offset)
+
+    def durable_of(self, context, walk, log, base=None, hashed: bool = True):
+        return DurableImage(walk, log.payloads, context.sector_size, base=base, hashed=hashed)
+
+
+def _probe(engine):
+    """A weak reference to the engine, or a stand-in that says "collect to be safe"."""
+    try:
+        return weakref.ref(engine)
+    except TypeError:
+        return lambda: True

@@ -1,0 +1,151 @@
+"""The native file system (DESIGN §3): the engine runs in a process of its own on a real directory.
+
+A state's tree is materialized as a real directory (tmpfs by default: `work_root`),
+the engine is started there (`NativeEngine`) and recovers natively. A run whose I/O
+is needed — the recording, or a recovery that will be crashed again — runs under
+strace; its log is sealed (the engine killed, the trace replayed into micro-ops)
+when the explorer first asks for its crash points, or when the engine is let go.
+Crash points, durable images, strategies and dedup are the file-system model's:
+the log is the same `FsLog`.
+
+Invariants: every state gets a fresh directory, removed when the engine is let go;
+a sealed log never changes again; an unsealed log's op boundaries are markers keyed
+by the engine's answer count (`_recorder.py` places them in the trace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import shutil
+import tempfile
+
+from crashsweep.crash_explorer._fs_points import FsDurableImage, fs_crash_points
+from crashsweep.crash_explorer.media._base import Medium
+from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
+from crashsweep.disk_model.native import Tracer, materialize
+
+WORK_DIR_ENVIRONMENT = "CRASHSWEEP_WORK_DIR"
+_states = itertools.count()
+
+
+def work_root() -> str:
+    """Where states are materialized: $CRASHSWEEP_WORK_DIR (--work-dir), else /dev/shm (tmpfs), else the temp dir."""
+    chosen = os.environ.get(WORK_DIR_ENVIRONMENT) or ("/dev/shm" if os.access("/dev/shm", os.W_OK)
+                                                      else tempfile.gettempdir())
+    root = os.path.join(chosen, f"crashsweep-native-{os.getpid()}")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+class NativeLog(FsLog):
+    """An `FsLog` filled from a trace once the run ends (`seal`); until then op boundaries are markers."""
+
+    def __init__(self, traced: bool):
+        super().__init__()
+        self.traced = traced
+        self.sealed = not traced
+        self.target = None
+        self.markers: dict[int, list[tuple[str, int]]] = {}
+
+    def _marker(self, kind: str, op_index: int) -> None:
+        engine = self.target.engine if self.target is not None else None
+        answered = (engine.requests if engine is not None else 0) - 1
+        self.markers.setdefault(answered, []).append((kind, op_index))
+
+    def begin_op(self, op_index: int) -> None:
+        if self.sealed:
+            super().begin_op(op_index)
+        else:
+            self._marker("begin", op_index)
+
+    def end_op(self, op_index: int) -> None:
+        if self.sealed:
+            super().end_op(op_index)
+        else:
+            self._marker("end", op_index)
+
+    def seal(self) -> None:
+        """Kill the traced engine (the crash) and fill this log from its trace. Idempotent."""
+        if self.sealed:
+            return
+        self.sealed = True
+        target = self.target
+        if target is None or target.engine is None:
+            return
+        target.tracer.finish(self, target.engine.protocol_pipe, self.markers)
+
+
+class NativeTarget:
+    """A state's real directory (`root`), a scratch directory beside it, and the tracer when traced."""
+
+    def __init__(self, image: FsTree | None, log: NativeLog, ignore_mmap: tuple[str, ...]):
+        self.home = os.path.join(work_root(), f"state-{next(_states)}")
+        os.mkdir(self.home)
+        self.root = os.path.join(self.home, "store")
+        self.scratch = self.home
+        materialize(image if image is not None else FsTree.initial(), self.root)
+        self.engine = None
+        self.tracer = None
+        if log.traced:
+            self.tracer = Tracer(self.root, os.path.join(self.home, "trace"), stacks=log.track_sites,
+                                 base=image, ignore_mmap=ignore_mmap)
+        log.target = self
+        self.log = log
+        self.removed = False
+        _live.append(self)
+
+    def remove(self) -> None:
+        if not self.removed:
+            self.removed = True
+            shutil.rmtree(self.home, ignore_errors=True)
+        if self in _live:
+            _live.remove(self)
+
+
+_live: list[NativeTarget] = []     # targets not yet removed, newest last (nested crashes stack them)
+
+
+class NativeMedium(Medium):
+    name = "native"
+
+    def new_log(self, context, traced: bool = True):
+        return NativeLog(traced)
+
+    def new_target(self, context, image, rng: random.Random, log, random_seed: str = "0"):
+        return NativeTarget(image, log, tuple(context.adapter.ignore_mmap) + tuple(context.ignore_mmap))
+
+    def engine_scope(self, context, target):
+        return contextlib.nullcontext()
+
+    def let_go(self, context, engine: list) -> None:
+        """The engine's process is killed (a power loss: no clean-up), a traced log sealed, the directory removed."""
+        if not engine:         # the engine never opened: its state's target is the newest one still here
+            target = _live[-1] if _live else None
+            if target is not None and target.engine is None:
+                target.log.seal()
+                target.remove()
+            elif target is not None:
+                self._drop(target.engine)
+            return
+        self._drop(engine.pop())
+
+    @staticmethod
+    def _drop(store) -> None:
+        target = store.target
+        try:
+            target.log.seal()
+            store.crash()
+        finally:
+            store.release()
+            target.remove()
+
+    def points_of(self, context, log, history, ops_offset: int = 0):
+        if isinstance(log, NativeLog):
+            log.seal()
+        return fs_crash_points(log, history, PersistenceModel.named(context.fs_model), ops_offset)
+
+    def durable_of(self, context, walk, log, base=None, hashed: bool = True):
+        return FsDurableImage(walk, log, PersistenceModel.named(context.fs_model), base=base, hashed=hashed)

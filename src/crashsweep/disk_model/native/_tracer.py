@@ -1,0 +1,147 @@
+"""Run an engine process under strace and turn what it did into the file-system log.
+
+Why strace (Debian's package, installed by `.ci/run` and named by the error when
+missing) and not a Python ptrace binding: strace decodes every system call of every
+architecture, follows threads and children (`-f`), names descriptors (`-y`), dumps
+written buffers whole (`-e write=all`), unwinds native stacks (`-k`), and stops the
+engine only on the calls it asks for (`--seccomp-bpf`): the engine runs at nearly full
+speed, where a Python tracer would stop it on every call and decode in Python.
+
+Invariants:
+- the traced set contains every call `_recorder.py` handles (and the refused ones);
+- the engine is killed, never asked to exit, when its run ends (a crash gives it no
+  chance to clean up); strace itself is left to flush and exit on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from crashsweep.disk_model._fs_image import FsTree
+from crashsweep.disk_model._fs_log import FsLog
+from crashsweep.disk_model.errors import DiskModelError
+from crashsweep.disk_model.native._recorder import NativeRecorder, NativeRefusal
+from crashsweep.disk_model.native._strace_lines import StraceParser
+
+TRACED_CALLS = (
+    "open,openat,openat2,creat,close,close_range,dup,dup2,dup3,fcntl,"
+    "read,readv,lseek,write,pwrite64,writev,pwritev,pwritev2,"
+    "truncate,ftruncate,fallocate,copy_file_range,sendfile,"
+    "rename,renameat,renameat2,link,linkat,symlink,symlinkat,unlink,unlinkat,mkdir,mkdirat,rmdir,"
+    "fsync,fdatasync,sync,syncfs,sync_file_range,msync,mmap,"
+    "clone,clone3,fork,vfork,execve,execveat,chdir,fchdir,io_uring_setup,io_setup")
+STRACE_EXIT_WAIT_S = 30.0
+ATTACH_WAIT_S = 10.0
+TRACE_BYTES_MAX = 2 << 30
+
+
+class TracerMissing(DiskModelError):
+    """strace is not installed (one line says how to install it)."""
+
+
+def strace_path() -> str:
+    path = shutil.which("strace")
+    if path is None:
+        raise TracerMissing("the native medium records system calls with strace, which is not installed "
+                            "(Debian/Ubuntu: apt-get install strace)")
+    return path
+
+
+def strace_command(output: str, stacks: bool) -> list[str]:
+    command = [strace_path(), "-f", "-qq", "-X", "raw", "-y", "-s", "0", "-e", f"trace={TRACED_CALLS}",
+               "-e", "write=all", "-e", "signal=none", "--seccomp-bpf", "-o", output]
+    if stacks:
+        command.insert(1, "-k")
+    return command
+
+
+class Tracer:
+    """One traced run: `start` the engine under strace, `finish` kills it and returns the log.
+
+    Example: `tracer = Tracer(root, trace_file, stacks=True); process = tracer.start(command, pipes...)`.
+    """
+
+    def __init__(self, root: str, trace_file: str, stacks: bool, base: FsTree | None = None,
+                 ignore_mmap: tuple[str, ...] = ()):
+        self.root, self.trace_file, self.stacks = root, trace_file, stacks
+        self.base, self.ignore_mmap = base, ignore_mmap
+        self.process: subprocess.Popen | None = None     # strace
+        self.engine_group: int | None = None             # attached: the engine's own process group
+
+    def wrap(self, command: list[str]) -> list[str]:
+        """The engine's command run under strace (its tracees share strace's process group)."""
+        return strace_command(self.trace_file, self.stacks) + ["--", *command]
+
+    def attach(self, pid: int) -> None:
+        """Trace the running process `pid` (and what it starts) from now on; returns once strace holds it."""
+        self.engine_group = pid
+        self.process = subprocess.Popen(strace_command(self.trace_file, self.stacks) + ["-p", str(pid)],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + ATTACH_WAIT_S
+        while tracer_of(pid) != self.process.pid:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                error = self.process.stderr.read().decode(errors="replace").strip() if self.process.poll() is not None else ""
+                self.process.kill()
+                raise NativeRefusal(f"strace could not attach to the engine process {pid}"
+                                    f"{': ' + error[:300] if error else ''} (ptrace not permitted here?)")
+            time.sleep(0.001)
+
+    def finish(self, log: FsLog, protocol_pipe: str, boundaries: dict) -> FsLog:
+        """Kill the engine (power loss), let strace flush, and replay its calls into `log`."""
+        process = self.process
+        if process is not None:
+            if self.engine_group is not None:
+                try:
+                    os.killpg(self.engine_group, signal.SIGKILL)
+                except OSError:
+                    pass
+            else:
+                kill_tracees(process.pid)
+            deadline = time.monotonic() + STRACE_EXIT_WAIT_S
+            while process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if os.path.getsize(self.trace_file) > TRACE_BYTES_MAX:
+            raise NativeRefusal(f"the system-call trace passed {TRACE_BYTES_MAX >> 20} MiB: use a shorter workload")
+        parser = StraceParser()
+        with open(self.trace_file, encoding="utf-8", errors="surrogateescape") as lines:
+            calls = parser.parse(lines)
+        recorder = NativeRecorder(log, self.root, base=self.base, protocol_pipe=protocol_pipe,
+                                  boundaries=boundaries, ignore_mmap=self.ignore_mmap, track_sites=self.stacks)
+        return recorder.replay(calls)
+
+
+def tracer_of(pid: int) -> int:
+    """The pid tracing `pid` (0: none, -1: gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return -1
+    return 0
+
+
+def kill_tracees(strace_pid: int) -> None:
+    """SIGKILL every process of strace's process group but strace: the engine and what it started."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == strace_pid:
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == strace_pid:          # field 5: the process group (strace leads its own)
+            try:
+                os.kill(int(name), signal.SIGKILL)
+            except OSError:
+                pass

@@ -1,0 +1,211 @@
+"""Engines on the native medium: a process of their own, driven over a line protocol on stdin/stdout.
+
+Every native engine is a program that speaks this protocol (docs/native.md): built-in
+adapters (`leveldb`, `rocksdb`, `lmdb`, `sqlite-native`) and Python path engines under
+`--medium native` run in `crashsweep._native_host`; `exec:COMMAND` runs any program.
+One request line, one answer line; bytes are lowercase hex, the empty string is `-`:
+
+    open                -> ok | ok items       ("items": the engine answers `items`)
+    put KEY VALUE       -> ok
+    get KEY             -> value VALUE | none
+    delete KEY          -> ok
+    sync                -> ok                  (once everything before it is durable)
+    items               -> items KEY:VALUE ...  (every pair, one line)
+    close               -> ok
+    any request         -> error TEXT          (the engine refused; TEXT says why)
+
+`NativeEngine` is the store object the explorer drives (put/get/delete/sync/close,
+items when offered). The program runs in the state's directory; when the state is
+traced its answers on stdout mark the operation boundaries in the trace.
+
+Invariants: the engine process never outlives its state (`crash` kills it, with
+everything it started); its stderr is kept (capped) for the finding; an answer that
+is not in the protocol is the engine's error, never a harness crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+
+from crashsweep.engines.errors import EngineError
+
+ANSWER_BYTES_MAX = 256 << 20
+STDERR_BYTES_MAX = 4096
+EXEC_PREFIX = "exec:"
+HOST_MODULE = "crashsweep._native_host"
+READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
+
+
+class NativeEngineError(Exception):
+    """What a native engine answered with `error`, or how its process failed (the engine's, not ours)."""
+
+
+def encode_hex(data: bytes) -> str:
+    return data.hex() if data else "-"
+
+
+def decode_hex(text: str) -> bytes:
+    return b"" if text == "-" else bytes.fromhex(text)
+
+
+def exec_command(name: str, directory: str) -> list[str]:
+    """`exec:./my-kv {dir} --flag` -> the argument vector, `{dir}` replaced by the store's directory."""
+    template = name[len(EXEC_PREFIX):]
+    try:
+        words = shlex.split(template)
+    except ValueError as error:
+        raise EngineError(f"--engine {name!r}: {error}") from None
+    if not words:
+        raise EngineError(f"--engine {name!r}: no command after exec:")
+    return [word.replace("{dir}", directory) for word in words]
+
+
+def host_command(engine: str, directory: str, options: dict) -> list[str]:
+    """The command running a Python engine (built-in native adapter or MODULE:CLASS) in the native host."""
+    return [sys.executable, "-B", "-m", HOST_MODULE, engine, directory, json.dumps(options, sort_keys=True)]
+
+
+class NativeEngine:
+    """A native engine process for one state. Example: `store = NativeEngine(target, command)`; `store.get(b"k")`."""
+
+    def __init__(self, target, command: list[str], events: list | None = None, hosted: bool = False):
+        self.target = target
+        self.requests = 0                    # requests sent (answer k answers request k)
+        self.events = events
+        stderr_path = os.path.join(target.scratch, "stderr")
+        self._stderr = open(stderr_path, "wb+")
+        # A hosted (Python) engine starts untraced, imports its code, says `ready`, and is attached to then:
+        # an interpreter's start-up is thousands of calls that are no part of the engine's I/O.
+        attach = hosted and target.tracer is not None
+        argv = target.tracer.wrap(command) if target.tracer is not None and not attach else command
+        environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        if hosted:
+            environment[READY_ENVIRONMENT] = "1"
+        try:
+            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=self._stderr, cwd=target.root, start_new_session=True,
+                                            env=environment, close_fds=True)
+        except OSError as error:
+            self._stderr.close()
+            raise NativeEngineError(f"could not start {command[0]}: {error.strerror}") from None
+        target.engine = self
+        self.protocol_pipe = f"pipe:[{os.fstat(self.process.stdout.fileno()).st_ino}]"
+        if hosted:
+            ready = self.process.stdout.readline(ANSWER_BYTES_MAX)
+            if ready != b"ready\n":
+                self.process.wait()
+                raise NativeEngineError(self._death())
+        if attach:
+            target.tracer.attach(self.process.pid)
+        elif target.tracer is not None:
+            target.tracer.process, target.tracer.engine_group = self.process, None
+        answer = self._ask("open")
+        if answer not in ("ok", "ok items"):
+            raise NativeEngineError(f"open answered {answer[:200]!r}, expected 'ok' or 'ok items'")
+        if answer != "ok items":
+            self.items = None                 # the explorer then reads out with get
+
+    def _ask(self, request: str) -> str:
+        if self.process.poll() is not None:
+            raise NativeEngineError(self._death())
+        self.requests += 1
+        try:
+            self.process.stdin.write(request.encode() + b"\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline(ANSWER_BYTES_MAX)
+        except (BrokenPipeError, ConnectionResetError):
+            line = b""
+        if not line.endswith(b"\n"):
+            if len(line) >= ANSWER_BYTES_MAX:
+                raise NativeEngineError(f"answer to {request.split()[0]} longer than {ANSWER_BYTES_MAX >> 20} MiB")
+            self.process.wait()
+            raise NativeEngineError(self._death())
+        answer = line.decode("utf-8", "replace").rstrip("\n")
+        if answer.startswith("error"):
+            raise NativeEngineError(answer[6:].strip()[:2000] or "error")
+        return answer
+
+    def _death(self) -> str:
+        code = self.process.poll()
+        how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else \
+            f"exited with code {code}"
+        return f"the engine process {how}{self.stderr_tail()}"
+
+    def stderr_tail(self) -> str:
+        try:
+            self._stderr.flush()
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - STDERR_BYTES_MAX))
+            text = self._stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+        return f"; its stderr ends: {text[-500:]}" if text else ""
+
+    def _expect_ok(self, request: str) -> None:
+        answer = self._ask(request)
+        if answer != "ok":
+            raise NativeEngineError(f"{request.split()[0]} answered {answer[:200]!r}, expected 'ok'")
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._expect_ok(f"put {encode_hex(key)} {encode_hex(value)}")
+
+    def delete(self, key: bytes) -> None:
+        self._expect_ok(f"delete {encode_hex(key)}")
+
+    def sync(self) -> None:
+        self._expect_ok("sync")
+
+    def close(self) -> None:
+        self._expect_ok("close")
+
+    def get(self, key: bytes) -> bytes | None:
+        answer = self._ask(f"get {encode_hex(key)}")
+        if answer == "none":
+            return None
+        word, _, value = answer.partition(" ")
+        if word != "value":
+            raise NativeEngineError(f"get answered {answer[:200]!r}, expected 'value HEX' or 'none'")
+        return self._decoded(value, "get")
+
+    def items(self):
+        answer = self._ask("items")
+        word, _, pairs = answer.partition(" ")
+        if word != "items":
+            raise NativeEngineError(f"items answered {answer[:200]!r}, expected 'items KEY:VALUE ...'")
+        result = []
+        for pair in pairs.split():
+            key, separator, value = pair.partition(":")
+            if not separator:
+                raise NativeEngineError(f"items answered a pair without ':' ({pair[:100]!r})")
+            result.append((self._decoded(key, "items"), self._decoded(value, "items")))
+        return result
+
+    @staticmethod
+    def _decoded(text: str, request: str) -> bytes:
+        try:
+            return decode_hex(text)
+        except ValueError:
+            raise NativeEngineError(f"{request} answered {text[:100]!r}, which is not hex") from None
+
+    def crash(self) -> None:
+        """Power loss: kill the engine and everything it started (a traced run: its tracer collects)."""
+        if self.target.tracer is not None and self.process.poll() is None:
+            return                                   # the tracer kills its tracees and waits for strace
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.process.wait()
+
+    def release(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout, self._stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
