@@ -15,6 +15,7 @@ answer `error TYPE: TEXT`, never a dead host.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import json
@@ -234,7 +235,12 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
         try:
             if engine is None:
                 raise RuntimeError(failure)
-            answer = _answer(words, store, engine, name, directory, options)
+            if words[0] == "drop":              # a pooled host: forget this state's engine (no close)
+                store = None
+                gc.collect()
+                answer = "ok"
+            else:
+                answer = _answer(words, store, engine, name, directory, options)
             if words[0] == "open":
                 store, answer = answer
         except BaseException as error:      # noqa: BLE001 - the engine's failure is an answer
@@ -249,6 +255,8 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
 def _answer(words: list[str], store, engine, name: str, directory: str, options: dict):
     command = words[0]
     if command == "open":
+        if len(words) > 1:                   # a pooled host serves many states: each names its directory
+            directory = _unhex(words[1]).decode("utf-8", "surrogateescape")
         store = open_engine(engine, name, directory, options)
         return store, ("ok items" if callable(getattr(store, "items", None)) else "ok")
     if store is None:
@@ -271,8 +279,20 @@ def _answer(words: list[str], store, engine, name: str, directory: str, options:
     return "ok"
 
 
+def _die_with_parent() -> None:
+    """Linux: be killed when the process that started this host ends (a pooled host outlives states, never
+    its worker)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> None:
     name, directory, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    _die_with_parent()
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)                         # the engine's prints go to stderr: stdout is the protocol's
     serve(name, directory, options, sys.stdin.buffer, answers)

@@ -31,6 +31,7 @@ from crashsweep.crash_explorer._sandbox import enter_worker_process, kill_childr
 from crashsweep.crash_explorer._shipping import install
 from crashsweep.crash_explorer._worker import run_unit
 from crashsweep.crash_explorer.errors import EngineBypass
+from crashsweep.engines._native import pooled_hosts
 from crashsweep.disk_model import InterpositionBypass
 
 WATCHDOG_SLACK_S = 5.0
@@ -101,7 +102,7 @@ def _run_and_send(unit: dict, output: "_OutputCapture", connection) -> None:
         if len(batch) >= BATCH_STATES_MAX or time.monotonic() - sent_at > BATCH_SECONDS_MAX:
             connection.send_bytes(_wire.encode(["results", batch]))
             batch, sent_at = [], time.monotonic()
-    left = kill_group_except_self()
+    left = kill_group_except_self(pooled_hosts())
     if left and batch:
         batch[-1]["leftovers"] = batch[-1].get("leftovers", 0) + left
     connection.send_bytes(_wire.encode(["results", batch]))
@@ -114,7 +115,7 @@ def _after_state(result: dict, output: "_OutputCapture") -> None:
     text = output.take()
     if text:
         result["output"] = text
-    left = kill_children()
+    left = kill_children(pooled_hosts())
     if left:
         result["leftovers"] = left
 

@@ -202,9 +202,9 @@ def kill_group(pgid: int) -> int:
     return len([member for member in members if member != pgid])
 
 
-def kill_children() -> int:
-    """Kill and reap this process's own child processes (an engine's forks); how many there were.
-    Cheap (reads /proc/self/task/*/children): run after every state."""
+def kill_children(kept: set[int] = frozenset()) -> int:
+    """Kill and reap this process's own child processes (an engine's forks) but `kept` (crashsweep's own:
+    pooled native hosts); how many there were. Cheap (reads /proc/self/task/*/children): run after every state."""
     pids = set()
     try:
         for task in os.listdir("/proc/self/task"):
@@ -212,6 +212,7 @@ def kill_children() -> int:
                 pids.update(int(pid) for pid in handle.read().split())
     except OSError:
         return 0
+    pids -= kept
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -225,16 +226,16 @@ def kill_children() -> int:
     return len(pids)
 
 
-def kill_group_except_self() -> int:
+def kill_group_except_self(kept: set[int] = frozenset()) -> int:
     """Kill every other process of this process's group (an engine's forks that outlived their parent)."""
     me = os.getpid()
-    members = [pid for pid in _group_members(os.getpgid(0)) if pid != me]
+    members = [pid for pid in _group_members(os.getpgid(0)) if pid != me and pid not in kept]
     for pid in members:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    kill_children()
+    kill_children(kept)
     return len(members)
 
 

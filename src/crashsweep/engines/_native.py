@@ -77,6 +77,10 @@ class NativeEngine:
         self.target = target
         self.requests = 0                    # requests sent (answer k answers request k)
         self.events = events
+        self.pooled = None
+        if hosted and target.tracer is None:         # untraced: a kept host process serves the state
+            self._open_pooled(command)
+            return
         stderr_path = os.path.join(target.scratch, "stderr")
         self._stderr = open(stderr_path, "wb+")
         # A hosted (Python) engine starts untraced, imports its code, says `ready`, and is attached to then:
@@ -110,10 +114,28 @@ class NativeEngine:
         if answer != "ok items":
             self.items = None                 # the explorer then reads out with get
 
+    def _open_pooled(self, command: list[str]) -> None:
+        key = (command[4], command[6])          # host_command: [python, -B, -m, host, ENGINE, DIR, OPTIONS]
+        host = _pool.pop(key, None)
+        if host is None or host.process.poll() is not None:
+            if host is not None:
+                host.kill()
+            host = _PooledHost(command, os.path.dirname(self.target.home))
+        self.pooled, self.process, self._stderr = (key, host), host.process, host.stderr
+        self._stderr_from = host.stderr_size()
+        self.target.engine = self
+        self.protocol_pipe = ""
+        answer = self._ask(f"open {encode_hex(os.fsencode(self.target.root))}")
+        if answer not in ("ok", "ok items"):
+            raise NativeEngineError(f"open answered {answer[:200]!r}, expected 'ok' or 'ok items'")
+        if answer != "ok items":
+            self.items = None
+
     def _ask(self, request: str) -> str:
         if self.process.poll() is not None:
             raise NativeEngineError(self._death())
         self.requests += 1
+        self.busy = True                     # until the answer arrives: a pooled host interrupted here is not reused
         try:
             self.process.stdin.write(request.encode() + b"\n")
             self.process.stdin.flush()
@@ -125,6 +147,7 @@ class NativeEngine:
                 raise NativeEngineError(f"answer to {request.split()[0]} longer than {ANSWER_BYTES_MAX >> 20} MiB")
             self.process.wait()
             raise NativeEngineError(self._death())
+        self.busy = False
         answer = line.decode("utf-8", "replace").rstrip("\n")
         if answer.startswith("error"):
             raise NativeEngineError(answer[6:].strip()[:2000] or "error")
@@ -141,7 +164,7 @@ class NativeEngine:
             self._stderr.flush()
             self._stderr.seek(0, os.SEEK_END)
             size = self._stderr.tell()
-            self._stderr.seek(max(0, size - STDERR_BYTES_MAX))
+            self._stderr.seek(max(getattr(self, "_stderr_from", 0), size - STDERR_BYTES_MAX))
             text = self._stderr.read().decode("utf-8", "replace").strip()
         except (OSError, ValueError):
             return ""
@@ -194,7 +217,21 @@ class NativeEngine:
             raise NativeEngineError(f"{request} answered {text[:100]!r}, which is not hex") from None
 
     def crash(self) -> None:
-        """Power loss: kill the engine and everything it started (a traced run: its tracer collects)."""
+        """Power loss: kill the engine and everything it started (a traced run: its tracer collects). A pooled
+        host that answered every request forgets the engine instead (nothing of the state is looked at
+        again) and serves the next state; one interrupted mid-request is killed."""
+        if self.pooled is not None:
+            key, host = self.pooled
+            self.pooled = None
+            if not getattr(self, "busy", False) and self.process.poll() is None:
+                try:
+                    if self._ask("drop") == "ok":
+                        _pool[key] = host
+                        return
+                except (NativeEngineError, OSError):
+                    pass
+            host.kill()
+            return
         if self.target.tracer is not None and self.process.poll() is None:
             return                                   # the tracer kills its tracees and waits for strace
         try:
@@ -204,8 +241,52 @@ class NativeEngine:
         self.process.wait()
 
     def release(self) -> None:
+        if self.pooled is not None or any(host.process is self.process for host in _pool.values()):
+            return                               # the pool keeps its host's streams
         for stream in (self.process.stdin, self.process.stdout, self._stderr):
             try:
                 stream.close()
             except OSError:
                 pass
+
+
+class _PooledHost:
+    """A native host process kept between states (one per engine and options, per worker process)."""
+
+    def __init__(self, command: list[str], home: str):
+        self.stderr = open(os.path.join(home, f"host-{os.getpid()}-{len(_pool)}-{id(self)}.stderr"), "wb+")
+        environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                        cwd=home, start_new_session=True, env=environment, close_fds=True)
+
+    def stderr_size(self) -> int:
+        try:
+            return os.fstat(self.stderr.fileno()).st_size
+        except OSError:
+            return 0
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+_pool: dict[tuple, _PooledHost] = {}
+
+
+def pooled_hosts() -> set[int]:
+    """The pids of kept hosts: crashsweep's own processes, not an engine's leftovers."""
+    return {host.process.pid for host in _pool.values()}
+
+
+def close_pool() -> None:
+    """Kill every kept host (a worker's end)."""
+    while _pool:
+        _pool.popitem()[1].kill()

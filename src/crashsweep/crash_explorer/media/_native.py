@@ -15,6 +15,7 @@ by the engine's answer count (`_recorder.py` places them in the trace).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
@@ -36,8 +37,19 @@ def work_root() -> str:
     chosen = os.environ.get(WORK_DIR_ENVIRONMENT) or ("/dev/shm" if os.access("/dev/shm", os.W_OK)
                                                       else tempfile.gettempdir())
     root = os.path.join(chosen, f"crashsweep-native-{os.getpid()}")
-    os.makedirs(root, exist_ok=True)
+    if not os.path.isdir(root):
+        os.makedirs(root, exist_ok=True)
+        _remove_stale(chosen)
+        atexit.register(shutil.rmtree, root, True)
     return root
+
+
+def _remove_stale(chosen: str) -> None:
+    """Remove the work directories of processes that are gone (a killed worker cannot clean up)."""
+    for name in os.listdir(chosen):
+        pid = name.rpartition("-")[2]
+        if name.startswith("crashsweep-native-") and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(chosen, name), ignore_errors=True)
 
 
 class NativeLog(FsLog):
