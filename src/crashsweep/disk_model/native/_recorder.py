@@ -221,10 +221,19 @@ class NativeRecorder:
         fd, shown = call.fd(index)
         entry = process.table.get(fd)
         if entry is None:
-            if shown and self.model_path(shown) is not None:
+            relative = self.model_path(shown) if shown else None
+            found = self.lookup(relative) if relative is not None else None
+            if relative is not None and found is None:
                 raise NativeRefusal(f"the engine used descriptor {fd} on {shown}, which it did not open under "
-                                    "tracing (inherited descriptors into the store are not followed)")
-            return Description(None, shown)
+                                    "tracing and which the recording does not know")
+            if found is None:
+                return Description(None, shown)
+            # A descriptor whose open the trace missed (strace names its file): follow it from here, its
+            # position taken as the file's end (where a sequential writer is).
+            description = Description(found[0], "", position=self.tree.sizes.get(found[0], 0),
+                                      is_dir=found[1] == DIRECTORY)
+            process.table[fd] = [description, False]
+            return description
         return entry[0]
 
     def _refuse_outside(self, description: Description, what: str) -> None:
