@@ -151,7 +151,11 @@ class NativeRecorder:
             if call.name in SEEK_KINDS:
                 handler = self._lseek
             if handler is not None and call.result is not None and call.result >= 0:
-                handler(call, self.process(call.tid))
+                try:
+                    handler(call, self.process(call.tid))
+                except (ValueError, IndexError, KeyError) as error:
+                    raise NativeRefusal(f"crashsweep could not decode the engine's {call.name} call as strace "
+                                        f"printed it ({str(error)[:200]})") from None
             elif call.name in ("io_uring_setup", "io_setup") and call.result is not None and call.result >= 0:
                 kind = "io_uring" if call.name == "io_uring_setup" else "Linux AIO (io_setup)"
                 raise NativeRefusal(f"the engine uses {kind}: its I/O completes outside the system calls "

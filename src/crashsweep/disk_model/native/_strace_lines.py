@@ -27,7 +27,7 @@ _CALL = re.compile(r"^(\d+)\s+([a-z_0-9]+)\((.*)$")
 _RESUMED = re.compile(r"^(\d+)\s+<\.\.\. ([a-z_0-9]+) resumed>(.*)$")
 _RESULT = re.compile(r"\)\s+= (-?\d+|0x[0-9a-f]+|\?)(?:<(.*)>)?(?: ([A-Z0-9_]+) \(.*\))?(?: \(.*\))?\s*$")
 _UNFINISHED = " <unfinished ...>"
-_FD = re.compile(r"^(-?\d+)(?:<(.*)>)?$")
+_FD = re.compile(r"^(-?\d+)(?:<(.*)>)?(?:\(deleted\))?$")
 
 
 @dataclass

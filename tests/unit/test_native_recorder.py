@@ -1,0 +1,163 @@
+"""The native recorder against the real kernel: a program's file calls, traced and replayed into micro-ops,
+must leave the model's tree equal to the directory the program really left (differential), and what cannot
+be recorded faithfully must be refused in one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crashsweep.disk_model import FsLog, FsTree
+from crashsweep.disk_model.native import NativeRecorder, NativeRefusal, StraceParser, materialize
+from crashsweep.disk_model.native._tracer import strace_command
+
+pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
+
+STEPS = st.lists(st.one_of(
+    st.tuples(st.just("write"), st.sampled_from("abc"), st.integers(0, 9000), st.integers(1, 5000)),
+    st.tuples(st.just("append"), st.sampled_from("abc"), st.integers(1, 3000)),
+    st.tuples(st.just("truncate"), st.sampled_from("abc"), st.integers(0, 6000)),
+    st.tuples(st.just("rename"), st.sampled_from("abc"), st.sampled_from(["a", "b", "c", "d/e"])),
+    st.tuples(st.just("unlink"), st.sampled_from("abc")),
+    st.tuples(st.just("link"), st.sampled_from("abc"), st.sampled_from(["l1", "d/l2"])),
+    st.tuples(st.just("dup-write"), st.sampled_from("abc"), st.integers(1, 100)),
+    st.tuples(st.just("fork-write"), st.sampled_from("abc"), st.integers(1, 100)),
+    st.tuples(st.just("punch"), st.sampled_from("abc"), st.integers(0, 4096), st.integers(1, 8192)),
+    st.tuples(st.just("copy"), st.sampled_from("abc"), st.sampled_from("abc")),
+    st.tuples(st.just("fsync"), st.sampled_from(["a", "b", "c", "."])),
+), min_size=1, max_size=14)
+
+PROGRAM = textwrap.dedent('''
+    import json, os, sys
+    root = sys.argv[1]
+    os.mkdir(os.path.join(root, "d"))
+    def path(name): return os.path.join(root, name)
+    for step in json.loads(sys.argv[2]):
+        kind, name = step[0], step[1]
+        try:
+            if kind == "write":
+                fd = os.open(path(name), os.O_RDWR | os.O_CREAT, 0o644)
+                os.lseek(fd, step[2], os.SEEK_SET); os.write(fd, bytes([step[3] % 251]) * step[3]); os.close(fd)
+            elif kind == "append":
+                with open(path(name), "ab") as handle: handle.write(b"x" * step[2])
+            elif kind == "truncate":
+                os.truncate(path(name), step[2])
+            elif kind == "rename":
+                os.rename(path(name), path(step[2]))
+            elif kind == "unlink":
+                os.unlink(path(name))
+            elif kind == "link":
+                os.link(path(name), path(step[2]))
+            elif kind == "dup-write":
+                fd = os.open(path(name), os.O_WRONLY | os.O_CREAT, 0o644); other = os.dup(fd)
+                os.write(fd, b"1" * step[2]); os.write(other, b"2" * step[2]); os.close(fd); os.close(other)
+            elif kind == "fork-write":
+                fd = os.open(path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                child = os.fork()
+                if child == 0:
+                    os.write(fd, b"c" * step[2]); os._exit(0)
+                os.waitpid(child, 0); os.write(fd, b"p" * step[2]); os.close(fd)
+            elif kind == "punch":
+                fd = os.open(path(name), os.O_RDWR)
+                os.posix_fallocate(fd, 0, 1)
+                import fcntl, ctypes
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.fallocate(fd, 3, ctypes.c_long(step[2]), ctypes.c_long(step[3]))
+                os.close(fd)
+            elif kind == "copy":
+                source = os.open(path(name), os.O_RDONLY); target = os.open(path(step[2]), os.O_WRONLY | os.O_CREAT)
+                os.copy_file_range(source, target, 5000, 0, 100); os.close(source); os.close(target)
+            elif kind == "fsync":
+                fd = os.open(path(name), os.O_RDONLY); os.fsync(fd); os.close(fd)
+        except OSError:
+            pass
+''')
+
+
+def _trace(tmp_path, program: str, *arguments: str) -> tuple[str, list]:
+    root = tmp_path / "store"
+    root.mkdir()
+    trace = tmp_path / "trace"
+    command = strace_command(str(trace), stacks=False) + ["--", sys.executable, "-c", program, str(root), *arguments]
+    subprocess.run(command, check=True, cwd=root, timeout=60)
+    parser = StraceParser()
+    with open(trace, encoding="utf-8", errors="surrogateescape") as lines:
+        return str(root), parser.parse(lines)
+
+
+def _real_files(root: str) -> dict[str, bytes]:
+    files = {}
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as handle:
+                files["/crashsweep/store/" + os.path.relpath(path, root)] = handle.read()
+    return files
+
+
+@settings(max_examples=int(os.environ.get("CRASHSWEEP_NATIVE_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=STEPS)
+def test_replayed_micro_ops_leave_the_tree_the_kernel_left(tmp_path_factory, steps):
+    import json
+    tmp_path = tmp_path_factory.mktemp("native")
+    root, calls = _trace(tmp_path, PROGRAM, json.dumps(steps))
+    log = NativeRecorder(FsLog(), root).replay(calls)
+    tree = FsTree.initial()
+    for op in log.ops:
+        tree.apply(op)
+    assert tree.files() == _real_files(root)
+
+
+def test_materialized_state_reads_back_as_the_tree(tmp_path):
+    tree = FsTree.initial()
+    log = FsLog()
+    log.add("link", 20, directory=4, name="a", entry_kind="file")
+    log.add("write", 20, offset=4096, data=b"z" * 10)
+    log.add("size", 20, size=8000)
+    log.add("link", 21, directory=4, name="sub", entry_kind="dir")
+    log.add("link", 20, directory=21, name="hard", entry_kind="file")
+    for op in log.ops:
+        tree.apply(op)
+    materialize(tree, str(tmp_path / "store"))
+    assert _real_files(str(tmp_path / "store")) == tree.files()
+    assert os.stat(tmp_path / "store" / "a").st_ino == os.stat(tmp_path / "store" / "sub" / "hard").st_ino
+
+
+@pytest.mark.parametrize("program, refused", [
+    ("import mmap, os, sys; fd = os.open(sys.argv[1] + '/m', os.O_RDWR | os.O_CREAT); os.ftruncate(fd, 4096); "
+     "mmap.mmap(fd, 4096)[0:1] = b'x'", "mapped"),
+    ("import os, sys, tempfile; f = tempfile.NamedTemporaryFile(delete=False); f.write(b'x'); f.flush()",
+     "outside its store directory"),
+    ("import os, sys; os.symlink('x', sys.argv[1] + '/link')", "symbolic link"),
+])
+def test_what_cannot_be_recorded_is_refused_in_one_line(tmp_path, program, refused):
+    root, calls = _trace(tmp_path, program)
+    with pytest.raises(NativeRefusal, match=refused) as raised:
+        NativeRecorder(FsLog(), root).replay(calls)
+    assert "\n" not in str(raised.value)
+
+
+def test_an_ignored_mmap_glob_is_not_refused(tmp_path):
+    program = ("import mmap, os, sys; fd = os.open(sys.argv[1] + '/lock.mdb', os.O_RDWR | os.O_CREAT); "
+               "os.ftruncate(fd, 4096); mmap.mmap(fd, 4096)[0:1] = b'x'")
+    root, calls = _trace(tmp_path, program)
+    log = NativeRecorder(FsLog(), root, ignore_mmap=("lock.mdb",)).replay(calls)
+    assert [op.name for op in log.ops if op.kind == "link"] == ["lock.mdb"]
+
+
+def test_a_call_interrupted_by_another_thread_is_joined():
+    lines = ['7 pwrite64(3</s/a>, ""..., 2, 10 <unfinished ...>',
+             '8 fsync(4</s/b>) = 0',
+             '7 <... pwrite64 resumed>) = 2',
+             ' | 00000  68 69                                             hi               |']
+    calls = StraceParser().parse(lines)
+    assert [(call.tid, call.name, call.result) for call in calls] == [(8, "fsync", 0), (7, "pwrite64", 2)]
+    assert calls[1].data == b"hi" and calls[1].number(3) == 10 and calls[1].fd(0) == (3, "/s/a")
