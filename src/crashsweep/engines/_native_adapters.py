@@ -21,7 +21,7 @@ def _hosted(engine: str):
 def native_adapters(journal_mode, synchronous_level, parse_bool) -> dict:
     """The built-in native engines (the registry passes its option parsers)."""
     from crashsweep.engines._registry import EngineAdapter
-    extra = "pip install 'crashsweep[native]'"
+    extra = "extra: native"
     return {
         "leveldb": EngineAdapter(
             name="leveldb", medium="native", open=_hosted("leveldb"),
