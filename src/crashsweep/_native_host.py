@@ -5,7 +5,8 @@ ENGINE is a built-in native adapter (`leveldb`, `rocksdb`, `lmdb`, `sqlite-nativ
 path engine `MODULE:CLASS` (a `.py` file or a dotted module). The protocol is in
 `crashsweep/engines/_native.py` and docs/native.md.
 
-This module imports nothing of crashsweep (a native engine's process should hold the
+This module imports nothing of crashsweep but the stdlib-only `engines/_sql_kv.py`, by its file
+(a native engine's process should hold the
 engine and this loop only), so its startup is Python's plus the engine's. The engine's
 own output to stdout goes to stderr: stdout carries the protocol only.
 
@@ -21,6 +22,19 @@ import importlib.util
 import json
 import os
 import sys
+
+
+
+def _sibling_module(name: str, path: str):
+    """A stdlib-only module of crashsweep loaded by its file (importing its package would import crashsweep)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SqlKeyValue = _sibling_module("crashsweep_native_sql_kv", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "engines", "_sql_kv.py")).SqlKeyValue
 
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
 SYNC_MARKER_KEY = b"\xffcrashsweep-sync\x00"
@@ -125,54 +139,15 @@ class LmdbStore:
         self.env.close()
 
 
-class SqliteNativeStore:
-    """The standard library's sqlite3 (SQLite's own unix VFS), the same table and SQL as `--engine sqlite`:
-    mutations in one open transaction, `sync()` is COMMIT. Options `journal_mode`, `synchronous`."""
+class SqliteNativeStore(SqlKeyValue):
+    """The standard library's sqlite3 (SQLite's own unix VFS), the same table and SQL as `--engine sqlite`
+    (`_sql_kv.py`). Options `journal_mode`, `synchronous`."""
 
     def __init__(self, path: str, options: dict):
         import sqlite3
-        journal_mode = str(options.pop("journal_mode", "delete"))
-        synchronous = str(options.pop("synchronous", "full"))
         self.connection = sqlite3.connect(os.path.join(path, "db.sqlite"), isolation_level=None)
-        cursor = self.connection.cursor()
-        if journal_mode == "wal":            # as --engine sqlite: WAL without a shared-memory index
-            cursor.execute("PRAGMA locking_mode=EXCLUSIVE")
-        cursor.execute(f"PRAGMA journal_mode={journal_mode}")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB)")
-        self.cursor = cursor
-        self.in_transaction = False
-
-    def _begin(self):
-        if not self.in_transaction:
-            self.cursor.execute("BEGIN")
-            self.in_transaction = True
-
-    def put(self, key, value):
-        self._begin()
-        self.cursor.execute("INSERT OR REPLACE INTO kv VALUES(?, ?)", (key, value))
-
-    def delete(self, key):
-        self._begin()
-        self.cursor.execute("DELETE FROM kv WHERE k = ?", (key,))
-
-    def get(self, key):
-        self._begin()
-        for (value,) in self.cursor.execute("SELECT v FROM kv WHERE k = ?", (key,)):
-            return bytes(value)
-        return None
-
-    def items(self):
-        self._begin()
-        return [(bytes(k), bytes(v)) for k, v in self.cursor.execute("SELECT k, v FROM kv ORDER BY k")]
-
-    def sync(self):
-        if self.in_transaction:
-            self.cursor.execute("COMMIT")
-            self.in_transaction = False
-
-    def close(self):
-        self.connection.close()
+        self.cursor = self.connection.cursor()
+        self.setup(str(options.pop("journal_mode", "delete")), str(options.pop("synchronous", "full")))
 
 
 BUILT_IN = {"leveldb": LevelDbStore, "rocksdb": RocksDbStore, "lmdb": LmdbStore, "sqlite-native": SqliteNativeStore}

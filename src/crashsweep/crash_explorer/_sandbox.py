@@ -34,6 +34,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from crashsweep.disk_model._processes import group_members
 from crashsweep.crash_explorer import _wire
 from crashsweep.crash_explorer._limits import DETAIL_CHARS_MAX, OUTPUT_BYTES_MAX, cap_text
 
@@ -194,7 +195,7 @@ def _collect(pid: int, read_end: int, timeout_s: float) -> tuple[bytes, int | No
 
 def kill_group(pgid: int) -> int:
     """Kill every process left in group `pgid`; how many there were (0 when the group is empty)."""
-    members = _group_members(pgid)
+    members = group_members(pgid)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -229,7 +230,7 @@ def kill_children(kept: set[int] = frozenset()) -> int:
 def kill_group_except_self(kept: set[int] = frozenset()) -> int:
     """Kill every other process of this process's group (an engine's forks that outlived their parent)."""
     me = os.getpid()
-    members = [pid for pid in _group_members(os.getpgid(0)) if pid != me and pid not in kept]
+    members = [pid for pid in group_members(os.getpgid(0)) if pid != me and pid not in kept]
     for pid in members:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -237,25 +238,6 @@ def kill_group_except_self(kept: set[int] = frozenset()) -> int:
             pass
     kill_children(kept)
     return len(members)
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return members
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            members.append(int(name))
-    return members
 
 
 def read_capped(handle, limit: int = OUTPUT_BYTES_MAX) -> str:

@@ -27,6 +27,7 @@ import itertools
 import os
 import random
 
+from crashsweep.engines._sql_kv import SqlKeyValue
 from crashsweep.disk_model import FS_BLOCK_BYTES, STORE_PATH, SessionCalls, shared_session
 
 try:
@@ -163,7 +164,7 @@ def _register() -> None:
         _vfs.append(ModelVfs())
 
 
-class SqliteStore:
+class SqliteStore(SqlKeyValue):
     """SQLite with one key-value table; `sync()` commits. Example: `SqliteStore(journal_mode="wal")`."""
 
     def __init__(self, journal_mode: str = "delete", synchronous: str = "full"):
@@ -173,45 +174,8 @@ class SqliteStore:
         _calls.restart()
         _vfs[0].reseed(shared_session().random_seed)
         self.connection = apsw.Connection(DATABASE_PATH, vfs=VFS_NAME)
-        cursor = self.connection.cursor()
-        if journal_mode == "wal":       # WAL without shared memory (SQLite's documented way)
-            cursor.execute("PRAGMA locking_mode=EXCLUSIVE")
-        cursor.execute(f"PRAGMA journal_mode={journal_mode}")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB)")
-        self.cursor = cursor
-        self.in_transaction = False
-
-    def _begin(self) -> None:
-        if not self.in_transaction:
-            self.cursor.execute("BEGIN")
-            self.in_transaction = True
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self._begin()
-        self.cursor.execute("INSERT OR REPLACE INTO kv VALUES(?, ?)", (key, value))
-
-    def delete(self, key: bytes) -> None:
-        self._begin()
-        self.cursor.execute("DELETE FROM kv WHERE k = ?", (key,))
-
-    def get(self, key: bytes) -> bytes | None:
-        self._begin()         # reads share the open transaction (one lock, one hot-journal check)
-        for (value,) in self.cursor.execute("SELECT v FROM kv WHERE k = ?", (key,)):
-            return bytes(value)
-        return None
-
-    def items(self):
-        self._begin()
-        return [(bytes(k), bytes(v)) for k, v in self.cursor.execute("SELECT k, v FROM kv ORDER BY k")]
-
-    def sync(self) -> None:
-        if self.in_transaction:
-            self.cursor.execute("COMMIT")
-            self.in_transaction = False
-
-    def close(self) -> None:
-        self.connection.close()
+        self.cursor = self.connection.cursor()
+        self.setup(journal_mode, synchronous)
 
 
 def open_sqlite(session, options: dict, events: list) -> SqliteStore:

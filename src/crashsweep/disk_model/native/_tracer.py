@@ -22,6 +22,7 @@ import subprocess
 import time
 
 from crashsweep.disk_model._fs_image import FsTree
+from crashsweep.disk_model._processes import group_members
 from crashsweep.disk_model._fs_log import FsLog
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.disk_model.native._recorder import NativeRecorder, NativeRefusal
@@ -108,6 +109,8 @@ class Tracer:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        if process is None or not os.path.exists(self.trace_file):
+            return log                          # the engine never ran under the tracer: it did nothing
         if os.path.getsize(self.trace_file) > TRACE_BYTES_MAX:
             raise NativeRefusal(f"the system-call trace passed {TRACE_BYTES_MAX >> 20} MiB: use a shorter workload")
         parser = StraceParser()
@@ -132,16 +135,9 @@ def tracer_of(pid: int) -> int:
 
 def kill_tracees(strace_pid: int) -> None:
     """SIGKILL every process of strace's process group but strace: the engine and what it started."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == strace_pid:
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == strace_pid:          # field 5: the process group (strace leads its own)
+    for pid in group_members(strace_pid):
+        if pid != strace_pid:
             try:
-                os.kill(int(name), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
