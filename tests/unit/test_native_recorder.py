@@ -32,6 +32,7 @@ STEPS = st.lists(st.one_of(
     st.tuples(st.just("punch"), st.sampled_from("abc"), st.integers(0, 4096), st.integers(1, 8192)),
     st.tuples(st.just("copy"), st.sampled_from("abc"), st.sampled_from("abc")),
     st.tuples(st.just("fsync"), st.sampled_from(["a", "b", "c", "."])),
+    st.tuples(st.just("thread-write"), st.sampled_from("abc"), st.integers(1, 3000)),
 ), min_size=1, max_size=14)
 
 PROGRAM = textwrap.dedent('''
@@ -74,6 +75,12 @@ PROGRAM = textwrap.dedent('''
             elif kind == "copy":
                 source = os.open(path(name), os.O_RDONLY); target = os.open(path(step[2]), os.O_WRONLY | os.O_CREAT)
                 os.copy_file_range(source, target, 5000, 0, 100); os.close(source); os.close(target)
+            elif kind == "thread-write":      # a thread opens, writes and syncs on its own (a background flusher)
+                import threading
+                def flush():
+                    fd = os.open(path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                    os.write(fd, b"t" * step[2]); os.fdatasync(fd); os.close(fd)
+                thread = threading.Thread(target=flush); thread.start(); thread.join()
             elif kind == "fsync":
                 fd = os.open(path(name), os.O_RDONLY); os.fsync(fd); os.close(fd)
         except OSError:
@@ -161,3 +168,18 @@ def test_a_call_interrupted_by_another_thread_is_joined():
     calls = StraceParser().parse(lines)
     assert [(call.tid, call.name, call.result) for call in calls] == [(8, "fsync", 0), (7, "pwrite64", 2)]
     assert calls[1].data == b"hi" and calls[1].number(3) == 10 and calls[1].fd(0) == (3, "/s/a")
+
+
+def test_a_thread_whose_calls_come_before_its_clone_returns_shares_the_descriptor_table():
+    """strace -f often prints a new thread's first calls before the clone that made it returns in its parent."""
+    lines = ['7 openat(-100</r>, "/r/a", 0x42, 0644) = 3</r/a>',
+             '9 write(3</r/a>, ""..., 2) = 2',
+             ' | 00000  68 69                                             hi               |',
+             '7 clone(child_stack=0x7f, flags=0x3d0f00|0, parent_tid=[9]) = 9',
+             '9 write(3</r/a>, ""..., 1) = 1',
+             ' | 00000  21                                                !                |']
+    log = NativeRecorder(FsLog(), "/r").replay(StraceParser().parse(lines))
+    tree = FsTree.initial()
+    for op in log.ops:
+        tree.apply(op)
+    assert tree.files() == {"/crashsweep/store/a": b"hi!"}

@@ -48,8 +48,7 @@ FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE, FALLOC_COLLAPSE, FALLOC_ZERO, FALLOC_INSERT
 PROT_WRITE, MAP_SHARED, MAP_SHARED_VALIDATE = 0x2, 0x1, 0x3
 CLOSE_RANGE_CLOEXEC = 0x4
 SEEK_KINDS = {"lseek", "llseek", "_llseek"}
-OPENS = {"open", "openat", "openat2", "creat"}
-WRITES = {"write", "pwrite64", "writev", "pwritev", "pwritev2"}
+CLONES = {"clone", "clone3", "fork", "vfork"}
 LIBRARY_FRAMES = ("libc.so", "libc-", "ld-linux", "libpthread", "libpython", "/python3", "libstdc++", "libgcc_s",
                   "libm.so", "libdl.so", "librt.so")
 
@@ -92,6 +91,7 @@ class NativeRecorder:
         self.ignore_mmap = ignore_mmap
         self.track_sites = track_sites
         self.processes: dict[int, Process] = {}
+        self.parents: dict[int, tuple[int, int]] = {}     # child tid -> (parent tid, clone flags)
         self._emit_boundaries(-1)
 
     # -- the model's namespace --
@@ -125,9 +125,19 @@ class NativeRecorder:
     # -- processes and descriptors --
     def process(self, tid: int) -> Process:
         process = self.processes.get(tid)
-        if process is None:              # the first process traced: the engine, started in its store directory
-            process = self.processes[tid] = Process({}, self.root)
+        if process is None:
+            parent = self.parents.get(tid)
+            if parent is not None:       # a thread or child whose calls strace printed before its clone returned
+                process = self._child_of(self.process(parent[0]), parent[1])
+            else:                        # the first process traced: the engine, started in its store directory
+                process = Process({}, self.root)
+            self.processes[tid] = process
         return process
+
+    @staticmethod
+    def _child_of(process: Process, flags: int) -> Process:
+        table = process.table if flags & CLONE_FILES else {fd: list(entry) for fd, entry in process.table.items()}
+        return Process(table, process.cwd)
 
     def resolve(self, call: Call, process: Process, directory_arg: int | None, path: str) -> str:
         """The real absolute path of `path` (relative to a directory descriptor or the cwd)."""
@@ -146,6 +156,8 @@ class NativeRecorder:
 
     # -- replay --
     def replay(self, calls: list[Call]) -> FsLog:
+        self.parents = {call.result: (call.tid, _clone_flags(call)) for call in calls
+                        if call.name in CLONES and call.result is not None and call.result > 0}
         for call in calls:
             handler = getattr(self, "_" + call.name.lstrip("_"), None)
             if call.name in SEEK_KINDS:
@@ -225,19 +237,10 @@ class NativeRecorder:
         fd, shown = call.fd(index)
         entry = process.table.get(fd)
         if entry is None:
-            relative = self.model_path(shown) if shown else None
-            found = self.lookup(relative) if relative is not None else None
-            if relative is not None and found is None:
+            if shown and self.model_path(shown) is not None:
                 raise NativeRefusal(f"the engine used descriptor {fd} on {shown}, which it did not open under "
-                                    "tracing and which the recording does not know")
-            if found is None:
-                return Description(None, shown)
-            # A descriptor whose open the trace missed (strace names its file): follow it from here, its
-            # position taken as the file's end (where a sequential writer is).
-            description = Description(found[0], "", position=self.tree.sizes.get(found[0], 0),
-                                      is_dir=found[1] == DIRECTORY)
-            process.table[fd] = [description, False]
-            return description
+                                    "tracing (inherited descriptors into the store are not followed)")
+            return Description(None, shown)
         return entry[0]
 
     def _refuse_outside(self, description: Description, what: str) -> None:
@@ -540,16 +543,8 @@ class NativeRecorder:
                 del process.table[fd]
 
     def _clone(self, call: Call, process: Process) -> None:
-        if call.name == "clone3":
-            text = call.args[0]
-            flags = int(text.split("flags=")[1].split(",")[0].split("}")[0].split("|")[0], 0) if "flags=" in text else 0
-        elif call.name == "clone":
-            flags_text = next((arg for arg in call.args if arg.startswith("flags=")), "flags=0")
-            flags = int(flags_text[6:].split("|")[0], 0)
-        else:
-            flags = 0                    # fork, vfork: a copy of the table
-        table = process.table if flags & CLONE_FILES else {fd: list(entry) for fd, entry in process.table.items()}
-        self.processes[call.result] = Process(table, process.cwd)
+        if call.result not in self.processes:        # else its first calls came first and made it already
+            self.processes[call.result] = self._child_of(process, _clone_flags(call))
 
     _clone3 = _fork = _vfork = _clone
 
@@ -566,6 +561,17 @@ class NativeRecorder:
         fd, shown = call.fd(0)
         if shown:
             process.cwd = shown
+
+
+def _clone_flags(call: Call) -> int:
+    """The clone flags of clone/clone3 (fork and vfork: none, a copy of the descriptor table)."""
+    if call.name == "clone3":
+        text = call.args[0]
+        return int(text.split("flags=")[1].split(",")[0].split("}")[0].split("|")[0], 0) if "flags=" in text else 0
+    if call.name == "clone":
+        flags_text = next((arg for arg in call.args if arg.startswith("flags=")), "flags=0")
+        return int(flags_text[6:].split("|")[0], 0)
+    return 0
 
 
 def native_site(stack: list[str]) -> str:
