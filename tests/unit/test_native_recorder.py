@@ -183,3 +183,12 @@ def test_a_thread_whose_calls_come_before_its_clone_returns_shares_the_descripto
     for op in log.ops:
         tree.apply(op)
     assert tree.files() == {"/crashsweep/store/a": b"hi!"}
+
+
+def test_threads_an_attached_engine_already_had_share_its_descriptors():
+    """Attached to a running process, strace shows its existing threads with no clone: they are one process."""
+    lines = ['7 openat(-100</r>, "/r/a", 0x42, 0644) = 3</r/a>',
+             '8 write(3</r/a>, ""..., 2) = 2',
+             ' | 00000  68 69                                             hi               |']
+    log = NativeRecorder(FsLog(), "/r").replay(StraceParser().parse(lines))
+    assert [op.kind for op in log.ops] == ["link", "write", "size"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -39,6 +40,7 @@ STDERR_BYTES_MAX = 4096
 EXEC_PREFIX = "exec:"
 HOST_MODULE = "crashsweep._native_host"
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
+DROP_TIMEOUT_S = 10.0          # a kept host forgetting a state's engine (its destructor) may take this long
 
 
 class NativeEngineError(Exception):
@@ -78,60 +80,62 @@ class NativeEngine:
         self.requests = 0                    # requests sent (answer k answers request k)
         self.events = events
         self.pooled = None
-        if hosted and target.tracer is None:         # untraced: a kept host process serves the state
-            self._open_pooled(command)
-            return
-        stderr_path = os.path.join(target.scratch, "stderr")
-        self._stderr = open(stderr_path, "wb+")
-        # A hosted (Python) engine starts untraced, imports its code, says `ready`, and is attached to then:
-        # an interpreter's start-up is thousands of calls that are no part of the engine's I/O.
-        attach = hosted and target.tracer is not None
-        argv = target.tracer.wrap(command) if target.tracer is not None and not attach else command
-        environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        self.busy = False
         if hosted:
-            environment[READY_ENVIRONMENT] = "1"
-        try:
-            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=self._stderr, cwd=target.root, start_new_session=True,
-                                            env=environment, close_fds=True)
-        except OSError as error:
-            self._stderr.close()
-            raise NativeEngineError(f"could not start {command[0]}: {error.strerror}") from None
+            self._start_hosted(command)
+        else:
+            self._start_program(command)
         target.engine = self
         self.protocol_pipe = f"pipe:[{os.fstat(self.process.stdout.fileno()).st_ino}]"
-        if hosted:
-            ready = self.process.stdout.readline(ANSWER_BYTES_MAX)
-            if ready != b"ready\n":
-                self.process.wait()
-                raise NativeEngineError(self._death())
-        if attach:
-            target.tracer.attach(self.process.pid)
-        elif target.tracer is not None:
-            target.tracer.process, target.tracer.engine_group = self.process, None
-        answer = self._ask("open")
+        opening = f"open {encode_hex(os.fsencode(target.root))}" if hosted else "open"
+        answer = self._ask(opening)
         if answer not in ("ok", "ok items"):
             raise NativeEngineError(f"open answered {answer[:200]!r}, expected 'ok' or 'ok items'")
         if answer != "ok items":
             self.items = None                 # the explorer then reads out with get
 
-    def _open_pooled(self, command: list[str]) -> None:
+    def _start_program(self, command: list[str]) -> None:
+        """A program of its own for this state (`exec:`), under strace from its first call when traced."""
+        tracer = self.target.tracer
+        self._stderr = open(os.path.join(self.target.scratch, "stderr"), "wb+")
+        argv = tracer.wrap(command) if tracer is not None else command
+        try:
+            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=self._stderr, cwd=self.target.root, start_new_session=True,
+                                            close_fds=True)
+        except OSError as error:
+            self._stderr.close()
+            raise NativeEngineError(f"could not start {command[0]}: {error.strerror}") from None
+        if tracer is not None:
+            tracer.process = self.process
+
+    def _start_hosted(self, command: list[str]) -> None:
+        """A kept native host serves the state (one per engine and options, per worker process): it imported
+        its engine once, at its start; a traced state attaches strace to it now, and detaches when sealed
+        (an interpreter's start-up is thousands of calls that are no part of the engine's I/O)."""
         key = (command[4], command[6])          # host_command: [python, -B, -m, host, ENGINE, DIR, OPTIONS]
         host = _pool.pop(key, None)
         if host is None or host.process.poll() is not None:
             if host is not None:
                 host.kill()
             host = _PooledHost(command, os.path.dirname(self.target.home))
+            if host.process.stdout.readline(ANSWER_BYTES_MAX) != b"ready\n":
+                self.process, self._stderr = host.process, host.stderr
+                host.process.wait()
+                death = self._death()
+                host.kill()
+                raise NativeEngineError(death)
         self.pooled, self.process, self._stderr = (key, host), host.process, host.stderr
         self._stderr_from = host.stderr_size()
-        self.target.engine = self
-        self.protocol_pipe = ""
-        answer = self._ask(f"open {encode_hex(os.fsencode(self.target.root))}")
-        if answer not in ("ok", "ok items"):
-            raise NativeEngineError(f"open answered {answer[:200]!r}, expected 'ok' or 'ok items'")
-        if answer != "ok items":
-            self.items = None
+        if self.target.tracer is not None:
+            try:
+                self.target.tracer.attach(host.process.pid)
+            except BaseException:
+                self.pooled = None
+                host.kill()
+                raise
 
-    def _ask(self, request: str) -> str:
+    def _ask(self, request: str, timeout_s: float | None = None) -> str:
         if self.process.poll() is not None:
             raise NativeEngineError(self._death())
         self.requests += 1
@@ -139,6 +143,8 @@ class NativeEngine:
         try:
             self.process.stdin.write(request.encode() + b"\n")
             self.process.stdin.flush()
+            if timeout_s is not None and not select.select([self.process.stdout], [], [], timeout_s)[0]:
+                raise NativeEngineError(f"{request.split()[0]} was not answered in {timeout_s} s")
             line = self.process.stdout.readline(ANSWER_BYTES_MAX)
         except (BrokenPipeError, ConnectionResetError):
             line = b""
@@ -223,9 +229,9 @@ class NativeEngine:
         if self.pooled is not None:
             key, host = self.pooled
             self.pooled = None
-            if not getattr(self, "busy", False) and self.process.poll() is None:
+            if not self.busy and self.process.poll() is None:
                 try:
-                    if self._ask("drop") == "ok":
+                    if self._ask("drop", DROP_TIMEOUT_S) == "ok":
                         _pool[key] = host
                         return
                 except (NativeEngineError, OSError):
@@ -255,7 +261,7 @@ class _PooledHost:
 
     def __init__(self, command: list[str], home: str):
         self.stderr = open(os.path.join(home, f"host-{os.getpid()}-{len(_pool)}-{id(self)}.stderr"), "wb+")
-        environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", READY_ENVIRONMENT: "1"}
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                         cwd=home, start_new_session=True, env=environment, close_fds=True)
 

@@ -79,8 +79,9 @@ class NativeRecorder:
 
     def __init__(self, log: FsLog, root: str, base: FsTree | None = None, protocol_pipe: str = "",
                  boundaries: dict[int, list[tuple[str, int]]] | None = None, ignore_mmap: tuple[str, ...] = (),
-                 track_sites: bool = False):
+                 track_sites: bool = False, foreign: str = ""):
         self.log = log
+        self.foreign = foreign.rstrip("/") + "/" if foreign else ""   # other states' directories: not this run's
         self.root = root.rstrip("/")
         self.tree = (base or FsTree.initial()).copy()
         used = [inode for names in self.tree.entries.values() for inode, _ in names.values()]
@@ -91,6 +92,7 @@ class NativeRecorder:
         self.ignore_mmap = ignore_mmap
         self.track_sites = track_sites
         self.processes: dict[int, Process] = {}
+        self.engine_process = Process({}, self.root)        # started (or attached to) in its store directory
         self.parents: dict[int, tuple[int, int]] = {}     # child tid -> (parent tid, clone flags)
         self._emit_boundaries(-1)
 
@@ -129,8 +131,8 @@ class NativeRecorder:
             parent = self.parents.get(tid)
             if parent is not None:       # a thread or child whose calls strace printed before its clone returned
                 process = self._child_of(self.process(parent[0]), parent[1])
-            else:                        # the first process traced: the engine, started in its store directory
-                process = Process({}, self.root)
+            else:                        # the engine itself: its first thread, or any thread it had when attached
+                process = self.engine_process
             self.processes[tid] = process
         return process
 
@@ -245,6 +247,8 @@ class NativeRecorder:
 
     def _refuse_outside(self, description: Description, what: str) -> None:
         path = description.outside
+        if self.foreign and path.startswith(self.foreign):
+            return
         if path.startswith("/") and not path.startswith(("/dev/", "/proc/", "/sys/")) \
                 and not path.endswith("(deleted)"):
             raise NativeRefusal(f"the engine {what} {path}, outside its store directory: crashsweep can only test "

@@ -71,20 +71,21 @@ class Tracer:
         self.root, self.trace_file, self.stacks = root, trace_file, stacks
         self.base, self.ignore_mmap = base, ignore_mmap
         self.process: subprocess.Popen | None = None     # strace
-        self.engine_group: int | None = None             # attached: the engine's own process group
+        self.attached: int | None = None                 # the kept process strace attached to
 
     def wrap(self, command: list[str]) -> list[str]:
         """The engine's command run under strace (its tracees share strace's process group)."""
         return strace_command(self.trace_file, self.stacks) + ["--", *command]
 
     def attach(self, pid: int) -> None:
-        """Trace the running process `pid` (and what it starts) from now on; returns once strace holds it."""
-        self.engine_group = pid
+        """Trace the running process `pid` (every thread, and what it starts) from now on; returns once strace
+        holds every thread. `finish` then detaches (the process lives on: a kept host)."""
+        self.attached = pid
         self.process = subprocess.Popen(strace_command(self.trace_file, self.stacks) + ["-p", str(pid)],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + ATTACH_WAIT_S
-        while tracer_of(pid) != self.process.pid:
+        while any(tracer_of(pid, task) != self.process.pid for task in _tasks(pid)):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 error = self.process.stderr.read().decode(errors="replace").strip() if self.process.poll() is not None else ""
                 self.process.kill()
@@ -96,11 +97,8 @@ class Tracer:
         """Kill the engine (power loss), let strace flush, and replay its calls into `log`."""
         process = self.process
         if process is not None:
-            if self.engine_group is not None:
-                try:
-                    os.killpg(self.engine_group, signal.SIGKILL)
-                except OSError:
-                    pass
+            if self.attached is not None:
+                process.send_signal(signal.SIGINT)     # strace detaches (the trace ends here: the crash) and exits
             else:
                 kill_tracees(process.pid)
             deadline = time.monotonic() + STRACE_EXIT_WAIT_S
@@ -116,15 +114,25 @@ class Tracer:
         parser = StraceParser()
         with open(self.trace_file, encoding="utf-8", errors="surrogateescape") as lines:
             calls = parser.parse(lines)
+        # A kept host may still touch earlier states' directories (an engine's thread finishing up): those are
+        # no part of this state's I/O.
         recorder = NativeRecorder(log, self.root, base=self.base, protocol_pipe=protocol_pipe,
-                                  boundaries=boundaries, ignore_mmap=self.ignore_mmap, track_sites=self.stacks)
+                                  boundaries=boundaries, ignore_mmap=self.ignore_mmap, track_sites=self.stacks,
+                                  foreign=os.path.dirname(os.path.dirname(self.root)))
         return recorder.replay(calls)
 
 
-def tracer_of(pid: int) -> int:
-    """The pid tracing `pid` (0: none, -1: gone)."""
+def _tasks(pid: int) -> list[int]:
     try:
-        with open(f"/proc/{pid}/status") as status:
+        return [int(task) for task in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return [pid]
+
+
+def tracer_of(pid: int, task: int | None = None) -> int:
+    """The pid tracing thread `task` of `pid` (default: its main thread; 0: none, -1: gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{task or pid}/status") as status:
             for line in status:
                 if line.startswith("TracerPid:"):
                     return int(line.split()[1])
