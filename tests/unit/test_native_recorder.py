@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crashsweep.disk_model import FsLog, FsTree
-from crashsweep.disk_model.native import NativeRecorder, NativeRefusal, StraceParser, materialize
+from crashsweep.disk_model.native import NativeRecorder, NativeRefusal, StraceParser, materialize, native_site
 from crashsweep.disk_model.native._tracer import strace_command
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
@@ -192,3 +192,15 @@ def test_threads_an_attached_engine_already_had_share_its_descriptors():
              ' | 00000  68 69                                             hi               |']
     log = NativeRecorder(FsLog(), "/r").replay(StraceParser().parse(lines))
     assert [op.kind for op in log.ops] == ["link", "write", "size"]
+
+
+def test_a_native_site_is_the_engines_innermost_named_frame():
+    stack = ["/usr/lib/x86_64-linux-gnu/libc.so.6(__write+0x10) [0xf8350]",
+             "/x/libleveldb.so.1(leveldb::(anonymous namespace)::PosixWritableFile::Append(leveldb::Slice const&)"
+             "+0x2a) [0x1]",
+             "/x/libleveldb.so.1(leveldb::log::Writer::EmitPhysicalRecord(leveldb::log::RecordType, char const*, "
+             "unsigned long)+0x5a) [0x2]",
+             "/usr/lib/libpython3.11.so.1.0(_PyEval_EvalFrameDefault+0x2e53) [0xfd9c3]"]
+    assert native_site(stack) == "libleveldb.so.1: leveldb::log::Writer::EmitPhysicalRecord"
+    assert native_site(stack[:2]) == "libleveldb.so.1: leveldb::(anonymous namespace)::PosixWritableFile::Append"
+    assert native_site(stack[3:]) == ""

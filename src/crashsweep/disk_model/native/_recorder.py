@@ -49,8 +49,8 @@ PROT_WRITE, MAP_SHARED, MAP_SHARED_VALIDATE = 0x2, 0x1, 0x3
 CLOSE_RANGE_CLOEXEC = 0x4
 SEEK_KINDS = {"lseek", "llseek", "_llseek"}
 CLONES = {"clone", "clone3", "fork", "vfork"}
-LIBRARY_FRAMES = ("libc.so", "libc-", "ld-linux", "libpthread", "libpython", "/python3", "libstdc++", "libgcc_s",
-                  "libm.so", "libdl.so", "librt.so")
+LIBRARY_FRAMES = ("libc.so", "libc-", "ld-linux", "libpthread", "libpython", "python3", "libstdc++", "libgcc_s",
+                  "libm.so", "libdl.so", "librt.so")      # file-name prefixes of frames that are not the engine's
 
 
 class NativeRefusal(InterpositionBypass):
@@ -579,13 +579,26 @@ def _clone_flags(call: Call) -> int:
 
 
 def native_site(stack: list[str]) -> str:
-    """The innermost frame of a native stack that is the engine's own (not libc, the loader or Python):
-    "libleveldb.so.1(leveldb::log::Writer::AddRecord+0x5a)" -> "libleveldb.so.1: leveldb::log::Writer::AddRecord"."""
+    """The innermost frame of a native stack that is the engine's own (not libc, the loader or Python), preferring
+    named code over an anonymous namespace's (LevelDB's file layer):
+    "/x/libleveldb.so.1(leveldb::log::Writer::AddRecord(leveldb::Slice const&)+0x5a) [0x..]" ->
+    "libleveldb.so.1: leveldb::log::Writer::AddRecord"."""
+    sites = []
     for frame in stack:
-        module, _, rest = frame.partition("(")
-        if any(marker in module for marker in LIBRARY_FRAMES):
-            continue
-        symbol = rest.split(")")[0].split("+")[0]
+        module, separator, _ = frame.partition("(")
         name = os.path.basename(module.strip())
-        return f"{name}: {symbol}" if symbol else name
-    return ""
+        if name.startswith(LIBRARY_FRAMES) or name.startswith("_posixsubprocess"):
+            continue
+        inner = frame[frame.index("(") + 1:frame.rindex(")")] if separator and ")" in frame else ""
+        symbol = inner.rsplit("+", 1)[0]
+        if symbol.endswith(")") and "(" in symbol:          # drop a demangled argument list
+            depth, cut = 0, len(symbol)
+            for index in range(len(symbol) - 1, -1, -1):
+                depth += {")": 1, "(": -1}.get(symbol[index], 0)
+                if depth == 0:
+                    cut = index
+                    break
+            symbol = symbol[:cut]
+        sites.append(f"{name}: {symbol}" if symbol else name)
+    named = [site for site in sites if "anonymous namespace" not in site]
+    return (named or sites or [""])[0]
