@@ -19,7 +19,7 @@ from crashsweep.crash_explorer._io_view import call_line, io_calls
 from crashsweep.crash_explorer._minimize import explain_contained, minimize_contained
 from crashsweep.crash_explorer._profiles import allow_engine, engine_profile
 from crashsweep.crash_explorer._recheck import FIXED, REPRODUCED, check_trace, recheck_trace_name
-from crashsweep.crash_explorer._recording import record_contained
+from crashsweep.crash_explorer._recording import new_recording_differs, record_contained
 from crashsweep.crash_explorer._replay import replay_contained
 from crashsweep.crash_explorer.errors import TraceError
 from crashsweep.reports._values import value_difference
@@ -53,6 +53,9 @@ def command_replay(args, console: Console) -> int:
         path = write_trace(directory, checked["trace"], recheck_trace_name(args.trace))
         checked["message"] += f"; new trace: {os.path.relpath(path)}"
     _say(console, f"crashsweep: {checked['message']}")
+    differs = new_recording_differs(spec, args.memory_limit)
+    if differs is not None:
+        _say(console, f"crashsweep: note: {differs}")
     if args.explain and checked["status"] == REPRODUCED:
         _explain(console, spec, trace, args.memory_limit, header=False)
     return EXIT_OK if checked["status"] == FIXED else EXIT_VIOLATIONS

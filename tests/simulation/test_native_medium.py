@@ -89,3 +89,51 @@ def test_real_native_engines_run(tmp_path, engine, options):
     pytest.importorskip({"lmdb": "lmdb", "leveldb": "plyvel", "rocksdb": "rocksdict"}[engine])
     outcome = api.sweep(engine, out=str(tmp_path / "report"), options=options, ops=8, crash_depth=0)
     assert outcome.summary["distinct_states"] > 10
+
+
+NONCE_ENGINE = '''
+import os
+
+
+class NonceLog:
+    """Appends records to a log named by a random nonce; sync() forgets to fsync (a bug)."""
+
+    def __init__(self, path):
+        names = [name for name in os.listdir(path) if name.startswith("log-")]
+        self.file = os.path.join(path, names[0] if names else "log-" + os.urandom(4).hex())
+        self.data = {}
+        if os.path.exists(self.file):
+            for line in open(self.file, "rb").read().split(b"\\n")[:-1]:
+                key, _, value = line.partition(b"=")
+                self.data[bytes.fromhex(key.decode())] = bytes.fromhex(value.decode())
+
+    def put(self, key, value):
+        with open(self.file, "ab") as handle:
+            handle.write(key.hex().encode() + b"=" + value.hex().encode() + b"\\n")
+        self.data[key] = value
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def delete(self, key):
+        self.put(key, b"")
+        self.data.pop(key, None)
+
+    def sync(self):
+        pass
+
+    def close(self):
+        pass
+'''
+
+
+def test_replay_says_when_a_new_recording_differs_and_uses_the_trace_s_own(tmp_path):
+    engine_file = tmp_path / "nonce_log.py"
+    engine_file.write_text(NONCE_ENGINE)
+    engine = f"{engine_file}:NonceLog"
+    outcome = api.sweep(engine, out=str(tmp_path / "report"), medium="native", ops=6, crash_depth=0)
+    assert outcome.traces, outcome.summary
+    replay = subprocess.run(["crashsweep", "replay", outcome.traces[0], "--engine", engine],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    assert "a new recording of this workload differs from the trace's" in replay.stdout + replay.stderr

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import random
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from crashsweep.crash_explorer._crash_points import PointWalk
 from crashsweep.crash_explorer._medium import engine_scope, let_go, new_log, new_target, points_of
@@ -90,6 +90,24 @@ def recorded_log(text: str):
     except (ValueError, zlib.error) as error:
         raise WireError(f"the recorded I/O log is malformed ({error})") from None
     return log_from_data(_wire.decode(data))
+
+
+def new_recording_differs(spec: SweepSpec, memory_limit_bytes: int | None = None) -> str | None:
+    """For a spec that carries its recorded log (a native engine's): record the workload again and say how the
+    new recording differs from the kept one (None: the same I/O). Replay uses the kept log either way."""
+    if not spec.recorded:
+        return None
+    kept = recorded_log(spec.recorded)
+    fresh = record_contained(replace(spec, recorded=""), memory_limit_bytes)
+    if fresh.failure is not None:
+        return f"recording the workload again failed ({fresh.failure['kind']}: {cap_text(fresh.failure['detail'], 200)})"
+    if fresh.log.ops == kept.ops and fresh.log.events == kept.events:
+        return None
+    first = next((index for index, (a, b) in enumerate(zip(kept.ops, fresh.log.ops)) if a != b),
+                 min(len(kept.ops), len(fresh.log.ops)))
+    return (f"a new recording of this workload differs from the trace's ({len(fresh.log.ops):,} vs "
+            f"{len(kept.ops):,} micro-operations, first difference at micro-operation {first}: the engine's own "
+            "randomness, clock or threads); the replay used the trace's recorded I/O")
 
 
 def record_contained(spec: SweepSpec, memory_limit_bytes: int | None = None) -> Recording:
