@@ -37,6 +37,7 @@ SqlKeyValue = _sibling_module("crashsweep_native_sql_kv", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "engines", "_sql_kv.py")).SqlKeyValue
 
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
+COLLECT_EVERY_DROPS = 64
 SYNC_MARKER_KEY = b"\xffcrashsweep-sync\x00"
 
 
@@ -196,6 +197,7 @@ def _unhex(text: str) -> bytes:
 
 def serve(name: str, directory: str, options: dict, requests, answers) -> None:
     store = None
+    drops = 0
     try:
         engine = load_engine(name)
     except BaseException as error:        # noqa: BLE001 - told at `open`
@@ -207,15 +209,18 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
         words = line.decode().split()
         if not words:
             continue
+        if words[0] == "drop":                  # a kept host: forget this state's engine (no close)
+            answers.write(b"ok\n")             # answered first: the harness goes on while the engine is freed
+            answers.flush()
+            store = None
+            drops += 1
+            if drops % COLLECT_EVERY_DROPS == 0:
+                gc.collect()                      # engines kept alive by cycles
+            continue
         try:
             if engine is None:
                 raise RuntimeError(failure)
-            if words[0] == "drop":              # a pooled host: forget this state's engine (no close)
-                store = None
-                gc.collect()
-                answer = "ok"
-            else:
-                answer = _answer(words, store, engine, name, directory, options)
+            answer = _answer(words, store, engine, name, directory, options)
             if words[0] == "open":
                 store, answer = answer
         except BaseException as error:      # noqa: BLE001 - the engine's failure is an answer
@@ -245,6 +250,9 @@ def _answer(words: list[str], store, engine, name: str, directory: str, options:
         return "none" if value is None else f"value {_hex(value)}"
     elif command == "sync":
         store.sync()
+    elif command == "getmany":              # the host's own batch of gets (the read-out): one answer line
+        values = [store.get(_unhex(word)) for word in words[1:]]
+        return "values " + " ".join("none" if value is None else _hex(value) for value in values)
     elif command == "items":
         return "items " + " ".join(f"{_hex(key)}:{_hex(value)}" for key, value in store.items())
     elif command == "close":

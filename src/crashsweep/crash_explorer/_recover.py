@@ -79,8 +79,12 @@ def encode_diff(diff: Diff | None) -> dict | None:
 
 def read_out(store, keys: list[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes | None]]:
     """(the engine's full read-out, get(k) for every key the history touched)."""
-    get_value = store.get
-    reads = {key: get_value(key) for key in keys}
+    get_many = getattr(store, "get_many", None)     # an engine in another process reads a batch at a time
+    if callable(get_many):
+        reads = dict(zip(keys, get_many(keys)))
+    else:
+        get_value = store.get
+        reads = {key: get_value(key) for key in keys}
     items_method = getattr(store, "items", None)
     if items_method is None:
         return {key: value for key, value in reads.items() if value is not None}, reads

@@ -40,7 +40,8 @@ STDERR_BYTES_MAX = 4096
 EXEC_PREFIX = "exec:"
 HOST_MODULE = "crashsweep._native_host"
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
-DROP_TIMEOUT_S = 10.0          # a kept host forgetting a state's engine (its destructor) may take this long
+DROP_TIMEOUT_S = 10.0
+GET_MANY_KEYS_MAX = 4096       # keys per `getmany` request (one answer line each)          # a kept host forgetting a state's engine (its destructor) may take this long
 
 
 class NativeEngineError(Exception):
@@ -201,6 +202,21 @@ class NativeEngine:
         if word != "value":
             raise NativeEngineError(f"get answered {answer[:200]!r}, expected 'value HEX' or 'none'")
         return self._decoded(value, "get")
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """get() of every key; a kept host answers them in one request (`getmany`, the host's own)."""
+        if self.pooled is None:
+            return [self.get(key) for key in keys]
+        values = []
+        for start in range(0, len(keys), GET_MANY_KEYS_MAX):
+            batch = keys[start:start + GET_MANY_KEYS_MAX]
+            answer = self._ask("getmany " + " ".join(encode_hex(key) for key in batch))
+            word, _, rest = answer.partition(" ")
+            words = rest.split()
+            if word != "values" or len(words) != len(batch):
+                raise NativeEngineError(f"getmany answered {answer[:200]!r}")
+            values += [None if text == "none" else self._decoded(text, "getmany") for text in words]
+        return values
 
     def items(self):
         answer = self._ask("items")
