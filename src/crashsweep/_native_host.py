@@ -85,7 +85,7 @@ class RocksDbStore:
         settings.create_if_missing(True)
         self.db = rocksdict.Rdict(path, settings)
         self.synced = rocksdict.WriteOptions()
-        self.synced.set_sync(True)
+        self.synced.sync = True
         self.plain = self.synced if self.sync_writes else rocksdict.WriteOptions()
 
     def put(self, key, value):

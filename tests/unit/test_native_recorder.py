@@ -204,3 +204,12 @@ def test_a_native_site_is_the_engines_innermost_named_frame():
     assert native_site(stack) == "libleveldb.so.1: leveldb::log::Writer::EmitPhysicalRecord"
     assert native_site(stack[:2]) == "libleveldb.so.1: leveldb::(anonymous namespace)::PosixWritableFile::Append"
     assert native_site(stack[3:]) == ""
+
+
+def test_a_write_through_an_o_dsync_descriptor_is_durable_when_it_returns():
+    """LMDB writes its meta pages through an O_DSYNC descriptor: no fsync follows, none is needed."""
+    lines = ['7 openat(-100</r>, "/r/data", 0x1042, 0644) = 3</r/data>',          # O_RDWR|O_CREAT|O_DSYNC
+             '7 pwrite64(3</r/data>, ""..., 2, 0) = 2',
+             ' | 00000  68 69                                             hi               |']
+    log = NativeRecorder(FsLog(), "/r").replay(StraceParser().parse(lines))
+    assert log.events[-1][0] == "sync" and log.events[-1][1] == log.ops[-1].inode

@@ -40,6 +40,7 @@ AT_FDCWD = -100
 O_ACCMODE, O_WRONLY, O_RDWR = 0o3, 0o1, 0o2
 O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0o100, 0o200, 0o1000, 0o2000
 O_DIRECT, O_DIRECTORY, O_CLOEXEC, O_TMPFILE_BIT = 0o40000, 0o200000, 0o2000000, 0o20000000
+O_DSYNC = 0o10000               # also set by O_SYNC: every write is durable when it returns
 AT_REMOVEDIR = 0x200
 RENAME_EXCHANGE = 2
 CLONE_FS, CLONE_FILES = 0x200, 0x400
@@ -66,6 +67,7 @@ class Description:
     position: int = 0
     append: bool = False
     is_dir: bool = False
+    synchronous: bool = False  # O_DSYNC / O_SYNC: a write through it returns once durable (as write + fdatasync)
 
 
 class Process:
@@ -201,7 +203,8 @@ class NativeRecorder:
         if flags is None:
             flags = call.number(path_arg + 1) if call.name != "creat" else O_CREAT | O_WRONLY | O_TRUNC
         relative = self.model_path(path)
-        description = Description(None, path if relative is None else "", append=bool(flags & O_APPEND))
+        description = Description(None, path if relative is None else "", append=bool(flags & O_APPEND),
+                                  synchronous=bool(flags & O_DSYNC))
         if relative is not None:
             if flags & O_TMPFILE_BIT and flags & O_DIRECTORY:
                 raise NativeRefusal(f"the engine opened an O_TMPFILE in the store ({path}): not recorded")
@@ -288,6 +291,8 @@ class NativeRecorder:
         self.tree.apply(self.log.ops[-1])
         if offset + written > size:
             self._log_size(description.inode, offset + written)
+        if description.synchronous:
+            self.log.synced(description.inode, False)
 
     _pwrite64 = _writev = _pwritev = _pwritev2 = _write
 
