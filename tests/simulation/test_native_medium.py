@@ -137,3 +137,14 @@ def test_replay_says_when_a_new_recording_differs_and_uses_the_trace_s_own(tmp_p
                             capture_output=True, text=True, cwd=tmp_path)
     assert replay.returncode == 1, replay.stdout + replay.stderr
     assert "a new recording of this workload differs from the trace's" in replay.stdout + replay.stderr
+
+
+def test_a_native_sweep_resumes_on_its_own_recording(kv_binary, tmp_path):
+    engine = f"exec:{kv_binary} {{dir}} --bug=no-fsync"
+    out = str(tmp_path / "report")
+    first = api.sweep(engine, out=out, ops=10, crash_depth=0, budget_states=40)
+    resumed = api.sweep(engine, out=out, ops=10, crash_depth=0, resume=True)
+    whole = api.sweep(engine, out=str(tmp_path / "whole"), ops=10, crash_depth=0)
+    assert first.summary["distinct_states"] == 40
+    assert resumed.summary["distinct_states"] == whole.summary["distinct_states"]
+    assert resumed.summary["violations"] == whole.summary["violations"]

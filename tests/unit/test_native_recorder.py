@@ -213,3 +213,16 @@ def test_a_write_through_an_o_dsync_descriptor_is_durable_when_it_returns():
              ' | 00000  68 69                                             hi               |']
     log = NativeRecorder(FsLog(), "/r").replay(StraceParser().parse(lines))
     assert log.events[-1][0] == "sync" and log.events[-1][1] == log.ops[-1].inode
+
+
+def test_an_answer_strace_did_not_print_before_the_kill_still_ends_its_operation():
+    """The harness has the answer; strace, killed with the engine, never printed the write that sent it."""
+    lines = ['7 openat(-100</r>, "/r/a", 0x42, 0644) = 3</r/a>',
+             '7 write(1<pipe:[9]>, ""..., 3) = 3',
+             ' | 00000  6f 6b 0a                                          ok.              |',
+             '7 write(3</r/a>, ""..., 2) = 2',
+             ' | 00000  68 69                                             hi               |']
+    boundaries = {0: [("begin", 0)], 1: [("end", 0)]}
+    log = NativeRecorder(FsLog(), "/r", protocol_pipe="pipe:[9]", boundaries=boundaries).replay(
+        StraceParser().parse(lines))
+    assert [event[0] for event in log.events] == ["op", "op-begin", "op", "op", "op-end"]

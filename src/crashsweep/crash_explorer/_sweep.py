@@ -72,6 +72,7 @@ def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | N
     """Record (in a contained process: the engine boundary) and plan (no output written yet). Planning samples
     points so as to end by `planning_deadline`; `on_phase(name, total)` and `on_point(done, total)` report.
     An `executor` that plans (`plan_slices`: a Dask cluster) enumerates slices of the points on its workers."""
+    spec = _kept_recording(spec, options)
     recording = record_contained(spec, options.memory_limit_bytes)
     if medium_of(recording.context).name == "native" and not spec.recorded and recording.failure is None:
         # A native engine's I/O is not a function of the spec (threads, clocks, its own randomness): the
@@ -85,6 +86,20 @@ def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | N
     plan = plan_states(recording, options.budget_states, jobs=jobs, deadline=planning_deadline,
                        on_point=on_point, slices=slices)
     return SweepRun(spec, options, recording, plan)
+
+
+def _kept_recording(spec: SweepSpec, options: SweepOptions) -> SweepSpec:
+    """On --resume, the recorded log of the sweep being resumed (a native engine's recording is not a function
+    of the spec, and the states already checked are states of that recording); else `spec` unchanged."""
+    path = os.path.join(options.out_dir, RESULTS_NAME)
+    if not options.resume or spec.recorded or not os.path.exists(path):
+        return spec
+    try:
+        header = read_results(path)[0]
+        kept = SweepSpec.from_json(header["spec"])
+    except (ResultsError, KeyError, TypeError, ValueError):
+        return spec          # the resume check that follows names what is wrong with the file
+    return kept if kept.recorded and replace(kept, recorded="") == spec else spec
 
 
 def header_for(run: SweepRun) -> dict:
