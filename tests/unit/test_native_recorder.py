@@ -226,3 +226,16 @@ def test_an_answer_strace_did_not_print_before_the_kill_still_ends_its_operation
     log = NativeRecorder(FsLog(), "/r", protocol_pipe="pipe:[9]", boundaries=boundaries).replay(
         StraceParser().parse(lines))
     assert [event[0] for event in log.events] == ["op", "op-begin", "op", "op", "op-end"]
+
+
+@pytest.mark.parametrize("line, refused", [
+    ('7 io_uring_setup(8, 0x7ffd) = 3<anon_inode:[io_uring]>', "io_uring"),
+    ('7 io_setup(128, [0x7f]) = 0', "Linux AIO"),
+    ('7 openat(-100</r>, "/r/a", 0x4042, 0644) = 3</r/a>', "O_DIRECT"),
+    ('7 renameat2(-100</r>, "/r/a", -100</r>, "/r/b", 0x2) = 0', "RENAME_EXCHANGE"),
+    ('7 rename("/r/a", "/elsewhere/a") = 0', "across the store's boundary"),
+])
+def test_calls_that_cannot_be_recorded_faithfully_are_refused(line, refused):
+    lines = ['7 openat(-100</r>, "/r/a", 0x42, 0644) = 4</r/a>', line]
+    with pytest.raises(NativeRefusal, match=refused):
+        NativeRecorder(FsLog(), "/r").replay(StraceParser().parse(lines))
