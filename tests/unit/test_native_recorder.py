@@ -204,6 +204,9 @@ def test_a_native_site_is_the_engines_innermost_named_frame():
     assert native_site(stack) == "libleveldb.so.1: leveldb::log::Writer::EmitPhysicalRecord"
     assert native_site(stack[:2]) == "libleveldb.so.1: leveldb::(anonymous namespace)::PosixWritableFile::Append"
     assert native_site(stack[3:]) == ""
+    truncated = ["/x/librocksdb.so(rocksdb::(anonymous namespace)::PosixFileSystem::OpenWritableFile(std::__cxx11::"
+                 "basic_string<char, std::char_traits<char>"]
+    assert native_site(truncated) == "librocksdb.so: rocksdb::(anonymous namespace)::PosixFileSystem::OpenWritableFile"
 
 
 def test_a_write_through_an_o_dsync_descriptor_is_durable_when_it_returns():

@@ -598,16 +598,13 @@ def native_site(stack: list[str]) -> str:
         name = os.path.basename(module.strip())
         if name.startswith(LIBRARY_FRAMES) or name.startswith("_posixsubprocess"):
             continue
-        inner = frame[frame.index("(") + 1:frame.rindex(")")] if separator and ")" in frame else ""
-        symbol = inner.rsplit("+", 1)[0]
-        if symbol.endswith(")") and "(" in symbol:          # drop a demangled argument list
-            depth, cut = 0, len(symbol)
-            for index in range(len(symbol) - 1, -1, -1):
-                depth += {")": 1, "(": -1}.get(symbol[index], 0)
-                if depth == 0:
-                    cut = index
-                    break
-            symbol = symbol[:cut]
+        inner = frame[frame.index("(") + 1:] if separator else ""
+        inner = inner.rpartition(" [")[0] if " [" in inner else inner       # " [0xADDRESS]"
+        inner = inner[:-1] if inner.endswith(")") else inner
+        head, plus, offset = inner.rpartition("+")
+        symbol = head if plus and offset.startswith("0x") else inner
+        anonymous = "(anonymous namespace)"
+        symbol = symbol.replace(anonymous, "\0").split("(")[0].replace("\0", anonymous)   # no argument list
         sites.append(f"{name}: {symbol}" if symbol else name)
     named = [site for site in sites if "anonymous namespace" not in site]
     return (named or sites or [""])[0]
