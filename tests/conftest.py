@@ -31,3 +31,12 @@ def separate_corpus(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def spec_factory():
     return small_spec
+
+
+# Tests send SIGINT to sweeps they start. A shell that starts pytest as a background job hands it SIGINT
+# ignored, and an ignored signal stays ignored across exec: give children the default (Python's handler in
+# this process makes exec'd children start with SIGINT at its default action).
+import signal as _signal  # noqa: E402
+
+if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
