@@ -94,7 +94,7 @@ def _by_hand(opener, directory: str, keys: list[bytes], ops) -> None:
 
 
 def _write_tree(tree, path: str) -> None:
-    from crashsweep.disk_model._fs_log import DIRECTORY
+    from crashsweep.disk_model.fs._log import DIRECTORY
     from crashsweep.disk_model.native._recorder import STORE_INODE
     os.mkdir(path)
     stack = [(STORE_INODE, path)]

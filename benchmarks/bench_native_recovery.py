@@ -31,7 +31,7 @@ ENGINES = [("tests/engines/json_kv.py:JsonKV", "24"), ("tests/engines/fs_engines
 def materialize(tree, target: str) -> str:
     """Write a state's tree under `target`; returns the engine's directory there."""
     from crashsweep.disk_model import STORE_PATH
-    from crashsweep.disk_model._fs_log import DIRECTORY
+    from crashsweep.disk_model.fs._log import DIRECTORY
     for path, kind, inode in tree.walk():
         real = target + path
         if kind == DIRECTORY:

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crashsweep.disk_model import FsLog, FsTree
-from crashsweep.disk_model._fs_hash import HashedTree, tree_digest
-from crashsweep.disk_model._fs_log import DIRECTORY, FILE, FS_BLOCK_BYTES, LINK, RENAME, SIZE, UNLINK, WRITE
+from crashsweep.disk_model.fs._hash import HashedTree, tree_digest
+from crashsweep.disk_model.fs._log import DIRECTORY, FILE, FS_BLOCK_BYTES, LINK, RENAME, SIZE, UNLINK, WRITE
 
 STORE_DIRECTORY = 4
 FILES = (20, 21)

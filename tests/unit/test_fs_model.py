@@ -10,8 +10,8 @@ import pytest
 from crashsweep.crash_explorer import SweepSpec
 from crashsweep.crash_explorer._recording import record
 from crashsweep.disk_model import FsLog, FsTree, Interposer, InterpositionBypass, PersistenceModel, STORE_PATH
-from crashsweep.disk_model._fs_log import LINK, RENAME, SIZE, WRITE
-from crashsweep.disk_model._fs_session import FD_FIRST, FsSession
+from crashsweep.disk_model.fs._log import LINK, RENAME, SIZE, WRITE
+from crashsweep.disk_model.fs._session import FD_FIRST, FsSession
 from crashsweep.reference import put, sync
 
 
@@ -247,7 +247,7 @@ def test_recording_a_path_engine_logs_its_file_operations_by_op():
 def test_a_crashed_engines_destructor_reaches_neither_the_log_nor_a_real_file(monkeypatch):
     """dbm.dumb's destructor rewrites its index: after a power loss that must not count, or leak."""
     from crashsweep.crash_explorer._recover import recover_state
-    from crashsweep.disk_model._fs_log import FS_END
+    from crashsweep.disk_model.fs._log import FS_END
 
     unraisable = []
     monkeypatch.setattr("sys.unraisablehook", unraisable.append)

@@ -154,7 +154,7 @@ def test_a_memo_turns_itself_off_when_the_engine_is_not_a_function_of_its_respon
 
 def test_a_memo_that_answers_too_few_states_turns_itself_off():
     from crashsweep.disk_model import CallMemo
-    from crashsweep.disk_model._fs_calls import ANSWERED_MIN, TRIAL_STATES
+    from crashsweep.disk_model.fs._calls import ANSWERED_MIN, TRIAL_STATES
     memo = CallMemo()
     for number in range(TRIAL_STATES):
         memo.count(number < ANSWERED_MIN * TRIAL_STATES - 1)
@@ -189,7 +189,7 @@ def test_memos_forget_what_they_hold_past_the_memory_bound(monkeypatch):
     """Memory is bounded, results are not: past the process-wide bound a memo starts afresh (its states
     are then run live again), and a memo that is dropped gives its share back."""
     from crashsweep.disk_model import CallMemo
-    from crashsweep.disk_model import _fs_calls
+    from crashsweep.disk_model.fs import _calls as _fs_calls
     monkeypatch.setattr(_fs_calls, "MEMORY_MAX_BYTES", _fs_calls._held[0] + 50_000)
     memo = CallMemo()
     for number in range(40):
@@ -235,8 +235,8 @@ def test_tree_files_answer_any_call_sequence_as_the_live_session(calls, existing
     end, writing past it, unlinking, bad handles) gets from TreeFiles, wherever it answers, exactly the
     live session's response; where it does not answer, a walk would miss (and the state run live)."""
     from crashsweep.disk_model import FsLog, FsTree, SessionCalls, TreeFiles, shared_session
-    from crashsweep.disk_model._fs_log import FILE
-    from crashsweep.disk_model._fs_tree_files import UNANSWERED
+    from crashsweep.disk_model.fs._log import FILE
+    from crashsweep.disk_model.fs._tree_files import UNANSWERED
     tree = FsTree.initial()
     tree.apply(FsLog().add("link", 40, directory=4, name="a", entry_kind=FILE))
     tree.data[40], tree.sizes[40] = bytearray(existing), len(existing) + 7     # a size past its data: zeros

@@ -11,7 +11,7 @@ Invariants:
   durable micro-op has an earlier pending one it does not commute with (the
   model's promise), so the durable tree plus the chosen pending micro-ops in id
   order is exactly the state's tree;
-- the image hash is the state tree's digest (`_fs_hash.tree_digest`), computed from the landed
+- the image hash is the state tree's digest (`disk_model/fs/_hash.tree_digest`), computed from the landed
   micro-ops: two states an engine cannot tell apart hash equal.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from crashsweep.crash_explorer._crash_points import CrashPoint, PointCollector, PointWalk
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
-from crashsweep.disk_model._fs_hash import HashedTree
-from crashsweep.disk_model._fs_log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, SIZE, WRITE, FsOp
+from crashsweep.disk_model.fs._hash import HashedTree
+from crashsweep.disk_model.fs._log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, SIZE, WRITE, FsOp
 
 NEAR_PENDING_MIN = 48     # points with fewer pending micro-ops hash every state from the durable tree (cheaper there)
 from crashsweep.reference import History

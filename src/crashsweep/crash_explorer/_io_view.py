@@ -1,6 +1,6 @@
 """The recorded I/O as the engine issued it: calls in the engine's own terms, with source lines.
 
-A crash state is chosen over *units* — a file-system micro-op (`_fs_log.py`) or a
+A crash state is chosen over *units* — a file-system micro-op (`disk_model/fs/_log.py`) or a
 block write request — identified by ids. Users think in calls: `write db.json.tmp
 [0, 5120)`, `rename db.json.tmp -> db.json`, `fsync(dir .)`, `write sectors [64, 96)`.
 This module turns a recording into those words:
@@ -19,9 +19,9 @@ Invariant: data only — reads a log, never runs engine code.
 from __future__ import annotations
 
 from crashsweep.disk_model import EventLog, FsLog
-from crashsweep.disk_model._events import FLUSH, SUBMIT, WRITE as BLOCK_WRITE
-from crashsweep.disk_model._fs_image import ROOT_INODE, STORE_PATH, FsTree
-from crashsweep.disk_model._fs_log import (
+from crashsweep.disk_model.block._events import FLUSH, SUBMIT, WRITE as BLOCK_WRITE
+from crashsweep.disk_model.fs._image import ROOT_INODE, STORE_PATH, FsTree
+from crashsweep.disk_model.fs._log import (
     DIRECTORY, FS_BEGIN, FS_OP, FS_SYNC, LINK, RENAME, SIZE, UNLINK, WRITE, FsOp,
 )
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from crashsweep.crash_explorer._wire import WireError
 from crashsweep.disk_model import EventLog, FsLog
-from crashsweep.disk_model._events import Event
-from crashsweep.disk_model._fs_log import FsOp
+from crashsweep.disk_model.block._events import Event
+from crashsweep.disk_model.fs._log import FsOp
 
 _FS_OP_FIELDS = ("op_id", "call", "kind", "inode", "directory", "name", "directory2", "name2", "offset", "data",
                  "size", "entry_kind")

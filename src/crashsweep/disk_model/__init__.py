@@ -1,24 +1,26 @@
-"""Simulated devices (DESIGN §3): the block device, fault plans, the I/O event log, the real-file device."""
+"""The media (DESIGN §3), one sub-package each: `block/` (the simulated block device, fault plans, the I/O
+event log, the real-file device), `fs/` (the POSIX file-system model), `native/` (system-call recording,
+materialized states)."""
 
-from crashsweep.disk_model._events import (
+from crashsweep.disk_model.block._events import (
     COMPLETE, FLUSH, OP_BEGIN, OP_END, OP_SETUP, READ, SUBMIT, WRITE, Event, EventLog,
 )
-from crashsweep.disk_model._faults import (
+from crashsweep.disk_model.block._faults import (
     CORRUPTION_FAULTS, CRASH_FAULTS, DEFAULT_FAULTS, FAULT_KINDS, FaultPlan,
 )
-from crashsweep.disk_model._fs_calls import CallMemo, MemoWalk, SessionCalls
-from crashsweep.disk_model._fs_tree_files import TreeFiles
-from crashsweep.disk_model._fs_image import ROOT_INODE, STORE_PATH, FsTree
-from crashsweep.disk_model._fs_interpose import Interposer, InterpositionBypass
-from crashsweep.disk_model._fs_log import FS_BLOCK_BYTES, FsLog, FsOp
-from crashsweep.disk_model._fs_persistence import FS_MODEL_DEFAULT, FS_MODELS, PersistenceModel
-from crashsweep.disk_model._fs_session import FsSession, shared_session
-from crashsweep.disk_model._interface import (
+from crashsweep.disk_model.fs._calls import CallMemo, MemoWalk, SessionCalls
+from crashsweep.disk_model.fs._tree_files import TreeFiles
+from crashsweep.disk_model.fs._image import ROOT_INODE, STORE_PATH, FsTree
+from crashsweep.disk_model.fs._interpose import Interposer, InterpositionBypass
+from crashsweep.disk_model.fs._log import FS_BLOCK_BYTES, FsLog, FsOp
+from crashsweep.disk_model.fs._persistence import FS_MODEL_DEFAULT, FS_MODELS, PersistenceModel
+from crashsweep.disk_model.fs._session import FsSession, shared_session
+from crashsweep.disk_model.block._interface import (
     SECTOR_COUNT_DEFAULT, SECTOR_SIZE_DEFAULT_BYTES, BlockDevice, check_geometry,
 )
-from crashsweep.disk_model._memory import MemoryBlockDevice
-from crashsweep.disk_model._real_file import RealFileDevice
-from crashsweep.disk_model._simulated import SimulatedBlockDevice
+from crashsweep.disk_model.block._memory import MemoryBlockDevice
+from crashsweep.disk_model.block._real_file import RealFileDevice
+from crashsweep.disk_model.block._simulated import SimulatedBlockDevice
 from crashsweep.disk_model.errors import DeviceIOError, DeviceRangeError, DiskModelError, FaultPlanError
 
 __all__ = [

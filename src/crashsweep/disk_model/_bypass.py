@@ -9,7 +9,7 @@ standard library):
   `os.posix_spawn`, `os.spawn*`); `sqlite3.connect` and `ctypes.dlopen` (foreign code
   doing its own I/O); an `mmap` of a file (an anonymous `mmap.mmap(-1, n)` is only memory);
 - a block engine: opening any real file for writing (its storage is the device);
-- a path engine (on the file-system model, see `_fs_interpose.py`): a real `open` of a
+- a path engine (on the file-system model, see `fs/_interpose.py`): a real `open` of a
   path under the model's roots, or with one of the model's descriptors.
 
 Reading real files (source lines for a traceback, a module being imported) is no bypass.
@@ -26,7 +26,7 @@ import os
 import sys
 import sysconfig
 
-from crashsweep.disk_model._fs_session import FD_FIRST as FD_FIRST_MODEL
+from crashsweep.disk_model.fs._session import FD_FIRST as FD_FIRST_MODEL
 from crashsweep.disk_model.errors import DiskModelError
 
 PROGRAM_EVENTS = {"subprocess.Popen": "started a program (subprocess)", "os.system": "started a program (os.system)",

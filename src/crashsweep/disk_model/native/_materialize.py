@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 
-from crashsweep.disk_model._fs_image import FsTree
-from crashsweep.disk_model._fs_log import DIRECTORY
+from crashsweep.disk_model.fs._image import FsTree
+from crashsweep.disk_model.fs._log import DIRECTORY
 from crashsweep.disk_model.native._recorder import STORE_INODE
 
 

@@ -31,8 +31,8 @@ import posixpath
 from dataclasses import dataclass
 
 from crashsweep.disk_model._bypass import InterpositionBypass
-from crashsweep.disk_model._fs_image import FIRST_FREE_INODE, ROOT_INODE, FsTree
-from crashsweep.disk_model._fs_log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsLog
+from crashsweep.disk_model.fs._image import FIRST_FREE_INODE, ROOT_INODE, FsTree
+from crashsweep.disk_model.fs._log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsLog
 from crashsweep.disk_model.native._strace_lines import Call
 
 STORE_INODE = 4                 # FsTree.initial(): /crashsweep/store

@@ -21,9 +21,9 @@ import signal
 import subprocess
 import time
 
-from crashsweep.disk_model._fs_image import FsTree
+from crashsweep.disk_model.fs._image import FsTree
 from crashsweep.disk_model._processes import group_members
-from crashsweep.disk_model._fs_log import FsLog
+from crashsweep.disk_model.fs._log import FsLog
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.disk_model.native._recorder import NativeRecorder, NativeRefusal
 from crashsweep.disk_model.native._strace_lines import StraceParser

@@ -18,8 +18,8 @@ from __future__ import annotations
 import errno
 import os
 
-from crashsweep.disk_model._fs_image import ROOT_INODE, FsTree
-from crashsweep.disk_model._fs_log import DIRECTORY
+from crashsweep.disk_model.fs._image import ROOT_INODE, FsTree
+from crashsweep.disk_model.fs._log import DIRECTORY
 
 UNANSWERED = ("unanswered",)
 

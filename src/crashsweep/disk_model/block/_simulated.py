@@ -20,8 +20,8 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
-from crashsweep.disk_model._events import FLUSH, READ, WRITE, EventLog
-from crashsweep.disk_model._interface import BlockDevice, check_geometry
+from crashsweep.disk_model.block._events import FLUSH, READ, WRITE, EventLog
+from crashsweep.disk_model.block._interface import BlockDevice, check_geometry
 from crashsweep.disk_model.errors import DeviceIOError, DeviceRangeError
 
 OUTSTANDING_REQUESTS_MAX = 4096

@@ -16,7 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
-from crashsweep.disk_model._fs_log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsOp
+from crashsweep.disk_model.fs._log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsOp
 
 ROOT_INODE = 1
 STORE_PATH = "/crashsweep/store"

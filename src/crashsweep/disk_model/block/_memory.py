@@ -6,7 +6,7 @@ conformance suite as the others.
 
 from __future__ import annotations
 
-from crashsweep.disk_model._interface import ImmediateDevice, check_geometry
+from crashsweep.disk_model.block._interface import ImmediateDevice, check_geometry
 
 
 class MemoryBlockDevice(ImmediateDevice):

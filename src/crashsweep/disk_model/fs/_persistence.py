@@ -29,7 +29,7 @@ directory's entries), so durable ops may be applied before the chosen pending on
 
 from __future__ import annotations
 
-from crashsweep.disk_model._fs_log import ENTRY_KINDS, FILE, LINK, RENAME, SIZE, WRITE, FsOp
+from crashsweep.disk_model.fs._log import ENTRY_KINDS, FILE, LINK, RENAME, SIZE, WRITE, FsOp
 from crashsweep.disk_model.errors import DiskModelError
 
 FS_MODELS = ("posix", "ext4-ordered", "strict")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from crashsweep.disk_model._interface import ImmediateDevice, check_geometry
+from crashsweep.disk_model.block._interface import ImmediateDevice, check_geometry
 from crashsweep.disk_model.errors import DeviceIOError, DeviceRangeError
 
 

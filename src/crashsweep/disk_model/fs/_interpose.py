@@ -48,7 +48,7 @@ from pyfakefs.fake_io import FakeIoModule
 from pyfakefs.fake_os import FakeOsModule
 
 from crashsweep.disk_model._bypass import GUARD, InterpositionBypass  # noqa: F401 - re-exported
-from crashsweep.disk_model._fs_session import FsSession
+from crashsweep.disk_model.fs._session import FsSession
 
 _REAL_OS, _REAL_IO = os, io
 MODEL_ROOTS = ("/crashsweep",)   # the store's tree; the model's /tmp shares its name with the real one

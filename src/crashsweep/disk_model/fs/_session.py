@@ -29,8 +29,8 @@ import stat as stat_module
 from pyfakefs import fake_file
 from pyfakefs.fake_filesystem import FakeFilesystem
 
-from crashsweep.disk_model._fs_image import FIRST_FREE_INODE, ROOT_INODE, FsTree
-from crashsweep.disk_model._fs_log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsLog
+from crashsweep.disk_model.fs._image import FIRST_FREE_INODE, ROOT_INODE, FsTree
+from crashsweep.disk_model.fs._log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsLog
 
 FD_FIRST = 1 << 20
 FLOCK_WAIT_S = 0.05

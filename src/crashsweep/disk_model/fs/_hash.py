@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 
-from crashsweep.disk_model._fs_image import FsTree
-from crashsweep.disk_model._fs_log import FILE, FS_BLOCK_BYTES, SIZE, WRITE, FsOp
+from crashsweep.disk_model.fs._image import FsTree
+from crashsweep.disk_model.fs._log import FILE, FS_BLOCK_BYTES, SIZE, WRITE, FsOp
 
 HASH_MODULUS = 1 << 128
 BLOCK_HASHES_CACHED_MAX = 8192    # (index, block) -> hash kept per tree (~32 MiB of blocks at most)

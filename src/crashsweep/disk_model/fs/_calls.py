@@ -27,9 +27,9 @@ from __future__ import annotations
 import hashlib
 import warnings
 
-from crashsweep.disk_model._fs_image import FsTree
-from crashsweep.disk_model._fs_session import shared_session
-from crashsweep.disk_model._fs_tree_files import ANSWERS, TreeFiles
+from crashsweep.disk_model.fs._image import FsTree
+from crashsweep.disk_model.fs._session import shared_session
+from crashsweep.disk_model.fs._tree_files import ANSWERS, TreeFiles
 
 MEMORY_MAX_BYTES = 512 << 20   # all memos of a process together: past it, a growing memo starts afresh
 NODE_BYTES = 400                # what a trie node costs, besides the bytes its call writes
