@@ -5,6 +5,7 @@ not have it, and stop on a budget or Ctrl-C with --resume completing them."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,9 +89,12 @@ def _same_results(local_out, dask_out) -> None:
 
 BUGGY = ("--engine", "tests/engines/fs_engines.py:RenameWithoutFsync", "--ops", "8")
 BETREE = ("--engine", "betree", "--ops", "24")
+NATIVE = (*BUGGY, "--medium", "native", "--crash-depth", "0")
 
 
-@pytest.mark.parametrize("workload", [BETREE, BUGGY], ids=["betree", "shipped-buggy-user-engine"])
+@pytest.mark.parametrize("workload", [BETREE, BUGGY, pytest.param(NATIVE, marks=pytest.mark.skipif(
+    shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)"))],
+    ids=["betree", "shipped-buggy-user-engine", "shipped-user-engine-native"])
 def test_a_dask_sweep_gives_the_local_results_state_by_state(tmp_path, cluster, workload):
     local = _sweep(tmp_path / "local", *workload, "--jobs", "2")
     remote = _sweep(tmp_path / "dask", *workload, executor=("--executor", "dask", "--scheduler", cluster.address))

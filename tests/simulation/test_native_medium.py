@@ -62,7 +62,8 @@ def test_a_native_trace_replays_its_recorded_state(kv_binary, tmp_path):
                                     pytest.param(f"{FS_ENGINES}:AtomicReplace", marks=pytest.mark.long),
                                     pytest.param(f"{FS_ENGINES}:ChecksummedLog", marks=pytest.mark.long),
                                     pytest.param(f"{FS_ENGINES}:TornAppendNoChecksum", marks=pytest.mark.long),
-                                    pytest.param("dbm-dumb", marks=pytest.mark.long)])
+                                    pytest.param("dbm-dumb", marks=pytest.mark.long),
+                                    pytest.param("tinydb", marks=pytest.mark.long)])
 def test_python_path_engines_get_the_same_verdicts_in_process_and_native(tmp_path, engine):
     settings = dict(ops=10, crash_depth=0, minimize=0)      # verdicts are compared, not minimized traces
     model = api.sweep(engine, out=str(tmp_path / "model"), **settings)

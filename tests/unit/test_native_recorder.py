@@ -194,6 +194,27 @@ def test_threads_an_attached_engine_already_had_share_its_descriptors():
     assert [op.kind for op in log.ops] == ["link", "write", "size"]
 
 
+def test_sites_name_the_thread_or_process_when_more_than_one_changed_the_store():
+    """One task: sites are the stack's alone. Several: every site says which, numbered in the order they first
+    changed the store (threads of the first process, then other processes); with no stack, the task alone."""
+    lines = ['7 openat(-100</r>, "/r/a", 0x42, 0644) = 3</r/a>',
+             '7 clone(child_stack=0x7f, flags=0x3d0f00|0, parent_tid=[9]) = 9',       # CLONE_THREAD: a thread
+             '7 clone(child_stack=0x0, flags=0x1200011|0, child_tidptr=0x7f) = 12',  # fork: a process
+             '9 write(3</r/a>, ""..., 2) = 2',
+             ' | 00000  68 69                                             hi               |',
+             '12 write(3</r/a>, ""..., 1) = 1',
+             ' | 00000  21                                                !                |',
+             '9 fsync(3</r/a>) = 0']
+    calls = StraceParser().parse(lines)
+    calls[3].stack = ["/x/libkv.so(kv::Flush()+0x1) [0x1]"]
+    log = NativeRecorder(FsLog(), "/r", track_sites=True).replay(calls)
+    assert sorted(set(log.sites.values())) == ["libkv.so: kv::Flush (thread 2)", "process 2", "thread 1", "thread 2"]
+    single = NativeRecorder(FsLog(), "/r", track_sites=True).replay(StraceParser().parse(lines[:1]))
+    assert single.sites == {}
+    untracked = NativeRecorder(FsLog(), "/r").replay(StraceParser().parse(lines))
+    assert untracked.sites == {}
+
+
 def test_a_native_site_is_the_engines_innermost_named_frame():
     stack = ["/usr/lib/x86_64-linux-gnu/libc.so.6(__write+0x10) [0xf8350]",
              "/x/libleveldb.so.1(leveldb::(anonymous namespace)::PosixWritableFile::Append(leveldb::Slice const&)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from crashsweep.engines._native import EXEC_PREFIX, NativeEngine, exec_command, host_command
+from crashsweep.engines._user import engine_file
 from crashsweep.engines.errors import EngineError
 
 PYTHON_STORES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_python_stores.py")
@@ -66,7 +67,7 @@ def native_variant(adapter, name: str):
     if hosted is None:
         module_text, _, class_name = name.rpartition(":")
         if module_text.endswith(".py") or os.sep in module_text:
-            module_text = os.path.abspath(module_text)
+            module_text = engine_file(module_text)          # a copy shipped to this machine (Dask), if any
         hosted = f"{module_text}:{class_name}"
     return EngineAdapter(name=name, medium="native", open=_hosted(hosted), description=adapter.description,
                          option_types=adapter.option_types, bugs=adapter.bugs)

@@ -37,6 +37,11 @@ def redirect_module_file(module_text: str, path: str) -> None:
     _redirected[module_text] = path
 
 
+def engine_file(module_text: str) -> str:
+    """The file a `.py` engine is loaded from on this machine: its shipped copy, else the path itself."""
+    return os.path.abspath(_redirected.get(module_text, module_text))
+
+
 def is_user_engine_name(name: str) -> bool:
     return ":" in name
 
@@ -64,7 +69,7 @@ def load_class(name: str) -> type:
 
 def _load_module(module_text: str):
     if module_text.endswith(".py") or os.sep in module_text:
-        path = os.path.abspath(_redirected.get(module_text, module_text))
+        path = engine_file(module_text)
         if not os.path.isfile(path):
             raise EngineError(f"--engine: no such file {module_text}")
         module_name = "crashsweep_user_" + os.path.splitext(os.path.basename(path))[0]

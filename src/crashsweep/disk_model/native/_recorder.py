@@ -43,7 +43,7 @@ O_DIRECT, O_DIRECTORY, O_CLOEXEC, O_TMPFILE_BIT = 0o40000, 0o200000, 0o2000000, 
 O_DSYNC = 0o10000               # also set by O_SYNC: every write is durable when it returns
 AT_REMOVEDIR = 0x200
 RENAME_EXCHANGE = 2
-CLONE_FS, CLONE_FILES = 0x200, 0x400
+CLONE_FS, CLONE_FILES, CLONE_THREAD = 0x200, 0x400, 0x10000
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 0x406
 FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE, FALLOC_COLLAPSE, FALLOC_ZERO, FALLOC_INSERT = 0x1, 0x2, 0x8, 0x10, 0x20
 PROT_WRITE, MAP_SHARED, MAP_SHARED_VALIDATE = 0x2, 0x1, 0x3
@@ -96,6 +96,7 @@ class NativeRecorder:
         self.processes: dict[int, Process] = {}
         self.engine_process = Process({}, self.root)        # started (or attached to) in its store directory
         self.parents: dict[int, tuple[int, int]] = {}     # child tid -> (parent tid, clone flags)
+        self.call_tasks: dict[int, int] = {}               # call number -> the tid that made it (sites only)
         self._emit_boundaries(-1)
 
     # -- the model's namespace --
@@ -180,14 +181,46 @@ class NativeRecorder:
         # when it returns to the engine): their operations finished, and all their I/O is above.
         for answer in sorted(key for key in self.boundaries if key >= self.answers):
             self._emit_boundaries(answer)
+        self._name_tasks()
         return self.log
 
     def _next_call(self, call: Call) -> None:
         self.log.call += 1
-        if self.track_sites and call.stack:
-            site = native_site(call.stack)
+        if self.track_sites:
+            self.call_tasks[self.log.call] = call.tid
+            site = native_site(call.stack) if call.stack else ""
             if site:
                 self.log.sites[self.log.call] = site
+
+    def _name_tasks(self) -> None:
+        """When more than one thread or process of the engine changed the store, every site says which:
+        "libx.so: Compact (thread 2)" — tasks numbered in the order they first changed it, threads of the
+        first process as "thread N", other processes as "process N" (a recording's numbering is its own)."""
+        tids = list(dict.fromkeys(self.call_tasks.values()))
+        if len(tids) < 2:
+            return
+        threads, processes, labels = 0, 1, {}
+        for tid in tids:
+            if self._thread_of(tid, tids[0]):
+                threads += 1
+                labels[tid] = f"thread {threads}"
+            else:
+                processes += 1
+                labels[tid] = f"process {processes}"
+        for number, tid in self.call_tasks.items():
+            site = self.log.sites.get(number, "")
+            self.log.sites[number] = f"{site} ({labels[tid]})" if site else labels[tid]
+
+    def _thread_of(self, tid: int, first: int) -> bool:
+        """Whether `tid` is `first` or a thread of the same process (threads it had when attached included)."""
+        seen = set()
+        while tid != first and tid in self.parents and tid not in seen:
+            seen.add(tid)
+            parent, flags = self.parents[tid]
+            if not flags & CLONE_THREAD:
+                return False
+            tid = parent
+        return tid == first or (tid not in self.parents and self.processes.get(tid) is self.processes.get(first))
 
     def _emit_boundaries(self, answer: int) -> None:
         for kind, op_index in self.boundaries.get(answer, ()):
