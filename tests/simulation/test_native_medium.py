@@ -73,11 +73,13 @@ def test_python_path_engines_get_the_same_verdicts_in_process_and_native(tmp_pat
 
 
 @pytest.mark.long
+@pytest.mark.parametrize("fs_model", ["posix", "ext4-ordered", "strict"])
 @pytest.mark.parametrize("journal_mode, synchronous", [(mode, level) for mode in ("delete", "truncate", "persist", "wal")
                                                        for level in ("off", "normal", "full", "extra")])
-def test_sqlite_through_apsw_and_sqlite_native_agree(tmp_path, journal_mode, synchronous):
+def test_sqlite_through_apsw_and_sqlite_native_agree(tmp_path, journal_mode, synchronous, fs_model):
+    """Every journal mode x synchronous setting under each persistence model."""
     options = {"journal_mode": journal_mode, "synchronous": synchronous}
-    settings = dict(ops=8, crash_depth=0, minimize=0)
+    settings = dict(ops=8, crash_depth=0, minimize=0, fs_model=fs_model)
     model = api.sweep("sqlite", out=str(tmp_path / "model"), options=options, **settings)
     native = api.sweep("sqlite-native", out=str(tmp_path / "native"), options=options, **settings)
     assert (model.summary["violations"] > 0) == (native.summary["violations"] > 0), (model.summary, native.summary)

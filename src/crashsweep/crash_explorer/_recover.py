@@ -307,8 +307,11 @@ def _continue(context, store, history, verdict, recovered, snapshot, rng, log, i
 def _run_continuation(context, store, ops: list[Op], log, recovered) -> tuple:
     """Run the continuation: ("done",), ("wrong-read", op index, value read), ("hang",) or ("error", text)."""
     reference = dict(recovered)
+    run_ops = getattr(store, "run_ops", None)      # an engine in another process runs them pipelined, alike
     try:
         with time_limit(context.state_timeout_s), engine_scope(context, None):
+            if callable(run_ops):
+                return run_ops(ops, reference, log.begin_op, log.end_op)
             for index, op in enumerate(ops):
                 log.begin_op(index)
                 if op.kind == "put":

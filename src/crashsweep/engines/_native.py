@@ -32,6 +32,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
 from crashsweep.engines.errors import EngineError
 
@@ -40,8 +41,11 @@ STDERR_BYTES_MAX = 4096
 EXEC_PREFIX = "exec:"
 HOST_MODULE = "crashsweep._native_host"
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
-DROP_TIMEOUT_S = 10.0
-GET_MANY_KEYS_MAX = 4096       # keys per `getmany` request (one answer line each)          # a kept host forgetting a state's engine (its destructor) may take this long
+DROP_TIMEOUT_S = 10.0          # a kept host forgetting a state's engine (its destructor) may take this long
+READ_CHUNK_BYTES = 1 << 16
+PIPELINED_MAX = 64             # answers outstanding before they are read
+PIPELINED_BYTES_MAX = 4096     # request bytes outstanding: less than any pipe holds
+GET_MANY_KEYS_MAX = 4096       # keys per `getmany` request (one answer line each)
 
 
 class NativeEngineError(Exception):
@@ -82,18 +86,18 @@ class NativeEngine:
         self.events = events
         self.pooled = None
         self.busy = False
+        self.stopped = None                  # run_ops: the first wrong read, once read
+        self._unread: list[tuple] = []       # (request word, answers expected, sink) of answers not read yet
+        self._unread_bytes = 0
+        self._inbox = bytearray()            # answer bytes read and not yet taken
         if hosted:
             self._start_hosted(command)
         else:
             self._start_program(command)
         target.engine = self
         self.protocol_pipe = f"pipe:[{os.fstat(self.process.stdout.fileno()).st_ino}]"
-        opening = f"open {encode_hex(os.fsencode(target.root))}" if hosted else "open"
-        answer = self._ask(opening)
-        if answer not in ("ok", "ok items"):
-            raise NativeEngineError(f"open answered {answer[:200]!r}, expected 'ok' or 'ok items'")
-        if answer != "ok items":
-            self.items = None                 # the explorer then reads out with get
+        self.offers_items = None             # known from open's answer, read with the first answer needed
+        self._send(f"open {encode_hex(os.fsencode(target.root))}" if hosted else "open", expected=("ok", "ok items"))
 
     def _start_program(self, command: list[str]) -> None:
         """A program of its own for this state (`exec:`), under strace from its first call when traced."""
@@ -120,8 +124,8 @@ class NativeEngine:
             if host is not None:
                 host.kill()
             host = _PooledHost(command, os.path.dirname(self.target.home))
-            if host.process.stdout.readline(ANSWER_BYTES_MAX) != b"ready\n":
-                self.process, self._stderr = host.process, host.stderr
+            self.process, self._stderr = host.process, host.stderr
+            if self._read_line("ready", None) != b"ready":
                 host.process.wait()
                 death = self._death()
                 host.kill()
@@ -136,29 +140,91 @@ class NativeEngine:
                 host.kill()
                 raise
 
-    def _ask(self, request: str, timeout_s: float | None = None) -> str:
+    # Requests are pipelined: a request is sent and its answer read when an answer is needed, all outstanding
+    # answers in order, so the first failure read is the first that happened and a state costs a round trip per
+    # answer it needs, not per request. At most PIPELINED_MAX answers and PIPELINED_BYTES_MAX request bytes are
+    # outstanding before they are read (the requests fit in the pipe: neither side can block the other).
+    def _send(self, request: str, expected: tuple[str, ...] = ("ok",), sink: Callable | None = None) -> None:
+        """`expected`: the answers that are not a failure (empty: any); `sink(answer)` takes the answer."""
+        data = request.encode() + b"\n"
+        if self._unread and (len(self._unread) >= PIPELINED_MAX
+                             or self._unread_bytes + len(data) > PIPELINED_BYTES_MAX):
+            self._settle()
         if self.process.poll() is not None:
             raise NativeEngineError(self._death())
         self.requests += 1
+        self._unread.append((request.split(" ", 1)[0], expected, sink))
+        self._unread_bytes += len(data)
+        try:
+            self.process.stdin.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass                             # the engine is gone: reading its answer says how
+
+    def _settle(self, timeout_s: float | None = None, judged: bool = True) -> str:
+        """Read every outstanding answer in order; raise at the first that is an error or not expected. Stops
+        once a sink ended the sequence (`stopped`: what follows is not looked at); reads all without judging
+        them when the state is over (not `judged`). Returns the last answer read."""
+        answer = ""
+        while self._unread and (self.stopped is None or not judged):
+            word, expected, sink = self._unread[0]
+            answer = self._read_answer(word, timeout_s)
+            self._unread.pop(0)
+            self._unread_bytes = self._unread_bytes if self._unread else 0
+            if not judged:
+                continue                     # the state is over: answers are read, not looked at
+            if answer.startswith("error"):
+                raise NativeEngineError(answer[6:].strip()[:2000] or "error")
+            if expected and answer not in expected:
+                wanted = " or ".join(repr(text) for text in expected)
+                raise NativeEngineError(f"{word} answered {answer[:200]!r}, expected {wanted}")
+            if word == "open":
+                self.offers_items = answer == "ok items"
+            if sink is not None:
+                sink(answer)
+        return answer
+
+    def _read_answer(self, word: str, timeout_s: float | None) -> str:
         self.busy = True                     # until the answer arrives: a pooled host interrupted here is not reused
         try:
-            self.process.stdin.write(request.encode() + b"\n")
             self.process.stdin.flush()
-            if timeout_s is not None and not select.select([self.process.stdout], [], [], timeout_s)[0]:
-                raise NativeEngineError(f"{request.split()[0]} was not answered in {timeout_s} s")
-            line = self.process.stdout.readline(ANSWER_BYTES_MAX)
-        except (BrokenPipeError, ConnectionResetError):
-            line = b""
-        if not line.endswith(b"\n"):
-            if len(line) >= ANSWER_BYTES_MAX:
-                raise NativeEngineError(f"answer to {request.split()[0]} longer than {ANSWER_BYTES_MAX >> 20} MiB")
+        except (BrokenPipeError, ConnectionResetError, ValueError):
+            pass                             # the engine is gone: its answer is missing, and says how
+        line = self._read_line(word, timeout_s)
+        if line is None:
             self.process.wait()
             raise NativeEngineError(self._death())
         self.busy = False
-        answer = line.decode("utf-8", "replace").rstrip("\n")
-        if answer.startswith("error"):
-            raise NativeEngineError(answer[6:].strip()[:2000] or "error")
-        return answer
+        return line.decode("utf-8", "replace")
+
+    def _read_line(self, word: str, timeout_s: float | None) -> bytes | None:
+        """The next answer line (without its newline), None at the end of the engine's output. Answers are read
+        from the descriptor into `_inbox` (several at a time when pipelined), so a timeout's select never
+        waits for an answer that was already read."""
+        fd = self.process.stdout.fileno()
+        scanned = 0
+        while True:
+            end = self._inbox.find(b"\n", scanned)
+            if end >= 0:
+                line = bytes(self._inbox[:end])
+                del self._inbox[:end + 1]
+                return line
+            scanned = len(self._inbox)
+            if scanned >= ANSWER_BYTES_MAX:
+                raise NativeEngineError(f"answer to {word} longer than {ANSWER_BYTES_MAX >> 20} MiB")
+            if timeout_s is not None and not select.select([fd], [], [], timeout_s)[0]:
+                raise NativeEngineError(f"{word} was not answered in {timeout_s} s")
+            try:
+                chunk = os.read(fd, READ_CHUNK_BYTES)
+            except (ConnectionResetError, OSError):
+                chunk = b""
+            if not chunk:
+                return None
+            self._inbox += chunk
+
+    def _ask(self, request: str, timeout_s: float | None = None) -> str:
+        """Send a request and read its answer (and every answer outstanding before it)."""
+        self._send(request, expected=())
+        return self._settle(timeout_s)
 
     def _death(self) -> str:
         code = self.process.poll()
@@ -177,25 +243,28 @@ class NativeEngine:
             return ""
         return f"; its stderr ends: {text[-500:]}" if text else ""
 
-    def _expect_ok(self, request: str) -> None:
-        answer = self._ask(request)
-        if answer != "ok":
-            raise NativeEngineError(f"{request.split()[0]} answered {answer[:200]!r}, expected 'ok'")
-
+    # One by one, an operation has happened when it returns (a crash after it must find its I/O in the trace);
+    # `run_ops` pipelines a sequence and returns once every answer is read.
     def put(self, key: bytes, value: bytes) -> None:
-        self._expect_ok(f"put {encode_hex(key)} {encode_hex(value)}")
+        self._send(f"put {encode_hex(key)} {encode_hex(value)}")
+        self._settle()
 
     def delete(self, key: bytes) -> None:
-        self._expect_ok(f"delete {encode_hex(key)}")
+        self._send(f"delete {encode_hex(key)}")
+        self._settle()
 
     def sync(self) -> None:
-        self._expect_ok("sync")
+        self._send("sync")
+        self._settle()
 
     def close(self) -> None:
-        self._expect_ok("close")
+        self._send("close")
+        self._settle()
 
     def get(self, key: bytes) -> bytes | None:
-        answer = self._ask(f"get {encode_hex(key)}")
+        return self._value(self._ask(f"get {encode_hex(key)}"))
+
+    def _value(self, answer: str) -> bytes | None:
         if answer == "none":
             return None
         word, _, value = answer.partition(" ")
@@ -203,10 +272,48 @@ class NativeEngine:
             raise NativeEngineError(f"get answered {answer[:200]!r}, expected 'value HEX' or 'none'")
         return self._decoded(value, "get")
 
+    def run_ops(self, ops, reference: dict, begin: Callable[[int], None], end: Callable[[int], None]) -> tuple:
+        """Run operations as the explorer's continuation runs them one by one, pipelined: ("done",), or
+        ("wrong-read", index, value) at the first get that reads other than `reference` (kept up to date);
+        an engine's failure raises. Answers are read in order, so the outcome is the one-by-one outcome
+        (requests after the first failure may have run too: the state ends there either way)."""
+        self.stopped = None
+
+        def check(index: int, wanted):
+            def sink(answer: str) -> None:
+                actual = self._value(answer)
+                if actual != wanted:
+                    self.stopped = ("wrong-read", index, actual)
+            return sink
+
+        for index, op in enumerate(ops):
+            if self.stopped is not None:
+                break
+            begin(index)
+            if op.kind == "put":
+                self._send(f"put {encode_hex(op.key)} {encode_hex(op.value)}")
+                reference[op.key] = op.value
+            elif op.kind == "delete":
+                self._send(f"delete {encode_hex(op.key)}")
+                reference.pop(op.key, None)
+            elif op.kind == "get":
+                self._send(f"get {encode_hex(op.key)}", expected=(), sink=check(index, reference.get(op.key)))
+            else:
+                self._send("sync")
+            end(index)
+        self._settle()
+        stopped, self.stopped = self.stopped, None
+        return stopped or ("done",)
+
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
-        """get() of every key; a kept host answers them in one request (`getmany`, the host's own)."""
+        """get() of every key: a kept host answers them in one request (`getmany`, the host's own), a program
+        its `get` requests pipelined."""
         if self.pooled is None:
-            return [self.get(key) for key in keys]
+            answers: list[str] = []
+            for key in keys:
+                self._send(f"get {encode_hex(key)}", expected=(), sink=answers.append)
+            self._settle()
+            return [self._value(answer) for answer in answers]
         values = []
         for start in range(0, len(keys), GET_MANY_KEYS_MAX):
             batch = keys[start:start + GET_MANY_KEYS_MAX]
@@ -218,7 +325,14 @@ class NativeEngine:
             values += [None if text == "none" else self._decoded(text, "getmany") for text in words]
         return values
 
+    @property
     def items(self):
+        """The `items` request when the engine offers it (open's answer says), else None."""
+        if self.offers_items is None:
+            self._settle()
+        return self._items if self.offers_items else None
+
+    def _items(self):
         answer = self._ask("items")
         word, _, pairs = answer.partition(" ")
         if word != "items":
@@ -238,6 +352,15 @@ class NativeEngine:
         except ValueError:
             raise NativeEngineError(f"{request} answered {text[:100]!r}, which is not hex") from None
 
+    def finish_requests(self) -> None:
+        """Before the crash: the answer to every request sent (a crash comes after what was asked, never in
+        the middle of it, unless the engine hangs or the state was interrupted mid-request)."""
+        if self._unread and not self.busy and self.process.poll() is None:
+            try:
+                self._settle(DROP_TIMEOUT_S, judged=False)
+            except (NativeEngineError, OSError):
+                pass
+
     def crash(self) -> None:
         """Power loss: kill the engine and everything it started (a traced run: its tracer collects). A pooled
         host that answered every request forgets the engine instead (nothing of the state is looked at
@@ -247,7 +370,8 @@ class NativeEngine:
             self.pooled = None
             if not self.busy and self.process.poll() is None:
                 try:
-                    if self._ask("drop", DROP_TIMEOUT_S) == "ok":
+                    self._send("drop", expected=())
+                    if self._settle(DROP_TIMEOUT_S, judged=False) == "ok" and not self._inbox:
                         _pool[key] = host
                         return
                 except (NativeEngineError, OSError):

@@ -87,6 +87,7 @@ class NativeLog(FsLog):
         target = self.target
         if target is None or target.engine is None:
             return
+        target.engine.finish_requests()
         target.tracer.finish(self, target.engine.protocol_pipe, self.markers)
 
 
