@@ -150,8 +150,6 @@ class NativeEngine:
         if self._unread and (len(self._unread) >= PIPELINED_MAX
                              or self._unread_bytes + len(data) > PIPELINED_BYTES_MAX):
             self._settle()
-        if self.process.poll() is not None:
-            raise NativeEngineError(self._death())
         self.requests += 1
         self._unread.append((request.split(" ", 1)[0], expected, sink))
         self._unread_bytes += len(data)

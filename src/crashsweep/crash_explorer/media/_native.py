@@ -113,9 +113,23 @@ class NativeTarget:
     def remove(self) -> None:
         if not self.removed:
             self.removed = True
-            shutil.rmtree(self.home, ignore_errors=True)
+            _remove_tree(self.home)
         if self in _live:
             _live.remove(self)
+
+
+def _remove_tree(path: str) -> None:
+    """rmtree for a state's directory (plain files and directories the engine made, never followed links)."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    _remove_tree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)      # permissions, a race with the engine: the careful way
 
 
 _live: list[NativeTarget] = []     # targets not yet removed, newest last (nested crashes stack them)
