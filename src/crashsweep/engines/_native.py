@@ -171,7 +171,7 @@ class NativeEngine:
             if not judged:
                 continue                     # the state is over: answers are read, not looked at
             if answer.startswith("error"):
-                raise NativeEngineError(answer[6:].strip()[:2000] or "error")
+                raise NativeEngineError(self._in_engine_terms(answer[6:].strip())[:2000] or "error")
             if expected and answer not in expected:
                 wanted = " or ".join(repr(text) for text in expected)
                 raise NativeEngineError(f"{word} answered {answer[:200]!r}, expected {wanted}")
@@ -180,6 +180,11 @@ class NativeEngine:
             if sink is not None:
                 sink(answer)
         return answer
+
+    def _in_engine_terms(self, text: str) -> str:
+        """An engine's error names its store as `{dir}`, not this state's directory (which differs from run
+        to run and worker to worker): results stay deterministic and read as the user wrote the engine."""
+        return text.replace(self.target.root, "{dir}")
 
     def _read_answer(self, word: str, timeout_s: float | None) -> str:
         self.busy = True                     # until the answer arrives: a pooled host interrupted here is not reused
@@ -239,7 +244,7 @@ class NativeEngine:
             text = self._stderr.read().decode("utf-8", "replace").strip()
         except (OSError, ValueError):
             return ""
-        return f"; its stderr ends: {text[-500:]}" if text else ""
+        return f"; its stderr ends: {self._in_engine_terms(text)[-500:]}" if text else ""
 
     # One by one, an operation has happened when it returns (a crash after it must find its I/O in the trace);
     # `run_ops` pipelines a sequence and returns once every answer is read.

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -52,8 +53,10 @@ def strace_path() -> str:
     return path
 
 
-def strace_command(output: str, stacks: bool) -> list[str]:
-    command = [strace_path(), "-f", "-qq", "-X", "raw", "-y", "-s", "0", "-e", f"trace={TRACED_CALLS}",
+def strace_command(output: str, stacks: bool, attach: bool = False) -> list[str]:
+    """`attach`: strace tells on stderr when it holds the process ("Process N attached"; `Tracer.attach`)."""
+    quiet = "--quiet=personality,exit" if attach else "-qq"
+    command = [strace_path(), "-f", quiet, "-X", "raw", "-y", "-s", "0", "-e", f"trace={TRACED_CALLS}",
                "-e", "write=all", "-e", "signal=none", "--seccomp-bpf", "-o", output]
     if stacks:
         command.insert(1, "-k")
@@ -79,19 +82,30 @@ class Tracer:
 
     def attach(self, pid: int) -> None:
         """Trace the running process `pid` (every thread, and what it starts) from now on; returns once strace
-        holds every thread. `finish` then detaches (the process lives on: a kept host)."""
+        holds every thread. `finish` then detaches (the process lives on: a kept host).
+
+        "Holds" is strace's own word: it prints "Process N attached" once it has seized and interrupted every
+        thread, and an interrupted thread makes no further call before strace restarts it traced. (A thread's
+        TracerPid is set by the seize alone: calls made between the seize and the interrupt are not traced.)"""
         self.attached = pid
-        self.process = subprocess.Popen(strace_command(self.trace_file, self.stacks) + ["-p", str(pid)],
+        self.process = subprocess.Popen(strace_command(self.trace_file, self.stacks, attach=True) + ["-p", str(pid)],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + ATTACH_WAIT_S
-        while any(tracer_of(pid, task) != self.process.pid for task in _tasks(pid)):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                error = self.process.stderr.read().decode(errors="replace").strip() if self.process.poll() is not None else ""
-                self.process.kill()
+        said = b""
+        stderr = self.process.stderr.fileno()
+        while f"Process {pid} attached".encode() not in said:
+            left = deadline - time.monotonic()
+            ready = select.select([stderr], [], [], max(0.0, left))[0] if left > 0 else []
+            chunk = os.read(stderr, 4096) if ready else b""
+            if not chunk:
+                if self.process.poll() is None:
+                    self.process.kill()
+                self.process.wait()
+                error = said.decode(errors="replace").strip()
                 raise NativeRefusal(f"strace could not attach to the engine process {pid}"
                                     f"{': ' + error[:300] if error else ''} (ptrace not permitted here?)")
-            time.sleep(0.001)
+            said += chunk
 
     def finish(self, log: FsLog, protocol_pipe: str, boundaries: dict) -> FsLog:
         """Kill the engine (power loss), let strace flush, and replay its calls into `log`."""
@@ -107,6 +121,8 @@ class Tracer:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            if process.stderr is not None:
+                process.stderr.close()
         if process is None or not os.path.exists(self.trace_file):
             return log                          # the engine never ran under the tracer: it did nothing
         if os.path.getsize(self.trace_file) > TRACE_BYTES_MAX:
@@ -120,25 +136,6 @@ class Tracer:
                                   boundaries=boundaries, ignore_mmap=self.ignore_mmap, track_sites=self.stacks,
                                   foreign=os.path.dirname(os.path.dirname(self.root)))
         return recorder.replay(calls)
-
-
-def _tasks(pid: int) -> list[int]:
-    try:
-        return [int(task) for task in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
-        return [pid]
-
-
-def tracer_of(pid: int, task: int | None = None) -> int:
-    """The pid tracing thread `task` of `pid` (default: its main thread; 0: none, -1: gone)."""
-    try:
-        with open(f"/proc/{pid}/task/{task or pid}/status") as status:
-            for line in status:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except OSError:
-        return -1
-    return 0
 
 
 def kill_tracees(strace_pid: int) -> None:
