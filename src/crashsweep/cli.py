@@ -334,6 +334,9 @@ def command_sweep(args, console: Console) -> int:
     classes = f" in {len(summary['classes']):,} class(es)" if summary["violations"] else ""
     first = summary.get("first_violation_state")
     first_text = f", first at state {first:,}" if first is not None and first >= 0 else ""
+    still = len(corpus.get("still_failing", []))
+    if still:         # the sweep itself may be clean: say what failed
+        first_text += f"; {still:,} corpus trace(s) still failing"
     console.print(f"crashsweep: {verdict}: {summary['violations']:,} violation(s){classes}{first_text} in "
                   f"{summary['distinct_states']:,} distinct states ({summary['coverage']}); report in {args.out}/; "
                   f"{summary.get('elapsed_total_s', summary['elapsed_s']):.1f} s; reproduce the sweep with: "

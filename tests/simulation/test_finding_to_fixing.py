@@ -97,7 +97,9 @@ def test_a_changed_engine_that_still_fails_gives_a_new_trace_and_exit_1(project,
     new = out.split("new trace: ")[1].split()[0]
     assert os.path.exists(new) and new.endswith(".now.json")
     assert cli.main(SWEEP) == 1
-    assert "1 still failing" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 still failing" in out
+    assert "1 corpus trace(s) still failing" in out.splitlines()[-1]      # the verdict line says what failed
 
 
 @pytest.mark.long
