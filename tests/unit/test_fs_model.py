@@ -297,3 +297,29 @@ def test_planning_the_first_states_stops_early_and_agrees_with_the_full_plan():
     earliest = sorted(full.states, key=lambda planned: (planned.point, planned.state_id))
     assert [(p.point, p.image) for p in sorted(first.states, key=lambda p: (p.point, p.state_id))] == \
         [(p.point, p.image) for p in earliest[:len(first.states)]]
+
+
+def _module_bindings() -> dict:
+    """(module name, attribute) -> object, for every loaded module's file-system names."""
+    import sys
+    names = ("os", "io", "open", "path", "fcntl", "shutil", "pathlib", "stat", "lstat", "exists", "remove",
+             "rename", "unlink", "listdir", "scandir", "makedirs", "mkdir")
+    return {(module_name, name): module.__dict__[name] for module_name, module in list(sys.modules.items())
+            if module is not None and hasattr(module, "__dict__") for name in names if name in module.__dict__}
+
+
+def test_every_scope_patches_exactly_what_the_first_did_and_restores_it_all(session):
+    """A scope's resume sets the patches its first scope recorded (not re-found through pyfakefs): the same
+    names get the same fakes in every scope, and leaving a scope restores every original."""
+    live, interposer = session
+    with interposer.active():          # the first scope (its set-up also points linecache at the real open)
+        pass
+    before = _module_bindings()
+    seen = []
+    for _ in range(3):
+        with interposer.active():
+            inside = _module_bindings()
+            seen.append({key: value for key, value in inside.items() if before.get(key) is not value})
+            assert os.path.exists(STORE_PATH)                       # the model answers
+        assert _module_bindings() == before
+    assert len(seen[0]) > 20 and seen[0] == seen[1] == seen[2]
