@@ -263,3 +263,12 @@ def test_calls_that_cannot_be_recorded_faithfully_are_refused(line, refused):
     lines = ['7 openat(-100</r>, "/r/a", 0x42, 0644) = 4</r/a>', line]
     with pytest.raises(NativeRefusal, match=refused):
         NativeRecorder(FsLog(), "/r").replay(StraceParser().parse(lines))
+
+
+def test_a_python_interpreter_program_is_recorded_without_stacks(tmp_path):
+    """Its frames are the interpreter's; walking them for each call of its start-up costs seconds."""
+    from crashsweep.disk_model.native._tracer import Tracer
+    tracer = Tracer(str(tmp_path), str(tmp_path / "trace"), stacks=True)
+    assert "-k" not in tracer.wrap([sys.executable, "engine.py"])
+    assert "-k" not in tracer.wrap(["python3", "engine.py"])
+    assert "-k" in tracer.wrap(["/bin/sh", "-c", "true"])

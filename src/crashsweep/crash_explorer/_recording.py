@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from crashsweep.crash_explorer._crash_points import PointWalk
 from crashsweep.crash_explorer._medium import engine_scope, let_go, new_log, new_target, points_of
+from crashsweep.crash_explorer.media import medium_of
 from crashsweep.crash_explorer._recover import StateContext, encode_map, raised_by
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._time_limit import time_limit
@@ -110,14 +111,20 @@ def new_recording_differs(spec: SweepSpec, memory_limit_bytes: int | None = None
             "randomness, clock or threads); the replay used the trace's recorded I/O")
 
 
+def workload_limit_s(spec: SweepSpec, context) -> float:
+    """How long the recorded workload may take before it is a hang: the state timeout per 100 operations,
+    times the medium's recording slowdown (strace's, natively: the harness's cost, not the engine's)."""
+    return spec.state_timeout_s * max(1, len(spec.ops) // 100) * medium_of(context).recording_slowdown
+
+
 def record_contained(spec: SweepSpec, memory_limit_bytes: int | None = None) -> Recording:
     """`record(spec)` run in a contained child process (the engine boundary): only the log and the
     outcome come back, as data. An engine that kills, hangs or exhausts that process is the recording's
     finding (`engine-error`, `hang`, `resource-exhausted`), with its captured output."""
-    timeout_s = spec.state_timeout_s * max(1, len(spec.ops) // 100) + RECORD_SLACK_S
+    context = state_context(spec, live=False)
+    timeout_s = workload_limit_s(spec, context) + RECORD_SLACK_S
     outcome = run_contained(_record_as_data, spec.to_json(), timeout_s=timeout_s,
                             memory_limit_bytes=memory_limit_bytes)
-    context = state_context(spec, live=False)
     history = History(list(spec.ops))
     failure, log = None, new_log(context)
     if outcome.ok and isinstance(outcome.value, dict) and "bypass" in outcome.value:
@@ -182,7 +189,7 @@ def _run_workload(context: StateContext, device, log, spec: SweepSpec, engine: l
     reference: dict[bytes, bytes] = {}
     index = -1
     try:
-        with time_limit(spec.state_timeout_s * max(1, len(spec.ops) // 100)), engine_scope(context, device):
+        with time_limit(workload_limit_s(spec, context)), engine_scope(context, device):
             store = context.adapter.open(device, context.options, [])
             engine.append(store)
             for index, op in enumerate(spec.ops):

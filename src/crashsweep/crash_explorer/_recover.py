@@ -79,17 +79,19 @@ def encode_diff(diff: Diff | None) -> dict | None:
 
 def read_out(store, keys: list[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes | None]]:
     """(the engine's full read-out, get(k) for every key the history touched)."""
-    get_many = getattr(store, "get_many", None)     # an engine in another process reads a batch at a time
-    if callable(get_many):
-        reads = dict(zip(keys, get_many(keys)))
+    read_all = getattr(store, "read_all", None)     # an engine in another process: both in one round trip
+    if callable(read_all):
+        pairs, values = read_all(keys)
+        reads = dict(zip(keys, values))
     else:
         get_value = store.get
         reads = {key: get_value(key) for key in keys}
-    items_method = getattr(store, "items", None)
-    if items_method is None:
+        items_method = getattr(store, "items", None)
+        pairs = None if items_method is None else items_method()
+    if pairs is None:
         return {key: value for key, value in reads.items() if value is not None}, reads
     items = {}
-    for key, value in items_method():
+    for key, value in pairs:
         items[bytes(key)] = bytes(value)
         assert len(items) <= READOUT_KEYS_MAX, "engine returned more items than the read-out bound"
     return items, reads

@@ -144,8 +144,9 @@ class NativeEngine:
     # answers in order, so the first failure read is the first that happened and a state costs a round trip per
     # answer it needs, not per request. At most PIPELINED_MAX answers and PIPELINED_BYTES_MAX request bytes are
     # outstanding before they are read (the requests fit in the pipe: neither side can block the other).
-    def _send(self, request: str, expected: tuple[str, ...] = ("ok",), sink: Callable | None = None) -> None:
-        """`expected`: the answers that are not a failure (empty: any); `sink(answer)` takes the answer."""
+    def _send(self, request: str, expected: tuple[str, ...] | None = ("ok",), sink: Callable | None = None) -> None:
+        """`expected`: the answers that are not a failure (empty: any but an error; None: any, errors too);
+        `sink(answer)` takes the answer."""
         data = request.encode() + b"\n"
         if self._unread and (len(self._unread) >= PIPELINED_MAX
                              or self._unread_bytes + len(data) > PIPELINED_BYTES_MAX):
@@ -170,13 +171,15 @@ class NativeEngine:
             self._unread_bytes = self._unread_bytes if self._unread else 0
             if not judged:
                 continue                     # the state is over: answers are read, not looked at
-            if answer.startswith("error"):
+            if answer.startswith("error") and expected is not None:
                 raise NativeEngineError(self._in_engine_terms(answer[6:].strip())[:2000] or "error")
             if expected and answer not in expected:
                 wanted = " or ".join(repr(text) for text in expected)
                 raise NativeEngineError(f"{word} answered {answer[:200]!r}, expected {wanted}")
             if word == "open":
                 self.offers_items = answer == "ok items"
+                if self.pooled is not None:
+                    self.pooled[1].offers_items = self.offers_items
             if sink is not None:
                 sink(answer)
         return answer
@@ -311,21 +314,57 @@ class NativeEngine:
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         """get() of every key: a kept host answers them in one request (`getmany`, the host's own), a program
         its `get` requests pipelined."""
+        values = self._send_gets(keys)
+        self._settle()
+        return self._values_of(values, len(keys))
+
+    def read_all(self, keys: list[bytes]) -> tuple[list | None, list[bytes | None]]:
+        """The read-out in one round trip: (every pair, or None when the engine offers no `items`; get() of
+        every key). Whether it offers `items` is open's answer — known to a kept host from its first state."""
+        offers = self.offers_items
+        if offers is None and self.pooled is not None:
+            offers = self.pooled[1].offers_items
+        if offers is None:
+            self._settle()
+            offers = self.offers_items
+        values = self._send_gets(keys)
+        answers: list[str] = []
+        if offers:         # judged below: an engine that no longer offers items answers it with an error
+            self._send("items", expected=None, sink=answers.append)
+        self._settle()
+        reads = self._values_of(values, len(keys))
+        if not self.offers_items:
+            return None, reads
+        if not answers:                       # it offers items after all (a kept host's first guess was no)
+            return self._items(), reads
+        if answers[0].startswith("error"):
+            raise NativeEngineError(self._in_engine_terms(answers[0][6:].strip())[:2000] or "error")
+        return self._pairs(answers[0]), reads
+
+    def _send_gets(self, keys: list[bytes]) -> list:
+        """Send the requests that read `keys`; the list fills with their answers as they are read."""
+        answers: list = []
         if self.pooled is None:
-            answers: list[str] = []
             for key in keys:
                 self._send(f"get {encode_hex(key)}", expected=(), sink=answers.append)
-            self._settle()
-            return [self._value(answer) for answer in answers]
-        values = []
+            return answers
         for start in range(0, len(keys), GET_MANY_KEYS_MAX):
             batch = keys[start:start + GET_MANY_KEYS_MAX]
-            answer = self._ask("getmany " + " ".join(encode_hex(key) for key in batch))
+            self._send("getmany " + " ".join(encode_hex(key) for key in batch), expected=(),
+                       sink=lambda answer, count=len(batch): answers.append((answer, count)))
+        return answers
+
+    def _values_of(self, answers: list, count: int) -> list[bytes | None]:
+        if self.pooled is None:
+            return [self._value(answer) for answer in answers]
+        values = []
+        for answer, wanted in answers:
             word, _, rest = answer.partition(" ")
             words = rest.split()
-            if word != "values" or len(words) != len(batch):
+            if word != "values" or len(words) != wanted:
                 raise NativeEngineError(f"getmany answered {answer[:200]!r}")
             values += [None if text == "none" else self._decoded(text, "getmany") for text in words]
+        assert len(values) == count
         return values
 
     @property
@@ -336,7 +375,9 @@ class NativeEngine:
         return self._items if self.offers_items else None
 
     def _items(self):
-        answer = self._ask("items")
+        return self._pairs(self._ask("items"))
+
+    def _pairs(self, answer: str) -> list[tuple[bytes, bytes]]:
         word, _, pairs = answer.partition(" ")
         if word != "items":
             raise NativeEngineError(f"items answered {answer[:200]!r}, expected 'items KEY:VALUE ...'")
@@ -404,6 +445,7 @@ class _PooledHost:
 
     def __init__(self, command: list[str], home: str):
         self.stderr = open(os.path.join(home, f"host-{os.getpid()}-{len(_pool)}-{id(self)}.stderr"), "wb+")
+        self.offers_items: bool | None = None         # its engine's answer to `open` (the same every state)
         environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", READY_ENVIRONMENT: "1"}
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                         cwd=home, start_new_session=True, env=environment, close_fds=True)

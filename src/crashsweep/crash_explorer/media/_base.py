@@ -17,6 +17,7 @@ class Medium:
     explain_as = "fs"            # the vocabulary of fates: "block" or "fs"
     memoizable = False           # may an observation memo answer states (file calls answered from a tree)
     corruption = False           # may corruption faults be injected
+    recording_slowdown = 1       # how much slower the recording runs than the engine (its time limit scales)
 
     def new_log(self, context, traced: bool = True):
         """An empty log for a run. `traced`: the run's I/O is needed (a recording, or a state crashed again)."""

@@ -137,6 +137,7 @@ _live: list[NativeTarget] = []     # targets not yet removed, newest last (neste
 
 class NativeMedium(Medium):
     name = "native"
+    recording_slowdown = 10      # every call of the engine stops in strace, which also walks its stack
 
     def new_log(self, context, traced: bool = True):
         return NativeLog(traced)

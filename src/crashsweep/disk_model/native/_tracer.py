@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import signal
@@ -77,8 +78,10 @@ class Tracer:
         self.attached: int | None = None                 # the kept process strace attached to
 
     def wrap(self, command: list[str]) -> list[str]:
-        """The engine's command run under strace (its tracees share strace's process group)."""
-        return strace_command(self.trace_file, self.stacks) + ["--", *command]
+        """The engine's command run under strace (its tracees share strace's process group). A program that is
+        a Python interpreter gets no stacks: its frames are the interpreter's, and walking them for each of the
+        thousand calls of its start-up costs seconds."""
+        return strace_command(self.trace_file, self.stacks and not _interpreter(command[0])) + ["--", *command]
 
     def attach(self, pid: int) -> None:
         """Trace the running process `pid` (every thread, and what it starts) from now on; returns once strace
@@ -136,6 +139,13 @@ class Tracer:
                                   boundaries=boundaries, ignore_mmap=self.ignore_mmap, track_sites=self.stacks,
                                   foreign=os.path.dirname(os.path.dirname(self.root)))
         return recorder.replay(calls)
+
+
+def _interpreter(program: str) -> bool:
+    """Whether `program` (as a command names it) is a Python interpreter."""
+    found = shutil.which(program) or program
+    names = {os.path.basename(found), os.path.basename(os.path.realpath(found))}
+    return any(re.fullmatch(r"(python|pypy)[0-9.]*", name) for name in names)
 
 
 def kill_tracees(strace_pid: int) -> None:
