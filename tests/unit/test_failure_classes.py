@@ -149,3 +149,20 @@ def test_help_lists_defaults_examples_and_exit_codes(capsys):
     text = capsys.readouterr().out
     assert "(default: bounded)" in text and "examples:" in text and "exit codes:" in text
     assert "--budget-seconds" in text and "pyproject.toml" in text
+
+
+def test_a_state_failing_through_a_later_crash_point_is_explained_at_that_point(tmp_path):
+    """A rename never made durable leaves the disk of before the first sync at every later crash point: the
+    state is planned at its first point (where it is fine) and fails through a later point's window. Its
+    explanation must name the missing directory fsync at that later point, not blame the recovery."""
+    out = tmp_path / "report"
+    assert cli.main(["sweep", "--engine", "tests/engines/fs_engines.py:MissingDirectoryFsync", "--ops", "6",
+                     "--crash-depth", "0", "--out", str(out), "--no-corpus", "--quiet"]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    for entry in summary["classes"]:
+        trace = json.loads((out / entry["minimized"]).read_text())
+        said = " ".join(trace["explanation"]["sentences"])
+        assert "recovery logic is wrong" not in said, said
+        assert "fsync of its directory" in said and "map.json" in said, said
+        if trace["crash"]["point"] != trace["explanation"].get("focus", {}).get("point", trace["crash"]["point"]):
+            assert "the same disk state is what a crash during" in said

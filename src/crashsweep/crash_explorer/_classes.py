@@ -77,6 +77,13 @@ class ClassNamer:
             return self.ops[op].kind
         return "opening" if op == -1 else "the workload"
 
+    def _crash_during(self, result: dict) -> str:
+        """"crash during a put", "crash while opening", "crash during the workload"."""
+        kind = self._op_kind(result)
+        if kind == "opening":
+            return "crash while opening"
+        return f"crash during {'the workload' if kind == 'the workload' else 'a ' + kind}"
+
     def _key(self, result: dict) -> tuple[str, str]:
         kind = result["kind"]
         raised = result.get("raised")
@@ -88,7 +95,7 @@ class ClassNamer:
         if result.get("nested"):
             return f"{kind}|nested", f"{kind} after a crash during the continuation"
         if "choice" not in result or kind in ("hang", "resource-exhausted"):
-            return f"{kind}|{self._op_kind(result)}", f"{kind} (crash during a {self._op_kind(result)})"
+            return f"{kind}|{self._op_kind(result)}", f"{kind} ({self._crash_during(result)})"
         return self._fate_key(kind, result)
 
     def _fate_key(self, kind: str, result: dict) -> tuple[str, str]:
@@ -117,7 +124,7 @@ class ClassNamer:
             return (f"{kind}|durability|{a}|{suffix}",
                     f"{kind}: pending writes lost in order from {a} on (durability){suffix}")
         return (f"{kind}|in-order|{self._op_kind(result)}|{suffix}",
-                f"{kind} with every pending write persisted (crash during a {self._op_kind(result)}){suffix}")
+                f"{kind} with every pending write persisted ({self._crash_during(result)}){suffix}")
 
 
 def compact(result: dict) -> dict:

@@ -21,6 +21,7 @@ from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer.media import medium_of
 
 IO_CALLS_SHOWN_MAX = 60
+FOCUS_POINTS_MAX = 4096        # later crash points searched for one that explains a shared state
 TEXT_CHARS_MAX = 400
 
 
@@ -79,10 +80,15 @@ def torn_mark(pieces, count: int, word: str) -> str:
     return f"torn: {word}{'s' if len(pieces) != 1 else ''} {shown} of {count} landed"
 
 
-def explanation(recording, result: dict, check) -> dict:
+def explanation(recording, result: dict, check, checker_for=None) -> dict:
     """The explanation of a failing result of `recording` (crash point, no second crash). `check(choice)`: does
-    that state still fail the same way (recovered in a worker process)."""
+    that state still fail the same way (recovered in a worker process). `checker_for(result)`: that check for
+    another (point, windows); given, a state that fails only through another crash point's windows is
+    explained at that crash point (`focus`)."""
     walk = recording.walk
+    focused = focus(recording, result, checker_for) if checker_for is not None else None
+    if focused is not None:
+        result, check = focused, checker_for(focused)
     point = walk.points[result["point"]]
     durable = durable_of(recording.context, walk, recording.log, hashed=False)
     fates = explain_state(list(point.pending), result.get("choice") or {}, check,
@@ -90,9 +96,51 @@ def explanation(recording, result: dict, check) -> dict:
     namer = ClassNamer(recording)
     medium = medium_of(recording.context).explain_as
     said = sentences(fates, namer.unit, medium, last_sync_before(recording.spec.ops, point.op_index))
+    if focused is not None:
+        said.insert(0, f"the same disk state is what a crash during {_op_name(point.op_index)} (crash point "
+                       f"{point.index}) leaves, where it breaks the guarantee: explained at that crash")
     essential = dict(result, choice=fates["choice"])
-    return {"sentences": [text[:TEXT_CHARS_MAX] for text in said], "fates": fates,
-            "io": io_window(recording, essential, pending_fate_marks(recording, essential))}
+    explained = {"sentences": [text[:TEXT_CHARS_MAX] for text in said], "fates": fates,
+                 "io": io_window(recording, essential, pending_fate_marks(recording, essential))}
+    if focused is not None:
+        explained["focus"] = {"point": point.index, "op": point.op_index, "choice": result["choice"]}
+    return explained
+
+
+def _op_name(op_index: int) -> str:
+    return "opening" if op_index < 0 else f"op {op_index}"
+
+
+def focus(recording, result: dict, checker_for) -> dict | None:
+    """A state shared by several crash points is checked against every one's window (DESIGN §5), so it can fail
+    through a later point's window alone: its own point saw nothing wrong (a file whose directory entry was
+    never made durable leaves the same disk at every point, and only after a completed sync is that a loss).
+    Explaining it at its own point would blame the recovery. Returns the first later point that leaves the
+    same disk with only its durable data and fails on its own windows (as a result to check), or None when
+    the state fails on its own point's windows or no such point is found within FOCUS_POINTS_MAX."""
+    walk = recording.walk
+    own = walk.points[result["point"]]
+    choice = result.get("choice") or {}
+    own_windows = {tuple(window) for window in own.windows}
+    if {tuple(window) for window in result.get("windows") or ()} <= own_windows:
+        return None                     # no other point's window: its own point is the whole story
+    if checker_for(dict(result, windows=[list(window) for window in own.windows]))(choice):
+        return None                     # it fails on its own point's windows
+    durable = durable_of(recording.context, walk, recording.log)
+    durable.advance(own.durable_count)
+    image = durable.point_hash(own, durable.normalize(own, choice))
+    for point in walk.points[own.index + 1:own.index + 1 + FOCUS_POINTS_MAX]:
+        if {tuple(window) for window in point.windows} <= own_windows:
+            continue
+        durable.advance(point.durable_count)
+        empty = durable.normalize(point, {})
+        if durable.point_hash(point, empty) != image:
+            continue
+        candidate = dict(result, point=point.index, choice=empty, op=point.op_index,
+                         windows=[list(window) for window in point.windows])
+        if checker_for(candidate)(empty):
+            return candidate
+    return None
 
 
 def _text(value, limit: int = TEXT_CHARS_MAX) -> str:

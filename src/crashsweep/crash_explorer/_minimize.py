@@ -128,7 +128,8 @@ def minimize_trace(spec: SweepSpec, trace: dict, budget_seconds: float = BUDGET_
             point = recording.walk.points[result["point"]]
             shrunk["fates"] = pending_fates(ClassNamer(recording), point.pending, result.get("choice") or {})
             if not result.get("nested"):
-                shrunk["explanation"] = explanation(recording, result, search.checker(spec, result, recording))
+                shrunk["explanation"] = explanation(recording, result, search.checker(spec, result, recording),
+                                                    lambda other: search.checker(spec, other, recording))
         shrunk["minimized"] = {"ops_before": original_ops, "ops_after": len(spec.ops),
                                "landed_writes_before": original_landed, "landed_writes_after": _landed(shrunk["choice"]),
                                "candidates_tried": search.candidates, "seconds": round(time.monotonic() - started, 3),
@@ -274,7 +275,8 @@ def _explain_as_data(spec_json: dict, trace: dict, budget_seconds: float, memory
                   "op": points[crash["point"]].op_index, "state": trace.get("state", 0)}
         search = _Search(trace["violation"]["kind"], True, 1, time.monotonic() + budget_seconds, memory_limit_bytes)
         try:
-            return {"explanation": explanation(recording, result, search.checker(spec, result, recording))}
+            return {"explanation": explanation(recording, result, search.checker(spec, result, recording),
+                                               lambda other: search.checker(spec, other, recording))}
         finally:
             search.close()
     except (ExplorerError, EngineError) as error:
