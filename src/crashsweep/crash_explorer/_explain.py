@@ -22,6 +22,7 @@ from crashsweep.crash_explorer.media import medium_of
 
 IO_CALLS_SHOWN_MAX = 60
 FOCUS_POINTS_MAX = 4096        # later crash points searched for one that explains a shared state
+FOCUS_CHECKS_MAX = 16          # recoveries spent on that search (a point that leaves the same disk but passes)
 TEXT_CHARS_MAX = 400
 
 
@@ -117,7 +118,8 @@ def focus(recording, result: dict, checker_for) -> dict | None:
     never made durable leaves the same disk at every point, and only after a completed sync is that a loss).
     Explaining it at its own point would blame the recovery. Returns the first later point that leaves the
     same disk with only its durable data and fails on its own windows (as a result to check), or None when
-    the state fails on its own point's windows or no such point is found within FOCUS_POINTS_MAX."""
+    the state fails on its own point's windows or no such point is found within FOCUS_POINTS_MAX points and
+    FOCUS_CHECKS_MAX recoveries."""
     walk = recording.walk
     own = walk.points[result["point"]]
     choice = result.get("choice") or {}
@@ -129,6 +131,7 @@ def focus(recording, result: dict, checker_for) -> dict | None:
     durable = durable_of(recording.context, walk, recording.log)
     durable.advance(own.durable_count)
     image = durable.point_hash(own, durable.normalize(own, choice))
+    checks = 0
     for point in walk.points[own.index + 1:own.index + 1 + FOCUS_POINTS_MAX]:
         if {tuple(window) for window in point.windows} <= own_windows:
             continue
@@ -140,6 +143,9 @@ def focus(recording, result: dict, checker_for) -> dict | None:
                          windows=[list(window) for window in point.windows])
         if checker_for(candidate)(empty):
             return candidate
+        checks += 1
+        if checks >= FOCUS_CHECKS_MAX:
+            break
     return None
 
 
