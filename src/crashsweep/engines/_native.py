@@ -311,13 +311,6 @@ class NativeEngine:
         stopped, self.stopped = self.stopped, None
         return stopped or ("done",)
 
-    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
-        """get() of every key: a kept host answers them in one request (`getmany`, the host's own), a program
-        its `get` requests pipelined."""
-        values = self._send_gets(keys)
-        self._settle()
-        return self._values_of(values, len(keys))
-
     def read_all(self, keys: list[bytes]) -> tuple[list | None, list[bytes | None]]:
         """The read-out in one round trip: (every pair, or None when the engine offers no `items`; get() of
         every key). Whether it offers `items` is open's answer — known to a kept host from its first state."""
