@@ -115,6 +115,20 @@ def test_a_work_unit_is_plain_json_and_runs_the_same_in_a_fresh_process(spec_fac
     assert here == there and len(here) > 1
 
 
+def test_planning_slices_cover_every_point_once_and_balance_uneven_points():
+    """Weighted slices tile the points in order, and no slice weighs much more than its share (a workload that
+    never syncs: its last points cost ~100x its first)."""
+    from crashsweep.crash_explorer._plan import SLICES_PER_JOB, slice_bounds
+    for count, jobs in ((1, 2), (7, 2), (374, 2), (374, 8), (1000, 3)):
+        weights = [(index + 1) ** 2 for index in range(count)]
+        bounds = slice_bounds(count, jobs, weights)
+        assert [start for start, _ in bounds] == [0] + [stop for _, stop in bounds[:-1]]
+        assert bounds[-1][1] == count and all(start < stop for start, stop in bounds)
+        share = sum(weights) / (jobs * SLICES_PER_JOB)
+        assert all(sum(weights[start:stop]) <= share + max(weights[start:stop]) for start, stop in bounds)
+        assert len(bounds) <= jobs * SLICES_PER_JOB + 1
+
+
 @pytest.mark.parametrize("engine,faults,ops", [("betree", "crash,torn,lost,corrupt,misdirect", 120),
                                                ("sqlite", "crash,torn,lost", 24)])
 def test_planning_in_several_processes_gives_the_same_plan(monkeypatch, engine, faults, ops):

@@ -22,7 +22,7 @@ from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
 from crashsweep.disk_model.fs._hash import HashedTree
 from crashsweep.disk_model.fs._log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, SIZE, WRITE, FsOp
 
-NEAR_PENDING_MIN = 48     # points with fewer pending micro-ops hash every state from the durable tree (cheaper there)
+NEAR_PENDING_MIN = 8     # points with fewer pending micro-ops hash every state from the durable tree (cheaper there)
 from crashsweep.reference import History
 
 
@@ -87,16 +87,15 @@ class FsDurableImage:
         return self.hashes.state_digest(overlay)
 
     def point_hash(self, point: CrashPoint, choice: dict) -> int:
-        """`state_hash` of a choice at `point`; a choice that lands most pending micro-ops and loses or tears
-        only writes is hashed from the point's all-landed state, in O(the blocks those writes touch)."""
+        """`state_hash` of a choice at `point`; a choice that lands most pending micro-ops (the others lost, or
+        torn writes) is hashed from the point's all-landed state, in O(the blocks those writes touch)."""
         persist = choice.get("persist", ())
         pending = point.pending
         if len(pending) >= NEAR_PENDING_MIN and 2 * len(persist) >= len(pending) and set(choice) <= {"persist", "torn"}:
             deviations: dict = dict.fromkeys(set(pending).difference(persist))
             for op_id, units in choice.get("torn", ()):
                 deviations[op_id] = list(units)
-            if all(self.ops[op_id].kind == WRITE or (self.ops[op_id].kind == SIZE and deviations[op_id] is None)
-                   for op_id in deviations):
+            if all(self.ops[op_id].kind == WRITE or deviations[op_id] is None for op_id in deviations):
                 base_ops = self._base_ops.get(pending)
                 if base_ops is None:
                     self._base_ops = {pending: tuple(self.ops[op_id] for op_id in pending)}

@@ -28,9 +28,11 @@ from crashsweep.crash_explorer._recording import Recording
 from crashsweep.crash_explorer._strategies import choice_key, corruption_variants, point_states
 
 UNIT_STATES_MAX = 64
-PARALLEL_POINTS_MIN = 400      # fewer crash points than this are planned in this process
+PARALLEL_POINTS_MIN = 400      # fewer crash points than this are planned in this process,
+PARALLEL_WEIGHT_MIN = 2_000_000   # unless their `point_weights` say planning them takes seconds
 SLICES_PER_JOB = 4             # slices of points per planning process (an even spread of uneven points)
 SAMPLED_STATES_MIN = 16        # states a point keeps however short the planning time
+LANDINGS_CACHED_MAX = 16384    # landings -> image remembered while the durable image stays (memory stays bounded)
 
 
 class PlannedState:
@@ -128,13 +130,16 @@ def plan_states(recording: Recording, budget_states: int | None = None, first_st
     start, stop = point_range or (0, len(points))
     merger = _Merger()
     with collector_paused(len(points) * 100):    # ~100 choices a point (none kept for long when few)
-        sliced = first_states is None and point_range is None and len(points) >= PARALLEL_POINTS_MIN
+        weights = point_weights(recording)
+        sliced = first_states is None and point_range is None and (
+            len(points) >= PARALLEL_POINTS_MIN or sum(weights) >= PARALLEL_WEIGHT_MIN)
         if sliced and slices is not None:
-            for chunk in _chunks_of(recording, slices(recording, slice_bounds(len(points), jobs), deadline)):
+            for chunk in _chunks_of(recording, slices(recording, slice_bounds(len(points), jobs, weights),
+                                                      deadline)):
                 merger.add(chunk)
                 on_point(len(merger.per_point), stop - start)
         elif sliced and jobs > 1 and os.name == "posix":
-            for chunk in _parallel_chunks(recording, jobs, deadline):
+            for chunk in _parallel_chunks(recording, jobs, deadline, weights):
                 merger.add(chunk)
                 on_point(len(merger.per_point), stop - start)
         else:
@@ -202,6 +207,8 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
             landings = _landings(choice)
             image = image_of_landings.get(landings)
             if image is None:
+                if len(image_of_landings) >= LANDINGS_CACHED_MAX:    # keys are as long as the pending list
+                    image_of_landings.clear()
                 image = image_of_landings[landings] = durable.point_hash(point, choice)
             entry = here.get(image)
             if entry is None:
@@ -277,8 +284,28 @@ def enumerate_slice(recording: Recording, bounds: tuple[int, int], deadline: flo
             for point, stats, images, exhausted in _enumerate(recording, *bounds, deadline=deadline)]
 
 
-def slice_bounds(point_count: int, jobs: int) -> list[tuple[int, int]]:
-    """Slices of the points for `jobs` planning processes (several each: an even spread of uneven points)."""
+def point_weights(recording: Recording) -> list[int]:
+    """What planning each point is expected to cost, in rough units of a microsecond: its choices (the
+    strategy's, up to the per-point maximum; a point with n pending writes has ~(2n+1)^2 within a bound of 2)
+    times what one costs to build and hash (growing with n)."""
+    states_max = recording.spec.states_per_point_max
+    return [min(states_max, (2 * len(point.pending) + 1) ** 2) * (len(point.pending) + 8)
+            for point in recording.walk.points]
+
+
+def slice_bounds(point_count: int, jobs: int, weights: list[int] | None = None) -> list[tuple[int, int]]:
+    """Slices of the points for `jobs` planning processes (several each: an even spread of uneven points).
+    With `weights` (`point_weights`), slices of about equal weight: late points of a workload that never
+    syncs cost a hundred times its first ones."""
+    if weights is not None and point_count:
+        target = sum(weights) / (jobs * SLICES_PER_JOB)
+        bounds, start, carried = [], 0, 0
+        for index, weight in enumerate(weights):
+            carried += weight
+            if carried >= target and index + 1 < point_count:
+                bounds.append((start, index + 1))
+                start, carried = index + 1, 0
+        return bounds + [(start, point_count)]
     size = max(PARALLEL_POINTS_MIN // 4, point_count // (jobs * SLICES_PER_JOB) + 1)
     return [(start, min(start + size, point_count)) for start in range(0, point_count, size)]
 
@@ -297,10 +324,10 @@ def _planning_process() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _parallel_chunks(recording: Recording, jobs: int, deadline: float | None = None):
+def _parallel_chunks(recording: Recording, jobs: int, deadline: float | None = None, weights=None):
     """`_enumerate` over slices of the points in `jobs` forked processes, yielded in point order."""
     points = recording.walk.points
-    bounds = slice_bounds(len(points), jobs)
+    bounds = slice_bounds(len(points), jobs, weights)
     _forked[:] = [recording, deadline]
     try:
         with multiprocessing.get_context("fork").Pool(jobs, initializer=_planning_process) as pool:

@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import math
+import operator
 import random
 
 from crashsweep.crash_explorer._crash_points import CrashPoint
@@ -66,8 +67,11 @@ def true_space(sector_counts: list[int], faults: FaultPlan) -> int:
 
 
 def make_choice(pending: tuple[int, ...], chosen: tuple) -> dict:
-    persist = [rid for rid, fate in zip(pending, chosen) if fate == LANDED]
-    torn = [[rid, list(fate)] for rid, fate in zip(pending, chosen) if fate not in (LANDED, None)]
+    # Loops in C (a point may have thousands of pending writes and thousands of choices): a fate is LANDED
+    # itself, None, or a tuple of the units that landed.
+    persist = list(itertools.compress(pending, map(operator.is_, chosen, itertools.repeat(LANDED))))
+    torn = [[rid, list(fate)] for rid, fate in
+            itertools.compress(zip(pending, chosen), map(isinstance, chosen, itertools.repeat(tuple)))]
     choice: dict = {}
     if persist:
         choice["persist"] = persist

@@ -22,6 +22,8 @@ from crashsweep.disk_model.fs._log import FILE, FS_BLOCK_BYTES, SIZE, WRITE, FsO
 
 HASH_MODULUS = 1 << 128
 BLOCK_HASHES_CACHED_MAX = 8192    # (index, block) -> hash kept per tree (~32 MiB of blocks at most)
+NEAR_DIGESTS_CACHED_MAX = 65536   # digests of one point's states near all-landed, by their visible deviations
+STRUCTURES_CACHED_MAX = 1024      # trees of one point's states near all-landed, by the metadata micro-ops lost
 _ZERO_BLOCK = bytes(FS_BLOCK_BYTES)
 
 
@@ -268,11 +270,27 @@ class HashedTree:
         """`state_digest` of every op of `base_ops` (id order) landed whole, except the write micro-ops of
         `deviations` (op id -> the units that landed, None: lost), in O(the blocks those writes touch), or
         O(a file's data micro-ops) for a file whose size micro-op was lost: the states of a point with hundreds
-        of pending micro-ops mostly deviate from all-landed in one or two.
-        Requires: every deviated op is a WRITE or SIZE micro-op of `base_ops` (a SIZE one lost: None)."""
+        of pending micro-ops mostly deviate from all-landed in one or two. Lost metadata micro-ops (links,
+        unlinks, renames) change only which names reach which files: their tree is built once per set lost.
+        Requires: every deviated op is a micro-op of `base_ops`, lost (None) unless it is a WRITE."""
         base = self._base
         if base is None or base.ops is not base_ops:
             base = self._base = _BaseState(self, base_ops)
+        lost_metadata = tuple(sorted(op_id for op_id in deviations if base.by_id[op_id].kind not in (WRITE, SIZE)))
+        structure = base.structure(lost_metadata)
+        # Most deviations of a long pending list change nothing (a page rewritten later, a journal unlinked):
+        # the state is the one without them, hashed once per point.
+        key = tuple(sorted((op_id, units if units is None else tuple(units)) for op_id, units in deviations.items()
+                           if base.visible(op_id, deviations, structure[2])))
+        digest = base.memo.get(key)
+        if digest is None:
+            if len(base.memo) >= NEAR_DIGESTS_CACHED_MAX:
+                base.memo.clear()
+            digest = base.memo[key] = self._near_digest(base, {op_id: deviations[op_id] for op_id, _ in key},
+                                                        structure)
+        return digest
+
+    def _near_digest(self, base: "_BaseState", deviations: dict[int, list[int] | None], structure) -> int:
         changed: dict[int, tuple[int, int]] = {}
         by_inode: dict[int, set[int]] = {}
         resized: set[int] = set()
@@ -280,8 +298,9 @@ class HashedTree:
             op = base.by_id[op_id]
             if op.kind == SIZE:
                 resized.add(op.inode)
+            elif op.kind != WRITE:
+                assert deviations[op_id] is None, (op, deviations[op_id])    # in `structure`
             else:
-                assert op.kind == WRITE, op
                 by_inode.setdefault(op.inode, set()).update(piece[0] for piece in self._pieces_of(op))
         for inode in resized:
             by_inode.pop(inode, None)
@@ -293,13 +312,14 @@ class HashedTree:
                     - self._block_hash(index, base.files[inode].visible_block(index))
             changed[inode] = (base.sums[inode][0], total % HASH_MODULUS)
         sums = base.sums
+        entries, sizes, _ = structure
 
         def file_sum(inode: int) -> tuple[int, int]:
             if inode in changed:
                 return changed[inode]
-            return sums[inode] if inode in sums else self._durable_sum_sized(inode, base.sizes)
+            return sums[inode] if inode in sums else self._durable_sum_sized(inode, sizes)
 
-        return _digest(base.entries, file_sum)
+        return _digest(entries, file_sum)
 
     def _durable_sum_sized(self, inode: int, sizes: dict) -> tuple[int, int]:
         size, total = self._durable_sum(inode)
@@ -337,6 +357,12 @@ class _BaseState:
         for op in metadata:
             structure.apply(op)
         self.entries, self.sizes = _entry_list(structure.walk()), structure.sizes
+        self.reachable = {inode for _, _, inode in self.entries}
+        self.metadata = metadata
+        self._structures: dict[tuple, tuple] = {(): (self.entries, self.sizes, self.reachable)}
+        self._coverers: dict[int, tuple[int, ...]] = {}   # write op id -> later ops that hide all it writes
+        self.memo: dict[tuple, int] = {}                  # visible deviations -> digest
+        self._block_ops: dict[tuple[int, int], list] = {}  # (inode, block) -> `_touching`
         self.sums: dict[int, tuple[int, int]] = {}
         for inode, sparse in self.files.items():
             durable = hashed._durable_blocks(inode)
@@ -344,6 +370,55 @@ class _BaseState:
             for index in sparse.changed_blocks():
                 total += hashed._block_hash(index, sparse.visible_block(index)) - durable.get(index, 0)
             self.sums[inode] = (sparse.size, total % HASH_MODULUS)
+
+    def structure(self, lost: tuple[int, ...]) -> tuple[list, dict, set]:
+        """(entries, sizes, reachable inodes) of the tree with every metadata micro-op landed but `lost`."""
+        known = self._structures.get(lost)
+        if known is None:
+            tree = self.hashed.tree
+            structure = FsTree()
+            structure.entries = {inode: dict(names) for inode, names in tree.entries.items()}
+            structure.sizes = dict(tree.sizes)
+            for op in self.metadata:
+                if op.op_id not in lost:
+                    structure.apply(op)
+            entries = _entry_list(structure.walk())
+            if len(self._structures) >= STRUCTURES_CACHED_MAX:
+                self._structures.clear()
+            known = self._structures[lost] = (entries, structure.sizes, {inode for _, _, inode in entries})
+        return known
+
+    def visible(self, op_id: int, deviations: dict, reachable: set | None = None) -> bool:
+        """Whether deviating micro-op `op_id` (losing or tearing it) can change the state at all, given the
+        other `deviations`: not if its file is unreachable, or a later micro-op that lands whole hides it
+        (`_hiding`). (May say True for a deviation that changes nothing; never False for one that changes
+        something.)"""
+        op = self.by_id[op_id]
+        if op.kind not in (WRITE, SIZE):
+            return True
+        if op.inode not in (self.reachable if reachable is None else reachable):
+            return False
+        coverers = self._coverers.get(op_id)
+        if coverers is None:
+            coverers = self._coverers[op_id] = self._hiding(op)
+        return not any(coverer not in deviations for coverer in coverers)
+
+    def _hiding(self, op: FsOp) -> tuple[int, ...]:
+        """The later micro-ops of `op`'s file any one of which, landed whole, makes losing or tearing `op` change
+        nothing: for a write, a write over all its bytes or a cut at or below its first byte; for a size micro-op
+        that cuts no byte there can be (at or above the durable data and every earlier write's end), any later
+        size micro-op (the file's size is the last one's)."""
+        ops = self.data_ops[op.inode]
+        position = ops.index(op)
+        later = ops[position + 1:]
+        if op.kind == SIZE:
+            reach = max([len(self.hashed.tree.data.get(op.inode, b""))]
+                        + [other.offset + len(other.data) for other in ops[:position] if other.kind == WRITE])
+            return tuple(other.op_id for other in later if other.kind == SIZE) if op.size >= reach else ()
+        start, end = op.offset, op.offset + len(op.data)
+        return tuple(other.op_id for other in later
+                     if (other.kind == SIZE and other.size <= start)
+                     or (other.kind == WRITE and other.offset <= start and other.offset + len(other.data) >= end))
 
     def file_under(self, inode: int, deviations: dict[int, list[int] | None]) -> tuple[int, int]:
         """(size, content sum) of file `inode` with the deviated micro-ops lost or torn (all its ops replayed)."""
@@ -369,18 +444,34 @@ class _BaseState:
         """Block `index` of file `inode` as visible with the deviated writes lost or torn."""
         tree = self.hashed.tree
         sparse = _SparseFile(tree.data.get(inode, b""), tree.sizes.get(inode, 0))
-        for op in self.data_ops[inode]:
-            if op.kind == SIZE:
+        ops = self._block_ops.get((inode, index))
+        if ops is None:
+            ops = self._block_ops[(inode, index)] = self._touching(inode, index)
+        for op, piece, unit in ops:
+            if piece is None:
                 sparse.set_size(op.size)
                 continue
-            pieces = self.hashed._pieces_of(op)
-            first = pieces[0][0]
-            if not first <= index < first + len(pieces):
-                continue
-            unit = index - first
             if op.op_id in deviations:
                 units = deviations[op.op_id]
                 if units is None or unit not in units:
                     continue
-            sparse.write_pieces([pieces[unit]])
+            sparse.write_pieces([piece])
+        sparse.size = self.files[inode].size     # no size micro-op of this file deviates (else `file_under`)
         return sparse.visible_block(index)
+
+    def _touching(self, inode: int, index: int) -> list:
+        """The data micro-ops of `inode` that can change block `index`, in order: (op, its piece there, unit)
+        for a write over it, (op, None, None) for a size micro-op cutting into or below it (one above it
+        changes only the size, which is the file's last)."""
+        end = (index + 1) * FS_BLOCK_BYTES
+        touching = []
+        for op in self.data_ops[inode]:
+            if op.kind == SIZE:
+                if op.size < end:
+                    touching.append((op, None, None))
+                continue
+            pieces = self.hashed._pieces_of(op)
+            first = pieces[0][0]
+            if first <= index < first + len(pieces):
+                touching.append((op, pieces[index - first], index - first))
+        return touching
