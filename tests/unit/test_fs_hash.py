@@ -75,6 +75,25 @@ def test_incremental_digest_equals_the_materialized_trees(specs, data):
     assert hashed.state_digest([]) == tree_digest(durable)       # the cache survived, untouched
 
 
+def draw_near_state(data, durable, pending, fates):
+    """(deviations from all-landed, the landed micro-ops, the materialized state) of one drawn state."""
+    deviations, landed = {}, []
+    for op in pending:
+        fate = data.draw(st.sampled_from(fates), label=f"fate of {op.op_id}")
+        if fate == "lost":
+            deviations[op.op_id] = None
+        elif fate == "torn" and op.kind == WRITE and op.tear_units > 1:
+            units = data.draw(st.lists(st.integers(0, op.tear_units - 1), min_size=1, unique=True).map(sorted))
+            deviations[op.op_id] = units
+            landed.append((op, units))
+        else:
+            landed.append((op, None))
+    state = durable.copy()
+    for op, units in landed:
+        state.apply(op, units)
+    return deviations, landed, state
+
+
 @settings(max_examples=600, deadline=None)
 @given(specs=st.lists(micro_ops, min_size=1, max_size=14), data=st.data())
 def test_a_state_near_all_landed_hashes_as_materialized(specs, data):
@@ -83,20 +102,7 @@ def test_a_state_near_all_landed_hashes_as_materialized(specs, data):
     log, durable_count, durable, hashed = durable_prefix(specs, data)
     pending = tuple(log.ops[durable_count:])
     for _ in range(3):          # several states of one point share its all-landed base
-        deviations, landed = {}, []
-        for op in pending:
-            fate = data.draw(st.sampled_from(["landed", "landed", "lost", "torn"]), label=f"fate of {op.op_id}")
-            if fate == "lost":
-                deviations[op.op_id] = None
-            elif fate == "torn" and op.kind == WRITE and op.tear_units > 1:
-                units = data.draw(st.lists(st.integers(0, op.tear_units - 1), min_size=1, unique=True).map(sorted))
-                deviations[op.op_id] = units
-                landed.append((op, units))
-            else:
-                landed.append((op, None))
-        state = durable.copy()
-        for op, units in landed:
-            state.apply(op, units)
+        deviations, landed, state = draw_near_state(data, durable, pending, ["landed", "landed", "lost", "torn"])
         assert hashed.near_digest(pending, deviations) == tree_digest(state) == hashed.state_digest(landed)
 
 
@@ -121,20 +127,7 @@ def test_deviations_that_change_nothing_are_recognized_exactly(specs, data):
     log, durable_count, durable, hashed = durable_prefix(specs, data)
     pending = tuple(log.ops[durable_count:])
     for _ in range(8):
-        deviations, landed = {}, []
-        for op in pending:
-            fate = data.draw(st.sampled_from(["landed", "lost", "torn"]), label=f"fate of {op.op_id}")
-            if fate == "lost":
-                deviations[op.op_id] = None
-            elif fate == "torn" and op.kind == WRITE and op.tear_units > 1:
-                units = data.draw(st.lists(st.integers(0, op.tear_units - 1), min_size=1, unique=True).map(sorted))
-                deviations[op.op_id] = units
-                landed.append((op, units))
-            else:
-                landed.append((op, None))
-        state = durable.copy()
-        for op, units in landed:
-            state.apply(op, units)
+        deviations, landed, state = draw_near_state(data, durable, pending, ["landed", "lost", "torn"])
         assert hashed.near_digest(pending, deviations) == tree_digest(state)
 
 
