@@ -172,16 +172,20 @@ def _sampled_deviations(options, bases, sizes, states_max: int, rng: random.Rand
     combos = {tuple(base for _ in options): None for base in bases}
     weighted = [(base, size, number) for base, counts in zip(bases, sizes) for size, number in enumerate(counts)
                 if size > 0 and number > 0]
-    weights = [number for _, _, number in weighted]
+    # The same draws as `rng.choices(weighted, weights)` and a choice among each write's other fates, with the
+    # sums and the lists made once (a point may have thousands of writes and draw tens of thousands of times).
+    cum_weights = list(itertools.accumulate(number for _, _, number in weighted))
+    alternatives = {base: [[fate for fate in option if fate != base] for option in options] for base in bases}
+    indexes = range(count)
     attempts = 0
     while len(combos) < states_max and weighted and attempts < states_max * 8:
         attempts += 1
-        base, size, _ = rng.choices(weighted, weights)[0]
+        base, size, _ = rng.choices(weighted, cum_weights=cum_weights)[0]
         combo = [base] * count
-        for index in rng.sample(range(count), size):
-            alternatives = [fate for fate in options[index] if fate != base]
-            if alternatives:
-                combo[index] = rng.choice(alternatives)
+        others = alternatives[base]
+        for index in rng.sample(indexes, size):
+            if others[index]:
+                combo[index] = rng.choice(others[index])
         combos.setdefault(tuple(combo), None)
     return list(combos)
 

@@ -23,6 +23,7 @@ from crashsweep.disk_model.fs._log import FILE, FS_BLOCK_BYTES, SIZE, WRITE, FsO
 HASH_MODULUS = 1 << 128
 BLOCK_HASHES_CACHED_MAX = 8192    # (index, block) -> hash kept per tree (~32 MiB of blocks at most)
 NEAR_DIGESTS_CACHED_MAX = 65536   # digests of one point's states near all-landed, by their visible deviations
+SKIP_HIDDEN = True                # False: hash hidden deviations too (benchmarks/bench_planning.py compares)
 STRUCTURES_CACHED_MAX = 1024      # trees of one point's states near all-landed, by the metadata micro-ops lost
 _ZERO_BLOCK = bytes(FS_BLOCK_BYTES)
 
@@ -281,7 +282,7 @@ class HashedTree:
         # Most deviations of a long pending list change nothing (a page rewritten later, a journal unlinked):
         # the state is the one without them, hashed once per point.
         key = tuple(sorted((op_id, units if units is None else tuple(units)) for op_id, units in deviations.items()
-                           if base.visible(op_id, deviations, structure[2])))
+                           if not SKIP_HIDDEN or base.visible(op_id, deviations, structure[2])))
         digest = base.memo.get(key)
         if digest is None:
             if len(base.memo) >= NEAR_DIGESTS_CACHED_MAX:
