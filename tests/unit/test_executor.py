@@ -115,6 +115,27 @@ def test_a_work_unit_is_plain_json_and_runs_the_same_in_a_fresh_process(spec_fac
     assert here == there and len(here) > 1
 
 
+@pytest.mark.parametrize("options", [("synchronous=off",), ("journal_mode=wal",), ("journal_mode=truncate",)])
+def test_skipping_hidden_deviations_plans_exactly_what_hashing_every_state_plans(monkeypatch, options):
+    """Recognizing states that deviate from all-landed only where a later micro-op hides it (and hashing by what
+    is left) is an optimization: the plan equals the one that hashes every state from its blocks."""
+    pytest.importorskip("apsw")
+    from crashsweep.crash_explorer import _plan
+    from crashsweep.crash_explorer._recording import record
+    from crashsweep.crash_explorer._spec import SweepSpec, make_options
+    from crashsweep.disk_model.fs import _hash
+    from crashsweep.scenarios import generate
+    spec = SweepSpec(ops=tuple(generate("random", seed=5, ops_count=14)), engine="sqlite",
+                     options=make_options(dict(option.split("=") for option in options))).validate()
+    recording = record(spec)
+    skipping = _plan.plan_states(recording)
+    monkeypatch.setattr(_hash, "SKIP_HIDDEN", False)
+    hashing = _plan.plan_states(recording)
+    assert len(skipping.states) > 100
+    assert [state.as_data() for state in skipping.states] == [state.as_data() for state in hashing.states]
+    assert skipping.per_point == hashing.per_point
+
+
 def test_planning_slices_cover_every_point_once_and_balance_uneven_points():
     """Weighted slices tile the points in order, and no slice weighs much more than its share (a workload that
     never syncs: its last points cost ~100x its first)."""
