@@ -352,15 +352,9 @@ class _BaseState:
                     sparse.write_pieces(hashed._pieces_of(op))
             else:
                 metadata.append(op)
-        structure = FsTree()
-        structure.entries = {inode: dict(names) for inode, names in tree.entries.items()}
-        structure.sizes = dict(tree.sizes)
-        for op in metadata:
-            structure.apply(op)
-        self.entries, self.sizes = _entry_list(structure.walk()), structure.sizes
-        self.reachable = {inode for _, _, inode in self.entries}
         self.metadata = metadata
-        self._structures: dict[tuple, tuple] = {(): (self.entries, self.sizes, self.reachable)}
+        self._structures: dict[tuple, tuple] = {}
+        self.entries, self.sizes, _ = self.structure(())
         self._coverers: dict[int, tuple[int, ...]] = {}   # write op id -> later ops that hide all it writes
         self.memo: dict[tuple, int] = {}                  # visible deviations -> digest
         self._block_ops: dict[tuple[int, int], list] = {}  # (inode, block) -> `_touching`
@@ -389,15 +383,15 @@ class _BaseState:
             known = self._structures[lost] = (entries, structure.sizes, {inode for _, _, inode in entries})
         return known
 
-    def visible(self, op_id: int, deviations: dict, reachable: set | None = None) -> bool:
+    def visible(self, op_id: int, deviations: dict, reachable: set) -> bool:
         """Whether deviating micro-op `op_id` (losing or tearing it) can change the state at all, given the
-        other `deviations`: not if its file is unreachable, or a later micro-op that lands whole hides it
+        other `deviations`: not if its file is unreachable (not in `reachable`, the state's tree's), or a later micro-op that lands whole hides it
         (`_hiding`). (May say True for a deviation that changes nothing; never False for one that changes
         something.)"""
         op = self.by_id[op_id]
         if op.kind not in (WRITE, SIZE):
             return True
-        if op.inode not in (self.reachable if reachable is None else reachable):
+        if op.inode not in reachable:
             return False
         coverers = self._coverers.get(op_id)
         if coverers is None:
