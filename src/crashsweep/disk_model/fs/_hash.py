@@ -385,9 +385,9 @@ class _BaseState:
 
     def visible(self, op_id: int, deviations: dict, reachable: set) -> bool:
         """Whether deviating micro-op `op_id` (losing or tearing it) can change the state at all, given the
-        other `deviations`: not if its file is unreachable (not in `reachable`, the state's tree's), or a later micro-op that lands whole hides it
-        (`_hiding`). (May say True for a deviation that changes nothing; never False for one that changes
-        something.)"""
+        other `deviations`: not if its file is unreachable (not in `reachable`, the state's tree's), or a later
+        micro-op that lands whole hides it (`_hiding`). (May say True for a deviation that changes nothing;
+        never False for one that changes something.)"""
         op = self.by_id[op_id]
         if op.kind not in (WRITE, SIZE):
             return True
