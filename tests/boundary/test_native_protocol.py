@@ -113,7 +113,8 @@ def test_a_misbehaving_program_is_a_finding_never_a_harness_failure(tmp_path, en
 
 
 def test_a_program_that_hangs_costs_its_states_a_timeout(tmp_path, engine_file):
-    done, summary = _sweep(tmp_path, engine_file, "hang-on-sync", "--state-timeout", "1")
+    # A few states are enough: each one that reaches the hanging sync waits out its whole time limit.
+    done, summary = _sweep(tmp_path, engine_file, "hang-on-sync", "--state-timeout", "0.5", "--budget-states", "8")
     assert done.returncode == 1, done.stdout + done.stderr
     assert {entry["kind"] for entry in summary["classes"]} == {"hang"}
     leftover = [name for name in os.listdir("/proc") if name.isdigit()

@@ -40,7 +40,7 @@ def test_seeded_bug_is_found_replays_and_minimizes(bug, tmp_path):
     loaded_spec, trace = load_trace(str(tmp_path / summary["traces"][0]))
     result, _ = replay_trace(loaded_spec, trace)
     assert result["kind"] == trace["violation"]["kind"]
-    small_spec, small = minimize_trace(loaded_spec, trace, budget_seconds=20, states_per_candidate=1500)
+    small_spec, small = minimize_trace(loaded_spec, trace, budget_seconds=8, states_per_candidate=1500)
     assert small["minimized"]["ops_after"] <= small["minimized"]["ops_before"]
     again, _ = replay_trace(small_spec, small)
     assert again["kind"] == trace["violation"]["kind"]
