@@ -35,10 +35,88 @@ def _sibling_module(name: str, path: str):
 
 SqlKeyValue = _sibling_module("crashsweep_native_sql_kv", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "engines", "_sql_kv.py")).SqlKeyValue
+_sites = _sibling_module("crashsweep_native_sites", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "disk_model", "_sites.py"))
+_sites.shown_path = lambda filename: filename     # absolute: the harness shows it as the user's machine names it
 
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
 COLLECT_EVERY_DROPS = 64
 SYNC_MARKER_KEY = b"\xffcrashsweep-sync\x00"
+SITE_MARKER = b"\x00crashsweep-site\x00"     # a write to /dev/null: "the calls this thread makes next are at ..."
+
+
+class SiteMarkers:
+    """Python source sites of a Python engine's I/O, told in-band to the system-call recording.
+
+    Native stacks of a Python engine are the interpreter's frames; the engine's own line is in its Python stack.
+    While on (a traced state whose findings name lines), a profile hook sees each call of a file-changing C
+    function (`os.write`, `os.fsync`, `os.rename`, a file object's `write`/`flush`/`close`, ...) and, when the
+    calling thread's engine line (`_sites._pick`, the in-process model's rule) differs from the last one it
+    told, writes `SITE_MARKER + file:line` to /dev/null first. The recorder (`_recorder.py`) gives that line to
+    the thread's next calls. The engine's behaviour is unchanged: the hook only reads its stack."""
+
+    FUNCTIONS = ("open", "write", "pwrite", "writev", "pwritev", "fsync", "fdatasync", "sync", "close", "closerange",
+                 "rename", "replace", "unlink", "remove", "rmdir", "mkdir", "link", "symlink", "truncate",
+                 "ftruncate", "posix_fallocate", "copy_file_range", "sendfile", "dup", "dup2", "sync_file_range")
+    METHODS = frozenset(("write", "writelines", "flush", "close", "truncate", "__exit__"))
+
+    def __init__(self) -> None:
+        import _io
+        import builtins
+        import io
+        import mmap
+        self.functions = {getattr(os, name) for name in self.FUNCTIONS if hasattr(os, name)}
+        self.functions |= {builtins.open, io.open, _io.open}
+        self.io_types = (_io._IOBase, mmap.mmap)
+        self.methods = self.METHODS | {"flush", "move", "resize", "write_byte"}    # mmap's
+        self.last: dict[int, str] = {}
+        self.fd = -1
+        self.on = False
+        self._ident = None
+
+    def start(self) -> None:
+        import threading
+        if self.fd < 0:
+            self.fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        self._ident = threading.get_ident
+        self.last.clear()
+        self.on = True
+        sys.setprofile(self._hook)
+        threading.setprofile(self._hook)
+
+    def stop(self) -> None:
+        if self.on:
+            import threading
+            self.on = False
+            sys.setprofile(None)
+            threading.setprofile(None)
+
+    def _hook(self, frame, event, arg) -> None:
+        if event != "c_call":
+            return
+        if arg not in self.functions and not (getattr(arg, "__name__", "") in self.methods
+                                              and isinstance(getattr(arg, "__self__", None), self.io_types)):
+            return
+        site = _sites._pick(_sites._stack(frame))
+        thread = self._ident()
+        if site and self.last.get(thread) != site:
+            self.last[thread] = site
+            try:
+                os.write(self.fd, SITE_MARKER + site.encode("utf-8", "surrogateescape"))
+            except OSError:
+                pass
+
+
+def error_answer(error: BaseException) -> str:
+    """`error @HEX TYPE: TEXT`, where HEX is the engine line that raised (file:line, hex of its UTF-8; empty when
+    no line of the engine's is on the traceback): the harness names the failure by the engine's own exception, as
+    the in-process model does ("JSONDecodeError at kv.py:36")."""
+    text = f"{type(error).__name__}: {error}".replace("\n", " ")[:4000]
+    try:
+        site = _sites.raising_site(error.__traceback__)
+    except Exception:     # noqa: BLE001 - a site is a courtesy
+        site = ""
+    return f"error @{site.encode('utf-8', 'surrogateescape').hex()} {text}"
 
 
 def _flag(options: dict, name: str, default: bool) -> bool:
@@ -198,6 +276,8 @@ def _unhex(text: str) -> bytes:
 def serve(name: str, directory: str, options: dict, requests, answers) -> None:
     store = None
     drops = 0
+    markers = SiteMarkers()
+    _sites._CATEGORY[serve.__code__.co_filename] = _sites.DRIVER     # the host drives the engine: sites stop here
     try:
         engine = load_engine(name)
     except BaseException as error:        # noqa: BLE001 - told at `open`
@@ -213,6 +293,7 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
             answers.write(b"ok\n")             # answered first: the harness goes on while the engine is freed
             answers.flush()
             store = None
+            markers.stop()
             drops += 1
             if drops % COLLECT_EVERY_DROPS == 0:
                 gc.collect()                      # engines kept alive by cycles
@@ -220,12 +301,18 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
         try:
             if engine is None:
                 raise RuntimeError(failure)
+            if words[0] == "open":
+                # `open DIR sites`: a traced state whose findings name the engine's lines (not a built-in adapter:
+                # its native stack names them)
+                if len(words) > 2 and words[2] == "sites" and name not in BUILT_IN:
+                    markers.start()
+                else:
+                    markers.stop()
             answer = _answer(words, store, engine, name, directory, options)
             if words[0] == "open":
                 store, answer = answer
         except BaseException as error:      # noqa: BLE001 - the engine's failure is an answer
-            text = f"{type(error).__name__}: {error}".replace("\n", " ")[:4000]
-            answer = f"error {text}"
+            answer = error_answer(error)
         answers.write(answer.encode() + b"\n")
         answers.flush()
         if words[0] == "close" and answer == "ok":

@@ -194,6 +194,33 @@ def test_threads_an_attached_engine_already_had_share_its_descriptors():
     assert [op.kind for op in log.ops] == ["link", "write", "size"]
 
 
+def _dump(data: bytes) -> list[str]:
+    """strace's `-e write=all` dump lines of `data`."""
+    return [f" | {offset:05x}  " + " ".join(f"{byte:02x}" for byte in data[offset:offset + 16]).ljust(49) + " |"
+            for offset in range(0, len(data), 16)]
+
+
+def test_a_python_engines_in_band_site_names_its_threads_next_calls():
+    """The native host writes `SITE_MARKER + file:line` to /dev/null before a Python engine's I/O: the thread's
+    next calls get that line (not another thread's); a marker from an untracked recording, or any other write to
+    /dev/null, changes nothing."""
+    from crashsweep.disk_model.native._recorder import SITE_MARKER
+    marker = SITE_MARKER + b"/nowhere/kv.py:14"
+    lines = ['7 openat(-100</r>, "/r/a", 0x42, 0644) = 3</r/a>',
+             f'7 write(5</dev/null>, ""..., {len(marker)}) = {len(marker)}', *_dump(marker),
+             '7 write(3</r/a>, ""..., 2) = 2', *_dump(b"hi"),
+             '8 write(3</r/a>, ""..., 1) = 1', *_dump(b"!"),
+             '7 write(5</dev/null>, ""..., 3) = 3', *_dump(b"abc"),
+             '7 fsync(3</r/a>) = 0']
+    log = NativeRecorder(FsLog(), "/r", track_sites=True).replay(StraceParser().parse(lines))
+    sites = [log.sites.get(op.call, "") for op in log.ops]
+    assert [op.kind for op in log.ops] == ["link", "write", "size", "write", "size"]
+    assert sites[1] == sites[2] == "/nowhere/kv.py:14 (thread 1)" and sites[0] == "thread 1"
+    assert sites[3] == sites[4] == "thread 2"
+    untracked = NativeRecorder(FsLog(), "/r").replay(StraceParser().parse(lines))
+    assert untracked.sites == {} and [op.kind for op in untracked.ops] == [op.kind for op in log.ops]
+
+
 def test_sites_name_the_thread_or_process_when_more_than_one_changed_the_store():
     """One task: sites are the stack's alone. Several: every site says which, numbered in the order they first
     changed the store (threads of the first process, then other processes); with no stack, the task alone."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from crashsweep.crash_explorer._crash_points import PointWalk
 from crashsweep.crash_explorer._medium import engine_scope, let_go, new_log, new_target, points_of
 from crashsweep.crash_explorer.media import medium_of
-from crashsweep.crash_explorer._recover import StateContext, encode_map, raised_by
+from crashsweep.crash_explorer._recover import StateContext, encode_map, error_text, raised_by
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer._limits import cap_text
@@ -220,7 +220,7 @@ def _run_workload(context: StateContext, device, log, spec: SweepSpec, engine: l
                 "detail": f"without any crash, op {index} ran out of memory (MemoryError under --memory-limit)"}
     except ENGINE_EXCEPTIONS as error:
         return {"kind": "engine-error", "outcome": "engine-error", "op_index": index, "raised": raised_by(error),
-                "detail": cap_text(f"without any crash, op {index} raised {type(error).__name__}: {error}")}
+                "detail": cap_text(f"without any crash, op {index} raised {error_text(error)}")}
     return None
 
 

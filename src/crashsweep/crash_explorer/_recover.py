@@ -28,7 +28,7 @@ from crashsweep.crash_explorer._limits import cap_text
 from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, StateTimeout
 from crashsweep.disk_model import CallMemo, InterpositionBypass
 from crashsweep.disk_model._sites import raising_site
-from crashsweep.engines import EngineAdapter
+from crashsweep.engines import EngineAdapter, NativeEngineError
 from crashsweep.reference import (
     Diff, History, Op, Verdict, check_reads, check_recovered_windows, check_refusal, delete, encode_bytes, get,
     put, sync,
@@ -209,7 +209,7 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
                                        detail="recovery ran out of memory (MemoryError under --memory-limit)"),
                        events, timing, started)
     except ENGINE_EXCEPTIONS as error:  # the engine's own exception: a refusal
-        reason = cap_text(f"{type(error).__name__}: {error}")
+        reason = cap_text(error_text(error))
         raised = raised_by(error)
         if memo is not None:
             memo.stop(("refused", reason, tuple(events), raised))
@@ -336,7 +336,7 @@ def _run_continuation(context, store, ops: list[Op], log, recovered) -> tuple:
     except MemoryError:
         return ("exhausted",)
     except ENGINE_EXCEPTIONS as error:
-        return ("error", cap_text(f"{type(error).__name__}: {error}"), raised_by(error))
+        return ("error", cap_text(error_text(error)), raised_by(error))
     return ("done",)
 
 
@@ -347,9 +347,20 @@ def continuation_labels(detail: str) -> str:
 
 
 def raised_by(error: BaseException) -> str:
-    """"Type at file.py:line": the exception's type and the engine line that raised it (DESIGN §5, classes)."""
-    site = raising_site(error.__traceback__)
-    return cap_text(f"{type(error).__name__} at {site}" if site else type(error).__name__, 300)
+    """"Type at file.py:line": the exception's type and the engine line that raised it (DESIGN §5, classes).
+    An engine in a process of its own that said which exception it raised, and where, is named by that."""
+    if isinstance(error, NativeEngineError) and error.reported is not None:
+        kind, site = error.reported
+    else:
+        kind, site = type(error).__name__, raising_site(error.__traceback__)
+    return cap_text(f"{kind} at {site}" if site else kind, 300)
+
+
+def error_text(error: BaseException) -> str:
+    """"Type: message" of an engine's exception (the engine's own type when a native host reported it)."""
+    if isinstance(error, NativeEngineError) and error.reported is not None:
+        return f"{error.reported[0]}: {error}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _continuation_verdict(raw: tuple, ops: list[Op], recovered, verdict: Verdict) -> Verdict | None:

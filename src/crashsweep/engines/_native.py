@@ -34,12 +34,14 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from crashsweep.disk_model._sites import shown_path
 from crashsweep.engines.errors import EngineError
 
 ANSWER_BYTES_MAX = 256 << 20
 STDERR_BYTES_MAX = 4096
 EXEC_PREFIX = "exec:"
 HOST_MODULE = "crashsweep._native_host"
+BUILT_IN_ADAPTERS = ("leveldb", "rocksdb", "lmdb", "sqlite-native")    # the host's engines in C: native stacks
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
 DROP_TIMEOUT_S = 10.0          # a kept host forgetting a state's engine (its destructor) may take this long
 READ_CHUNK_BYTES = 1 << 16
@@ -49,7 +51,13 @@ GET_MANY_KEYS_MAX = 4096       # keys per `getmany` request (one answer line eac
 
 
 class NativeEngineError(Exception):
-    """What a native engine answered with `error`, or how its process failed (the engine's, not ours)."""
+    """What a native engine answered with `error`, or how its process failed (the engine's, not ours).
+    `reported`: (type name, engine line) when the native host said which exception of the engine's code it was
+    and where it was raised (a finding then reads as the in-process model's: "JSONDecodeError at kv.py:36")."""
+
+    def __init__(self, text: str, reported: tuple[str, str] | None = None):
+        super().__init__(text)
+        self.reported = reported
 
 
 def encode_hex(data: bytes) -> str:
@@ -90,6 +98,7 @@ class NativeEngine:
         self._unread: list[tuple] = []       # (request word, answers expected, sink) of answers not read yet
         self._unread_bytes = 0
         self._inbox = bytearray()            # answer bytes read and not yet taken
+        self.python_sites = False            # the host tells the engine's Python source lines (hosted, traced)
         if hosted:
             self._start_hosted(command)
         else:
@@ -97,7 +106,10 @@ class NativeEngine:
         target.engine = self
         self.protocol_pipe = f"pipe:[{os.fstat(self.process.stdout.fileno()).st_ino}]"
         self.offers_items = None             # known from open's answer, read with the first answer needed
-        self._send(f"open {encode_hex(os.fsencode(target.root))}" if hosted else "open", expected=("ok", "ok items"))
+        opening = f"open {encode_hex(os.fsencode(target.root))}" if hosted else "open"
+        if hosted and self.python_sites:
+            opening += " sites"              # the host tells the engine's Python lines in-band (SiteMarkers)
+        self._send(opening, expected=("ok", "ok items"))
 
     def _start_program(self, command: list[str]) -> None:
         """A program of its own for this state (`exec:`), under strace from its first call when traced."""
@@ -132,9 +144,12 @@ class NativeEngine:
                 raise NativeEngineError(death)
         self.pooled, self.process, self._stderr = (key, host), host.process, host.stderr
         self._stderr_from = host.stderr_size()
-        if self.target.tracer is not None:
+        tracer = self.target.tracer
+        # A Python path engine's native stack is the interpreter's: its sites come from its Python stack instead.
+        self.python_sites = tracer is not None and tracer.stacks and key[0] not in BUILT_IN_ADAPTERS
+        if tracer is not None:
             try:
-                self.target.tracer.attach(host.process.pid)
+                tracer.attach(host.process.pid, native_stacks=not self.python_sites)
             except BaseException:
                 self.pooled = None
                 host.kill()
@@ -172,7 +187,7 @@ class NativeEngine:
             if not judged:
                 continue                     # the state is over: answers are read, not looked at
             if answer.startswith("error") and expected is not None:
-                raise NativeEngineError(self._in_engine_terms(answer[6:].strip())[:2000] or "error")
+                raise self._error(answer[6:].strip())
             if expected and answer not in expected:
                 wanted = " or ".join(repr(text) for text in expected)
                 raise NativeEngineError(f"{word} answered {answer[:200]!r}, expected {wanted}")
@@ -183,6 +198,22 @@ class NativeEngine:
             if sink is not None:
                 sink(answer)
         return answer
+
+    def _error(self, text: str) -> NativeEngineError:
+        """The error an `error` answer reports. A native host's answer may name the raising line: `@HEX TYPE: TEXT`."""
+        reported = None
+        if self.pooled is not None and text.startswith("@"):
+            marker, _, text = text.partition(" ")
+            try:
+                site = bytes.fromhex(marker[1:]).decode("utf-8", "surrogateescape")
+            except ValueError:
+                site = ""
+            kind = text.partition(":")[0]
+            if kind.isidentifier():
+                filename, _, line = site.rpartition(":")
+                reported = (kind, f"{shown_path(filename)}:{line}" if filename else site)
+                text = text[len(kind) + 1:].strip()
+        return NativeEngineError(self._in_engine_terms(text)[:2000] or "error", reported)
 
     def _in_engine_terms(self, text: str) -> str:
         """An engine's error names its store as `{dir}`, not this state's directory (which differs from run

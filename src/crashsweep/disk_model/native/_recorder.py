@@ -31,10 +31,12 @@ import posixpath
 from dataclasses import dataclass
 
 from crashsweep.disk_model._bypass import InterpositionBypass
+from crashsweep.disk_model._sites import shown_path
 from crashsweep.disk_model.fs._image import FIRST_FREE_INODE, ROOT_INODE, FsTree
 from crashsweep.disk_model.fs._log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsLog
 from crashsweep.disk_model.native._strace_lines import Call
 
+SITE_MARKER = b"\x00crashsweep-site\x00"   # written to /dev/null by the native host: a Python engine's line
 STORE_INODE = 4                 # FsTree.initial(): /crashsweep/store
 AT_FDCWD = -100
 O_ACCMODE, O_WRONLY, O_RDWR = 0o3, 0o1, 0o2
@@ -97,6 +99,7 @@ class NativeRecorder:
         self.engine_process = Process({}, self.root)        # started (or attached to) in its store directory
         self.parents: dict[int, tuple[int, int]] = {}     # child tid -> (parent tid, clone flags)
         self.call_tasks: dict[int, int] = {}               # call number -> the tid that made it (sites only)
+        self.python_sites: dict[int, str] = {}             # tid -> the Python line its calls are made at (markers)
         self._emit_boundaries(-1)
 
     # -- the model's namespace --
@@ -188,7 +191,7 @@ class NativeRecorder:
         self.log.call += 1
         if self.track_sites:
             self.call_tasks[self.log.call] = call.tid
-            site = native_site(call.stack) if call.stack else ""
+            site = (native_site(call.stack) if call.stack else "") or self.python_sites.get(call.tid, "")
             if site:
                 self.log.sites[self.log.call] = site
 
@@ -303,7 +306,9 @@ class NativeRecorder:
         description = self._description(process, call)
         written = call.result
         if description.inode is None:
-            if written:
+            if shown == os.devnull and call.data.startswith(SITE_MARKER):
+                self._python_site(call)
+            elif written:
                 self._refuse_outside(description, "wrote to")
             return
         data = bytes(call.data[:written])
@@ -332,6 +337,13 @@ class NativeRecorder:
             self.log.synced(description.inode, False)
 
     _pwrite64 = _writev = _pwritev = _pwritev2 = _write
+
+    def _python_site(self, call: Call) -> None:
+        """A Python engine's native host told the line its thread's next calls are made at (`SiteMarkers`)."""
+        if self.track_sites:
+            site = bytes(call.data[len(SITE_MARKER):call.result]).decode("utf-8", "surrogateescape")
+            filename, _, line = site.rpartition(":")
+            self.python_sites[call.tid] = f"{shown_path(filename)}:{line}" if filename else site
 
     def _answered(self, call: Call) -> None:
         for _ in range(bytes(call.data[:call.result]).count(b"\n")):

@@ -83,7 +83,7 @@ class Tracer:
         thousand calls of its start-up costs seconds."""
         return strace_command(self.trace_file, self.stacks and not _interpreter(command[0])) + ["--", *command]
 
-    def attach(self, pid: int) -> None:
+    def attach(self, pid: int, native_stacks: bool = True) -> None:
         """Trace the running process `pid` (every thread, and what it starts) from now on; returns once strace
         holds every thread. `finish` then detaches (the process lives on: a kept host).
 
@@ -91,7 +91,8 @@ class Tracer:
         thread, and an interrupted thread makes no further call before strace restarts it traced. (A thread's
         TracerPid is set by the seize alone: calls made between the seize and the interrupt are not traced.)"""
         self.attached = pid
-        self.process = subprocess.Popen(strace_command(self.trace_file, self.stacks, attach=True) + ["-p", str(pid)],
+        stacks = self.stacks and native_stacks      # a Python engine's sites come in-band instead (SiteMarkers)
+        self.process = subprocess.Popen(strace_command(self.trace_file, stacks, attach=True) + ["-p", str(pid)],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + ATTACH_WAIT_S
