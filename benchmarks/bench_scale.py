@@ -52,14 +52,15 @@ def transactions_scenario(directory: str, count: int) -> str:
 
 
 def workloads(directory: str, quick: bool) -> list[tuple[str, list[str]]]:
-    transactions = transactions_scenario(directory, 50 if quick else 200)
+    count = 50 if quick else 200
+    transactions = transactions_scenario(directory, count)
     ops = "12" if quick else "24"
     return [
         ("betree default", ["--engine", "betree"]),
-        ("sqlite delete/full, 200 transactions", ["--engine", "sqlite", "--option", "journal_mode=delete",
+        (f"sqlite delete/full, {count} transactions", ["--engine", "sqlite", "--option", "journal_mode=delete",
                                                   "--option", "synchronous=full", "--scenario", transactions,
                                                   "--crash-depth", "0"]),
-        ("sqlite wal/full, 200 transactions", ["--engine", "sqlite", "--option", "journal_mode=wal",
+        (f"sqlite wal/full, {count} transactions", ["--engine", "sqlite", "--option", "journal_mode=wal",
                                                "--option", "synchronous=full", "--scenario", transactions,
                                                "--crash-depth", "0"]),
         (f"JSON-file store, {ops} ops", ["--engine", "tests/engines/json_kv.py:JsonKV", "--ops", ops]),
@@ -160,20 +161,32 @@ def main() -> None:
                     print(f"{name:40} {label:16} {row['distinct_states']:>8,} states {row['wall_s']:>8.1f} s "
                           f"{row['states_per_s_end_to_end']:>9,.0f} states/s  peak {row['peak_mb']:>5} MB  "
                           f"phases {row['phases_s']}", file=sys.stderr, flush=True)
+                    # Written after every run: a run stopped part-way keeps what it measured (marked partial).
+                    save(args.out, results_of(rows, args.quick, partial=True))
         finally:
             for cluster in clusters.values():
                 cluster.stop()
-    same = {name: len({(r["verdicts_digest"], r["distinct_states"]) for r in rows if r["workload"] == name}) == 1
-            for name in dict.fromkeys(row["workload"] for row in rows)}
-    result = {"cores": os.cpu_count(), "quick": args.quick, "rows": rows, "projections": projections(rows),
-              "same_results_whatever_ran_them": same}
+    result = results_of(rows, args.quick, partial=False)
     for entry in result["projections"]:
         print(json.dumps(entry), file=sys.stderr)
-    print("same states and verdicts on every executor:", same, file=sys.stderr)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=1)
+    print("same states and verdicts on every executor:", result["same_results_whatever_ran_them"], file=sys.stderr)
+    save(args.out, result)
     print(markdown(result))
+
+
+def results_of(rows: list[dict], quick: bool, partial: bool) -> dict:
+    same = {name: len({(r["verdicts_digest"], r["distinct_states"]) for r in rows if r["workload"] == name}) == 1
+            for name in dict.fromkeys(row["workload"] for row in rows)}
+    complete = [row for row in rows if sum(r["workload"] == row["workload"] for r in rows) >= 2]
+    return {"cores": os.cpu_count(), "quick": quick, "partial": partial, "rows": rows,
+            "projections": projections(complete), "same_results_whatever_ran_them": same}
+
+
+def save(path: str, result: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as handle:
+        json.dump(result, handle, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def markdown(result: dict) -> str:
