@@ -12,6 +12,7 @@ modules imported since are patched too.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 from crashsweep.disk_model import STORE_PATH, Interposer, shared_session
@@ -40,9 +41,18 @@ def interposition_scope(modules: list[str]):
 def open_path_engine(engine_class: type, options: dict, events: list):
     keywords = dict(options)
     try:
-        parameters = inspect.signature(engine_class).parameters
-        if "events" in parameters:
-            keywords["events"] = events
-    except (TypeError, ValueError):
-        pass
+        takes_events = _takes_events(engine_class)
+    except TypeError:                       # a class whose metaclass makes it unhashable: asked every time
+        takes_events = _takes_events.__wrapped__(engine_class)
+    if takes_events:
+        keywords["events"] = events
     return engine_class(STORE_PATH, **keywords)
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_events(engine_class: type) -> bool:
+    """Whether the engine's constructor names an `events` parameter (asked once per class: every state opens it)."""
+    try:
+        return "events" in inspect.signature(engine_class).parameters
+    except (TypeError, ValueError):
+        return False
