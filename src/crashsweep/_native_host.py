@@ -97,14 +97,14 @@ class SiteMarkers:
         if arg not in self.functions and not (getattr(arg, "__name__", "") in self.methods
                                               and isinstance(getattr(arg, "__self__", None), self.io_types)):
             return
-        site = _sites._pick(_sites._stack(frame))
-        thread = self._ident()
-        if site and self.last.get(thread) != site:
-            self.last[thread] = site
-            try:
+        try:          # an exception here would surface in the engine's call: a site is only a courtesy
+            site = _sites._pick(_sites._stack(frame))
+            thread = self._ident()
+            if site and self.last.get(thread) != site:
+                self.last[thread] = site
                 os.write(self.fd, SITE_MARKER + site.encode("utf-8", "surrogateescape"))
-            except OSError:
-                pass
+        except Exception:     # noqa: BLE001
+            pass
 
 
 def error_answer(error: BaseException) -> str:

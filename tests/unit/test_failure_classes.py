@@ -166,3 +166,26 @@ def test_a_state_failing_through_a_later_crash_point_is_explained_at_that_point(
         assert "fsync of its directory" in said and "map.json" in said, said
         if trace["crash"]["point"] != trace["explanation"].get("focus", {}).get("point", trace["crash"]["point"]):
             assert "the same disk state is what a crash during" in said
+
+
+def test_a_class_is_the_codes_not_the_tasks():
+    """A native site names the task that made the call when several did ("kv.py:10 (thread 4)"): an engine that
+    starts a thread per operation must not get a class per thread. Titles and keys drop the task, keep the line."""
+    from types import SimpleNamespace
+
+    from crashsweep.crash_explorer._classes import ClassNamer
+    from crashsweep.disk_model import FsLog
+
+    def namer(sites):
+        log = FsLog()
+        for call, site in enumerate(sites, start=1):
+            log.call = call
+            log.add("write", 9, offset=0, data=b"x")
+            log.sites[call] = site
+        return ClassNamer(SimpleNamespace(log=log, spec=SimpleNamespace(ops=())))
+
+    labelled = namer(["kv.py:10 (thread 4)", "thread 2", "libx.so: Compact (process 3)"])
+    plain = namer(["kv.py:10", "", "libx.so: Compact"])
+    assert labelled.sites == plain.sites
+    assert [labelled.unit(op.op_id) for op in labelled.recording.log.ops] == \
+        [plain.unit(op.op_id) for op in plain.recording.log.ops]

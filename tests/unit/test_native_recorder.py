@@ -242,6 +242,19 @@ def test_sites_name_the_thread_or_process_when_more_than_one_changed_the_store()
     assert untracked.sites == {}
 
 
+def test_threads_started_by_a_thread_that_never_changed_the_store_are_threads_not_processes():
+    """A Python engine's worker threads, started by its main thread (which changes nothing itself), are threads of
+    the engine's process; a child of one of them that is a process (fork) is a process."""
+    lines = ['7 clone(child_stack=0x7f, flags=0x3d0f00|0, parent_tid=[9]) = 9',
+             '7 clone(child_stack=0x7f, flags=0x3d0f00|0, parent_tid=[10]) = 10',
+             '9 clone(child_stack=0x0, flags=0x1200011|0, child_tidptr=0x7f) = 12',
+             '9 openat(-100</r>, "/r/a", 0x42, 0644) = 3</r/a>',
+             '10 openat(-100</r>, "/r/b", 0x42, 0644) = 4</r/b>',
+             '12 openat(-100</r>, "/r/c", 0x42, 0644) = 5</r/c>']
+    log = NativeRecorder(FsLog(), "/r", track_sites=True).replay(StraceParser().parse(lines))
+    assert [log.sites[op.call] for op in log.ops] == ["thread 1", "thread 2", "process 2"]
+
+
 def test_a_native_site_is_the_engines_innermost_named_frame():
     stack = ["/usr/lib/x86_64-linux-gnu/libc.so.6(__write+0x10) [0xf8350]",
              "/x/libleveldb.so.1(leveldb::(anonymous namespace)::PosixWritableFile::Append(leveldb::Slice const&)"

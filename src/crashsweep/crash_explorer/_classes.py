@@ -33,9 +33,11 @@ lowest state id (independent of --jobs).
 from __future__ import annotations
 
 import hashlib
+import re
 
 from crashsweep.crash_explorer._io_view import unit_names, unit_sites
 
+_TASK = re.compile(r"^(?:thread|process) \d+$| \((?:thread|process) \d+\)$")   # the task a native site names
 DIFF_KEYS_MAX = 8                 # keys of a diff kept per part in a results line
 DIFF_VALUE_CHARS_MAX = 600        # characters of one value kept in a results line
 RESULT_DROPPED = ("actual", "expected")   # whole maps: in the class's trace, never in results.jsonl
@@ -47,7 +49,9 @@ class ClassNamer:
     def __init__(self, recording) -> None:
         self.recording = recording
         self.names = unit_names(recording.log)
-        self.sites = unit_sites(recording.log)
+        # A class is the code's, not the task's: an engine that starts a thread per operation would otherwise make
+        # a class per thread ("(thread 4)", "(thread 5)", ...). Only the class's key and title drop the task.
+        self.sites = {unit_id: _TASK.sub("", site) for unit_id, site in unit_sites(recording.log).items()}
         self.ops = recording.spec.ops
 
     def unit(self, unit_id: int) -> str:

@@ -216,14 +216,20 @@ class NativeRecorder:
 
     def _thread_of(self, tid: int, first: int) -> bool:
         """Whether `tid` is `first` or a thread of the same process (threads it had when attached included)."""
+        return self._group(tid) == self._group(first)
+
+    def _group(self, tid: int):
+        """The process a task belongs to: the task that started it with fork/clone without CLONE_THREAD, or
+        "engine" for the engine's own process (its first task and every thread it had when tracing began, and
+        the threads any of them started) — siblings started by a thread that never touched the store included."""
         seen = set()
-        while tid != first and tid in self.parents and tid not in seen:
+        while tid in self.parents and tid not in seen:
             seen.add(tid)
             parent, flags = self.parents[tid]
             if not flags & CLONE_THREAD:
-                return False
+                return tid
             tid = parent
-        return tid == first or (tid not in self.parents and self.processes.get(tid) is self.processes.get(first))
+        return "engine"
 
     def _emit_boundaries(self, answer: int) -> None:
         for kind, op_index in self.boundaries.get(answer, ()):
