@@ -121,3 +121,26 @@ def test_a_program_that_hangs_costs_its_states_a_timeout(tmp_path, engine_file):
                 and engine_file.encode() in open(f"/proc/{name}/cmdline", "rb").read()] \
         if os.path.isdir("/proc") else []
     assert not leftover, "a hung engine process outlived its sweep"
+
+
+@pytest.mark.parametrize("command, said", [("./missing {dir}", "missing is not an executable program (relative paths "
+                                                               "are taken from "),
+                                           ("no-such-program-here {dir}", "is not an executable program (not on PATH)"),
+                                           ("./data.txt {dir}", "data.txt is not an executable program")])
+def test_a_program_that_cannot_start_is_one_line_and_exit_2(tmp_path, command, said):
+    (tmp_path / "data.txt").write_text("not a program")
+    done = subprocess.run([sys.executable, "-m", "crashsweep", "sweep", "--engine", f"exec:{command}", "--quiet",
+                           "--out", "report"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_python_program_is_known_by_its_interpreter_or_its_first_line(tmp_path):
+    from crashsweep.disk_model.native import python_program
+    scripts = {"env.py": "#!/usr/bin/env python3\n", "direct": "#!/usr/bin/python3.11 -u\n",
+               "split": "#!/usr/bin/env -S pypy3 -O\n", "shell": "#!/bin/sh\necho python\n", "binary": "\x7fELF"}
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+    assert python_program(sys.executable) and python_program("python3")
+    assert [name for name in scripts if python_program(str(tmp_path / name))] == ["env.py", "direct", "split"]
+    assert not python_program("sh") and not python_program(str(tmp_path / "absent"))

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -172,3 +173,71 @@ def test_a_native_sweep_resumes_on_its_own_recording(kv_binary, tmp_path):
     assert first.summary["distinct_states"] == 40
     assert resumed.summary["distinct_states"] == whole.summary["distinct_states"]
     assert resumed.summary["violations"] == whole.summary["violations"]
+
+
+# A store on the line protocol written in Python, with the bug of tests/engines' RenameWithoutFsync: it renames
+# its rewritten file over the old one without fsyncing it. It refuses to open unless the user's own
+# sitecustomize ran (crashsweep's, which tells the program's lines, must not replace it).
+PYTHON_PROGRAM = '''#!/usr/bin/env python3
+import builtins, json, os, sys
+directory = sys.argv[1]
+path = os.path.join(directory, "data.json")
+data = {}
+def save():
+    with open(path + ".tmp", "w") as handle:
+        json.dump(data, handle)
+    os.rename(path + ".tmp", path)
+def answer(text):
+    sys.stdout.write(text + "\\n"); sys.stdout.flush()
+for line in sys.stdin:
+    words = line.split()
+    if words[0] == "open":
+        if not getattr(builtins, "USER_SITE_RAN", False):
+            answer("error the user's sitecustomize did not run"); continue
+        if os.path.exists(path):
+            with open(path) as handle:
+                data = json.load(handle)
+        answer("ok items")
+    elif words[0] in ("put", "delete"):
+        if words[0] == "put":
+            data[words[1]] = words[2]
+        else:
+            data.pop(words[1], None)
+        save()
+        answer("ok")
+    elif words[0] == "get":
+        answer("value " + data[words[1]] if words[1] in data else "none")
+    elif words[0] == "items":
+        answer("items " + " ".join(f"{key}:{value}" for key, value in data.items()))
+    else:
+        answer("ok")
+'''
+
+
+@pytest.mark.parametrize("command", ["python3 kv.py {dir}", "./kv.py {dir}"])
+def test_an_exec_python_program_is_run_from_where_you_are_and_named_by_its_own_lines(tmp_path, command):
+    """The command means what it means in the user's shell (relative paths from the directory crashsweep runs
+    in, though the program runs in the state's directory); a Python program, by interpreter or by `#!`, gets
+    its source lines in findings (told in-band, as the native host tells a hosted engine's), and the
+    sitecustomize the user already has still runs."""
+    program = tmp_path / "kv.py"
+    program.write_text(PYTHON_PROGRAM)
+    program.chmod(0o755)
+    user_site = tmp_path / "site"
+    user_site.mkdir()
+    (user_site / "sitecustomize.py").write_text("import builtins\nbuiltins.USER_SITE_RAN = True\n")
+    environment = {**os.environ, "PYTHONPATH": str(user_site)}
+    done = subprocess.run([sys.executable, "-m", "crashsweep", "sweep", "--engine", f"exec:{command}", "--ops", "4",
+                           "--crash-depth", "0", "--budget-states", "40", "--minimize", "0", "--no-corpus",
+                           "--quiet", "--out", "report"], capture_output=True, text=True, cwd=tmp_path,
+                          env=environment, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    kinds = _kinds_of(summary)
+    assert "lost-synced-data" in kinds and "engine-error" not in kinds, summary["classes"]
+    lines = {line for entry in summary["classes"] for line in re.findall(r"kv\.py:\d+", entry["title"])}
+    assert lines and lines <= {"kv.py:7", "kv.py:8", "kv.py:9"}, [entry["title"] for entry in summary["classes"]]
+
+
+def _kinds_of(summary) -> set[str]:
+    return {entry["kind"] for entry in summary["classes"]}

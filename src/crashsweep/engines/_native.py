@@ -29,12 +29,14 @@ import json
 import os
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 
 from crashsweep.disk_model._sites import shown_path
+from crashsweep.disk_model.native._tracer import python_program
 from crashsweep.engines.errors import EngineError
 
 ANSWER_BYTES_MAX = 256 << 20
@@ -69,7 +71,11 @@ def decode_hex(text: str) -> bytes:
 
 
 def exec_command(name: str, directory: str) -> list[str]:
-    """`exec:./my-kv {dir} --flag` -> the argument vector, `{dir}` replaced by the store's directory."""
+    """`exec:./my-kv {dir} --flag` -> the argument vector, `{dir}` replaced by the store's directory.
+
+    The program runs in the state's directory, but its command means what it means in the user's shell: a
+    program named by a relative path (`./my-kv`) and a later word naming a file or directory that exists
+    relative to the directory crashsweep runs in (`python3 my_kv.py`) are made absolute from there."""
     template = name[len(EXEC_PREFIX):]
     try:
         words = shlex.split(template)
@@ -77,12 +83,76 @@ def exec_command(name: str, directory: str) -> list[str]:
         raise EngineError(f"--engine {name!r}: {error}") from None
     if not words:
         raise EngineError(f"--engine {name!r}: no command after exec:")
-    return [word.replace("{dir}", directory) for word in words]
+    resolved = []
+    for index, word in enumerate(words):
+        if "{dir}" not in word and not os.path.isabs(word) and not word.startswith("-") \
+                and ((index == 0 and os.sep in word) or (index > 0 and os.path.exists(word))):
+            word = os.path.abspath(word)
+        resolved.append(word.replace("{dir}", directory))
+    return resolved
+
+
+def check_runnable(name: str) -> None:
+    """A one-line error now, not a failing state each time, for an `exec:` program that cannot be started."""
+    program = exec_command(name, "/")[0]
+    found = program if os.sep in program else shutil.which(program)
+    if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        where = f" (relative paths are taken from {os.getcwd()})" if os.sep in program else " (not on PATH)"
+        raise EngineError(f"--engine {name!r}: {program} is not an executable program{where}")
 
 
 def host_command(engine: str, directory: str, options: dict) -> list[str]:
     """The command running a Python engine (built-in native adapter or MODULE:CLASS) in the native host."""
     return [sys.executable, "-B", "-m", HOST_MODULE, engine, directory, json.dumps(options, sort_keys=True)]
+
+
+SITE_HOST_ENVIRONMENT = "CRASHSWEEP_SITE_HOST"
+_SITECUSTOMIZE = '''"""crashsweep: a traced Python program of a native sweep. Its source lines are told in-band to the recording
+(crashsweep._native_host.SiteMarkers); then the sitecustomize this one shadows, if any, runs as it would have."""
+
+
+def _crashsweep_sites():
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
+    host = os.environ.get("%(variable)s")
+    if host:
+        try:
+            spec = importlib.util.spec_from_file_location("crashsweep_site_host", host)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            module.SiteMarkers().start()
+        except Exception:       # a line is a courtesy: the program runs unchanged without one
+            pass
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
+    if spec is not None and spec.loader is not None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["sitecustomize"] = module
+        spec.loader.exec_module(module)
+
+
+_crashsweep_sites()
+del _crashsweep_sites
+''' % {"variable": SITE_HOST_ENVIRONMENT}
+
+
+def python_sites_environment(home: str) -> dict[str, str]:
+    """The environment of a traced `exec:` Python program: a `sitecustomize` (written under `home` once) that
+    turns on the native host's in-band lines in it and in every Python process it starts, before its own code."""
+    directory = os.path.join(home, "python-sites")
+    path = os.path.join(directory, "sitecustomize.py")
+    if not os.path.exists(path):
+        os.makedirs(directory, exist_ok=True)
+        with open(path + ".tmp", "w") as handle:
+            handle.write(_SITECUSTOMIZE)
+        os.replace(path + ".tmp", path)
+    earlier = os.environ.get("PYTHONPATH")
+    host = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_native_host.py")
+    return {**os.environ, "PYTHONPATH": directory + (os.pathsep + earlier if earlier else ""),
+            SITE_HOST_ENVIRONMENT: host}
 
 
 class NativeEngine:
@@ -116,10 +186,13 @@ class NativeEngine:
         tracer = self.target.tracer
         self._stderr = open(os.path.join(self.target.scratch, "stderr"), "wb+")
         argv = tracer.wrap(command) if tracer is not None else command
+        # A Python program's native stack is the interpreter's: its lines are told in-band, as the host tells them.
+        environment = python_sites_environment(os.path.dirname(self.target.home)) \
+            if tracer is not None and tracer.stacks and python_program(command[0]) else None
         try:
             self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=self._stderr, cwd=self.target.root, start_new_session=True,
-                                            close_fds=True)
+                                            close_fds=True, env=environment)
         except OSError as error:
             self._stderr.close()
             raise NativeEngineError(f"could not start {command[0]}: {error.strerror}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from crashsweep.engines._native import EXEC_PREFIX, NativeEngine, exec_command, host_command
+from crashsweep.engines._native import EXEC_PREFIX, NativeEngine, check_runnable, exec_command, host_command
 from crashsweep.engines._user import engine_file
 from crashsweep.engines.errors import EngineError
 
@@ -46,7 +46,7 @@ def native_adapters(journal_mode, synchronous_level, parse_bool) -> dict:
 def exec_adapter(name: str):
     """`exec:COMMAND`: any program speaking the native line protocol, `{dir}` in COMMAND its store directory."""
     from crashsweep.engines._registry import EngineAdapter
-    exec_command(name, "/")          # a malformed command is one line now, not in every state
+    check_runnable(name)          # a malformed command or a missing program is one line now, not every state
 
     def open_engine(target, options: dict, events: list) -> NativeEngine:
         return NativeEngine(target, exec_command(name, target.root), events)

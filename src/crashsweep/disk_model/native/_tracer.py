@@ -79,9 +79,9 @@ class Tracer:
 
     def wrap(self, command: list[str]) -> list[str]:
         """The engine's command run under strace (its tracees share strace's process group). A program that is
-        a Python interpreter gets no stacks: its frames are the interpreter's, and walking them for each of the
-        thousand calls of its start-up costs seconds."""
-        return strace_command(self.trace_file, self.stacks and not _interpreter(command[0])) + ["--", *command]
+        Python program gets no native stacks: its frames are the interpreter's, and walking them for each of the
+        thousand calls of its start-up costs seconds (its lines come in-band instead: `python_sites_environment`)."""
+        return strace_command(self.trace_file, self.stacks and not python_program(command[0])) + ["--", *command]
 
     def attach(self, pid: int, native_stacks: bool = True) -> None:
         """Trace the running process `pid` (every thread, and what it starts) from now on; returns once strace
@@ -142,11 +142,18 @@ class Tracer:
         return recorder.replay(calls)
 
 
-def _interpreter(program: str) -> bool:
-    """Whether `program` (as a command names it) is a Python interpreter."""
+def python_program(program: str) -> bool:
+    """Whether `program` (as a command names it) is a Python interpreter, or a script whose `#!` line runs one."""
     found = shutil.which(program) or program
     names = {os.path.basename(found), os.path.basename(os.path.realpath(found))}
-    return any(re.fullmatch(r"(python|pypy)[0-9.]*", name) for name in names)
+    if any(re.fullmatch(r"(python|pypy)[0-9.]*", name) for name in names):
+        return True
+    try:
+        with open(found, "rb") as handle:
+            first = handle.readline(256)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and re.search(rb"[/\s](python|pypy)[0-9.]*(\s|$)", first) is not None
 
 
 def kill_tracees(strace_pid: int) -> None:
