@@ -325,7 +325,9 @@ def command_sweep(args, console: Console) -> int:
     if corpus.get("line"):
         console.print(f"crashsweep: {corpus['line']}", soft_wrap=True, highlight=False, markup=False)
         for entry in corpus.get("still_failing", [])[:10]:
-            console.print(f"  still failing: {entry['path']}: {entry['message']}", soft_wrap=True, highlight=False,
+            message = " ".join(entry["message"].split())      # one line each (an engine's stderr has many)
+            message = message if len(message) <= 200 else message[:199] + "…"
+            console.print(f"  still failing: {entry['path']}: {message}", soft_wrap=True, highlight=False,
                           markup=False)
     if summary.get("stopped_by"):
         console.print(f"crashsweep: {summary['stopped_by']}", soft_wrap=True, highlight=False, markup=False)

@@ -144,3 +144,20 @@ def test_a_python_program_is_known_by_its_interpreter_or_its_first_line(tmp_path
     assert python_program(sys.executable) and python_program("python3")
     assert [name for name in scripts if python_program(str(tmp_path / name))] == ["env.py", "direct", "split"]
     assert not python_program("sh") and not python_program(str(tmp_path / "absent"))
+
+
+def test_a_python_program_s_death_is_told_by_its_last_traceback(tmp_path):
+    """The exception it died of (the last of a chain) and its innermost line of its own, not the library's."""
+    from crashsweep.engines._native import traceback_reported
+    library = os.path.join(os.path.dirname(json.__file__), "decoder.py")
+    engine = str(tmp_path / "kv.py")
+    text = (f'noise\nTraceback (most recent call last):\n  File "{engine}", line 3, in <module>\n    x = d["k"]\n'
+            f'KeyError: \'k\'\n\nDuring handling of the above exception, another exception occurred:\n\n'
+            f'Traceback (most recent call last):\n  File "{engine}", line 9, in <module>\n    load()\n'
+            f'  File "{engine}", line 5, in load\n    json.loads(text)\n  File "{library}", line 355, in raw_decode\n'
+            f'    raise JSONDecodeError("Expecting value", s, err.value) from None\n'
+            f'json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)\n')
+    kind, site = traceback_reported(text)
+    assert kind == "JSONDecodeError" and site.endswith("kv.py:5"), (kind, site)
+    assert traceback_reported("segmentation fault\n") is None
+    assert traceback_reported("Traceback (most recent call last):\n") is None          # cut off: no exception line

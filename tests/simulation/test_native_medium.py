@@ -228,7 +228,7 @@ def test_an_exec_python_program_is_run_from_where_you_are_and_named_by_its_own_l
     (user_site / "sitecustomize.py").write_text("import builtins\nbuiltins.USER_SITE_RAN = True\n")
     environment = {**os.environ, "PYTHONPATH": str(user_site)}
     done = subprocess.run([sys.executable, "-m", "crashsweep", "sweep", "--engine", f"exec:{command}", "--ops", "4",
-                           "--crash-depth", "0", "--budget-states", "40", "--minimize", "0", "--no-corpus",
+                           "--crash-depth", "0", "--budget-states", "60", "--minimize", "0", "--no-corpus",
                            "--quiet", "--out", "report"], capture_output=True, text=True, cwd=tmp_path,
                           env=environment, timeout=600)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -236,7 +236,9 @@ def test_an_exec_python_program_is_run_from_where_you_are_and_named_by_its_own_l
     kinds = _kinds_of(summary)
     assert "lost-synced-data" in kinds and "engine-error" not in kinds, summary["classes"]
     lines = {line for entry in summary["classes"] for line in re.findall(r"kv\.py:\d+", entry["title"])}
-    assert lines and lines <= {"kv.py:7", "kv.py:8", "kv.py:9"}, [entry["title"] for entry in summary["classes"]]
+    assert lines and lines <= {"kv.py:7", "kv.py:8", "kv.py:9", "kv.py:19"}, [entry["title"] for entry in summary["classes"]]
+    # It died of an exception: the class names the exception and the line, from the traceback on its stderr.
+    assert "recovery-error: JSONDecodeError at kv.py:19" in {entry["title"] for entry in summary["classes"]}
 
 
 def _kinds_of(summary) -> set[str]:

@@ -132,3 +132,11 @@ def raising_site(traceback: TracebackType | None) -> str:
         return _pick(reversed(frames))
     except Exception:    # noqa: BLE001
         return UNKNOWN_SITE
+
+
+def pick_site(frames) -> str:
+    """file:line of the innermost engine frame of `(filename, line)` pairs given innermost first, or ""."""
+    try:
+        return _pick(frames)
+    except Exception:    # noqa: BLE001
+        return UNKNOWN_SITE

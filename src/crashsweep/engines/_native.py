@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import shlex
 import shutil
@@ -35,6 +36,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from crashsweep.disk_model import _sites
 from crashsweep.disk_model._sites import shown_path
 from crashsweep.disk_model.native._tracer import python_program
 from crashsweep.engines.errors import EngineError
@@ -90,6 +92,29 @@ def exec_command(name: str, directory: str) -> list[str]:
             word = os.path.abspath(word)
         resolved.append(word.replace("{dir}", directory))
     return resolved
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+_TRACEBACK_FRAME = re.compile(r'^  File "(.+)", line (\d+), in ', re.MULTILINE)
+_EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(:|$)")
+
+
+def traceback_reported(text: str) -> tuple[str, str] | None:
+    """(type, site) of the exception a Python program died of, from the last traceback on its stderr: the
+    exception's own type and its innermost engine line (the in-process model's rule), as a native host
+    reports an engine's exception. None when the text holds no complete traceback."""
+    start = text.rfind(_TRACEBACK)
+    if start < 0:
+        return None
+    block = text[start + len(_TRACEBACK):]
+    frames = [(match.group(1), int(match.group(2))) for match in _TRACEBACK_FRAME.finditer(block)]
+    for line in block.splitlines():
+        if line and not line.startswith(" "):
+            match = _EXCEPTION_LINE.match(line)
+            if match is None or not frames:
+                return None
+            return match.group(1).rpartition(".")[2], _sites.pick_site(reversed(frames))
+    return None
 
 
 def check_runnable(name: str) -> None:
@@ -302,7 +327,7 @@ class NativeEngine:
         line = self._read_line(word, timeout_s)
         if line is None:
             self.process.wait()
-            raise NativeEngineError(self._death())
+            raise NativeEngineError(self._death(), traceback_reported(self._stderr_text()))
         self.busy = False
         return line.decode("utf-8", "replace")
 
@@ -343,15 +368,19 @@ class NativeEngine:
         return f"the engine process {how}{self.stderr_tail()}"
 
     def stderr_tail(self) -> str:
+        text = self._stderr_text()
+        return f"; its stderr ends: {self._in_engine_terms(text)[-500:]}" if text else ""
+
+    def _stderr_text(self) -> str:
+        """The last STDERR_BYTES_MAX bytes the engine wrote to stderr in this state."""
         try:
             self._stderr.flush()
             self._stderr.seek(0, os.SEEK_END)
             size = self._stderr.tell()
             self._stderr.seek(max(getattr(self, "_stderr_from", 0), size - STDERR_BYTES_MAX))
-            text = self._stderr.read().decode("utf-8", "replace").strip()
+            return self._stderr.read().decode("utf-8", "replace").strip()
         except (OSError, ValueError):
             return ""
-        return f"; its stderr ends: {self._in_engine_terms(text)[-500:]}" if text else ""
 
     # One by one, an operation has happened when it returns (a crash after it must find its I/O in the trace);
     # `run_ops` pipelines a sequence and returns once every answer is read.
