@@ -163,3 +163,18 @@ def test_a_wrong_value_is_described_by_where_it_differs_not_by_a_prefix():
     assert "same length (151 bytes)" in text and "first difference at byte 100" in text
     assert "[41]" in text and "[42]" in text
     assert "expected 3 bytes, got 2" in value_difference("hex:000102", "hex:0001")
+
+
+def test_the_axis_labels_of_the_coverage_chart_never_overlap():
+    """One tick per operation the points belong to, but a label that would be drawn over the one before it is
+    left out ("open" and "0" one bar apart were unreadable)."""
+    from crashsweep.reports._html import TICK_CHAR_PX, timeline
+    per_point = [{"point": 0, "op": -1}] + [{"point": point, "op": point - 1} for point in range(1, 40)]
+    ticks = timeline([], per_point)["ticks"]
+    assert ticks[0]["label"] == "open" and len(ticks) > 3
+    edges = [(tick["x"], tick["x"] + len(tick["label"]) * TICK_CHAR_PX) if index == 0 else
+             (tick["x"] - len(tick["label"]) * TICK_CHAR_PX / 2, tick["x"] + len(tick["label"]) * TICK_CHAR_PX / 2)
+             for index, tick in enumerate(ticks)]
+    assert all(left >= right for (_, right), (left, _) in zip(edges, edges[1:])), edges
+    wide = timeline([], [{"point": point, "op": point * 10} for point in range(5)])["ticks"]
+    assert [tick["label"] for tick in wide] == ["0", "10", "20", "30", "40"]       # room for all: all drawn

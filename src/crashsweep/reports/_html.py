@@ -72,8 +72,24 @@ def timeline(results: list[dict], per_point: list[dict]) -> dict:
             ticks.append({"x": x_index * width_px, "label": "open" if op < 0 else str(op)})
             last_op = op
     step = max(1, len(ticks) // TICKS_MAX + (1 if len(ticks) % TICKS_MAX else 0))
-    return {"points_list": points_list, "ticks": ticks[::step], "width": len(points) * width_px,
+    return {"points_list": points_list, "ticks": _apart(ticks[::step]), "width": len(points) * width_px,
             "points": len(points)}
+
+
+TICK_CHAR_PX = 5.0     # a character of the axis's 8 px labels, about
+
+
+def _apart(ticks: list[dict]) -> list[dict]:
+    """The ticks whose labels do not overlap the label before them (the first is drawn from its x, the others
+    centred on theirs): "open" and "0" one bar apart were drawn over each other."""
+    kept, right = [], float("-inf")
+    for index, tick in enumerate(ticks):
+        half = len(tick["label"]) * TICK_CHAR_PX / 2
+        left = tick["x"] if index == 0 else tick["x"] - half
+        if left >= right + 2:
+            kept.append(tick)
+            right = tick["x"] + (2 * half if index == 0 else half)
+    return kept
 
 
 FAULT_KINDS = (("crash", "clean crash (every pending write landed, or none pending)"),
