@@ -188,6 +188,39 @@ def test_workers_without_a_dotted_module_engine_are_refused_in_one_line(tmp_path
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+PROGRAM = """#!/usr/bin/env python3
+import json, os, sys
+path = os.path.join(sys.argv[1], "data.json")
+data = json.load(open(path)) if os.path.exists(path) else {}
+for line in sys.stdin:
+    words = line.split()
+    if words[0] in ("put", "delete"):
+        data.update({words[1]: words[2]}) if words[0] == "put" else data.pop(words[1], None)
+        with open(path + ".tmp", "w") as handle:
+            json.dump(data, handle)
+        os.rename(path + ".tmp", path)           # no fsync: a crash may lose it
+    answer = {"open": "ok items", "get": "value " + data.get(words[-1], "") if words[-1] in data else "none",
+              "items": "items " + " ".join(f"{k}:{v}" for k, v in data.items())}.get(words[0], "ok")
+    sys.stdout.write(answer + "\\n"); sys.stdout.flush()
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
+def test_an_exec_program_named_by_a_relative_path_runs_on_workers_elsewhere(tmp_path, cluster):
+    """The workers run in another directory: `./kv.py` means the client's ./kv.py, and the results are the
+    local ones state by state."""
+    (tmp_path / "kv.py").write_text(PROGRAM)
+    (tmp_path / "kv.py").chmod(0o755)
+    runs = {}
+    for name, executor in (("local", ("--jobs", "2")), ("dask", ("--executor", "dask", "--scheduler", cluster.address))):
+        runs[name] = subprocess.run([sys.executable, "-m", "crashsweep", "sweep", "--engine", "exec:./kv.py {dir}",
+                                     "--ops", "4", "--crash-depth", "0", "--budget-states", "30", "--minimize", "0",
+                                     "--no-corpus", "--quiet", "--out", name, *executor], cwd=tmp_path,
+                                    capture_output=True, text=True, timeout=300)
+    assert runs["local"].returncode == runs["dask"].returncode == 1, runs["dask"].stderr
+    _same_results(tmp_path / "local", tmp_path / "dask")
+
+
 @pytest.mark.parametrize("arguments, message", [
     (("--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
     (("--scheduler", "tcp://127.0.0.1:9"), "--scheduler names a Dask scheduler: use it with --executor dask"),

@@ -42,7 +42,8 @@ from crashsweep.crash_explorer._profiles import profile_description, remember_de
 from crashsweep.crash_explorer._recording import recording_from_data
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._unit_host import UnitHost
-from crashsweep.crash_explorer._shipping import ShippingError, engine_bundle, materialize, module_problem
+from crashsweep.crash_explorer._shipping import (ShippingError, engine_bundle, materialize, module_problem,
+                                                program_setup)
 from crashsweep.crash_explorer.errors import EngineBypass, ExplorerError
 
 IN_FLIGHT_PER_THREAD = 4
@@ -83,11 +84,11 @@ def source_digest() -> str:
     return _source_digest[0]
 
 
-def worker_facts(engine: str) -> dict:
+def worker_facts(engine: str, program: dict | None = None) -> dict:
     """What a Dask worker runs (asked on every worker before a sweep)."""
     from crashsweep import __version__
     return {"crashsweep": __version__, "source": source_digest(), "python": list(sys.version_info[:2]),
-            "engine_problem": module_problem(engine)}
+            "engine_problem": module_problem(engine, program)}
 
 
 # Kept unit hosts of this Dask worker process, by their settings, each lent to one task at a time.
@@ -98,15 +99,16 @@ _kept_lock = threading.Lock()
 def run_unit_task(unit: dict, spec_json: dict, settings: dict) -> dict:
     """Runs on a Dask worker: the unit's results (`{"results": [...]}`), or `{"bypass": text}`. A unit host that
     died (its engine killed it) fails the task, which the client then submits again."""
-    bundle = settings.get("bundle")
-    key = (settings["state_timeout_s"], settings["memory_limit_bytes"], bundle["digest"] if bundle else None)
+    bundle, program = settings.get("bundle"), settings.get("program")
+    key = (settings["state_timeout_s"], settings["memory_limit_bytes"], bundle["digest"] if bundle else None,
+           program["exec_base"] if program else None)
     with _kept_lock:
         idle = _kept.setdefault(key, [])
         host = idle.pop() if idle else None
     if host is None:
         host = UnitHost({"state_timeout_s": settings["state_timeout_s"],
                          "memory_limit_bytes": settings["memory_limit_bytes"],
-                         "setup": materialize(bundle) if bundle else None})
+                         "setup": materialize(bundle) if bundle else program})
     reply = host.run(dict(unit, spec=spec_json))
     with _kept_lock:
         _kept[key].append(host)
@@ -161,7 +163,7 @@ class DaskExecutor:
             where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
             raise DaskUnavailable(f"cannot reach {where}: {error}") from None
         self.settings = {"state_timeout_s": state_timeout_s, "memory_limit_bytes": memory_limit_bytes,
-                         "bundle": bundle}
+                         "bundle": bundle, "program": program_setup(engine)}
         self._check_workers(engine, scheduler)
 
     def _check_workers(self, engine: str, scheduler: str | None) -> None:
@@ -173,7 +175,7 @@ class DaskExecutor:
             raise DaskUnavailable(f"the Dask scheduler at {scheduler} has no workers (start some: dask worker "
                                   f"{scheduler})") from None
         mine = worker_facts("")
-        for address, facts in sorted(self.client.run(worker_facts, engine).items()):
+        for address, facts in sorted(self.client.run(worker_facts, engine, self.settings["program"]).items()):
             problem = None
             if facts["python"] != mine["python"]:
                 problem = f"runs Python {'.'.join(map(str, facts['python']))}, this machine " \
@@ -181,6 +183,8 @@ class DaskExecutor:
             elif facts["source"] != mine["source"]:
                 problem = (f"runs a different crashsweep ({facts['crashsweep']}, source {facts['source']}; here "
                            f"{mine['crashsweep']}, source {mine['source']}): install the same one on the workers")
+            elif facts["engine_problem"] and self.settings["program"]:
+                problem = f"cannot run the engine: {facts['engine_problem']} (the workers run it from the same path)"
             elif facts["engine_problem"]:
                 problem = f"cannot load the engine: {facts['engine_problem']} (install it on the workers)"
             if problem:

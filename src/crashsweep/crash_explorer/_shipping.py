@@ -23,7 +23,8 @@ import subprocess
 import sys
 import tempfile
 
-from crashsweep.disk_model._sites import shown_path, show_file_as
+from crashsweep.disk_model._sites import show_file_as, show_relative_to, shown_path
+from crashsweep.engines._native import EXEC_PREFIX
 from crashsweep.engines._user import is_user_engine_name, redirect_module_file
 
 SHIPPED_FILES_MAX = 64
@@ -89,10 +90,22 @@ def _made(root: str) -> str:
     return root
 
 
+def program_setup(engine: str) -> dict | None:
+    """An `exec:` program is not shipped: the workers run it from the same path, its command's relative paths
+    taken from the client's directory (`_native.exec_command`)."""
+    return {"exec_base": os.getcwd()} if engine_bundle_kind(engine) == "program" else None
+
+
 def install(setup: dict | None) -> None:
     """In a process that will run the engine: load `setup["module"]` from the shipped copy, name its files as
-    the user's machine does, and let the engine import its helpers."""
+    the user's machine does, and let the engine import its helpers (a program's setup: where its command's
+    relative paths start)."""
     if not setup:
+        return
+    if "exec_base" in setup:
+        from crashsweep.engines._native import set_exec_base
+        set_exec_base(setup["exec_base"])
+        show_relative_to(setup["exec_base"])       # its lines read as on the user's machine
         return
     redirect_module_file(setup["module"], setup["file"])
     for local, shown in setup["shown"].items():
@@ -101,9 +114,19 @@ def install(setup: dict | None) -> None:
         sys.path.append(setup["directory"])
 
 
-def module_problem(engine: str) -> str | None:
-    """Why this machine cannot load a dotted-module engine (None: it can, or it is not one), found in a child
-    process. Example: `module_problem("mypkg.store:Store")` -> "no module named 'mypkg'"."""
+def module_problem(engine: str, setup: dict | None = None) -> str | None:
+    """Why this machine cannot load a dotted-module engine or run an `exec:` program (`setup`: its
+    `program_setup`) — None: it can, or it is neither — found in a child process for a module.
+    Example: `module_problem("mypkg.store:Store")` -> "no module named 'mypkg'"."""
+    if engine_bundle_kind(engine) == "program":
+        from crashsweep.engines._native import check_runnable
+        from crashsweep.engines.errors import EngineError
+        install(setup)
+        try:
+            check_runnable(engine)
+        except EngineError as error:
+            return str(error).partition(": ")[2]
+        return None
     if engine_bundle_kind(engine) != "module":
         return None
     module_text = engine.rpartition(":")[0]
@@ -124,7 +147,10 @@ def module_problem(engine: str) -> str | None:
 
 
 def engine_bundle_kind(engine: str) -> str:
-    """"file" (a .py path, shipped), "module" (dotted, must be installed) or "builtin"."""
+    """"file" (a .py path, shipped), "module" (dotted, must be installed), "program" (`exec:`, must be at the
+    same path) or "builtin"."""
+    if engine.startswith(EXEC_PREFIX):
+        return "program"
     if not is_user_engine_name(engine):
         return "builtin"
     module_text = engine.rpartition(":")[0]

@@ -64,6 +64,14 @@ def show_file_as(filename: str, shown: str) -> None:
     _CATEGORY.pop(filename, None)
 
 
+_USER_DIRECTORY: list[str] = []     # the user's current directory, where it is not this process's (a Dask worker)
+
+
+def show_relative_to(directory: str) -> None:
+    """Name files relative to `directory`, the user's current directory on the machine that started the sweep."""
+    _USER_DIRECTORY[:] = [directory]
+
+
 def shown_path(filename: str) -> str:
     """A file name as a user would look it up: relative to the current directory, site-packages, the standard
     library or crashsweep's package."""
@@ -77,7 +85,7 @@ def shown_path(filename: str) -> str:
     if filename.startswith(_STDLIB):
         return filename[len(_STDLIB):]
     try:
-        relative = os.path.relpath(filename)
+        relative = os.path.relpath(filename, _USER_DIRECTORY[0] if _USER_DIRECTORY else os.curdir)
     except ValueError:
         return filename
     return relative if not relative.startswith("..") else filename

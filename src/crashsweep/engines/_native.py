@@ -85,13 +85,27 @@ def exec_command(name: str, directory: str) -> list[str]:
         raise EngineError(f"--engine {name!r}: {error}") from None
     if not words:
         raise EngineError(f"--engine {name!r}: no command after exec:")
+    base = exec_base()
     resolved = []
     for index, word in enumerate(words):
         if "{dir}" not in word and not os.path.isabs(word) and not word.startswith("-") \
-                and ((index == 0 and os.sep in word) or (index > 0 and os.path.exists(word))):
-            word = os.path.abspath(word)
+                and ((index == 0 and os.sep in word) or (index > 0 and os.path.exists(os.path.join(base, word)))):
+            word = os.path.normpath(os.path.join(base, word))
         resolved.append(word.replace("{dir}", directory))
     return resolved
+
+
+_exec_base: list[str] = []       # where relative paths of an `exec:` command start: the user's directory
+
+
+def exec_base() -> str:
+    """The directory relative paths of an `exec:` command are taken from: the one crashsweep runs in, or on a
+    Dask worker the client's (`set_exec_base`)."""
+    return _exec_base[0] if _exec_base else os.getcwd()
+
+
+def set_exec_base(directory: str) -> None:
+    _exec_base[:] = [directory]
 
 
 _TRACEBACK = "Traceback (most recent call last):"
@@ -122,7 +136,7 @@ def check_runnable(name: str) -> None:
     program = exec_command(name, "/")[0]
     found = program if os.sep in program else shutil.which(program)
     if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
-        where = f" (relative paths are taken from {os.getcwd()})" if os.sep in program else " (not on PATH)"
+        where = f" (relative paths are taken from {exec_base()})" if os.sep in program else " (not on PATH)"
         raise EngineError(f"--engine {name!r}: {program} is not an executable program{where}")
 
 
