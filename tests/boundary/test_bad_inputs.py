@@ -149,6 +149,10 @@ def test_a_trace_never_imports_the_engine_it_names(tmp_path, capsys, monkeypatch
     trace["spec"]["engine"] = "evilmodule:Evil"
     file.write_text(json.dumps(trace))
     assert main(["replay", str(file)]) == 2 and not marker.exists()
+    trace["spec"]["engine"] = f"exec:touch {marker} {{dir}}"      # a program runs anything, wherever it lies
+    file.write_text(json.dumps(trace))
+    assert main(["replay", str(file)]) == 2 and not marker.exists()
+    assert f"(the program 'touch {marker} {{dir}}')" in capsys.readouterr().err
     results = tmp_path / "results.jsonl"
     header = dict(sweep_files[1][0], spec=trace["spec"])
     results.write_text(json.dumps(header) + "\n")

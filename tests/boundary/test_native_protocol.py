@@ -157,7 +157,8 @@ def test_a_python_program_s_death_is_told_by_its_last_traceback(tmp_path):
             f'  File "{engine}", line 5, in load\n    json.loads(text)\n  File "{library}", line 355, in raw_decode\n'
             f'    raise JSONDecodeError("Expecting value", s, err.value) from None\n'
             f'json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)\n')
-    kind, site = traceback_reported(text)
+    kind, site, message = traceback_reported(text)
     assert kind == "JSONDecodeError" and site.endswith("kv.py:5"), (kind, site)
+    assert message == "Expecting value: line 1 column 1 (char 0)"
     assert traceback_reported("segmentation fault\n") is None
     assert traceback_reported("Traceback (most recent call last):\n") is None          # cut off: no exception line

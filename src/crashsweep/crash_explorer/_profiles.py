@@ -92,7 +92,9 @@ def allow_engine(name: str, given: str | None, directory: str | None = None) -> 
     if name in ADAPTERS or (given is not None and name == given):
         return
     module_text = name.rpartition(":")[0] if isinstance(name, str) else ""
-    if module_text.endswith(".py") or os.sep in module_text:
+    if isinstance(name, str) and name.startswith(EXEC_PREFIX):
+        where = f"the program {name[len(EXEC_PREFIX):]!r}"         # a command runs anything: never by where it lies
+    elif module_text.endswith(".py") or os.sep in module_text:
         root = os.path.realpath(directory or os.getcwd())
         path = os.path.realpath(module_text)
         if os.path.commonpath([root, path]) == root and os.path.isfile(path):

@@ -113,10 +113,11 @@ _TRACEBACK_FRAME = re.compile(r'^  File "(.+)", line (\d+), in ', re.MULTILINE)
 _EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(:|$)")
 
 
-def traceback_reported(text: str) -> tuple[str, str] | None:
-    """(type, site) of the exception a Python program died of, from the last traceback on its stderr: the
-    exception's own type and its innermost engine line (the in-process model's rule), as a native host
-    reports an engine's exception. None when the text holds no complete traceback."""
+def traceback_reported(text: str) -> tuple[str, str, str] | None:
+    """(type, site, message) of the exception a Python program died of, from the last traceback on its
+    stderr: the exception's own type, its innermost engine line (the in-process model's rule) and the first
+    line of its message, as a native host reports an engine's exception. None when the text holds no
+    complete traceback."""
     start = text.rfind(_TRACEBACK)
     if start < 0:
         return None
@@ -127,7 +128,8 @@ def traceback_reported(text: str) -> tuple[str, str] | None:
             match = _EXCEPTION_LINE.match(line)
             if match is None or not frames:
                 return None
-            return match.group(1).rpartition(".")[2], _sites.pick_site(reversed(frames))
+            message = line[match.end():].strip()
+            return match.group(1).rpartition(".")[2], _sites.pick_site(reversed(frames)), message
     return None
 
 
@@ -341,7 +343,11 @@ class NativeEngine:
         line = self._read_line(word, timeout_s)
         if line is None:
             self.process.wait()
-            raise NativeEngineError(self._death(), traceback_reported(self._stderr_text()))
+            raised = traceback_reported(self._stderr_text())
+            if raised is None:
+                raise NativeEngineError(self._death())
+            kind, site, message = raised      # a Python program's exception, in its own terms, as a host tells one
+            raise NativeEngineError(self._in_engine_terms(f"{message} ({self._death(tail=False)})"), (kind, site))
         self.busy = False
         return line.decode("utf-8", "replace")
 
@@ -375,11 +381,11 @@ class NativeEngine:
         self._send(request, expected=())
         return self._settle(timeout_s)
 
-    def _death(self) -> str:
+    def _death(self, tail: bool = True) -> str:
         code = self.process.poll()
         how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else \
             f"exited with code {code}"
-        return f"the engine process {how}{self.stderr_tail()}"
+        return f"the engine process {how}{self.stderr_tail() if tail else ''}"
 
     def stderr_tail(self) -> str:
         text = self._stderr_text()
