@@ -17,7 +17,7 @@ from crashsweep.crash_explorer import load_trace, write_trace
 from crashsweep.crash_explorer._explain import render
 from crashsweep.crash_explorer._io_view import call_line, io_calls
 from crashsweep.crash_explorer._minimize import explain_contained, minimize_contained
-from crashsweep.crash_explorer._profiles import allow_engine, engine_profile
+from crashsweep.crash_explorer._profiles import allow_engine, engine_flag, engine_profile
 from crashsweep.crash_explorer._recheck import FIXED, REPRODUCED, check_trace, recheck_trace_name
 from crashsweep.crash_explorer._recording import new_recording_differs, record_contained
 from crashsweep.crash_explorer._replay import replay_contained
@@ -130,7 +130,7 @@ def command_minimize(args, console: Console) -> int:
     _say(console, f"crashsweep: minimized {trace['violation']['kind']}: {info['ops_before']} → {info['ops_after']} "
                   f"ops, {info['landed_writes_before']} → {info['landed_writes_after']} landed writes "
                   f"({info['candidates_tried']} candidates, {info['seconds']:.1f} s); wrote {out}; "
-                  f"replay with: crashsweep replay {out}")
+                  f"replay with: crashsweep replay {out}{engine_flag(spec.engine)}")
     return EXIT_OK
 
 

@@ -19,6 +19,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 
+from crashsweep.crash_explorer._profiles import engine_flag
 from crashsweep.engines import DEFAULT_ENGINE
 
 FAILURE_CLASSES_LISTED_MAX = 10
@@ -42,7 +43,7 @@ class SweepOutcome:
         return self.summary["violations"]
 
     def replay_command(self, trace: str) -> str:
-        return f"crashsweep replay {shlex.quote(trace)}"
+        return f"crashsweep replay {shlex.quote(trace)}{engine_flag(self.summary['engine'])}"
 
     def failure_message(self) -> str:
         """Readable text for a failed test: each failure class with its explanation, trace and replay command."""
@@ -54,7 +55,7 @@ class SweepOutcome:
             trace = os.path.join(self.out_dir, entry.get("minimized") or entry["trace"])
             lines.append(f"class {number}: {entry['title']} — {entry['states']:,} state(s)")
             lines += [f"    {line}" for line in entry.get("why", [])]
-            lines.append(f"    explain: crashsweep explain {shlex.quote(trace)}")
+            lines.append(f"    explain: crashsweep explain {shlex.quote(trace)}{engine_flag(summary['engine'])}")
             lines.append(f"    replay: {self.replay_command(trace)}")
         if len(classes) > FAILURE_CLASSES_LISTED_MAX:
             lines.append(f"... and {len(classes) - FAILURE_CLASSES_LISTED_MAX} more class(es) in "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -239,6 +240,14 @@ def test_an_exec_python_program_is_run_from_where_you_are_and_named_by_its_own_l
     assert lines and lines <= {"kv.py:7", "kv.py:8", "kv.py:9", "kv.py:19"}, [entry["title"] for entry in summary["classes"]]
     # It died of an exception: the class names the exception and the line, from the traceback on its stderr.
     assert "recovery-error: JSONDecodeError at kv.py:19" in {entry["title"] for entry in summary["classes"]}
+    # Every printed replay command works as printed: a program runs only when named, so the command names it.
+    junit = (tmp_path / "report" / "junit.xml").read_text()
+    replay = re.search(r"replay: (crashsweep replay .*)", junit).group(1).replace("&apos;", "'")
+    assert f"--engine 'exec:{command}'" in replay and f"--engine 'exec:{command}'" in \
+        (tmp_path / "report" / "index.html").read_text().replace("&#39;", "'")
+    replayed = subprocess.run([sys.executable, "-m", *shlex.split(replay)], capture_output=True, text=True,
+                              cwd=tmp_path, env=environment, timeout=300)
+    assert replayed.returncode == 1 and "reproduced" in replayed.stdout + replayed.stderr, replayed.stderr
 
 
 def _kinds_of(summary) -> set[str]:

@@ -82,6 +82,17 @@ def _checked(name: str, described) -> dict:
     return described
 
 
+def engine_flag(name: str) -> str:
+    """What a printed `crashsweep replay|explain|minimize TRACE` command needs for the trace's engine to run:
+    "" when `allow_engine` allows it unnamed (built-in, or a .py file under the current directory), else
+    " --engine NAME" (an `exec:` program, a module, a file elsewhere): a printed command always works."""
+    try:
+        allow_engine(name, None)
+    except EngineError:
+        return f" --engine {shlex.quote(name)}"
+    return ""
+
+
 def allow_engine(name: str, given: str | None, directory: str | None = None) -> None:
     """May a trace's or results file's engine `name` be run? Raises EngineError (one line, exit 2) if not.
 

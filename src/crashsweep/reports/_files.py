@@ -11,6 +11,7 @@ import json
 import os
 import xml.etree.ElementTree as ElementTree
 
+from crashsweep.crash_explorer._profiles import engine_flag
 from crashsweep.reports._text import xml_safe
 
 
@@ -32,6 +33,7 @@ def write_junit(out_dir: str, summary: dict) -> str:
     """One failing test case per failure class (with its state count, explanation and replay command), and one
     test case for the sweep as a whole, which passes when no state violated."""
     classes = summary.get("classes", [])
+    flag = engine_flag(summary["engine"])
     suite = ElementTree.Element("testsuite", name=f"crashsweep {summary['engine']} {summary['scenario']}",
                                 tests=str(len(classes) + 1), failures=str(len(classes)),
                                 time=str(summary.get("elapsed_s", 0)))
@@ -45,7 +47,8 @@ def write_junit(out_dir: str, summary: dict) -> str:
         detail = f"{entry['detail']}\n" if entry.get("detail") else ""
         failure.text = (f"{entry['title']}\n{entry['states']:,} state(s) of this class; its trace: state "
                         f"{entry['first_state']}\n{detail}" + (f"why:\n{why}" if why else "")
-                        + f"replay: crashsweep replay {out_dir}/{trace}\nexplain: crashsweep explain {out_dir}/{trace}\n")
+                        + f"replay: crashsweep replay {out_dir}/{trace}{flag}\n"
+                          f"explain: crashsweep explain {out_dir}/{trace}{flag}\n")
     whole = ElementTree.SubElement(suite, "testcase", classname=f"crashsweep.{summary['engine']}",
                                    name=f"sweep: {summary['distinct_states']:,} distinct states")
     ElementTree.SubElement(whole, "system-out").text = (
