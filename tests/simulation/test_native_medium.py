@@ -252,3 +252,15 @@ def test_an_exec_python_program_is_run_from_where_you_are_and_named_by_its_own_l
 
 def _kinds_of(summary) -> set[str]:
     return {entry["kind"] for entry in summary["classes"]}
+
+
+def test_kept_hosts_are_never_taken_for_an_engine_s_leftover_processes(tmp_path):
+    """A state crashed again holds its kept host while its nested states use a second one; both go back to the
+    pool. (One was forgotten alive, and the worker then killed it as a process the engine had left behind:
+    a false warning on every such state, and a host started anew for each.)"""
+    outcome = api.sweep(f"{FS_ENGINES}:RenameWithoutFsync", out=str(tmp_path / "report"), medium="native", ops=6,
+                        crash_depth=1, budget_states=40, minimize=0)
+    assert outcome.summary["nested_states"] > 0, outcome.summary
+    results = (tmp_path / "report" / "results.jsonl").read_text().splitlines()[1:]
+    assert not [line for line in results if json.loads(line).get("leftovers")]
+    assert not any("left processes" in warning for warning in outcome.summary.get("warnings", []))

@@ -52,6 +52,7 @@ READ_CHUNK_BYTES = 1 << 16
 PIPELINED_MAX = 64             # answers outstanding before they are read
 PIPELINED_BYTES_MAX = 4096     # request bytes outstanding: less than any pipe holds
 GET_MANY_KEYS_MAX = 4096       # keys per `getmany` request (one answer line each)
+POOLED_PER_ENGINE_MAX = 4      # idle kept hosts per engine and options (one per crash depth in use, at most)
 
 
 class NativeEngineError(Exception):
@@ -245,7 +246,8 @@ class NativeEngine:
         its engine once, at its start; a traced state attaches strace to it now, and detaches when sealed
         (an interpreter's start-up is thousands of calls that are no part of the engine's I/O)."""
         key = (command[4], command[6])          # host_command: [python, -B, -m, host, ENGINE, DIR, OPTIONS]
-        host = _pool.pop(key, None)
+        idle = _pool.get(key)
+        host = idle.pop() if idle else None
         if host is None or host.process.poll() is not None:
             if host is not None:
                 host.kill()
@@ -561,8 +563,10 @@ class NativeEngine:
             if not self.busy and self.process.poll() is None:
                 try:
                     self._send("drop", expected=())
-                    if self._settle(DROP_TIMEOUT_S, judged=False) == "ok" and not self._inbox:
-                        _pool[key] = host
+                    idle = _pool.setdefault(key, [])
+                    if self._settle(DROP_TIMEOUT_S, judged=False) == "ok" and not self._inbox \
+                            and len(idle) < POOLED_PER_ENGINE_MAX:
+                        idle.append(host)
                         return
                 except (NativeEngineError, OSError):
                     pass
@@ -577,7 +581,7 @@ class NativeEngine:
         self.process.wait()
 
     def release(self) -> None:
-        if self.pooled is not None or any(host.process is self.process for host in _pool.values()):
+        if self.pooled is not None or any(host.process is self.process for idle in _pool.values() for host in idle):
             return                               # the pool keeps its host's streams
         for stream in (self.process.stdin, self.process.stdout, self._stderr):
             try:
@@ -615,15 +619,19 @@ class _PooledHost:
                 pass
 
 
-_pool: dict[tuple, _PooledHost] = {}
+# Idle kept hosts by engine and options. A state whose recovery is crashed again holds its host while its
+# nested states use another: every host that served is kept (up to POOLED_PER_ENGINE_MAX) or killed, never
+# forgotten alive (a forgotten host was an engine's "leftover process" to the worker).
+_pool: dict[tuple, list[_PooledHost]] = {}
 
 
 def pooled_hosts() -> set[int]:
     """The pids of kept hosts: crashsweep's own processes, not an engine's leftovers."""
-    return {host.process.pid for host in _pool.values()}
+    return {host.process.pid for idle in _pool.values() for host in idle}
 
 
 def close_pool() -> None:
     """Kill every kept host (a worker's end)."""
     while _pool:
-        _pool.popitem()[1].kill()
+        for host in _pool.popitem()[1]:
+            host.kill()
