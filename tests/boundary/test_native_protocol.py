@@ -106,6 +106,9 @@ def test_a_misbehaving_program_is_a_finding_never_a_harness_failure(tmp_path, en
     details = (tmp_path / "report" / "results.jsonl").read_text()
     if outcome is not None:
         assert outcome in details
+    if mode == "die-on-put":        # the class says how the program ended, not crashsweep's exception type
+        titles = [entry["title"] for entry in summary["classes"]]
+        assert titles and all(title.endswith("exited with code 7") for title in titles), titles
     if mode == "wrong-then-die":
         # Pipelined, the engine's death after its wrong answer is read later: the wrong read came first and
         # is the finding, exactly as one request at a time.

@@ -351,6 +351,8 @@ def raised_by(error: BaseException) -> str:
     An engine in a process of its own that said which exception it raised, and where, is named by that."""
     if isinstance(error, NativeEngineError) and error.reported is not None:
         kind, site = error.reported
+    elif isinstance(error, NativeEngineError) and error.death is not None:
+        kind, site = error.death, ""          # "killed by SIGSEGV": how the engine's process ended
     else:
         kind, site = type(error).__name__, raising_site(error.__traceback__)
     return cap_text(f"{kind} at {site}" if site else kind, 300)
@@ -360,6 +362,8 @@ def error_text(error: BaseException) -> str:
     """"Type: message" of an engine's exception (the engine's own type when a native host reported it)."""
     if isinstance(error, NativeEngineError) and error.reported is not None:
         return f"{error.reported[0]}: {error}"
+    if isinstance(error, NativeEngineError) and error.death is not None:
+        return str(error)                     # "the engine process was killed by SIGSEGV; its stderr ends: ..."
     return f"{type(error).__name__}: {error}"
 
 

@@ -58,11 +58,14 @@ POOLED_PER_ENGINE_MAX = 4      # idle kept hosts per engine and options (one per
 class NativeEngineError(Exception):
     """What a native engine answered with `error`, or how its process failed (the engine's, not ours).
     `reported`: (type name, engine line) when the native host said which exception of the engine's code it was
-    and where it was raised (a finding then reads as the in-process model's: "JSONDecodeError at kv.py:36")."""
+    and where it was raised (a finding then reads as the in-process model's: "JSONDecodeError at kv.py:36").
+    `death`: how the engine's process ended, when it did without telling why ("killed by SIGSEGV",
+    "exited with code 3"): a finding names that, not this class."""
 
-    def __init__(self, text: str, reported: tuple[str, str] | None = None):
+    def __init__(self, text: str, reported: tuple[str, str] | None = None, death: str | None = None):
         super().__init__(text)
         self.reported = reported
+        self.death = death
 
 
 def encode_hex(data: bytes) -> str:
@@ -347,7 +350,7 @@ class NativeEngine:
             self.process.wait()
             raised = traceback_reported(self._stderr_text())
             if raised is None:
-                raise NativeEngineError(self._death())
+                raise NativeEngineError(self._death(), death=self._ending())
             kind, site, message = raised      # a Python program's exception, in its own terms, as a host tells one
             raise NativeEngineError(self._in_engine_terms(f"{message} ({self._death(tail=False)})"), (kind, site))
         self.busy = False
@@ -384,10 +387,18 @@ class NativeEngine:
         return self._settle(timeout_s)
 
     def _death(self, tail: bool = True) -> str:
+        return f"the engine process {'was ' if self._ending().startswith('killed') else ''}{self._ending()}" \
+            f"{self.stderr_tail() if tail else ''}"
+
+    def _ending(self) -> str:
+        """"killed by SIGSEGV" or "exited with code 3"."""
         code = self.process.poll()
-        how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else \
-            f"exited with code {code}"
-        return f"the engine process {how}{self.stderr_tail() if tail else ''}"
+        if code is not None and code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with code {code}"
 
     def stderr_tail(self) -> str:
         text = self._stderr_text()
