@@ -214,7 +214,7 @@ def test_an_exec_program_named_by_a_relative_path_runs_on_workers_elsewhere(tmp_
     runs = {}
     for name, executor in (("local", ("--jobs", "2")), ("dask", ("--executor", "dask", "--scheduler", cluster.address))):
         runs[name] = subprocess.run([sys.executable, "-m", "crashsweep", "sweep", "--engine", "exec:./kv.py {dir}",
-                                     "--ops", "4", "--crash-depth", "0", "--budget-states", "30", "--minimize", "0",
+                                     "--ops", "4", "--crash-depth", "0", "--budget-states", "16", "--minimize", "0",
                                      "--no-corpus", "--quiet", "--out", name, *executor], cwd=tmp_path,
                                     capture_output=True, text=True, timeout=300)
     assert runs["local"].returncode == runs["dask"].returncode == 1, runs["dask"].stderr

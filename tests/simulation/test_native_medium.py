@@ -215,7 +215,7 @@ for line in sys.stdin:
 '''
 
 
-@pytest.mark.parametrize("command", ["python3 kv.py {dir}", "./kv.py {dir}"])
+@pytest.mark.parametrize("command", ["python3 kv.py {dir}", pytest.param("./kv.py {dir}", marks=pytest.mark.long)])
 def test_an_exec_python_program_is_run_from_where_you_are_and_named_by_its_own_lines(tmp_path, command):
     """The command means what it means in the user's shell (relative paths from the directory crashsweep runs
     in, though the program runs in the state's directory); a Python program, by interpreter or by `#!`, gets
