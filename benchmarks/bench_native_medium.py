@@ -1,6 +1,6 @@
 """The native medium's cost per crash state, beside materializing the state and recovering the engine by hand.
 
-Run: python benchmarks/bench_native_medium.py [--states 300] [--out benchmarks/results/native-medium.json]
+Run: python benchmarks/bench_native_medium.py [--states 300] [--repeat 3] [--out benchmarks/results/native-medium.json]
 
 Side by side in one process, over the same planned crash states of each engine (crash depth 0, the
 continuation on, as a default sweep runs them):
@@ -110,7 +110,7 @@ def _write_tree(tree, path: str) -> None:
                     handle.write(tree.content(child))
 
 
-def measure(engine: str, options: dict, states: int) -> dict:
+def measure(engine: str, options: dict, states: int, repeat: int) -> dict:
     from crashsweep import cli
     from crashsweep.crash_explorer._medium import durable_of
     from crashsweep.crash_explorer._plan import make_units, plan_states
@@ -129,31 +129,38 @@ def measure(engine: str, options: dict, states: int) -> dict:
     planned = plan_states(recording).states[:states]
     units = make_units(spec.to_json(), planned, spec_id=spec.spec_id)
     run_unit(units[0]).__next__()          # start the kept host outside the timing (once per worker)
-    started = time.perf_counter()
-    checked = sum(1 for unit in units for _ in run_unit(unit))
-    harness_s = (time.perf_counter() - started) / checked
+    harness_s = None
+    for _ in range(repeat):               # the best of `repeat` passes over the same states, on both sides
+        started = time.perf_counter()
+        checked = sum(1 for unit in units for _ in run_unit(unit))
+        seconds = (time.perf_counter() - started) / checked
+        harness_s = seconds if harness_s is None else min(harness_s, seconds)
 
     opener = _opener(engine, spec.engine_options())
     keys = sorted({op.key for op in spec.ops if op.key is not None})
     durable = durable_of(recording.context, recording.walk, recording.log, hashed=False)
     scratch = tempfile.mkdtemp(prefix="crashsweep-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    total, timed = 0.0, 0
+    trees = []
+    for state in sorted(planned, key=lambda state: recording.walk.points[state.point].durable_count):
+        point = recording.walk.points[state.point]
+        durable.advance(point.durable_count)
+        trees.append((state.state_id, durable.snapshot(durable.overlay(state.choice))))
+    best = None
     try:
-        for state in sorted(planned, key=lambda state: recording.walk.points[state.point].durable_count):
-            point = recording.walk.points[state.point]
-            durable.advance(point.durable_count)
-            tree = durable.snapshot(durable.overlay(state.choice))
-            target = os.path.join(scratch, str(state.state_id))
-            began = time.perf_counter()
-            _write_tree(tree, target)
-            try:
-                _by_hand(opener, target, keys,
-                         lambda recovered: continuation_ops(continuation_rng(spec.seed, 0, 0), recovered))
-            except Exception:   # noqa: BLE001 - a state the engine cannot recover costs what it cost
-                pass
-            total += time.perf_counter() - began
-            timed += 1
-            shutil.rmtree(target)
+        for _ in range(repeat):
+            total = 0.0
+            for state_id, tree in trees:
+                target = os.path.join(scratch, str(state_id))
+                began = time.perf_counter()
+                _write_tree(tree, target)
+                try:
+                    _by_hand(opener, target, keys,
+                             lambda recovered: continuation_ops(continuation_rng(spec.seed, 0, 0), recovered))
+                except Exception:   # noqa: BLE001 - a state the engine cannot recover costs what it cost
+                    pass
+                total += time.perf_counter() - began
+                shutil.rmtree(target)
+            best = total if best is None else min(best, total)
         began = time.perf_counter()
         workload = os.path.join(scratch, "workload")
         os.mkdir(workload)
@@ -161,7 +168,7 @@ def measure(engine: str, options: dict, states: int) -> dict:
         workload_s = time.perf_counter() - began
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    by_hand_s = total / timed
+    by_hand_s = best / len(trees)
     return {"engine": engine, "options": options, "ops": int(OPS), "states": checked,
             "crashsweep_ms_per_state": round(harness_s * 1e3, 3), "by_hand_ms_per_state": round(by_hand_s * 1e3, 3),
             "ratio": round(harness_s / by_hand_s, 2), "recording_s": round(recording_s, 3),
@@ -171,12 +178,13 @@ def measure(engine: str, options: dict, states: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--states", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3, help="passes per side; the best is kept")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "native-medium.json"))
     args = parser.parse_args()
     engines = [("leveldb", {}), ("lmdb", {}), ("sqlite-native", {}), (f"exec:{_kv_binary()} {{dir}}", {})]
     rows = []
     for engine, options in engines:
-        row = measure(engine, options, args.states)
+        row = measure(engine, options, args.states, args.repeat)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     with open(args.out, "w") as handle:
