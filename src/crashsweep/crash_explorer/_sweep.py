@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from crashsweep.crash_explorer._collector import collector_paused
 from crashsweep.crash_explorer._executor import LocalExecutor
 from crashsweep.crash_explorer._plan import Plan, approximate, make_units, plan_states
+from crashsweep.crash_explorer._profiles import engine_flag
 from crashsweep.crash_explorer._limits import default_memory_limit_bytes
 from crashsweep.crash_explorer.media import medium_of
 from crashsweep.crash_explorer._recording import encode_recorded, Recording, record_contained
@@ -253,6 +254,7 @@ def summarize_results(header: dict, results: list[dict], elapsed_s: float, compl
             coverage += f", plus {damaged:,} sampled corruption states"
     return {
         "engine": spec.engine, "options": dict(spec.options), "scenario": spec.scenario, "ops": len(spec.ops),
+        "traces_need_engine": bool(engine_flag(spec.engine)),
         "strategy": spec.strategy, "bound": spec.bound if spec.strategy == "bounded" else None,
         "samples": spec.samples if spec.strategy == "random" else None, "faults": spec.faults.describe(),
         "seed": spec.seed, "crash_depth": spec.crash_depth, "spec_id": spec.spec_id, "shard": f"{shard[0]}/{shard[1]}",

@@ -11,8 +11,7 @@ import json
 import os
 import xml.etree.ElementTree as ElementTree
 
-from crashsweep.crash_explorer._profiles import engine_flag
-from crashsweep.reports._text import xml_safe
+from crashsweep.reports._text import engine_flag, xml_safe
 
 
 def write_json_atomically(path: str, data: dict) -> None:
@@ -33,7 +32,7 @@ def write_junit(out_dir: str, summary: dict) -> str:
     """One failing test case per failure class (with its state count, explanation and replay command), and one
     test case for the sweep as a whole, which passes when no state violated."""
     classes = summary.get("classes", [])
-    flag = engine_flag(summary["engine"])
+    flag = engine_flag(summary)
     suite = ElementTree.Element("testsuite", name=f"crashsweep {summary['engine']} {summary['scenario']}",
                                 tests=str(len(classes) + 1), failures=str(len(classes)),
                                 time=str(summary.get("elapsed_s", 0)))

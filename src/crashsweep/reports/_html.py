@@ -13,8 +13,7 @@ from collections import Counter, defaultdict
 
 import jinja2
 
-from crashsweep.crash_explorer._profiles import engine_flag
-from crashsweep.reports._text import finalize
+from crashsweep.reports._text import engine_flag, finalize
 from crashsweep.reports._values import value_difference
 
 CLASSES_SHOWN_MAX = 100
@@ -145,7 +144,7 @@ def render_html(summary: dict, per_point: list[dict], results: list[dict], out_d
         by_fault=counts["by_fault"], by_point=counts["by_point"], nested=nested,
         summary=summary, per_point=per_point, timeline=timeline(results, per_point), categories=CATEGORIES,
         totals=totals, classes=classes, point_classes=point_classes, out_dir=out_dir,
-        engine_flag=engine_flag(summary["engine"]),
+        engine_flag=engine_flag(summary),
         exhausted_points=exhausted_points, bugs=bugs or {}, bug=summary.get("options", {}).get("bug"))
     path = os.path.join(out_dir, "index.html")
     temporary = path + ".tmp"

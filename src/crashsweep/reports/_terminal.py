@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from crashsweep.crash_explorer._profiles import engine_flag
+from crashsweep.reports._text import engine_flag
 
 PLAIN_PROGRESS_EVERY_STATES = 2000
 PLAIN_PROGRESS_EVERY_SECONDS = 10.0
@@ -116,7 +116,7 @@ def print_summary(summary: dict, out_dir: str, console: Console | None = None) -
         for line in entry.get("why", [])[:4]:
             console.print(f"    {escape(line)}", soft_wrap=True)
         console.print(f"    explain: crashsweep explain {escape(out_dir)}/{escape(trace)}"
-                      f"{escape(engine_flag(summary['engine']))}", soft_wrap=True)
+                      f"{escape(engine_flag(summary))}", soft_wrap=True)
     if len(classes) > CLASSES_SHOWN_MAX:
         console.print(f"… and {len(classes) - CLASSES_SHOWN_MAX} more class(es) in {out_dir}/summary.json")
     if summary.get("interrupted"):

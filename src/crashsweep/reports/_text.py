@@ -12,6 +12,7 @@ Invariant: `xml_safe(text)` contains only characters XML 1.0 allows.
 from __future__ import annotations
 
 import re
+import shlex
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -30,3 +31,9 @@ def xml_safe(text) -> str:
 def finalize(value):
     """Jinja's finalize hook: every string the template prints is made XML-safe."""
     return xml_safe(value) if isinstance(value, str) else value
+
+
+def engine_flag(summary: dict) -> str:
+    """" --engine NAME" when the printed `crashsweep replay|explain TRACE` of this sweep's traces needs the
+    engine named (summary's `traces_need_engine`: an `exec:` program, a module, a file elsewhere), else ""."""
+    return f" --engine {shlex.quote(summary['engine'])}" if summary.get("traces_need_engine") else ""
