@@ -148,3 +148,20 @@ def test_ctrl_c_keeps_results_valid_and_resume_finishes_the_same_sweep(tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["distinct_states"] == summary["distinct_states_planned"] and summary["completed"]
+
+
+def test_a_ctrl_c_that_python_loses_still_interrupts_the_sweep():
+    """Python raises a signal's KeyboardInterrupt in whatever code runs next; in a `__del__` or a weakref
+    callback it is printed and lost. The sweep asks again between results (`raise_if_interrupted`)."""
+    import signal
+    from crashsweep.crash_explorer._signals import raise_if_interrupted, sigterm_as_interrupt
+
+    class InterruptedWhileCollected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)      # the handler runs here, inside __del__: its exception is lost
+
+    with sigterm_as_interrupt(lambda: set()):
+        InterruptedWhileCollected()                  # collected at once: Python prints "Exception ignored"
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
+        raise_if_interrupted()                       # taken once: nothing more to raise

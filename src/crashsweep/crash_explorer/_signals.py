@@ -47,8 +47,34 @@ def _session_of(pid: int) -> int | None:
         return None
 
 
+# Signals delivered as interrupts and not yet acted on. Python raises a signal handler's exception in whatever
+# Python code the main thread runs next; when that is a weakref callback or a `__del__`, the exception is
+# printed ("Exception ignored in ...") and lost. The sweep asks `raise_if_interrupted` between results, so a
+# lost interrupt still stops it.
+_pending: list[int] = []
+
+
 def _raise_terminated(signum, frame):
+    _pending.append(signal.SIGTERM)
     raise Terminated()
+
+
+def _raise_interrupt(signum, frame):
+    _pending.append(signal.SIGINT)
+    raise KeyboardInterrupt()
+
+
+def raise_if_interrupted() -> None:
+    """Raise the interrupt a signal asked for if nothing acted on it yet (it was lost, see `_pending`)."""
+    if _pending:
+        signum = _pending[-1]
+        _pending.clear()
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def interrupt_taken() -> None:
+    """The interrupt was acted on: a later `raise_if_interrupted` raises only for a new one."""
+    _pending.clear()
 
 
 @contextlib.contextmanager
@@ -58,6 +84,10 @@ def sigterm_as_interrupt(engine_sessions: Callable[[], set[int]]):
         yield
         return
     previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_interrupt = signal.getsignal(signal.SIGINT)
+    if previous_interrupt is signal.default_int_handler:        # Ctrl-C as Python raises it, but remembered
+        signal.signal(signal.SIGINT, _raise_interrupt)
+    _pending.clear()
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     stop = threading.Event()
 
@@ -81,3 +111,6 @@ def sigterm_as_interrupt(engine_sessions: Callable[[], set[int]]):
         waiter.join()
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         signal.signal(signal.SIGTERM, previous_handler)
+        if previous_interrupt is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_interrupt)
+        _pending.clear()

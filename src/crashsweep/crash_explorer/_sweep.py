@@ -25,7 +25,7 @@ from crashsweep.crash_explorer._recording import encode_recorded, Recording, rec
 from crashsweep.crash_explorer._results import RESULTS_NAME, ResultsError, ResultsWriter, read_results, tally
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._manifest import Manifest
-from crashsweep.crash_explorer._signals import Terminated
+from crashsweep.crash_explorer._signals import Terminated, interrupt_taken, raise_if_interrupted
 from crashsweep.crash_explorer._classes import (
     ClassNamer, class_table, class_trace_name, compact, representative_order,
 )
@@ -148,6 +148,7 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
     planned = {state.state_id: state for state in run.plan.states}
 
     def accept(result: dict) -> None:
+        raise_if_interrupted()
         if "windows" not in result and result["state"] in planned:      # a lean result: its state gives them
             state = planned[result["state"]]
             result["choice"], result["windows"] = state.choice, [list(window) for window in state.windows]
@@ -178,10 +179,14 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
                 unit["lean"] = True         # results come back without the choices and windows sent out
                 if not options.memo:
                     unit["memo"] = False
-            stop = (lambda: time.monotonic() > deadline) if deadline is not None else (lambda: False)
+
+            def stop() -> bool:
+                raise_if_interrupted()          # an interrupt a signal asked for and Python lost (`_signals`)
+                return deadline is not None and time.monotonic() > deadline
             with executor_for(run.spec, options, executor) as opened:
                 run.completed = opened.run(units, accept, stop)
         except KeyboardInterrupt as interrupt:     # Ctrl-C, or SIGTERM from outside (Terminated)
+            interrupt_taken()
             run.interrupted = True
             run.terminated = isinstance(interrupt, Terminated)
         finally:
