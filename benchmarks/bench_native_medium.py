@@ -7,8 +7,10 @@ continuation on, as a default sweep runs them):
 - crashsweep: `run_unit` on the states — materialize the state's tree on tmpfs, the kept native host (or
   the program, for `exec:`) opens it, reads everything out over the line protocol, runs the continuation,
   and the result is checked against the reference;
-- by hand: the same tree written to tmpfs with plain `open`/`write` (timed), the engine opened on it
-  in this process (the C store: started as a program), read out, the same continuation run, closed.
+- by hand: the same tree written to tmpfs with plain `open`/`write`, the engine opened on it in this
+  process (the C store: started as a program), read out, the same continuation run, closed, and the
+  directory removed (`shutil.rmtree`) — all timed: a state's cost is its whole life on both sides
+  (crashsweep's includes removing the state's directory too; without it the states would fill tmpfs).
 Also the recording's overhead: the workload run under strace (crashsweep's recording, parsed into the
 file-system log) beside the same workload run by hand, untraced.
 """
@@ -158,8 +160,8 @@ def measure(engine: str, options: dict, states: int, repeat: int) -> dict:
                              lambda recovered: continuation_ops(continuation_rng(spec.seed, 0, 0), recovered))
                 except Exception:   # noqa: BLE001 - a state the engine cannot recover costs what it cost
                     pass
-                total += time.perf_counter() - began
                 shutil.rmtree(target)
+                total += time.perf_counter() - began
             best = total if best is None else min(best, total)
         began = time.perf_counter()
         workload = os.path.join(scratch, "workload")

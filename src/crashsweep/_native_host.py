@@ -273,19 +273,58 @@ def _unhex(text: str) -> bytes:
     return b"" if text == "-" else bytes.fromhex(text)
 
 
+def _remove_tree(path: str) -> None:
+    """Remove a state's directory the harness handed over with `drop` (plain files and directories, links
+    never followed)."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    _remove_tree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        os.rmdir(path)
+    except OSError:
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _lines(fd: int, answers):
+    """The request lines on `fd`. Answers are flushed only when every request read so far is answered: the
+    answers to a pipelined batch leave in one write (an untraced state: nothing marks op boundaries in them)."""
+    buffer = b""
+    while True:
+        end = buffer.find(b"\n")
+        if end < 0:
+            answers.flush()
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                if buffer:
+                    yield buffer
+                return
+            buffer += chunk
+            continue
+        line, buffer = buffer[:end], buffer[end + 1:]
+        yield line
+
+
 def serve(name: str, directory: str, options: dict, requests, answers) -> None:
+    """Serve requests until `close` or the end of input. `requests`: a file object, or a descriptor whose
+    lines are read by `_lines` (the kept host's stdin)."""
     store = None
     drops = 0
+    batched = False                           # `open DIR ... batch`: answers may leave together (untraced)
     markers = SiteMarkers()
     _sites._CATEGORY[serve.__code__.co_filename] = _sites.DRIVER     # the host drives the engine: sites stop here
     try:
         engine = load_engine(name)
     except BaseException as error:        # noqa: BLE001 - told at `open`
         engine, failure = None, f"{type(error).__name__}: {error}".replace("\n", " ")[:4000]
+    gc.freeze()                              # the engine's modules live on: the drops' collections skip them
     if os.environ.get(READY_ENVIRONMENT):
         answers.write(b"ready\n")          # the harness attaches its tracer now, then sends `open`
         answers.flush()
-    for line in requests:
+    for line in (_lines(requests, answers) if isinstance(requests, int) else requests):
         words = line.decode().split()
         if not words:
             continue
@@ -294,28 +333,34 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
             answers.flush()
             store = None
             markers.stop()
+            batched = False
             drops += 1
             if drops % COLLECT_EVERY_DROPS == 0:
                 gc.collect()                      # engines kept alive by cycles
+            if len(words) > 1:                    # `drop DIR`: the state's directory is this host's to remove
+                _remove_tree(_unhex(words[1]).decode("utf-8", "surrogateescape"))
             continue
         try:
             if engine is None:
                 raise RuntimeError(failure)
             if words[0] == "open":
-                # `open DIR sites`: a traced state whose findings name the engine's lines (not a built-in adapter:
-                # its native stack names them)
-                if len(words) > 2 and words[2] == "sites" and name not in BUILT_IN:
+                # `open DIR [sites] [batch]`: sites: a traced state whose findings name the engine's lines (not a
+                # built-in adapter: its native stack names them); batch: untraced, answers may leave together
+                if "sites" in words[2:] and name not in BUILT_IN:
                     markers.start()
                 else:
                     markers.stop()
+                batched = "batch" in words[2:]
             answer = _answer(words, store, engine, name, directory, options)
             if words[0] == "open":
                 store, answer = answer
         except BaseException as error:      # noqa: BLE001 - the engine's failure is an answer
             answer = error_answer(error)
         answers.write(answer.encode() + b"\n")
-        answers.flush()
+        if not batched:
+            answers.flush()                     # traced: each answer marks an op boundary in the trace
         if words[0] == "close" and answer == "ok":
+            answers.flush()
             return
 
 
@@ -365,7 +410,7 @@ def main() -> None:
     _die_with_parent()
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)                         # the engine's prints go to stderr: stdout is the protocol's
-    serve(name, directory, options, sys.stdin.buffer, answers)
+    serve(name, directory, options, sys.stdin.fileno(), answers)
 
 
 if __name__ == "__main__":

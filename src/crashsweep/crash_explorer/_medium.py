@@ -43,3 +43,15 @@ def points_of(context, log, history, ops_offset: int = 0):
 
 def durable_of(context, walk, log, base=None, hashed: bool = True):
     return medium_of(context).durable_of(context, walk, log, base=base, hashed=hashed)
+
+
+def prepares_ahead(context) -> bool:
+    return medium_of(context).prepares_ahead
+
+
+def ahead(context, image) -> None:
+    medium_of(context).ahead(context, image)
+
+
+def forget_ahead(context) -> None:
+    medium_of(context).forget_ahead()

@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from collections.abc import Iterator
 
-from crashsweep.crash_explorer._medium import durable_of
+from crashsweep.crash_explorer._medium import ahead, durable_of, forget_ahead, prepares_ahead
 from crashsweep.crash_explorer._recording import Recording, record, state_context
 from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
@@ -51,30 +51,47 @@ def recording_for(spec_json: dict | None, spec_id: str | None = None) -> Recordi
 def run_unit(unit: dict) -> Iterator[dict]:
     """Yield one result per state, in the unit's order."""
     recording = recording_for(unit["spec"], unit.get("spec_id"))
-    walk, spec = recording.walk, recording.spec
-    recording.context.memo = unit.get("memo", True)
+    walk, spec, context = recording.walk, recording.spec, recording.context
+    context.memo = unit.get("memo", True)
     lean = unit.get("lean", False)
-    durable = _durable_for(recording, unit["states"])
-    for state_id, point_index, choice, windows, image, points in unit["states"]:
-        started = time.perf_counter()
-        point = walk.points[point_index]
-        durable.advance(point.durable_count)
-        overlay = durable.overlay(choice)
-        timing: dict = {}
-        result = recover_state(recording.context, durable.view(overlay), choice, [tuple(w) for w in windows],
-                               recording.history, point_index, spec.crash_depth, timing)
-        result["state"] = state_id
-        result["image"] = image
-        result["op"] = point.op_index
-        if lean:           # the sweep knows the state's choice and windows: do not send them back
-            result.pop("choice", None)
-        else:
-            result["windows"] = [list(w) for w in windows]
-        if points > 1:
-            result["points"] = points
-        result["engine_s"] = round(timing.get("engine_s", 0.0), 6)
-        result["total_s"] = round(time.perf_counter() - started, 6)
-        yield result
+    states = unit["states"]
+    durable = _durable_for(recording, states)
+    look_ahead = prepares_ahead(context)        # the medium prepares state k+1 while state k's engine works
+
+    def image_of(state) -> object:
+        durable.advance(walk.points[state[1]].durable_count)
+        return durable.view(durable.overlay(state[2]))
+
+    upcoming = image_of(states[0]) if look_ahead and states else None
+    try:
+        for position, (state_id, point_index, choice, windows, image, points) in enumerate(states):
+            started = time.perf_counter()
+            point = walk.points[point_index]
+            if look_ahead:                  # a snapshot stays valid after `advance` (FsDurableImage.view)
+                state_image = upcoming
+                upcoming = image_of(states[position + 1]) if position + 1 < len(states) else None
+                if upcoming is not None:
+                    ahead(context, upcoming)
+            else:
+                state_image = image_of(states[position])
+            timing: dict = {}
+            result = recover_state(context, state_image, choice, [tuple(w) for w in windows],
+                                   recording.history, point_index, spec.crash_depth, timing)
+            result["state"] = state_id
+            result["image"] = image
+            result["op"] = point.op_index
+            if lean:           # the sweep knows the state's choice and windows: do not send them back
+                result.pop("choice", None)
+            else:
+                result["windows"] = [list(w) for w in windows]
+            if points > 1:
+                result["points"] = points
+            result["engine_s"] = round(timing.get("engine_s", 0.0), 6)
+            result["total_s"] = round(time.perf_counter() - started, 6)
+            yield result
+    finally:
+        if look_ahead:
+            forget_ahead(context)
 
 
 def _durable_for(recording: Recording, states: list):

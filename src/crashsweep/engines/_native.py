@@ -224,6 +224,8 @@ class NativeEngine:
         opening = f"open {encode_hex(os.fsencode(target.root))}" if hosted else "open"
         if hosted and self.python_sites:
             opening += " sites"              # the host tells the engine's Python lines in-band (SiteMarkers)
+        if hosted and target.tracer is None:
+            opening += " batch"              # untraced: the host may send pipelined answers together
         self._send(opening, expected=("ok", "ok items"))
 
     def _start_program(self, command: list[str]) -> None:
@@ -251,6 +253,9 @@ class NativeEngine:
         key = (command[4], command[6])          # host_command: [python, -B, -m, host, ENGINE, DIR, OPTIONS]
         idle = _pool.get(key)
         host = idle.pop() if idle else None
+        if host is not None and not self._dropped(host):
+            host.kill()
+            host = None
         if host is None or host.process.poll() is not None:
             if host is not None:
                 host.kill()
@@ -292,6 +297,23 @@ class NativeEngine:
             self.process.stdin.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass                             # the engine is gone: reading its answer says how
+
+    def _dropped(self, host: "_PooledHost") -> bool:
+        """A kept host's answer to the previous state's `drop`, read now (it answered before freeing that
+        state's engine, so it is waiting in the pipe): True when it said `ok` and nothing else."""
+        if not host.drop_pending:
+            return True
+        self.process = host.process
+        try:
+            line = self._read_line("drop", DROP_TIMEOUT_S)
+        except (NativeEngineError, OSError):
+            line = None
+        if line != b"ok" or self._inbox:
+            self._inbox.clear()
+            return False
+        host.drop_pending = False
+        host.removing = None
+        return True
 
     def _settle(self, timeout_s: float | None = None, judged: bool = True) -> str:
         """Read every outstanding answer in order; raise at the first that is an error or not expected. Stops
@@ -371,6 +393,8 @@ class NativeEngine:
             scanned = len(self._inbox)
             if scanned >= ANSWER_BYTES_MAX:
                 raise NativeEngineError(f"answer to {word} longer than {ANSWER_BYTES_MAX >> 20} MiB")
+            if _idle and not select.select([fd], [], [], 0)[0]:
+                _run_idle()                  # the answer is not there yet: work meanwhile
             if timeout_s is not None and not select.select([fd], [], [], timeout_s)[0]:
                 raise NativeEngineError(f"{word} was not answered in {timeout_s} s")
             try:
@@ -571,10 +595,33 @@ class NativeEngine:
         if self.pooled is not None:
             key, host = self.pooled
             self.pooled = None
+            idle = _pool.setdefault(key, [])
+            if self._unread and not self.busy and self.process.poll() is None:
+                try:              # answers still coming after the state ended early (the first error ends it)
+                    self._settle(DROP_TIMEOUT_S, judged=False)
+                except (NativeEngineError, OSError):
+                    pass
+            if not self.busy and not self._unread and not self._inbox and len(idle) < POOLED_PER_ENGINE_MAX \
+                    and self.process.poll() is None:
+                # Every answer is read: the host forgets the engine and (untraced) removes the state's directory
+                # while this process goes on; its `ok` is read when the host next serves (`_dropped`).
+                request = "drop"
+                if self.target.tracer is None:
+                    request += f" {encode_hex(os.fsencode(self.target.home))}"
+                    host.removing = self.target.home
+                    self.target.removed = True
+                try:
+                    self.process.stdin.write(request.encode() + b"\n")
+                    self.process.stdin.flush()
+                except (BrokenPipeError, ConnectionResetError, ValueError):
+                    host.kill()
+                    return
+                host.drop_pending = True
+                idle.append(host)
+                return
             if not self.busy and self.process.poll() is None:
                 try:
                     self._send("drop", expected=())
-                    idle = _pool.setdefault(key, [])
                     if self._settle(DROP_TIMEOUT_S, judged=False) == "ok" and not self._inbox \
                             and len(idle) < POOLED_PER_ENGINE_MAX:
                         idle.append(host)
@@ -601,12 +648,38 @@ class NativeEngine:
                 pass
 
 
+# Work this process may do while an engine works: the next state's directory (the native medium's `ahead`).
+# It runs when an answer is about to be waited for and has not arrived, so the engine and this process
+# work side by side; at most once (a task that fails is dropped: its owner does the work when it needs it).
+_idle: list[Callable[[], None]] = []
+
+
+def when_idle(task: Callable[[], None]) -> None:
+    _idle.append(task)
+
+
+def cancel_idle(task: Callable[[], None]) -> None:
+    if task in _idle:
+        _idle.remove(task)
+
+
+def _run_idle() -> None:
+    while _idle:
+        task = _idle.pop(0)
+        try:
+            task()
+        except OSError:
+            pass
+
+
 class _PooledHost:
     """A native host process kept between states (one per engine and options, per worker process)."""
 
     def __init__(self, command: list[str], home: str):
         self.stderr = open(os.path.join(home, f"host-{os.getpid()}-{len(_pool)}-{id(self)}.stderr"), "wb+")
         self.offers_items: bool | None = None         # its engine's answer to `open` (the same every state)
+        self.drop_pending = False                     # its answer to `drop` is not read yet
+        self.removing: str | None = None              # the state directory it was told to remove with `drop`
         environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", READY_ENVIRONMENT: "1"}
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                         cwd=home, start_new_session=True, env=environment, close_fds=True)
@@ -628,6 +701,9 @@ class _PooledHost:
                 stream.close()
             except OSError:
                 pass
+        if self.removing is not None:                 # killed before it removed the directory it was given
+            shutil.rmtree(self.removing, ignore_errors=True)
+            self.removing = None
 
 
 # Idle kept hosts by engine and options. A state whose recovery is crashed again holds its host while its

@@ -18,6 +18,7 @@ class Medium:
     memoizable = False           # may an observation memo answer states (file calls answered from a tree)
     corruption = False           # may corruption faults be injected
     recording_slowdown = 1       # how much slower the recording runs than the engine (its time limit scales)
+    prepares_ahead = False       # may `ahead` prepare a later state's target while an engine works
 
     def new_log(self, context, traced: bool = True):
         """An empty log for a run. `traced`: the run's I/O is needed (a recording, or a state crashed again)."""
@@ -34,6 +35,13 @@ class Medium:
     def let_go(self, context, engine: list) -> None:
         """Drop a crashed engine (`engine` holds its last reference) so nothing it does on the way out counts."""
         raise NotImplementedError
+
+    def ahead(self, context, image) -> None:
+        """`image` is the next state's (a snapshot that stays valid): the medium may prepare its target while
+        the current state's engine works. Only called when `prepares_ahead`."""
+
+    def forget_ahead(self) -> None:
+        """Drop whatever `ahead` prepared and no target took (a unit's end)."""
 
     def points_of(self, context, log, history, ops_offset: int = 0):
         raise NotImplementedError

@@ -27,6 +27,7 @@ from crashsweep.crash_explorer._fs_points import FsDurableImage, fs_crash_points
 from crashsweep.crash_explorer.media._base import Medium
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
 from crashsweep.disk_model.native import Tracer, materialize
+from crashsweep.engines._native import cancel_idle, when_idle
 
 WORK_DIR_ENVIRONMENT = "CRASHSWEEP_WORK_DIR"
 _states = itertools.count()
@@ -34,14 +35,20 @@ _states = itertools.count()
 
 def work_root() -> str:
     """Where states are materialized: $CRASHSWEEP_WORK_DIR (--work-dir), else /dev/shm (tmpfs), else the temp dir."""
-    chosen = os.environ.get(WORK_DIR_ENVIRONMENT) or ("/dev/shm" if os.access("/dev/shm", os.W_OK)
-                                                      else tempfile.gettempdir())
+    setting = (os.environ.get(WORK_DIR_ENVIRONMENT), os.getpid())
+    if _root and _root[0] == setting and os.path.isdir(_root[1]):
+        return _root[1]
+    chosen = setting[0] or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir())
     root = os.path.join(chosen, f"crashsweep-native-{os.getpid()}")
     if not os.path.isdir(root):
         os.makedirs(root, exist_ok=True)
         _remove_stale(chosen)
         atexit.register(shutil.rmtree, root, True)
+    _root[:] = [setting, root]
     return root
+
+
+_root: list = []        # [(the setting, the pid) it was made for, the root]: asked once per state
 
 
 def _remove_stale(chosen: str) -> None:
@@ -91,15 +98,64 @@ class NativeLog(FsLog):
         target.tracer.finish(self, target.engine.protocol_pipe, self.markers)
 
 
+class _Ahead:
+    """The next state's directory, materialized while the parent waits on an engine (`when_idle`)."""
+
+    def __init__(self, image: FsTree):
+        self.image = image
+        self.home: str | None = None      # set once materialized
+
+    def run(self) -> None:
+        home = _new_home()
+        try:
+            materialize(self.image, os.path.join(home, "store"))
+        except BaseException:
+            _remove_tree(home)
+            raise
+        self.home = home
+
+    def forget(self) -> None:
+        cancel_idle(self.run)
+        if self.home is not None:
+            _remove_tree(self.home)
+            self.home = None
+
+
+_ahead: list[_Ahead] = []        # the unit's next states, oldest first (at most two: this state's and the next's)
+
+
+def _take_ahead(image) -> _Ahead | None:
+    """The preparation of `image`, taken from `_ahead` with any older one (a state that never came); None when
+    `image` was not prepared (a nested crash's state, a recording)."""
+    for index, prepared in enumerate(_ahead):
+        if prepared.image is image and image is not None:
+            for older in _ahead[:index]:
+                older.forget()
+            del _ahead[:index + 1]
+            return prepared
+    return None
+
+
+def _new_home() -> str:
+    home = os.path.join(work_root(), f"state-{next(_states)}")
+    os.mkdir(home)
+    return home
+
+
 class NativeTarget:
     """A state's real directory (`root`), a scratch directory beside it, and the tracer when traced."""
 
     def __init__(self, image: FsTree | None, log: NativeLog, ignore_mmap: tuple[str, ...]):
-        self.home = os.path.join(work_root(), f"state-{next(_states)}")
-        os.mkdir(self.home)
-        self.root = os.path.join(self.home, "store")
+        prepared = _take_ahead(image)
+        if prepared is not None and prepared.home is not None:
+            self.home, self.root = prepared.home, os.path.join(prepared.home, "store")
+        else:
+            if prepared is not None:                 # not materialized yet: now, here
+                prepared.forget()
+            self.home = _new_home()
+            self.root = os.path.join(self.home, "store")
+            materialize(image if image is not None else FsTree.initial(), self.root)
         self.scratch = self.home
-        materialize(image if image is not None else FsTree.initial(), self.root)
         self.engine = None
         self.tracer = None
         if log.traced:
@@ -138,6 +194,18 @@ _live: list[NativeTarget] = []     # targets not yet removed, newest last (neste
 class NativeMedium(Medium):
     name = "native"
     recording_slowdown = 10      # every call of the engine stops in strace, which also walks its stack
+    prepares_ahead = True        # the next state's directory is written while this state's engine works
+
+    def ahead(self, context, image) -> None:
+        while len(_ahead) > 1:
+            _ahead.pop(0).forget()
+        prepared = _Ahead(image)
+        _ahead.append(prepared)
+        when_idle(prepared.run)
+
+    def forget_ahead(self) -> None:
+        while _ahead:
+            _ahead.pop().forget()
 
     def new_log(self, context, traced: bool = True):
         return NativeLog(traced)
