@@ -205,6 +205,7 @@ for line in sys.stdin:
 """
 
 
+@pytest.mark.long
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
 def test_an_exec_program_named_by_a_relative_path_runs_on_workers_elsewhere(tmp_path, cluster):
     """The workers run in another directory: `./kv.py` means the client's ./kv.py, and the results are the
