@@ -135,7 +135,10 @@ def test_a_budget_stops_a_dask_sweep_and_resume_completes_it(tmp_path, cluster):
 
 
 def test_ctrl_c_stops_a_dask_sweep_keeping_its_results(tmp_path, cluster):
-    process = _sweep(tmp_path / "dask", *BETREE, "--crash-depth", "2", wait=False,
+    # 120 operations (thousands of states at crash depth 2, about a minute): the sweep cannot finish between its
+    # first results and the signal (24 operations, 259 states, sometimes did, and then rightly was not
+    # "interrupted").
+    process = _sweep(tmp_path / "dask", "--engine", "betree", "--ops", "120", "--crash-depth", "2", wait=False,
                      executor=("--executor", "dask", "--scheduler", cluster.address))
     _wait_for_results(tmp_path / "dask", 20, process)
     process.send_signal(signal.SIGINT)
