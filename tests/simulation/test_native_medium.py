@@ -264,3 +264,16 @@ def test_kept_hosts_are_never_taken_for_an_engine_s_leftover_processes(tmp_path)
     results = (tmp_path / "report" / "results.jsonl").read_text().splitlines()[1:]
     assert not [line for line in results if json.loads(line).get("leftovers")]
     assert not any("left processes" in warning for warning in outcome.summary.get("warnings", []))
+
+
+def test_a_native_sweep_leaves_no_state_directories_behind(tmp_path):
+    """Every state's directory goes when its engine is let go (the next state's, prepared while the engine
+    worked, too), and the work directory of every process the sweep started goes when that process ends
+    (workers and contained children end without their atexit hooks)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run([sys.executable, "-m", "crashsweep", "sweep", "--engine", f"{FS_ENGINES}:RenameWithoutFsync",
+                           "--medium", "native", "--ops", "6", "--budget-states", "60", "--work-dir", str(work),
+                           "--out", str(tmp_path / "report")], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode in (0, 1), done.stderr
+    assert sorted(os.listdir(work)) == []

@@ -27,7 +27,7 @@ from multiprocessing.connection import wait
 
 from crashsweep.crash_explorer import _wire
 from crashsweep.crash_explorer._limits import OUTPUT_BYTES_MAX
-from crashsweep.crash_explorer._sandbox import enter_worker_process, kill_children, kill_group, kill_group_except_self
+from crashsweep.crash_explorer._sandbox import child_ended, enter_worker_process, kill_children, kill_group, kill_group_except_self
 from crashsweep.crash_explorer._shipping import install
 from crashsweep.crash_explorer._worker import run_unit
 from crashsweep.crash_explorer.errors import EngineBypass
@@ -184,6 +184,7 @@ class _Worker:
             self.process.kill()
             self.process.join()
         kill_group(self.process.pid)          # whatever its engines started, in its session
+        child_ended(self.process.pid)         # what it kept for its lifetime (it ends without atexit hooks)
         _workers_alive.discard(self.process.pid)
         self.connection.close()
 

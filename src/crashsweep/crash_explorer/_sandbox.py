@@ -120,6 +120,7 @@ def run_contained(function, *args, timeout_s: float, memory_limit_bytes: int | N
         os.close(read_end)
         leftovers = kill_group(pid)
         _children.discard(pid)
+        child_ended(pid)
     captured = read_capped(output)
     output.close()
     outcome = _outcome(data, exit_status, timed_out, timeout_s)
@@ -128,6 +129,23 @@ def run_contained(function, *args, timeout_s: float, memory_limit_bytes: int | N
 
 
 _children: set[int] = set()      # contained children alive now (their sessions are engine code's)
+_after_child: list = []          # called with a child's pid once it and its group are gone
+
+
+def after_each_child(hook) -> None:
+    """`hook(pid)` runs after each contained child ends: what the child kept for its lifetime (it ends with
+    `os._exit`, so no atexit hook of its runs) is removed there, e.g. the native medium's work directory."""
+    if hook not in _after_child:
+        _after_child.append(hook)
+
+
+def child_ended(pid: int) -> None:
+    """A process crashsweep forked (a contained child, a worker) and its group are gone: run the hooks."""
+    for hook in _after_child:
+        try:
+            hook(pid)
+        except OSError:
+            pass
 
 
 def engine_sessions() -> set[int]:

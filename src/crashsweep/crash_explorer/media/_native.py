@@ -24,6 +24,7 @@ import shutil
 import tempfile
 
 from crashsweep.crash_explorer._fs_points import FsDurableImage, fs_crash_points
+from crashsweep.crash_explorer._sandbox import after_each_child
 from crashsweep.crash_explorer.media._base import Medium
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
 from crashsweep.disk_model.native import Tracer, materialize
@@ -33,12 +34,24 @@ WORK_DIR_ENVIRONMENT = "CRASHSWEEP_WORK_DIR"
 _states = itertools.count()
 
 
+def _chosen() -> str:
+    return os.environ.get(WORK_DIR_ENVIRONMENT) or ("/dev/shm" if os.access("/dev/shm", os.W_OK)
+                                                    else tempfile.gettempdir())
+
+
+def remove_work_root_of(pid: int) -> None:
+    """Remove the work directory of a process that ended (a contained child ends without its atexit hooks)."""
+    root = os.path.join(_chosen(), f"crashsweep-native-{pid}")
+    if os.path.isdir(root):
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def work_root() -> str:
     """Where states are materialized: $CRASHSWEEP_WORK_DIR (--work-dir), else /dev/shm (tmpfs), else the temp dir."""
     setting = (os.environ.get(WORK_DIR_ENVIRONMENT), os.getpid())
     if _root and _root[0] == setting and os.path.isdir(_root[1]):
         return _root[1]
-    chosen = setting[0] or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir())
+    chosen = _chosen()
     root = os.path.join(chosen, f"crashsweep-native-{os.getpid()}")
     if not os.path.isdir(root):
         os.makedirs(root, exist_ok=True)
@@ -189,6 +202,17 @@ def _remove_tree(path: str) -> None:
 
 
 _live: list[NativeTarget] = []     # targets not yet removed, newest last (nested crashes stack them)
+
+
+def _remove_stale_at_exit() -> None:
+    try:
+        _remove_stale(_chosen())
+    except OSError:
+        pass
+
+
+after_each_child(remove_work_root_of)
+atexit.register(_remove_stale_at_exit)    # the work directories of this process's children that ended on their own
 
 
 class NativeMedium(Medium):
