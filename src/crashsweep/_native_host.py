@@ -289,14 +289,18 @@ def _remove_tree(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _lines(fd: int, answers):
+def _lines(fd: int, answers, idle: list):
     """The request lines on `fd`. Answers are flushed only when every request read so far is answered: the
-    answers to a pipelined batch leave in one write (an untraced state: nothing marks op boundaries in them)."""
+    answers to a pipelined batch leave in one write (an untraced state: nothing marks op boundaries in them).
+    While no request is waiting, the `idle` tasks run (a dropped state's clean-up), oldest first."""
+    import select
     buffer = b""
     while True:
         end = buffer.find(b"\n")
         if end < 0:
             answers.flush()
+            while idle and not select.select([fd], [], [], 0)[0]:
+                idle.pop(0)()
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 if buffer:
@@ -306,6 +310,19 @@ def _lines(fd: int, answers):
             continue
         line, buffer = buffer[:end], buffer[end + 1:]
         yield line
+
+
+def _forget(store, path: str | None, drops: int):
+    """A dropped state's clean-up: free its engine (no close: a crash), collect now and then, remove its
+    directory when the harness handed it over."""
+    def clean_up() -> None:
+        nonlocal store
+        store = None
+        if drops % COLLECT_EVERY_DROPS == 0:
+            gc.collect()                      # engines kept alive by cycles
+        if path is not None:
+            _remove_tree(path)
+    return clean_up
 
 
 def serve(name: str, directory: str, options: dict, requests, answers) -> None:
@@ -324,21 +341,32 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
     if os.environ.get(READY_ENVIRONMENT):
         answers.write(b"ready\n")          # the harness attaches its tracer now, then sends `open`
         answers.flush()
-    for line in (_lines(requests, answers) if isinstance(requests, int) else requests):
+    idle: list = []                         # dropped states' clean-ups, run while no request waits
+    for line in (_lines(requests, answers, idle) if isinstance(requests, int) else requests):
         words = line.decode().split()
         if not words:
             continue
         if words[0] == "drop":                  # a kept host: forget this state's engine (no close)
             answers.write(b"ok\n")             # answered first: the harness goes on while the engine is freed
             answers.flush()
-            store = None
             markers.stop()
             batched = False
             drops += 1
-            if drops % COLLECT_EVERY_DROPS == 0:
-                gc.collect()                      # engines kept alive by cycles
-            if len(words) > 1:                    # `drop DIR`: the state's directory is this host's to remove
-                _remove_tree(_unhex(words[1]).decode("utf-8", "surrogateescape"))
+            # `drop DIR`: the state's directory is this host's to remove. The engine is freed and the directory
+            # removed while no request waits (the next state's `open` comes first); at most one state waits.
+            path = _unhex(words[1]).decode("utf-8", "surrogateescape") if len(words) > 1 else None
+            while idle:
+                idle.pop(0)()
+            idle.append(_forget(store, path, drops))
+            store = None
+            if not isinstance(requests, int):
+                idle.pop(0)()
+            continue
+        if words[0] == "quiesce":               # a traced state comes next: nothing of an earlier one may run in it
+            while idle:
+                idle.pop(0)()
+            answers.write(b"ok\n")
+            answers.flush()
             continue
         try:
             if engine is None:

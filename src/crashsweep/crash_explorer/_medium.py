@@ -49,8 +49,8 @@ def prepares_ahead(context) -> bool:
     return medium_of(context).prepares_ahead
 
 
-def ahead(context, image) -> None:
-    medium_of(context).ahead(context, image)
+def ahead(context, upcoming) -> None:
+    medium_of(context).ahead(context, upcoming)
 
 
 def forget_ahead(context) -> None:

@@ -62,14 +62,14 @@ def run_unit(unit: dict) -> Iterator[dict]:
         durable.advance(walk.points[state[1]].durable_count)
         return durable.view(durable.overlay(state[2]))
 
-    upcoming = image_of(states[0]) if look_ahead and states else None
+    upcoming = Upcoming(image_of, states[0]) if look_ahead and states else None
     try:
         for position, (state_id, point_index, choice, windows, image, points) in enumerate(states):
             started = time.perf_counter()
             point = walk.points[point_index]
             if look_ahead:                  # a snapshot stays valid after `advance` (FsDurableImage.view)
-                state_image = upcoming
-                upcoming = image_of(states[position + 1]) if position + 1 < len(states) else None
+                state_image = upcoming.get()
+                upcoming = Upcoming(image_of, states[position + 1]) if position + 1 < len(states) else None
                 if upcoming is not None:
                     ahead(context, upcoming)
             else:
@@ -92,6 +92,25 @@ def run_unit(unit: dict) -> Iterator[dict]:
     finally:
         if look_ahead:
             forget_ahead(context)
+
+
+class Upcoming:
+    """The next state's image, built when first asked for: by the medium while an engine works (`ahead`), or
+    by the unit when the state comes. States' images are built in the unit's order either way (`advance`
+    only moves forward): the next one is only made once this one was asked for."""
+
+    def __init__(self, build, state):
+        self._build, self._state, self._image = build, state, None
+
+    def built(self):
+        """The image if it was built, else None (never builds it)."""
+        return self._image
+
+    def get(self):
+        if self._image is None:
+            self._image = self._build(self._state)
+            self._build = self._state = None
+        return self._image
 
 
 def _durable_for(recording: Recording, states: list):

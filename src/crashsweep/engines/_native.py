@@ -253,12 +253,13 @@ class NativeEngine:
         key = (command[4], command[6])          # host_command: [python, -B, -m, host, ENGINE, DIR, OPTIONS]
         idle = _pool.get(key)
         host = idle.pop() if idle else None
-        if host is not None and not self._dropped(host):
+        # A kept host forgets a state while idle (`drop`): a traced state first waits until it has (`quiesce`),
+        # or that state's I/O would show the earlier state's clean-up. A host that fails either is replaced.
+        if host is not None and (not self._dropped(host) or host.process.poll() is not None
+                                 or (self.target.tracer is not None and not self._quiesced(host))):
             host.kill()
             host = None
-        if host is None or host.process.poll() is not None:
-            if host is not None:
-                host.kill()
+        if host is None:
             host = _PooledHost(command, os.path.dirname(self.target.home))
             self.process, self._stderr = host.process, host.stderr
             if self._read_line("ready", None) != b"ready":
@@ -297,6 +298,17 @@ class NativeEngine:
             self.process.stdin.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass                             # the engine is gone: reading its answer says how
+
+    def _quiesced(self, host: "_PooledHost") -> bool:
+        """Before a traced state: the host has freed every earlier state's engine and removed its directory
+        (it does that while idle; traced, it would be this state's I/O)."""
+        self.process = host.process
+        try:
+            self.process.stdin.write(b"quiesce\n")
+            self.process.stdin.flush()
+            return self._read_line("quiesce", DROP_TIMEOUT_S) == b"ok" and not self._inbox
+        except (NativeEngineError, OSError, ValueError):
+            return False
 
     def _dropped(self, host: "_PooledHost") -> bool:
         """A kept host's answer to the previous state's `drop`, read now (it answered before freeing that

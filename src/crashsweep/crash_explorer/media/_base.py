@@ -36,9 +36,10 @@ class Medium:
         """Drop a crashed engine (`engine` holds its last reference) so nothing it does on the way out counts."""
         raise NotImplementedError
 
-    def ahead(self, context, image) -> None:
-        """`image` is the next state's (a snapshot that stays valid): the medium may prepare its target while
-        the current state's engine works. Only called when `prepares_ahead`."""
+    def ahead(self, context, upcoming) -> None:
+        """`upcoming.get()` is the next state's image (a snapshot that stays valid, built on the first call):
+        the medium may build and prepare its target while the current state's engine works. Only called when
+        `prepares_ahead`."""
 
     def forget_ahead(self) -> None:
         """Drop whatever `ahead` prepared and no target took (a unit's end)."""

@@ -114,14 +114,15 @@ class NativeLog(FsLog):
 class _Ahead:
     """The next state's directory, materialized while the parent waits on an engine (`when_idle`)."""
 
-    def __init__(self, image: FsTree):
-        self.image = image
+    def __init__(self, upcoming):
+        self.upcoming = upcoming            # the image, built on the first `get` (here or by the unit)
         self.home: str | None = None      # set once materialized
 
     def run(self) -> None:
+        image = self.upcoming.get()
         home = _new_home()
         try:
-            materialize(self.image, os.path.join(home, "store"))
+            materialize(image, os.path.join(home, "store"))
         except BaseException:
             _remove_tree(home)
             raise
@@ -141,7 +142,7 @@ def _take_ahead(image) -> _Ahead | None:
     """The preparation of `image`, taken from `_ahead` with any older one (a state that never came); None when
     `image` was not prepared (a nested crash's state, a recording)."""
     for index, prepared in enumerate(_ahead):
-        if prepared.image is image and image is not None:
+        if image is not None and prepared.upcoming.built() is image:
             for older in _ahead[:index]:
                 older.forget()
             del _ahead[:index + 1]
@@ -220,10 +221,10 @@ class NativeMedium(Medium):
     recording_slowdown = 10      # every call of the engine stops in strace, which also walks its stack
     prepares_ahead = True        # the next state's directory is written while this state's engine works
 
-    def ahead(self, context, image) -> None:
+    def ahead(self, context, upcoming) -> None:
         while len(_ahead) > 1:
             _ahead.pop(0).forget()
-        prepared = _Ahead(image)
+        prepared = _Ahead(upcoming)
         _ahead.append(prepared)
         when_idle(prepared.run)
 
