@@ -51,10 +51,21 @@ class Cluster:
         self.workers[index].wait()
 
     def stop(self) -> None:
+        """SIGTERM first: a worker's nanny then ends its worker and releases what it holds (SIGKILL to the
+        whole group left the worker's multiprocessing semaphores in /dev/shm, a dozen per cluster)."""
         for process in reversed(self.processes):
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                process.terminate()
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(process.pid, signal.SIGKILL)      # whatever is left of its session
+            except OSError:
+                pass
+            process.wait()
 
 
 @pytest.fixture(scope="module")
