@@ -277,3 +277,32 @@ def test_a_native_sweep_leaves_no_state_directories_behind(tmp_path):
                            "--out", str(tmp_path / "report")], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode in (0, 1), done.stderr
     assert sorted(os.listdir(work)) == []
+
+
+def test_preparing_the_next_state_while_the_engine_works_changes_no_result(monkeypatch):
+    """The native medium writes state k+1's directory while state k's engine works, and its kept host cleans
+    up a dropped state while idle: every state's result is the one-at-a-time result."""
+    from crashsweep import cli
+    from crashsweep.crash_explorer._plan import make_units, plan_states
+    from crashsweep.crash_explorer._recording import record
+    from crashsweep.crash_explorer._worker import remember, run_unit
+    from crashsweep.crash_explorer.media import NativeMedium
+
+    spec = cli.spec_from_args(cli.parse_with_settings(
+        ["sweep", "--engine", f"{FS_ENGINES}:RenameWithoutFsync", "--medium", "native", "--ops", "8",
+         "--crash-depth", "0"]))
+    recording = record(spec)
+    remember(recording)
+    units = make_units(spec.to_json(), plan_states(recording).states, spec_id=spec.spec_id)
+
+    def results() -> list[dict]:
+        found = [result for unit in units for result in run_unit(unit)]
+        for result in found:
+            result.pop("engine_s"), result.pop("total_s")
+        return found
+
+    ahead = results()
+    monkeypatch.setattr(NativeMedium, "prepares_ahead", False)
+    one_at_a_time = results()
+    assert len(ahead) > 50 and any(result["kind"] for result in ahead)
+    assert ahead == one_at_a_time
