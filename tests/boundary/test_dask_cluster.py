@@ -129,6 +129,7 @@ def test_engines_that_kill_their_process_or_signal_their_parent_cost_one_state_o
         assert len(client.nthreads()) == 2, "an engine took a Dask worker with it"
 
 
+@pytest.mark.long
 def test_a_budget_stops_a_dask_sweep_and_resume_completes_it(tmp_path, cluster):
     dask = ("--executor", "dask", "--scheduler", cluster.address)
     # ~90 recoveries of 0.2 s each: ~9 s on two workers, whatever the machine, against the 2-4 s of checking

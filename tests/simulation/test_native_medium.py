@@ -153,6 +153,7 @@ class NonceLog:
 '''
 
 
+@pytest.mark.long
 def test_replay_says_when_a_new_recording_differs_and_uses_the_trace_s_own(tmp_path):
     engine_file = tmp_path / "nonce_log.py"
     engine_file.write_text(NONCE_ENGINE)
@@ -165,6 +166,7 @@ def test_replay_says_when_a_new_recording_differs_and_uses_the_trace_s_own(tmp_p
     assert "a new recording of this workload differs from the trace's" in replay.stdout + replay.stderr
 
 
+@pytest.mark.long
 def test_a_native_sweep_resumes_on_its_own_recording(kv_binary, tmp_path):
     engine = f"exec:{kv_binary} {{dir}} --bug=no-fsync"
     out = str(tmp_path / "report")

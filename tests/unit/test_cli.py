@@ -150,6 +150,7 @@ def test_ctrl_c_keeps_results_valid_and_resume_finishes_the_same_sweep(tmp_path)
     assert summary["distinct_states"] == summary["distinct_states_planned"] and summary["completed"]
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_ctrl_c_that_python_loses_still_interrupts_the_sweep():
     """Python raises a signal's KeyboardInterrupt in whatever code runs next; in a `__del__` or a weakref
     callback it is printed and lost. The sweep asks again between results (`raise_if_interrupted`)."""
