@@ -33,6 +33,10 @@ def engine_scope(context, target):
     return medium_of(context).engine_scope(context, target)
 
 
+def hold(context):
+    return medium_of(context).hold(context)
+
+
 def let_go(context, engine: list) -> None:
     medium_of(context).let_go(context, engine)
 

@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._image import choice_problem, has_corruption
 from crashsweep.crash_explorer._medium import (
-    durable_of, engine_scope, let_go, new_log, new_target, points_of,
+    durable_of, engine_scope, hold, let_go, new_log, new_target, points_of,
 )
 from crashsweep.crash_explorer._strategies import choice_key, point_states
 from crashsweep.crash_explorer.media import medium_of
@@ -125,11 +126,14 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
     state inherits it), so a refusal is allowed even if this choice injects none.
     """
     engine: list = []
-    try:
-        return _recover(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
-                        engine)
-    finally:
-        let_go(context, engine)
+    # At the last depth nothing but the engine and the explorer's checks runs in a state: the medium may hold
+    # its scope over all of it (a deeper state explores its recovery's crash points between engine calls).
+    with hold(context) if depth <= 0 else contextlib.nullcontext():
+        try:
+            return _recover(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
+                            engine)
+        finally:
+            let_go(context, engine)
 
 
 def _recover(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,

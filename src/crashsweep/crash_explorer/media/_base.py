@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 
@@ -31,6 +32,11 @@ class Medium:
     def engine_scope(self, context, target):
         """The context manager around every call into the engine."""
         raise NotImplementedError
+
+    def hold(self, context):
+        """The context manager around one whole state at the last crash depth (its engine calls' own
+        `engine_scope`s nest inside it). Only the explorer's own checks run in it beside the engine."""
+        return contextlib.nullcontext()
 
     def let_go(self, context, engine: list) -> None:
         """Drop a crashed engine (`engine` holds its last reference) so nothing it does on the way out counts."""

@@ -48,19 +48,23 @@ from pyfakefs.fake_io import FakeIoModule
 from pyfakefs.fake_os import FakeOsModule
 
 from crashsweep.disk_model._bypass import GUARD, InterpositionBypass  # noqa: F401 - re-exported
-from crashsweep.disk_model.fs._session import FsSession
+from crashsweep.disk_model.fs._session import FsSession, model_stat
 
 _REAL_OS, _REAL_IO = os, io
 MODEL_ROOTS = ("/crashsweep",)   # the store's tree; the model's /tmp shares its name with the real one
 
 
 def _private_pyio(fake_os):
-    """A fresh copy of CPython's pure-Python io whose `os` is the model's."""
+    """A fresh copy of CPython's pure-Python io whose `os` is the model's: its `open` and raw `FileIO` are
+    Python (they call `os`), its buffered and text layers CPython's own C classes over that `FileIO` — what
+    an engine really runs (the same buffer sizes, flush points and so the same writes, the same errors), at
+    C speed."""
     spec = importlib.util.find_spec("_pyio")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.os = fake_os
-    module.BufferedRandom.truncate = _c_buffered_truncate
+    for name in ("BufferedReader", "BufferedWriter", "BufferedRandom", "TextIOWrapper"):
+        setattr(module, name, getattr(_REAL_IO, name))
     return module
 
 
@@ -192,7 +196,10 @@ class ModelOs(FakeOsModule):
     def stat(self, path, *, dir_fd=None, follow_symlinks=True):
         if isinstance(path, int):
             return self._session.fstat(path)
-        return super().stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        return model_stat(super().stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks))
+
+    def lstat(self, path, *, dir_fd=None):
+        return model_stat(super().lstat(path, dir_fd=dir_fd))
 
     def fsync(self, fd):
         self._session.fsync(fd)
@@ -494,7 +501,11 @@ class Interposer:
 
     @contextlib.contextmanager
     def active(self):
-        assert not self._on, "interposition is not re-entrant"
+        """The model serves file calls inside. Re-entrant: a scope inside one already active changes nothing
+        (the explorer holds one around a whole state: its engine calls' scopes then cost nothing)."""
+        if self._on:
+            yield self
+            return
         if not self._started:
             self.patcher.setUp()
             self._started = True

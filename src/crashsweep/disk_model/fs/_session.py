@@ -28,6 +28,7 @@ import stat as stat_module
 
 from pyfakefs import fake_file
 from pyfakefs.fake_filesystem import FakeFilesystem
+from pyfakefs.helpers import FakeStatResult
 
 from crashsweep.disk_model.fs._image import FIRST_FREE_INODE, ROOT_INODE, FsTree
 from crashsweep.disk_model.fs._log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsLog
@@ -467,7 +468,7 @@ class FsSession:
         open_file = self.handle(fd)
         if self.lookup(open_file.path) is open_file.object:      # the name may now be another file's
             # What pyfakefs's `stat(path)` returns once it has resolved the path to this very object.
-            return open_file.object.stat_result.copy()
+            return model_stat(open_file.object.stat_result.copy())
         return _orphan_stat(open_file)
 
     # -- paths (for the SQLite VFS, which has no pyfakefs module around it) --
@@ -489,12 +490,30 @@ class FsSession:
             self.log.synced(_inode(directory), True)
 
 
+BLOCK_SIZE = 4096     # st_blksize, as Linux's ext4, xfs and tmpfs give it
+
+
+class ModelStatResult(FakeStatResult):
+    """pyfakefs's stat result with `st_blksize`, which it lacks. `io.open` sizes a file's buffer by it (as
+    `BLOCK_SIZE` on a real Linux file system; pyfakefs's has none, so 8192), and the buffer size decides
+    which `write` calls reach the file system: with it, an engine's writes on the model are its real ones."""
+
+    st_blksize = BLOCK_SIZE
+
+
+def model_stat(result):
+    """`result` (a pyfakefs stat result) as the model's: with `st_blksize`."""
+    if type(result) is FakeStatResult:
+        result.__class__ = ModelStatResult
+    return result
+
+
 def _orphan_stat(open_file: OpenFile) -> os.stat_result:
     """stat of an open file whose name was unlinked (or now names another file)."""
     size = 0 if open_file.is_dir else len(open_file.object._byte_contents)
     mode = (stat_module.S_IFDIR | 0o755) if open_file.is_dir else (stat_module.S_IFREG | 0o644)
     return os.stat_result((mode, _inode(open_file.object), 0, 0, 0, 0, size, 0, 0, 0),
-                          {"st_blksize": 4096, "st_blocks": -(-size // 512)})
+                          {"st_blksize": BLOCK_SIZE, "st_blocks": -(-size // 512)})
 
 
 _shared: list[FsSession] = []
