@@ -5,7 +5,8 @@ ENGINE is a built-in native adapter (`leveldb`, `rocksdb`, `lmdb`, `sqlite-nativ
 path engine `MODULE:CLASS` (a `.py` file or a dotted module). The protocol is in
 `crashsweep/engines/_native.py` and docs/native.md.
 
-This module imports nothing of crashsweep but the stdlib-only `engines/_sql_kv.py`, by its file
+This module imports nothing of crashsweep but stdlib-only files (`engines/_sql_kv.py`, `disk_model/_sites.py`,
+`disk_model/native/_remove.py`), each by its path
 (a native engine's process should hold the
 engine and this loop only), so its startup is Python's plus the engine's. The engine's
 own output to stdout goes to stderr: stdout carries the protocol only.
@@ -38,6 +39,8 @@ SqlKeyValue = _sibling_module("crashsweep_native_sql_kv", os.path.join(
 _sites = _sibling_module("crashsweep_native_sites", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "disk_model", "_sites.py"))
 _sites.shown_path = lambda filename: filename     # absolute: the harness shows it as the user's machine names it
+remove_tree = _sibling_module("crashsweep_native_remove", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "disk_model", "native", "_remove.py")).remove_tree
 
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
 COLLECT_EVERY_DROPS = 64
@@ -273,22 +276,6 @@ def _unhex(text: str) -> bytes:
     return b"" if text == "-" else bytes.fromhex(text)
 
 
-def _remove_tree(path: str) -> None:
-    """Remove a state's directory the harness handed over with `drop` (plain files and directories, links
-    never followed)."""
-    try:
-        with os.scandir(path) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    _remove_tree(entry.path)
-                else:
-                    os.unlink(entry.path)
-        os.rmdir(path)
-    except OSError:
-        import shutil
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def _lines(fd: int, answers, idle: list):
     """The request lines on `fd`. Answers are flushed only when every request read so far is answered: the
     answers to a pipelined batch leave in one write (an untraced state: nothing marks op boundaries in them).
@@ -321,7 +308,7 @@ def _forget(store, path: str | None, drops: int):
         if drops % COLLECT_EVERY_DROPS == 0:
             gc.collect()                      # engines kept alive by cycles
         if path is not None:
-            _remove_tree(path)
+            remove_tree(path)
     return clean_up
 
 

@@ -25,6 +25,7 @@ is not in the protocol is the engine's error, never a harness crash.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -734,3 +735,6 @@ def close_pool() -> None:
     while _pool:
         for host in _pool.popitem()[1]:
             host.kill()
+
+
+atexit.register(close_pool)     # a process that ran states itself (a test, the API in-process) ends its hosts too

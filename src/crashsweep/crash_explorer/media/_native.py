@@ -28,6 +28,7 @@ from crashsweep.crash_explorer._sandbox import after_each_child
 from crashsweep.crash_explorer.media._base import Medium
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
 from crashsweep.disk_model.native import Tracer, materialize
+from crashsweep.disk_model.native._remove import remove_tree
 from crashsweep.engines._native import cancel_idle, when_idle
 
 WORK_DIR_ENVIRONMENT = "CRASHSWEEP_WORK_DIR"
@@ -124,14 +125,14 @@ class _Ahead:
         try:
             materialize(image, os.path.join(home, "store"))
         except BaseException:
-            _remove_tree(home)
+            remove_tree(home)
             raise
         self.home = home
 
     def forget(self) -> None:
         cancel_idle(self.run)
         if self.home is not None:
-            _remove_tree(self.home)
+            remove_tree(self.home)
             self.home = None
 
 
@@ -183,23 +184,9 @@ class NativeTarget:
     def remove(self) -> None:
         if not self.removed:
             self.removed = True
-            _remove_tree(self.home)
+            remove_tree(self.home)
         if self in _live:
             _live.remove(self)
-
-
-def _remove_tree(path: str) -> None:
-    """rmtree for a state's directory (plain files and directories the engine made, never followed links)."""
-    try:
-        with os.scandir(path) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    _remove_tree(entry.path)
-                else:
-                    os.unlink(entry.path)
-        os.rmdir(path)
-    except OSError:
-        shutil.rmtree(path, ignore_errors=True)      # permissions, a race with the engine: the careful way
 
 
 _live: list[NativeTarget] = []     # targets not yet removed, newest last (nested crashes stack them)
