@@ -82,30 +82,33 @@ def test_python_path_engines_get_the_same_verdicts_in_process_and_native(tmp_pat
         assert titles == {entry["title"] for entry in native.summary["classes"]} and _lines(model), titles
 
 
-@pytest.mark.parametrize("engine", [f"{FS_ENGINES}:WrongOrderTwoFiles", "dbm-dumb",
-                                    pytest.param(os.path.join(ROOT, "tests", "engines", "json_kv.py") + ":JsonKV",
-                                                 marks=pytest.mark.long),
-                                    pytest.param(f"{FS_ENGINES}:TornAppendNoChecksum", marks=pytest.mark.long),
-                                    pytest.param(f"{FS_ENGINES}:ChecksummedLog", marks=pytest.mark.long),
-                                    pytest.param(f"{FS_ENGINES}:InPlaceUpdate", marks=pytest.mark.long),
-                                    pytest.param("tinydb", marks=pytest.mark.long)])
-def test_the_model_records_the_writes_the_engine_really_makes(engine):
-    """A crash state is made of the writes a run recorded: the file-system model must record the `write` system
-    calls the same Python engine makes on a real file system, no more, no fewer, none split or merged otherwise.
-    Here against the system-call recording of the same workload (strace). Python's file objects decide where a
-    write reaches the OS (their buffer, sized by `st_blksize`; when it fills; flush and close), so the model's
-    file objects must be CPython's own, given the real block size."""
+@pytest.mark.parametrize("engine", [f"{FS_ENGINES}:WrongOrderTwoFiles", "dbm-dumb", "tinydb",
+                                    os.path.join(ROOT, "tests", "engines", "json_kv.py") + ":JsonKV",
+                                    f"{FS_ENGINES}:TornAppendNoChecksum", f"{FS_ENGINES}:ChecksummedLog",
+                                    f"{FS_ENGINES}:InPlaceUpdate", f"{FS_ENGINES}:MissingDirectoryFsync"])
+def test_the_model_records_the_calls_the_engine_really_makes(engine):
+    """A crash state is made of the micro-ops a run recorded: the file-system model must record what the same
+    Python engine's system calls do on a real file system (strace, the native medium's recording), micro-op by
+    micro-op: every write with its offset and bytes (none split or merged otherwise), size change, link, unlink,
+    rename and sync. Python's file objects decide where a write reaches the OS (their buffer, sized by
+    `st_blksize`; when it fills; flush and close), so the model's must be CPython's own, given the real block
+    size. Inode numbers differ between the two; they are compared in order of first appearance."""
     from crashsweep import cli
     from crashsweep.crash_explorer._recording import record
 
-    def writes(*medium: str) -> list[tuple[int, bytes]]:
+    def micro_ops(*medium: str) -> list[tuple]:
         spec = cli.spec_from_args(cli.parse_with_settings(["sweep", "--engine", engine, "--ops", "24", *medium]))
-        log = record(spec).log
-        return [(op.offset, bytes(op.data)) for op in log.ops if op.kind == "write"]
+        numbers: dict[int, int] = {}
 
-    model, native = writes(), writes("--medium", "native")
-    assert [(offset, len(data)) for offset, data in model] == [(offset, len(data)) for offset, data in native]
-    assert model == native and len(model) > 5
+        def number(inode: int) -> int:
+            return numbers.setdefault(inode, len(numbers)) if inode else -1
+        return [(op.kind, number(op.inode), number(op.directory), op.name, number(op.directory2), op.name2,
+                 op.offset, bytes(op.data), op.size, op.entry_kind) for op in record(spec).log.ops]
+
+    model, native = micro_ops(), micro_ops("--medium", "native")
+    writes = [(op[6], len(op[7])) for op in model if op[0] == "write"]
+    assert writes == [(op[6], len(op[7])) for op in native if op[0] == "write"], "writes split or merged otherwise"
+    assert model == native and len(writes) > 3
 
 
 def _raised(outcome) -> set[str]:
