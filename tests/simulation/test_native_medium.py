@@ -10,8 +10,11 @@ import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from crashsweep import api
 
@@ -109,6 +112,100 @@ def test_the_model_records_the_calls_the_engine_really_makes(engine):
     writes = [(op[6], len(op[7])) for op in model if op[0] == "write"]
     assert writes == [(op[6], len(op[7])) for op in native if op[0] == "write"], "writes split or merged otherwise"
     assert model == native and len(writes) > 3
+
+
+_INDEX = st.sampled_from((0, 0, 0, 1, 2))    # most calls on the first file opened
+_OPEN = st.tuples(st.just("open"), st.sampled_from(("a", "b", "sub/c")),
+                  st.sampled_from(("w", "wb", "a", "ab", "r+", "r+b", "w+", "w+b", "a+b", "x", "xb")),
+                  st.sampled_from((-1, -1, 0, 1, 64, 4096, 10000)))
+_SCRIPT_CALLS = st.one_of(
+    _OPEN,
+    *[st.tuples(st.just("write"), _INDEX, st.sampled_from((0, 1, 7, 100, 4095, 4096, 4097, 8191, 9000, 20000)),
+                st.integers(0, 9))] * 4,
+    st.tuples(st.just("lines"), _INDEX, st.lists(st.sampled_from((0, 3, 80, 5000)), max_size=4)),
+    st.tuples(st.just("flush"), _INDEX), st.tuples(st.just("read"), _INDEX, st.sampled_from((-1, 1, 5000))),
+    st.tuples(st.just("seek"), _INDEX, st.sampled_from((0, 5, 4000, 9000)), st.sampled_from((0, 1, 2))),
+    st.tuples(st.just("truncate"), _INDEX, st.sampled_from((None, 0, 3, 5000))),
+    st.tuples(st.just("fsync"), _INDEX), st.tuples(st.just("close"), _INDEX),
+    st.tuples(st.just("rename"), st.sampled_from(("a", "b")), st.sampled_from(("a", "b"))),
+    st.tuples(st.just("unlink"), st.sampled_from(("a", "b"))))
+
+
+def _scripted_micro_ops(script: list, *medium: str) -> list[tuple]:
+    from crashsweep import cli
+    from crashsweep.crash_explorer._recording import record
+    argv = ["sweep", "--engine", os.path.join(ROOT, "tests", "engines", "scripted.py") + ":ScriptedFiles",
+            "--ops", "6", "--option", "script=" + json.dumps(script), *medium]
+    numbers: dict[int, int] = {}
+
+    def number(inode: int) -> int:
+        return numbers.setdefault(inode, len(numbers)) if inode else -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # "line buffering isn't supported in binary mode"
+        log = record(cli.spec_from_args(cli.parse_with_settings(argv))).log
+    return [(op.kind, number(op.inode), number(op.directory), op.name, number(op.directory2), op.name2, op.offset,
+             bytes(op.data), op.size, op.entry_kind) for op in log.ops]
+
+
+@settings(max_examples=int(os.environ.get("CRASHSWEEP_CALLS_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.builds(lambda first, rest: [first, *rest], _OPEN, st.lists(_SCRIPT_CALLS, min_size=3, max_size=12)))
+@example([("open", "a", "w", -1), ("write", 0, 9000, 1), ("write", 0, 7, 2), ("lines", 0, [80, 5000]),
+          ("open", "sub/c", "a+b", 64), ("write", 1, 4097, 3), ("seek", 1, 5, 0), ("write", 1, 100, 4),
+          ("truncate", 1, None), ("fsync", 1), ("rename", "a", "b")])
+def test_generated_file_calls_are_recorded_as_the_system_makes_them(script):
+    """The same mechanism over call sequences no engine here makes: Python file calls (every open mode, buffer
+    sizes around the block size, text and bytes, writelines, flush, seek, read, truncate, fsync, rename), run by
+    one engine on the model and on a real directory under strace, must give the same micro-ops."""
+    model = _scripted_micro_ops(script)
+    assert model == _scripted_micro_ops(script, "--medium", "native")
+
+
+@pytest.mark.long
+def test_many_generated_file_call_sequences_are_recorded_as_the_system_makes_them():
+    settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))(
+        given(st.builds(lambda first, rest: [first, *rest], _OPEN, st.lists(_SCRIPT_CALLS, min_size=3, max_size=16)))(
+            test_generated_file_calls_are_recorded_as_the_system_makes_them.hypothesis.inner_test))()
+
+
+def test_sweeping_many_engines_in_one_process_keeps_a_bounded_pool_of_hosts():
+    """A kept host serves one engine and options. A process that sweeps many in turn (a test suite, the API in a
+    loop) keeps at most POOLED_MAX of them: before, each distinct options kept its own host, its pipes and files
+    for good, until `select` met a descriptor over 1024 and every later state failed as if its engine had."""
+    from crashsweep.engines import _native
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+    for round in range(_native.POOLED_MAX + 6):
+        _scripted_micro_ops([("open", "a", "w", -1), ("write", 0, round, 0)], "--medium", "native")
+        if round == 0:
+            first = descriptors()
+    assert len(_native.pooled_hosts()) <= _native.POOLED_MAX
+    assert descriptors() <= first + 4 * _native.POOLED_MAX
+
+
+def test_waiting_on_a_descriptor_numbered_past_1024_works():
+    """`select.select` raises ValueError for descriptors from 1024; the harness waits with `poll`."""
+    import resource
+    from crashsweep.disk_model._fds import readable
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2100:
+        pytest.skip(f"this machine allows {hard} descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2100), hard))
+    read_end, write_end = os.pipe()
+    high = 2000
+    try:
+        os.dup2(read_end, high)
+        assert not readable(high, 0.01)
+        os.write(write_end, b"x")
+        assert readable(high, 1.0)
+        os.close(write_end)
+        os.read(high, 1)
+        assert readable(high, 1.0)          # the end of the pipe is readable too
+    finally:
+        for fd in (read_end, high):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _raised(outcome) -> set[str]:

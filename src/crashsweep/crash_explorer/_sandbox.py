@@ -26,7 +26,6 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
-import select
 import signal
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import traceback
 from dataclasses import dataclass
 
 from crashsweep.disk_model._processes import group_members
+from crashsweep.disk_model._fds import readable
 from crashsweep.crash_explorer import _wire
 from crashsweep.crash_explorer._limits import DETAIL_CHARS_MAX, OUTPUT_BYTES_MAX, cap_text
 
@@ -187,7 +187,7 @@ def _collect(pid: int, read_end: int, timeout_s: float) -> tuple[bytes, int | No
     open_pipe = True
     while True:
         if open_pipe:
-            ready, _, _ = select.select([read_end], [], [], POLL_INTERVAL_S)
+            ready = readable(read_end, POLL_INTERVAL_S)
             if ready:
                 chunk = os.read(read_end, READ_CHUNK_BYTES)
                 if chunk:
@@ -199,7 +199,7 @@ def _collect(pid: int, read_end: int, timeout_s: float) -> tuple[bytes, int | No
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             if open_pipe:                    # drain what it wrote (a grandchild may hold the pipe open)
-                while select.select([read_end], [], [], 0)[0]:
+                while readable(read_end, 0):
                     chunk = os.read(read_end, READ_CHUNK_BYTES)
                     if not chunk:
                         break

@@ -29,7 +29,6 @@ import atexit
 import json
 import os
 import re
-import select
 import shlex
 import shutil
 import signal
@@ -39,6 +38,7 @@ from collections.abc import Callable
 
 from crashsweep.disk_model import _sites
 from crashsweep.disk_model._sites import shown_path
+from crashsweep.disk_model._fds import readable
 from crashsweep.disk_model.native._tracer import python_program
 from crashsweep.engines.errors import EngineError
 
@@ -54,6 +54,8 @@ PIPELINED_MAX = 64             # answers outstanding before they are read
 PIPELINED_BYTES_MAX = 4096     # request bytes outstanding: less than any pipe holds
 GET_MANY_KEYS_MAX = 4096       # keys per `getmany` request (one answer line each)
 POOLED_PER_ENGINE_MAX = 4      # idle kept hosts per engine and options (one per crash depth in use, at most)
+POOLED_MAX = 8                 # idle kept hosts in all: a process that sweeps many engines or options in turn (a
+                               # test suite, the API in a loop) ends the least recently used, not thousands of fds
 
 
 class NativeEngineError(Exception):
@@ -406,9 +408,9 @@ class NativeEngine:
             scanned = len(self._inbox)
             if scanned >= ANSWER_BYTES_MAX:
                 raise NativeEngineError(f"answer to {word} longer than {ANSWER_BYTES_MAX >> 20} MiB")
-            if _idle and not select.select([fd], [], [], 0)[0]:
+            if _idle and not readable(fd, 0):
                 _run_idle()                  # the answer is not there yet: work meanwhile
-            if timeout_s is not None and not select.select([fd], [], [], timeout_s)[0]:
+            if timeout_s is not None and not readable(fd, timeout_s):
                 raise NativeEngineError(f"{word} was not answered in {timeout_s} s")
             try:
                 chunk = os.read(fd, READ_CHUNK_BYTES)
@@ -608,7 +610,7 @@ class NativeEngine:
         if self.pooled is not None:
             key, host = self.pooled
             self.pooled = None
-            idle = _pool.setdefault(key, [])
+            idle = _pool.get(key, [])
             if self._unread and not self.busy and self.process.poll() is None:
                 try:              # answers still coming after the state ended early (the first error ends it)
                     self._settle(DROP_TIMEOUT_S, judged=False)
@@ -630,14 +632,14 @@ class NativeEngine:
                     host.kill()
                     return
                 host.drop_pending = True
-                idle.append(host)
+                _keep(key, host)
                 return
             if not self.busy and self.process.poll() is None:
                 try:
                     self._send("drop", expected=())
                     if self._settle(DROP_TIMEOUT_S, judged=False) == "ok" and not self._inbox \
                             and len(idle) < POOLED_PER_ENGINE_MAX:
-                        idle.append(host)
+                        _keep(key, host)
                         return
                 except (NativeEngineError, OSError):
                     pass
@@ -723,6 +725,20 @@ class _PooledHost:
 # nested states use another: every host that served is kept (up to POOLED_PER_ENGINE_MAX) or killed, never
 # forgotten alive (a forgotten host was an engine's "leftover process" to the worker).
 _pool: dict[tuple, list[_PooledHost]] = {}
+
+
+def _keep(key: tuple, host: _PooledHost) -> None:
+    """Keep `host` idle for `key`'s next state; beyond POOLED_MAX idle hosts, end the least recently used."""
+    idle = _pool.pop(key, [])
+    idle.append(host)
+    _pool[key] = idle                       # the most recently used key last
+    for empty in [other for other, hosts in _pool.items() if not hosts]:
+        del _pool[empty]
+    while sum(len(hosts) for hosts in _pool.values()) > POOLED_MAX:
+        oldest = next(iter(_pool))
+        _pool[oldest].pop(0).kill()
+        if not _pool[oldest]:
+            del _pool[oldest]
 
 
 def pooled_hosts() -> set[int]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,7 @@ import time
 
 from crashsweep.disk_model.fs._image import FsTree
 from crashsweep.disk_model._processes import group_members
+from crashsweep.disk_model._fds import readable
 from crashsweep.disk_model.fs._log import FsLog
 from crashsweep.disk_model.errors import DiskModelError
 from crashsweep.disk_model.native._recorder import NativeRecorder, NativeRefusal
@@ -100,7 +100,7 @@ class Tracer:
         stderr = self.process.stderr.fileno()
         while f"Process {pid} attached".encode() not in said:
             left = deadline - time.monotonic()
-            ready = select.select([stderr], [], [], max(0.0, left))[0] if left > 0 else []
+            ready = readable(stderr, left) if left > 0 else False
             chunk = os.read(stderr, 4096) if ready else b""
             if not chunk:
                 if self.process.poll() is None:
