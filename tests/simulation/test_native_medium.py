@@ -118,6 +118,8 @@ _INDEX = st.sampled_from((0, 0, 0, 1, 2))    # most calls on the first file open
 _OPEN = st.tuples(st.just("open"), st.sampled_from(("a", "b", "sub/c")),
                   st.sampled_from(("w", "wb", "a", "ab", "r+", "r+b", "w+", "w+b", "a+b", "x", "xb")),
                   st.sampled_from((-1, -1, 0, 1, 64, 4096, 10000)))
+_OS_OPEN = st.tuples(st.just("os_open"), st.sampled_from(("a", "b", "d/e")),
+                     st.sampled_from(("create", "trunc", "append", "read")))
 _SCRIPT_CALLS = st.one_of(
     _OPEN,
     *[st.tuples(st.just("write"), _INDEX, st.sampled_from((0, 1, 7, 100, 4095, 4096, 4097, 8191, 9000, 20000)),
@@ -127,15 +129,26 @@ _SCRIPT_CALLS = st.one_of(
     st.tuples(st.just("seek"), _INDEX, st.sampled_from((0, 5, 4000, 9000)), st.sampled_from((0, 1, 2))),
     st.tuples(st.just("truncate"), _INDEX, st.sampled_from((None, 0, 3, 5000))),
     st.tuples(st.just("fsync"), _INDEX), st.tuples(st.just("close"), _INDEX),
-    st.tuples(st.just("rename"), st.sampled_from(("a", "b")), st.sampled_from(("a", "b"))),
-    st.tuples(st.just("unlink"), st.sampled_from(("a", "b"))))
+    st.tuples(st.just("rename"), st.sampled_from(("a", "b")), st.sampled_from(("a", "b", "sub/c"))),
+    st.tuples(st.just("unlink"), st.sampled_from(("a", "b"))),
+    st.tuples(st.just("mkdir"), st.sampled_from(("sub", "d"))), st.tuples(st.just("rmdir"), st.sampled_from(("sub", "d"))),
+    st.tuples(st.just("link"), st.sampled_from(("a", "b")), st.sampled_from(("b", "d/e"))),
+    st.tuples(st.just("path_write"), st.sampled_from(("a", "b", "d/e")), st.sampled_from((0, 5, 4096, 9001))),
+    st.tuples(st.just("copy"), st.sampled_from(("a", "b")), st.sampled_from(("b", "d/e"))),
+    st.tuples(st.just("dir_fsync")),
+    _OS_OPEN,
+    *[st.tuples(st.just("os_write"), _INDEX, st.sampled_from((1, 100, 5000)))] * 2,
+    st.tuples(st.just("os_pwrite"), _INDEX, st.sampled_from((1, 100, 5000)), st.sampled_from((0, 7, 9000))),
+    st.tuples(st.just("os_ftruncate"), _INDEX, st.sampled_from((0, 10, 6000))),
+    st.tuples(st.just("os_fsync"), _INDEX), st.tuples(st.just("os_fdatasync"), _INDEX),
+    st.tuples(st.just("os_close"), _INDEX))
 
 
 def _scripted_micro_ops(script: list, *medium: str) -> list[tuple]:
     from crashsweep import cli
     from crashsweep.crash_explorer._recording import record
     argv = ["sweep", "--engine", os.path.join(ROOT, "tests", "engines", "scripted.py") + ":ScriptedFiles",
-            "--ops", "6", "--option", "script=" + json.dumps(script), *medium]
+            "--ops", "12", "--option", "script=" + json.dumps(script), *medium]
     numbers: dict[int, int] = {}
 
     def number(inode: int) -> int:
@@ -149,14 +162,20 @@ def _scripted_micro_ops(script: list, *medium: str) -> list[tuple]:
 
 @settings(max_examples=int(os.environ.get("CRASHSWEEP_CALLS_EXAMPLES", "25")), deadline=None,
           suppress_health_check=list(HealthCheck))
-@given(st.builds(lambda first, rest: [first, *rest], _OPEN, st.lists(_SCRIPT_CALLS, min_size=3, max_size=12)))
+@given(st.builds(lambda first, second, rest: [first, second, *rest], _OPEN, _OS_OPEN,
+                 st.lists(_SCRIPT_CALLS, min_size=3, max_size=12)))
 @example([("open", "a", "w", -1), ("write", 0, 9000, 1), ("write", 0, 7, 2), ("lines", 0, [80, 5000]),
           ("open", "sub/c", "a+b", 64), ("write", 1, 4097, 3), ("seek", 1, 5, 0), ("write", 1, 100, 4),
           ("truncate", 1, None), ("fsync", 1), ("rename", "a", "b")])
-def test_generated_file_calls_are_recorded_as_the_system_makes_them(script):
+@example([("os_open", "a", "append"), ("link", "a", "b"), ("unlink", "a")])      # found by this test: "unlink b"
+@example([("open", "a", "w", -1), ("os_open", "a", "create"), ("os_pwrite", 0, 1, 9000), ("link", "a", "b")])
+@example([("open", "a", "w", -1), ("path_write", "a", 5), ("copy", "a", "b")])   # found: sendfile's "[0] => [5]"
+@example([("mkdir", "sub"), ("rmdir", "sub")])                 # found by this test: a link wrote the file again;
+def test_generated_file_calls_are_recorded_as_the_system_makes_them(script):      # rmdir logged a file's unlink
     """The same mechanism over call sequences no engine here makes: Python file calls (every open mode, buffer
     sizes around the block size, text and bytes, writelines, flush, seek, read, truncate, fsync, rename), run by
-    one engine on the model and on a real directory under strace, must give the same micro-ops."""
+    one engine on the model and on a real directory under strace, must give the same micro-ops; and the `os`
+    level (descriptors, pwrite, ftruncate, fdatasync, mkdir, rmdir, link, a directory's fsync), pathlib, shutil."""
     model = _scripted_micro_ops(script)
     assert model == _scripted_micro_ops(script, "--medium", "native")
 
@@ -164,7 +183,8 @@ def test_generated_file_calls_are_recorded_as_the_system_makes_them(script):
 @pytest.mark.long
 def test_many_generated_file_call_sequences_are_recorded_as_the_system_makes_them():
     settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))(
-        given(st.builds(lambda first, rest: [first, *rest], _OPEN, st.lists(_SCRIPT_CALLS, min_size=3, max_size=16)))(
+        given(st.builds(lambda first, second, rest: [first, second, *rest], _OPEN, _OS_OPEN,
+                        st.lists(_SCRIPT_CALLS, min_size=3, max_size=16)))(
             test_generated_file_calls_are_recorded_as_the_system_makes_them.hypothesis.inner_test))()
 
 

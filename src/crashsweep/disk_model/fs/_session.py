@@ -128,7 +128,8 @@ def _add_entry(directory, path_object) -> None:
     filesystem = directory.filesystem
     if isinstance(filesystem, RecordingFilesystem):
         session = filesystem.session
-        if not hasattr(path_object, INODE_ATTRIBUTE):
+        created = not hasattr(path_object, INODE_ATTRIBUTE)      # else a new name of a file (a hard link)
+        if created:
             setattr(path_object, INODE_ATTRIBUTE, session.new_inode())
             if not isinstance(path_object, fake_file.FakeDirectory):
                 contents = path_object._byte_contents
@@ -138,7 +139,7 @@ def _add_entry(directory, path_object) -> None:
             kind = DIRECTORY if isinstance(path_object, fake_file.FakeDirectory) else FILE
             session.log.add(LINK, _inode(path_object), directory=_inode(directory),
                             name=os.fsdecode(path_object.name), entry_kind=kind)
-            if kind == FILE and path_object._byte_contents:
+            if kind == FILE and created and path_object._byte_contents:     # a link writes no data
                 session.log_contents(path_object, 0, bytes(path_object._byte_contents))
 
 
@@ -148,7 +149,9 @@ def _remove_entry(directory, pathname_name: str, recursive: bool = True) -> None
     _original_remove_entry(directory, pathname_name, recursive)
     if entry is not None and filesystem.session.recording and not filesystem._renaming:
         filesystem.session.log.next_call()
-        filesystem.session.log.add(UNLINK, _inode(entry), directory=_inode(directory), name=os.fsdecode(entry.name))
+        # The name removed, not the object's: a file with several links carries only the name it got last.
+        filesystem.session.log.add(UNLINK, _inode(entry), directory=_inode(directory), name=os.fsdecode(pathname_name),
+                                   entry_kind=DIRECTORY if isinstance(entry, fake_file.FakeDirectory) else FILE)
 
 
 def _set_initial_contents(file_object, contents) -> bool:

@@ -424,11 +424,11 @@ class NativeRecorder:
         if source.inode is None:
             raise NativeRefusal(f"the engine copied data into the store from {source.outside or 'outside it'}: "
                                 "those bytes are not recorded")
-        start = source.position if source_offset in (None, "NULL") else int(source_offset.strip("[]"), 0)
+        start = source.position if source_offset in (None, "NULL") else _pointed(source_offset)
         if source_offset in (None, "NULL"):
             source.position += copied
         data = self.tree.content(source.inode)[start:start + copied]
-        offset = target.position if target_offset in (None, "NULL") else int(target_offset.strip("[]"), 0)
+        offset = target.position if target_offset in (None, "NULL") else _pointed(target_offset)
         if target_offset in (None, "NULL"):
             target.position += copied
         if not data:
@@ -659,3 +659,9 @@ def native_site(stack: list[str]) -> str:
         sites.append(f"{name}: {symbol}" if symbol else name)
     named = [site for site in sites if "anonymous namespace" not in site]
     return (named or sites or [""])[0]
+
+
+def _pointed(text: str) -> int:
+    """The value an in/out pointer argument held when the call began: strace prints `[0]`, or `[0] => [5]`
+    once the call has updated it (sendfile's and copy_file_range's offsets)."""
+    return int(text.split("=>")[0].strip().strip("[]"), 0)
