@@ -147,7 +147,7 @@ _SCRIPT_CALLS = st.one_of(
 def _scripted_micro_ops(script: list, *medium: str) -> list[tuple]:
     from crashsweep import cli
     from crashsweep.crash_explorer._recording import record
-    argv = ["sweep", "--engine", os.path.join(ROOT, "tests", "engines", "scripted.py") + ":ScriptedFiles",
+    argv = ["sweep", "--engine", f"{FS_ENGINES}:ScriptedFiles",
             "--ops", "12", "--option", "script=" + json.dumps(script), *medium]
     numbers: dict[int, int] = {}
 
@@ -170,6 +170,7 @@ def _scripted_micro_ops(script: list, *medium: str) -> list[tuple]:
 @example([("os_open", "a", "append"), ("link", "a", "b"), ("unlink", "a")])      # found by this test: "unlink b"
 @example([("open", "a", "w", -1), ("os_open", "a", "create"), ("os_pwrite", 0, 1, 9000), ("link", "a", "b")])
 @example([("open", "a", "w", -1), ("path_write", "a", 5), ("copy", "a", "b")])   # found: sendfile's "[0] => [5]"
+@example([("os_open", "a", "create"), ("link", "a", "b"), ("rename", "a", "b")])   # found: both renamed a no-op
 @example([("mkdir", "sub"), ("rmdir", "sub")])                 # found by this test: a link wrote the file again;
 def test_generated_file_calls_are_recorded_as_the_system_makes_them(script):      # rmdir logged a file's unlink
     """The same mechanism over call sequences no engine here makes: Python file calls (every open mode, buffer

@@ -68,20 +68,6 @@ def _private_pyio(fake_os):
     return module
 
 
-def _c_buffered_truncate(self, pos=None):
-    """BufferedRandom.truncate as CPython's C io does it (what engines really run): write the buffer out and
-    drop the read-ahead first, then truncate at the raw position. `_pyio` takes the position before writing
-    the buffer, which in append mode is not where the data lands (the real OS and C io say 2, `_pyio` 1,
-    for a+b, an outside truncate to 1, a 1-byte write, truncate())."""
-    self.flush()
-    if self._read_buf:
-        self.raw.seek(self._read_pos - len(self._read_buf), 1)
-        self._reset_read_buf()
-    if pos is None:
-        pos = self.raw.tell()
-    return self.raw.truncate(pos)
-
-
 class ModelOs(FakeOsModule):
     """pyfakefs's os module, with descriptors served by `FsSession`."""
 

@@ -72,6 +72,9 @@ class RecordingFilesystem(FakeFilesystem):
         old_path = self.absnormpath(self._original_path(old_file_path))
         new_path = self.absnormpath(self._original_path(new_file_path))
         moving = self.lresolve(old_path) if self.exists(old_path, check_link=True) else None
+        if moving is not None and old_path != new_path and self.exists(new_path, check_link=True) \
+                and self.lresolve(new_path) is moving:
+            return              # POSIX: two names of the same file (hard links): rename succeeds and does nothing
         self._renaming = True
         try:
             super().rename(old_file_path, new_file_path, force_replace)

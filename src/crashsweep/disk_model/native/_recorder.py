@@ -464,8 +464,8 @@ class NativeRecorder:
         if source is None or target is None:
             raise NativeRefusal(f"the engine renamed {source_path} -> {target_path} across the store's boundary")
         found = self.lookup(source)
-        if found is None or source == target:
-            return
+        if found is None or source == target or self.lookup(target) == found:
+            return              # POSIX: two names of the same file: rename succeeds and does nothing
         directory, name = self.parent_of(source)
         directory2, name2 = self.parent_of(target)
         self._next_call(call)
