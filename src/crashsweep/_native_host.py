@@ -6,7 +6,7 @@ path engine `MODULE:CLASS` (a `.py` file or a dotted module). The protocol is in
 `crashsweep/engines/_native.py` and docs/native.md.
 
 This module imports nothing of crashsweep but stdlib-only files (`engines/_sql_kv.py`, `disk_model/_sites.py`,
-`disk_model/native/_remove.py`), each by its path
+`disk_model/native/_remove.py`, `reference/_continuation.py`), each by its path
 (a native engine's process should hold the
 engine and this loop only), so its startup is Python's plus the engine's. The engine's
 own output to stdout goes to stderr: stdout carries the protocol only.
@@ -39,11 +39,14 @@ SqlKeyValue = _sibling_module("crashsweep_native_sql_kv", os.path.join(
 _sites = _sibling_module("crashsweep_native_sites", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "disk_model", "_sites.py"))
 _sites.shown_path = lambda filename: filename     # absolute: the harness shows it as the user's machine names it
+_continuation = _sibling_module("crashsweep_native_continuation", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "reference", "_continuation.py"))
 remove_tree = _sibling_module("crashsweep_native_remove", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "disk_model", "native", "_remove.py")).remove_tree
 
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
 COLLECT_EVERY_DROPS = 64
+HISTORIES_KEPT = 16          # `history` tables kept (the harness counts alike: `engines/_native.py`)
 SYNC_MARKER_KEY = b"\xffcrashsweep-sync\x00"
 SITE_MARKER = b"\x00crashsweep-site\x00"     # a write to /dev/null: "the calls this thread makes next are at ..."
 
@@ -329,6 +332,8 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
         answers.write(b"ready\n")          # the harness attaches its tracer now, then sends `open`
         answers.flush()
     idle: list = []                         # dropped states' clean-ups, run while no request waits
+    histories: dict = {}                    # `history` tables by name
+    seen: dict = {}                         # this state's read-out: "reads", "items", "failed"
     for line in (_lines(requests, answers, idle) if isinstance(requests, int) else requests):
         words = line.decode().split()
         if not words:
@@ -349,6 +354,18 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
             if not isinstance(requests, int):
                 idle.pop(0)()
             continue
+        if words[0] == "history":               # `history NAME HASH:m,m ...`: the snapshots `continue` finds
+            histories[words[1]] = {int(value, 16): [int(m) for m in found.split(",")]
+                                   for value, _, found in (word.partition(":") for word in words[2:])}
+            while len(histories) > HISTORIES_KEPT:
+                histories.pop(next(iter(histories)))
+            answers.write(b"ok\n")
+            continue
+        if words[0] == "continue":
+            answers.flush()                     # the read-out's answers leave now: the harness checks them meanwhile
+            for answer in _continue(words, store, seen, histories):
+                answers.write(answer.encode() + b"\n")
+            continue
         if words[0] == "quiesce":               # a traced state comes next: nothing of an earlier one may run in it
             while idle:
                 idle.pop(0)()
@@ -366,11 +383,13 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
                 else:
                     markers.stop()
                 batched = "batch" in words[2:]
-            answer = _answer(words, store, engine, name, directory, options)
+                seen = {"failed": False}
+            answer = _answer(words, store, engine, name, directory, options, seen)
             if words[0] == "open":
                 store, answer = answer
         except BaseException as error:      # noqa: BLE001 - the engine's failure is an answer
             answer = error_answer(error)
+            seen["failed"] = True
         answers.write(answer.encode() + b"\n")
         if not batched:
             answers.flush()                     # traced: each answer marks an op boundary in the trace
@@ -379,7 +398,44 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
             return
 
 
-def _answer(words: list[str], store, engine, name: str, directory: str, options: dict):
+def _continue(words: list[str], store, seen: dict, histories: dict) -> list[str]:
+    """`continue NAME SEED DEPTH SYNCED:STARTED,...`: run the explorer's continuation now, if the explorer will
+    ask for it — this state's read-out equals a snapshot S_m of history NAME allowed by every window, and its
+    reads agree — and answer `continued N DIGEST` and the N operations' answers; else `continued 0 -`.
+    The rule and the operations are the explorer's own (`_recover.py`, `reference/_continuation.py`)."""
+    table = histories.get(words[1]) if len(words) == 5 else None
+    if table is None or store is None or seen.get("failed") or "reads" not in seen:
+        return ["continued 0 -"]
+    reads = seen["reads"]
+    items = seen.get("items")
+    recovered = dict(items) if items is not None else {key: value for key, value in reads.items() if value is not None}
+    matches = table.get(_continuation.map_hash(recovered.items()), [])
+    windows = [tuple(int(bound) for bound in window.split(":")) for window in words[4].split(",")]
+    if not matches or any(recovered.get(key) != value for key, value in reads.items()) \
+            or not all(any(synced <= m <= started for m in matches) for synced, started in windows):
+        return ["continued 0 -"]
+    steps = _continuation.continuation_steps(
+        _continuation.continuation_rng(int(words[2]), int(words[3]), matches[0]), recovered)
+    lines = [f"continued {len(steps)} {_continuation.steps_digest(steps)}"]
+    for kind, key, value in steps:
+        try:
+            if kind == "put":
+                store.put(key, value)
+            elif kind == "delete":
+                store.delete(key)
+            elif kind == "get":
+                found = store.get(key)
+                lines.append("none" if found is None else f"value {_hex(found)}")
+                continue
+            else:
+                store.sync()
+            lines.append("ok")
+        except BaseException as error:      # noqa: BLE001 - the engine's failure is an answer
+            lines.append(error_answer(error))
+    return lines
+
+
+def _answer(words: list[str], store, engine, name: str, directory: str, options: dict, seen: dict):
     command = words[0]
     if command == "open":
         if len(words) > 1:                   # a pooled host serves many states: each names its directory
@@ -398,10 +454,15 @@ def _answer(words: list[str], store, engine, name: str, directory: str, options:
     elif command == "sync":
         store.sync()
     elif command == "getmany":              # the host's own batch of gets (the read-out): one answer line
-        values = [store.get(_unhex(word)) for word in words[1:]]
+        keys = [_unhex(word) for word in words[1:]]
+        values = [store.get(key) for key in keys]
+        reads = seen.setdefault("reads", {})
+        reads.update((key, None if value is None else bytes(value)) for key, value in zip(keys, values))
         return "values " + " ".join("none" if value is None else _hex(value) for value in values)
     elif command == "items":
-        return "items " + " ".join(f"{_hex(key)}:{_hex(value)}" for key, value in store.items())
+        pairs = [(bytes(key), bytes(value)) for key, value in store.items()]
+        seen["items"] = pairs
+        return "items " + " ".join(f"{key.hex() or '-'}:{value.hex() or '-'}" for key, value in pairs)
     elif command == "close":
         store.close()
     else:

@@ -1,5 +1,6 @@
-"""Small file engines for the file-system model: one correct, five with a classic crash-consistency bug, and
-one that runs a script of file calls (`ScriptedFiles`, for the differential tests of the recording).
+"""Small file engines for the file-system model: two correct, five with a classic crash-consistency bug, two
+that fail only after a recovery (in the continuation), and one that runs a script of file calls
+(`ScriptedFiles`, for the differential tests of the recording).
 
 Each follows the engine protocol of DESIGN §4 (`Store(path)`), uses only the
 ordinary file API, and knows nothing of crashsweep.
@@ -88,6 +89,31 @@ class MissingDirectoryFsync(AtomicReplace):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.file)
+
+
+class StaleAfterRecovery(AtomicReplace):
+    """Bug: a key recovered from disk is still read after it is deleted (the delete forgets only new keys)."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.recovered = set(self.data)
+
+    def delete(self, key):
+        if key not in self.recovered:
+            super().delete(key)
+
+
+class SyncFailsAfterRecovery(AtomicReplace):
+    """Bug: once it recovered two keys or more, every sync fails with an OSError."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.refuse = len(self.data) >= 2
+
+    def sync(self):
+        if self.refuse:
+            raise OSError("sync refused after recovery")
+        super().sync()
 
 
 class ChecksummedLog:

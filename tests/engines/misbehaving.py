@@ -1,7 +1,8 @@
 """A correct path engine that misbehaves on command, to prove crashsweep contains whatever an engine does.
 
-`--option mode=M --option when=record|recover`: at its first open (`record`, no data on disk
-yet) or at every open that finds data (`recover`, i.e. recovering a crash state) it does M:
+`--option mode=M --option when=record|recover|continue`: at its first open (`record`, no data on disk
+yet), at every open that finds data (`recover`, i.e. recovering a crash state), or at every sync of a
+store opened on data (`continue`: the continuation after a recovery) it does M:
 
 raise, exit, kill (SIGKILL itself), segfault, sigterm-parent (then goes on normally),
 fork-linger (leaves a child process sleeping), memory (allocates until it cannot),
@@ -64,7 +65,8 @@ class Misbehaving:
         if exists:
             with open(self.file) as handle:
                 self.data = {bytes.fromhex(k): bytes.fromhex(v) for k, v in json.load(handle).items()}
-        if (when == "recover") == exists:
+        self.mode = mode if when == "continue" and exists else None
+        if when != "continue" and (when == "recover") == exists:
             _misbehave(mode)
 
     def put(self, key, value):
@@ -77,6 +79,8 @@ class Misbehaving:
         self.data.pop(key, None)
 
     def sync(self):
+        if self.mode is not None:
+            _misbehave(self.mode)
         temporary = self.file + ".tmp"
         with open(temporary, "w") as handle:
             json.dump({k.hex(): v.hex() for k, v in self.data.items()}, handle)

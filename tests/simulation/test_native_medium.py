@@ -454,3 +454,67 @@ def test_preparing_the_next_state_while_the_engine_works_changes_no_result(monke
     one_at_a_time = results()
     assert len(ahead) > 50 and any(result["kind"] for result in ahead)
     assert ahead == one_at_a_time
+
+
+def _with_and_without_the_host_s_continuation(monkeypatch, argv: list[str]) -> tuple[list, list, int]:
+    """Every state's result of a sweep with kept hosts running the continuation themselves, then sending its
+    operations one request at a time; and how many continuations the hosts ran."""
+    from crashsweep import cli
+    from crashsweep.crash_explorer._plan import make_units, plan_states
+    from crashsweep.crash_explorer._recording import record
+    from crashsweep.crash_explorer._worker import remember, run_unit
+    from crashsweep.engines._native import NativeEngine
+
+    spec = cli.spec_from_args(cli.parse_with_settings(["sweep"] + argv))
+    recording = record(spec)
+    remember(recording)
+    units = make_units(spec.to_json(), plan_states(recording).states, spec_id=spec.spec_id)
+    adopted = []
+    adopt = NativeEngine._adopt
+    monkeypatch.setattr(NativeEngine, "_adopt", lambda self, *args: adopted.append(1) or adopt(self, *args))
+
+    def results() -> list[dict]:
+        found = [result for unit in units for result in run_unit(unit)]
+        for result in found:
+            result.pop("engine_s"), result.pop("total_s")
+        return found
+
+    ahead = results()
+    monkeypatch.setattr(NativeEngine, "plan_continuation", lambda self, *args: None)
+    return ahead, results(), len(adopted)
+
+
+@pytest.mark.parametrize("engine, depth", [(f"{FS_ENGINES}:StaleAfterRecovery", 0),
+                                           (f"{FS_ENGINES}:SyncFailsAfterRecovery", 0),
+                                           pytest.param(f"{FS_ENGINES}:RenameWithoutFsync", 0,
+                                                        marks=pytest.mark.long),
+                                           pytest.param(f"{FS_ENGINES}:StaleAfterRecovery", 1,
+                                                        marks=pytest.mark.long),
+                                           pytest.param("lmdb", 0, marks=pytest.mark.long)])
+def test_a_kept_host_running_the_continuation_itself_changes_no_result(monkeypatch, engine, depth):
+    """A kept host runs the explorer's continuation right after the read-out when the state will be continued
+    (`plan_continuation`: the same rule and operations, reference/_continuation.py): every state's result is the
+    one the explorer gets sending the operations one request at a time — wrong reads and errors in the
+    continuation included — and the host did run them for the states that were continued."""
+    if engine == "lmdb":
+        pytest.importorskip("lmdb")
+    argv = ["--engine", engine, "--ops", "8" if depth else "12", "--crash-depth", str(depth)]
+    ahead, one_request_at_a_time, adopted = _with_and_without_the_host_s_continuation(
+        monkeypatch, argv + ([] if engine == "lmdb" else ["--medium", "native"]))
+    assert adopted, "the host ran no continuation"
+    assert len(ahead) > 20 and any(result.get("continued") for result in ahead)
+    if engine != "lmdb":
+        assert any("continuation" in (result.get("detail") or "") for result in ahead), \
+            {result["kind"] for result in ahead}
+    assert ahead == one_request_at_a_time
+
+
+@pytest.mark.parametrize("mode", ["kill", "raise", pytest.param("exit", marks=pytest.mark.long)])
+def test_an_engine_that_dies_or_raises_in_the_host_s_continuation_gets_the_same_result(monkeypatch, mode):
+    engine = os.path.join(ROOT, "tests", "engines", "misbehaving.py") + ":Misbehaving"
+    ahead, one_request_at_a_time, adopted = _with_and_without_the_host_s_continuation(
+        monkeypatch, ["--engine", engine, "--medium", "native", "--ops", "8", "--crash-depth", "0",
+                      "--option", f"mode={mode}", "--option", "when=continue"])
+    failed = [result for result in ahead if result["kind"] == "recovery-error"]
+    assert failed and all("continuation after recovery" in result["detail"] for result in failed), ahead[:3]
+    assert ahead == one_request_at_a_time

@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import re
 import time
@@ -28,16 +29,17 @@ from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer._limits import cap_text
 from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, StateTimeout
 from crashsweep.disk_model import CallMemo, InterpositionBypass
+from crashsweep.reference._continuation import continuation_rng, continuation_steps, snapshot_hashes, steps_digest
 from crashsweep.disk_model._sites import raising_site
 from crashsweep.engines import EngineAdapter, NativeEngineError
 from crashsweep.reference import (
-    Diff, History, Op, Verdict, check_reads, check_recovered_windows, check_refusal, delete, encode_bytes, get,
-    put, sync,
+    Diff, History, Op, Verdict, check_reads, check_recovered_windows, check_refusal, encode_bytes,
 )
 
-CONTINUATION_OPS = 3
 MEMOS_MAX = 256
 READOUT_KEYS_MAX = 1_000_000
+HOST_CONTINUATION_MUTATIONS_MAX = 100_000   # a longer history's continuation is sent request by request
+HISTORY_TABLES_KEPT = 16
 EVENTS_MAX = 32                 # recovery-path notes an engine may append per state (kept)
 EVENT_CHARS_MAX = 200
 
@@ -98,22 +100,44 @@ def read_out(store, keys: list[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, 
     return items, reads
 
 
-def continuation_rng(seed: int, depth: int, snapshot: int) -> random.Random:
-    """The continuation's randomness: a function of what was recovered, not of the crash state, so two
-    states an engine recovers alike are continued alike. `snapshot` is the first m with S_m equal to
-    the recovered map (the continuation runs only after a recovery to some S_m)."""
-    return random.Random(f"{seed}:continue:{depth}:{snapshot}")
-
-
 def continuation_ops(rng: random.Random, recovered: Mapping[bytes, bytes]) -> list[Op]:
-    keys = sorted(recovered)
-    ops = [put(b"continued-%d" % rng.randrange(1000), b"after-crash-%d" % rng.randrange(10**6))]
-    if keys:
-        ops.append(put(rng.choice(keys), b"updated-after-crash-%d" % rng.randrange(10**6)))
-        ops.append(delete(rng.choice(keys)))
-    ops = ops[:CONTINUATION_OPS]
-    ops += [get(op.key) for op in ops] + [sync()]
-    return ops
+    """The continuation's operations (`reference/_continuation.py` makes them; a kept native host makes the same)."""
+    return [Op(kind, key, value) for kind, key, value in continuation_steps(rng, recovered)]
+
+
+@dataclass(frozen=True)
+class ContinuationPlan:
+    """What an engine in another process needs to run this state's continuation itself, as `_continue` would:
+    `request` is `history NAME HASH:m,m ...` (which S_m each stable snapshot hash of the history stands for,
+    `reference/_continuation.py`), and the continuation's seed, depth and the state's windows."""
+
+    name: str
+    request: str
+    seed: int
+    depth: int
+    windows: tuple
+
+    @staticmethod
+    def of(history: History, seed: int, depth: int, windows) -> "ContinuationPlan":
+        kept = _history_tables.get(id(history))
+        if kept is None or kept[0] is not history:
+            table: dict[int, list[int]] = {}
+            for mutations, value in enumerate(snapshot_hashes(history.base, history.changes)):
+                table.setdefault(value, []).append(mutations)
+            body = " ".join(f"{value:x}:{','.join(map(str, found))}" for value, found in table.items())
+            name = hashlib.blake2b(body.encode(), digest_size=12).hexdigest()
+            kept = _history_tables[id(history)] = (history, name, f"history {name} {body}")   # alive: its id is unique
+            if len(_history_tables) > HISTORY_TABLES_KEPT:
+                _history_tables.pop(next(iter(_history_tables)))
+        return ContinuationPlan(kept[1], kept[2], seed, depth, tuple(windows))
+
+    @staticmethod
+    def digest(ops: list[Op]) -> str:
+        """What the host answers for the operations it ran: equal to this for the ones `_continue` runs."""
+        return steps_digest((op.kind, op.key, op.value) for op in ops)
+
+
+_history_tables: dict[int, tuple] = {}     # id(history) -> (history, its name, its `history` request)
 
 
 def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dict, windows, history: History,
@@ -201,6 +225,10 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
         with time_limit(context.state_timeout_s), engine_scope(context, device):
             store = context.adapter.open(device, context.options, events)
             engine.append(store)
+            plan = getattr(store, "plan_continuation", None)   # an engine in another process may run it ahead
+            if callable(plan) and (context.continuation or depth > 0) \
+                    and history.mutation_count <= HOST_CONTINUATION_MUTATIONS_MAX:
+                plan(ContinuationPlan.of(history, context.seed, depth, windows))
             recovered, reads = read_out(store, history.keys_sorted())
         result["_engine_s"] = time.perf_counter() - started
     except StateTimeout:

@@ -54,6 +54,7 @@ PIPELINED_MAX = 64             # answers outstanding before they are read
 PIPELINED_BYTES_MAX = 4096     # request bytes outstanding: less than any pipe holds
 GET_MANY_KEYS_MAX = 4096       # keys per `getmany` request (one answer line each)
 POOLED_PER_ENGINE_MAX = 4      # idle kept hosts per engine and options (one per crash depth in use, at most)
+HISTORIES_KEPT = 16            # histories (`history` tables) a kept host knows, the oldest forgotten first
 POOLED_MAX = 8                 # idle kept hosts in all: a process that sweeps many engines or options in turn (a
                                # test suite, the API in a loop) ends the least recently used, not thousands of fds
 
@@ -216,6 +217,9 @@ class NativeEngine:
         self._unread: list[tuple] = []       # (request word, answers expected, sink) of answers not read yet
         self._unread_bytes = 0
         self._inbox = bytearray()            # answer bytes read and not yet taken
+        self._plan = None                    # (history, seed, depth, windows): the host may run the continuation
+        self._continued = None               # (digest, answers) of the continuation the host ran, not adopted yet
+        self._continuing = None              # the plan of the continuation sent
         self.python_sites = False            # the host tells the engine's Python source lines (hosted, traced)
         if hosted:
             self._start_hosted(command)
@@ -330,16 +334,19 @@ class NativeEngine:
         host.removing = None
         return True
 
-    def _settle(self, timeout_s: float | None = None, judged: bool = True) -> str:
-        """Read every outstanding answer in order; raise at the first that is an error or not expected. Stops
-        once a sink ended the sequence (`stopped`: what follows is not looked at); reads all without judging
-        them when the state is over (not `judged`). Returns the last answer read."""
+    def _settle(self, timeout_s: float | None = None, judged: bool = True, keep: int = 0) -> str:
+        """Read every outstanding answer in order (all but the last `keep`); raise at the first that is an error
+        or not expected. Stops once a sink ended the sequence (`stopped`: what follows is not looked at); reads
+        all without judging them when the state is over (not `judged`). Returns the last answer read."""
         answer = ""
-        while self._unread and (self.stopped is None or not judged):
+        while len(self._unread) > keep and (self.stopped is None or not judged):
             word, expected, sink = self._unread[0]
             answer = self._read_answer(word, timeout_s)
             self._unread.pop(0)
             self._unread_bytes = self._unread_bytes if self._unread else 0
+            if word == "continue":           # its header, then one answer per step the host ran
+                self._continued = self._continued_answers(answer, timeout_s)
+                continue
             if not judged:
                 continue                     # the state is over: answers are read, not looked at
             if answer.startswith("error") and expected is not None:
@@ -487,8 +494,13 @@ class NativeEngine:
         """Run operations as the explorer's continuation runs them one by one, pipelined: ("done",), or
         ("wrong-read", index, value) at the first get that reads other than `reference` (kept up to date);
         an engine's failure raises. Answers are read in order, so the outcome is the one-by-one outcome
-        (requests after the first failure may have run too: the state ends there either way)."""
+        (requests after the first failure may have run too: the state ends there either way). When the kept
+        host already ran these operations (`plan_continuation`), their answers are judged the same way."""
         self.stopped = None
+        if self._unread and self._unread[0][0] == "continue":
+            self._settle()
+        if self._continued is not None:
+            return self._adopt(ops, reference, begin, end)
 
         def check(index: int, wanted):
             def sink(answer: str) -> None:
@@ -516,6 +528,60 @@ class NativeEngine:
         stopped, self.stopped = self.stopped, None
         return stopped or ("done",)
 
+    def plan_continuation(self, plan) -> None:
+        """The explorer will continue this state (`_recover.ContinuationPlan`: its history's snapshot table, seed,
+        depth and windows) if it recovers to a snapshot S_m allowed by every window with reads that agree: a
+        kept, untraced host may run those operations itself right after the read-out (`continue`), in the same
+        request stream, so the state costs one round trip and the host works while this process checks the
+        read-out. The host decides by the same rule and makes the same operations (`reference/_continuation.py`);
+        when it did not run them, `run_ops` sends them as before."""
+        if self.pooled is not None and self.target.tracer is None:
+            self._plan = plan
+
+    def _send_continue(self) -> None:
+        plan, self._plan = self._plan, None
+        known = self.pooled[1].histories
+        if plan.name not in known:
+            self._send(plan.request, expected=None)   # a host that refused it refuses `continue` too: no continuation
+            known.append(plan.name)
+            del known[:-HISTORIES_KEPT]
+        self._send(f"continue {plan.name} {plan.seed} {plan.depth} "
+                   + ",".join(f"{synced}:{started}" for synced, started in plan.windows), expected=None)
+        self._continuing = plan
+
+    def _continued_answers(self, header: str, timeout_s: float | None):
+        """After `continue`'s header (`continued N DIGEST`, or `continued 0 -` when the host ran nothing), its N
+        answers: (DIGEST, answers), or None when it ran nothing."""
+        words = header.split()
+        if len(words) != 3 or words[0] != "continued" or not words[1].isdigit() or words[1] == "0":
+            return None
+        return words[2], [self._read_answer("continue", timeout_s) for _ in range(int(words[1]))]
+
+    def _adopt(self, ops, reference: dict, begin: Callable[[int], None], end: Callable[[int], None]) -> tuple:
+        """Judge the answers of the continuation the host ran as `run_ops` judges pipelined ones."""
+        digest, answers = self._continued
+        self._continued = None
+        if digest != self._continuing.digest(ops) or len(answers) != len(ops):
+            raise RuntimeError("crashsweep internal error: the native host ran another continuation than the "
+                               "explorer's (please report it)")
+        self.requests += len(ops)
+        for index, (op, answer) in enumerate(zip(ops, answers)):
+            begin(index)
+            if answer.startswith("error"):
+                raise self._error(answer[6:].strip())
+            if op.kind == "get":
+                actual = self._value(answer)
+                if actual != reference.get(op.key):
+                    return ("wrong-read", index, actual)
+            elif answer != "ok":
+                raise NativeEngineError(f"{op.kind} answered {answer[:200]!r}, expected 'ok'")
+            elif op.kind == "put":
+                reference[op.key] = op.value
+            elif op.kind == "delete":
+                reference.pop(op.key, None)
+            end(index)
+        return ("done",)
+
     def read_all(self, keys: list[bytes]) -> tuple[list | None, list[bytes | None]]:
         """The read-out in one round trip: (every pair, or None when the engine offers no `items`; get() of
         every key). Whether it offers `items` is open's answer — known to a kept host from its first state."""
@@ -529,7 +595,10 @@ class NativeEngine:
         answers: list[str] = []
         if offers:         # judged below: an engine that no longer offers items answers it with an error
             self._send("items", expected=None, sink=answers.append)
-        self._settle()
+        continuing = self._plan is not None
+        if continuing:
+            self._send_continue()
+        self._settle(keep=1 if continuing else 0)     # the continuation's answers are read by `run_ops`
         reads = self._values_of(values, len(keys))
         if not self.offers_items:
             return None, reads
@@ -693,6 +762,7 @@ class _PooledHost:
     def __init__(self, command: list[str], home: str):
         self.stderr = open(os.path.join(home, f"host-{os.getpid()}-{len(_pool)}-{id(self)}.stderr"), "wb+")
         self.offers_items: bool | None = None         # its engine's answer to `open` (the same every state)
+        self.histories: list[str] = []                # the `history` tables it was sent, oldest first
         self.drop_pending = False                     # its answer to `drop` is not read yet
         self.removing: str | None = None              # the state directory it was told to remove with `drop`
         environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", READY_ENVIRONMENT: "1"}
