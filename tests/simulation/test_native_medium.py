@@ -427,18 +427,15 @@ def test_a_native_sweep_leaves_no_state_directories_behind(tmp_path):
     assert sorted(os.listdir(work)) == []
 
 
-def test_preparing_the_next_state_while_the_engine_works_changes_no_result(monkeypatch):
-    """The native medium writes state k+1's directory while state k's engine works, and its kept host cleans
-    up a dropped state while idle: every state's result is the one-at-a-time result."""
+def _state_results(argv: list[str]):
+    """A function giving every state's result of the sweep `crashsweep sweep ARGV` (timings left out), each
+    time it is called: the same planned states, run again."""
     from crashsweep import cli
     from crashsweep.crash_explorer._plan import make_units, plan_states
     from crashsweep.crash_explorer._recording import record
     from crashsweep.crash_explorer._worker import remember, run_unit
-    from crashsweep.crash_explorer.media import NativeMedium
 
-    spec = cli.spec_from_args(cli.parse_with_settings(
-        ["sweep", "--engine", f"{FS_ENGINES}:RenameWithoutFsync", "--medium", "native", "--ops", "8",
-         "--crash-depth", "0"]))
+    spec = cli.spec_from_args(cli.parse_with_settings(["sweep"] + argv))
     recording = record(spec)
     remember(recording)
     units = make_units(spec.to_json(), plan_states(recording).states, spec_id=spec.spec_id)
@@ -448,7 +445,16 @@ def test_preparing_the_next_state_while_the_engine_works_changes_no_result(monke
         for result in found:
             result.pop("engine_s"), result.pop("total_s")
         return found
+    return results
 
+
+def test_preparing_the_next_state_while_the_engine_works_changes_no_result(monkeypatch):
+    """The native medium writes state k+1's directory while state k's engine works, and its kept host cleans
+    up a dropped state while idle: every state's result is the one-at-a-time result."""
+    from crashsweep.crash_explorer.media import NativeMedium
+
+    results = _state_results(["--engine", f"{FS_ENGINES}:RenameWithoutFsync", "--medium", "native", "--ops", "8",
+                              "--crash-depth", "0"])
     ahead = results()
     monkeypatch.setattr(NativeMedium, "prepares_ahead", False)
     one_at_a_time = results()
@@ -459,26 +465,12 @@ def test_preparing_the_next_state_while_the_engine_works_changes_no_result(monke
 def _with_and_without_the_host_s_continuation(monkeypatch, argv: list[str]) -> tuple[list, list, int]:
     """Every state's result of a sweep with kept hosts running the continuation themselves, then sending its
     operations one request at a time; and how many continuations the hosts ran."""
-    from crashsweep import cli
-    from crashsweep.crash_explorer._plan import make_units, plan_states
-    from crashsweep.crash_explorer._recording import record
-    from crashsweep.crash_explorer._worker import remember, run_unit
     from crashsweep.engines._native import NativeEngine
 
-    spec = cli.spec_from_args(cli.parse_with_settings(["sweep"] + argv))
-    recording = record(spec)
-    remember(recording)
-    units = make_units(spec.to_json(), plan_states(recording).states, spec_id=spec.spec_id)
+    results = _state_results(argv)
     adopted = []
     adopt = NativeEngine._adopt
     monkeypatch.setattr(NativeEngine, "_adopt", lambda self, *args: adopted.append(1) or adopt(self, *args))
-
-    def results() -> list[dict]:
-        found = [result for unit in units for result in run_unit(unit)]
-        for result in found:
-            result.pop("engine_s"), result.pop("total_s")
-        return found
-
     ahead = results()
     monkeypatch.setattr(NativeEngine, "plan_continuation", lambda self, *args: None)
     return ahead, results(), len(adopted)
