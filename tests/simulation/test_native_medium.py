@@ -495,7 +495,7 @@ def test_a_kept_host_running_the_continuation_itself_changes_no_result(monkeypat
         monkeypatch, argv + ([] if engine == "lmdb" else ["--medium", "native"]))
     assert adopted, "the host ran no continuation"
     assert len(ahead) > 20 and any(result.get("continued") for result in ahead)
-    if engine != "lmdb":
+    if "AfterRecovery" in engine:      # these fail only in the continuation: its findings are compared too
         assert any("continuation" in (result.get("detail") or "") for result in ahead), \
             {result["kind"] for result in ahead}
     assert ahead == one_request_at_a_time
