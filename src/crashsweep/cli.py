@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
     sweep.add_argument("--no-memo", action="store_true",
                        help="recover every state with a live engine run, even where the engine's observation "
-                            "memo knows the result (SQLite; same results, slower)")
+                            "memo knows the result (SQLite) or the same nested state already passed after a "
+                            "recovery alike (--crash-depth 1; same results, slower)")
     sweep.add_argument("--minimize", type=_non_negative_int, default=10, metavar="CLASSES",
                        help="after the sweep, minimize and explain the trace of each of the first CLASSES failure "
                             "classes (0: none)")

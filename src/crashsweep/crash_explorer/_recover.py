@@ -42,6 +42,9 @@ HOST_CONTINUATION_MUTATIONS_MAX = 100_000   # a longer history's continuation is
 HISTORY_TABLES_KEPT = 16
 EVENTS_MAX = 32                 # recovery-path notes an engine may append per state (kept)
 EVENT_CHARS_MAX = 200
+NESTED_HISTORIES_KEPT = 64      # continuation histories whose nested states known to pass are remembered
+NESTED_KNOWN_MAX = 16384        # such states remembered per history (then forgotten: memory stays bounded)
+NESTED_PASSED = True            # False: recover every nested state live (benchmarks/bench_nested.py compares)
 
 
 @dataclass
@@ -67,6 +70,8 @@ class StateContext:
     memo: bool = True         # let an engine's observation memo answer states (results are the same either way)
     memos: dict = field(default_factory=dict)    # a history's content -> its CallMemo
     memo_of_history: dict = field(default_factory=dict)   # id(history) -> (history, its CallMemo), found fast
+    nested_passed: dict = field(default_factory=dict)   # a continuation history's content -> nested states that passed
+    nested_answered: int = 0        # nested states answered by `nested_passed` (not recovered again)
 
 
 def encode_map(items: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -446,6 +451,7 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain, damage
     if len(candidates) > context.nested_states_max:
         picked = sorted(rng.sample(range(len(candidates)), context.nested_states_max))
         candidates = [candidates[index] for index in picked]
+    passed = _nested_passed(context, history, depth)
     for point, choice in candidates:
         durable.advance(point.durable_count)
         overlay = durable.overlay(choice)
@@ -454,12 +460,40 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain, damage
             continue
         seen.add(key)
         states += 1
+        known = None if passed is None or choice.get("faults") else (key, tuple(map(tuple, point.windows)), damaged)
+        if known is not None and known in passed:
+            context.nested_answered += 1
+            continue
         inner = recover_state(context, durable.snapshot(overlay), choice, point.windows, history,
                               point.index, depth - 1, timing, damaged=damaged)
         states += inner.get("nested_states", 0)
         if inner["kind"] is not None:
             return {"states": states, "violation": inner}
+        if known is not None:
+            if len(passed) >= NESTED_KNOWN_MAX:
+                passed.clear()
+            passed.add(known)
     return {"states": states, "violation": None}
+
+
+def _nested_passed(context, history: History, depth: int) -> set | None:
+    """The nested states of this continuation history known to pass, or None when a state's result is not a
+    function of (image, history, windows): a state at the last crash depth is recovered, read out, checked and
+    continued (no further crash, whose sampling draws on the state's rng), so two top-level states recovered
+    alike (the same history) whose nested crashes leave the same image with the same windows get the same
+    result — unless the medium's target draws on the state's rng (the block device's completion order).
+    A passing nested state is recovered once per history, not once per top-level state that reaches it
+    (most top-level states of a file engine differ in bytes the recovery rewrites; `--no-memo`: all live)."""
+    if depth != 1 or not (context.memo and NESTED_PASSED) or medium_of(context).target_draws_on_rng:
+        return None
+    content = (tuple(history.ops), frozenset(history.base.items()))
+    passed = context.nested_passed.pop(content, None)
+    if passed is None:
+        passed = set()
+        if len(context.nested_passed) >= NESTED_HISTORIES_KEPT:
+            context.nested_passed.pop(next(iter(context.nested_passed)))
+    context.nested_passed[content] = passed      # the most recently used last
+    return passed
 
 
 def _finish(result: dict, verdict: Verdict, events: list[str], timing: dict | None, started: float) -> dict:

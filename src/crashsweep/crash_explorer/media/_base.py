@@ -20,6 +20,7 @@ class Medium:
     corruption = False           # may corruption faults be injected
     recording_slowdown = 1       # how much slower the recording runs than the engine (its time limit scales)
     prepares_ahead = False       # may `ahead` prepare a later state's target while an engine works
+    target_draws_on_rng = False  # does a target use the state's rng (then a state's result depends on its seed)
 
     def new_log(self, context, traced: bool = True):
         """An empty log for a run. `traced`: the run's I/O is needed (a recording, or a state crashed again)."""

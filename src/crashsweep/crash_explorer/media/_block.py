@@ -19,6 +19,7 @@ class BlockMedium(Medium):
     unit_word = "sector"
     explain_as = "block"
     corruption = True
+    target_draws_on_rng = True   # the simulated device completes in-flight requests in the rng's order
 
     def new_log(self, context, traced: bool = True):
         return EventLog()
