@@ -54,6 +54,14 @@ def test_nested_states_known_to_pass_change_no_result(engine):
     assert known == live
 
 
+@pytest.mark.parametrize("engine", ["AtomicReplace", "MissingDirectoryFsync"])
+def test_at_crash_depth_2_only_the_deepest_states_are_skipped_and_results_are_equal(engine):
+    known, live, answered = _results_with_and_without(
+        ["--engine", f"{FS_ENGINES}:{engine}", "--ops", "8", "--crash-depth", "2"])
+    assert answered > 100 and sum(result.get("nested_states", 0) for result in live) > 500
+    assert known == live
+
+
 def test_nested_findings_are_the_same_when_known_states_are_skipped():
     """A buggy engine whose nested states fail (a rename not made durable before the directory is synced):
     the same nested violations, at the same nested points and choices."""
