@@ -74,3 +74,14 @@ def test_pending_write_older_than_durable_version_does_not_land():
     image.advance(point.durable_count)
     assert point.pending == (old,)
     assert image.overlay({"persist": [old]}) == {}
+
+
+def test_a_durable_image_over_a_base_hashes_the_base_s_content_with_sector_hashes_remembered():
+    """Images that nested crashes start from share bytes objects with earlier ones, whose sector hashes are
+    remembered by object: a base's hash is its content's, whichever objects hold that content."""
+    walk = _run(volatile_cache=True)
+    for round_ in range(50):
+        base = {sector: bytes([(sector + round_) % 7]) * 512 for sector in range(1, 6)}
+        expected = sum(sector_hash(s, d) for s, d in base.items()) % (1 << 128)
+        assert DurableImage(walk, {}, 512, base=base).hash == expected
+        assert DurableImage(walk, {}, 512, base=dict(base)).hash == expected     # the same objects again

@@ -45,6 +45,23 @@ def sector_hash(sector: int, data: bytes) -> int:
     return int.from_bytes(digest, "little")
 
 
+_base_hashes: dict[tuple[int, int], tuple[bytes, int]] = {}
+BASE_HASHES_CACHED_BYTES = 32 << 20   # sectors whose hash is kept across images (their bytes stay alive)
+
+
+def _base_sector_hash(sector: int, data: bytes) -> int:
+    """`sector_hash`, remembered by the bytes object: the images a state's nested crashes start from share most
+    sectors with the images of other states (the same durable bytes objects). The entry holds the object, so
+    its id cannot be reused while it is remembered."""
+    key = (sector, id(data))
+    cached = _base_hashes.get(key)
+    if cached is None:
+        if len(_base_hashes) * max(1, len(data)) >= BASE_HASHES_CACHED_BYTES:
+            _base_hashes.clear()
+        cached = _base_hashes[key] = (data, sector_hash(sector, data))
+    return cached[1]
+
+
 class LayeredImage(Mapping):
     """A read-only view: `top` over `bottom` (sector -> bytes). Used as a device's base image.
 
@@ -90,7 +107,7 @@ class DurableImage:
         self.version: dict[int, int] = {}
         self.applied = 0
         self.hashed = hashed   # workers only rebuild images; they never need the image hash
-        self.hash = sum(sector_hash(s, d) for s, d in self.base.items()) % HASH_MODULUS if base and hashed else 0
+        self.hash = sum(_base_sector_hash(s, d) for s, d in self.base.items()) % HASH_MODULUS if base and hashed else 0
         self._hash_cache: dict[tuple[int, int], tuple[bytes, int]] = {}
         self._slices: dict[tuple[int, int], bytes] = {}
         self.zero = bytes(sector_size)

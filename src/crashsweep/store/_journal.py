@@ -140,9 +140,19 @@ def read_journal(device, first_sector: int, ring_sectors: int, start_seq: int, s
     return records, seq, pos, live
 
 
+_ZERO_SECTORS: dict[int, bytes] = {}
+
+
+def _zeros(size: int) -> bytes:
+    zeros = _ZERO_SECTORS.get(size)
+    if zeros is None:
+        zeros = _ZERO_SECTORS[size] = bytes(size)
+    return zeros
+
+
 def _decode(sector: bytes, address: int, verify: bool):
     """The sector's (seq, index, count, block CRC, payload), or "zero", or "stale" (not ours), or "damaged"."""
-    if not any(sector):
+    if sector == _zeros(len(sector)):
         return "zero"
     try:
         return fmt.decode_journal_sector(sector, address, verify)
