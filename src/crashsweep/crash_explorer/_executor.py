@@ -96,13 +96,16 @@ def _worker_main(connection, memory_limit_bytes: int | None, setup: dict | None 
 
 def _run_and_send(unit: dict, output: "_OutputCapture", connection) -> None:
     batch, sent_at = [], time.monotonic()
+    engine_ran = False
     for result in run_unit(unit):
-        _after_state(result, output)
+        if result.get("memo") is not True:   # a state the observation memo answered ran no engine code
+            _after_state(result, output)
+            engine_ran = True
         batch.append(result)
         if len(batch) >= BATCH_STATES_MAX or time.monotonic() - sent_at > BATCH_SECONDS_MAX:
             connection.send_bytes(_wire.encode(["results", batch]))
             batch, sent_at = [], time.monotonic()
-    left = kill_group_except_self(pooled_hosts())
+    left = kill_group_except_self(pooled_hosts()) if engine_ran else 0
     if left and batch:
         batch[-1]["leftovers"] = batch[-1].get("leftovers", 0) + left
     connection.send_bytes(_wire.encode(["results", batch]))
