@@ -31,21 +31,43 @@ class WireError(ExplorerError, ValueError):
     """A message from a worker process is malformed (a worker that misbehaved, or a truncated message)."""
 
 
+def wire_key(key) -> str:
+    """A dict key as it travels: as JSON names it (a number's text, true, false, null), else its `str`."""
+    if isinstance(key, str):
+        return key
+    if key is True or key is False or key is None:
+        return json.dumps(key)
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return json.dumps(key)
+    return str(key)
+
+
 def encode(value) -> bytes:
-    """Example: `decode(encode({"a": [1, b"x"]})) == {"a": [1, b"x"]}`."""
+    """Example: `decode(encode({"a": [1, b"x"]})) == {"a": [1, b"x"]}`. Dict keys travel as `wire_key` says."""
     blobs: list[bytes] = []
 
-    def convert(item):
+    def blob(item):
         if isinstance(item, (bytes, bytearray, memoryview)):
             blobs.append(bytes(item))
             return {BLOB_KEY: len(blobs) - 1}
+        raise TypeError(f"{type(item).__name__} does not travel")
+
+    def convert(item):
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return blob(item)
         if isinstance(item, dict):
-            return {str(key): convert(inner) for key, inner in item.items()}
+            return {wire_key(key): convert(inner) for key, inner in item.items()}
         if isinstance(item, (list, tuple)):
             return [convert(inner) for inner in item]
         return item
 
-    text = json.dumps(convert(value), separators=(",", ":")).encode()
+    try:     # JSON's own encoder walks the value (results are mostly lists of numbers); bytes go through `blob`
+        text = json.dumps(value, separators=(",", ":"), default=blob).encode()
+    except TypeError:       # a key JSON refuses (bytes, a tuple): every key through `wire_key`
+        blobs.clear()
+        text = json.dumps(convert(value), separators=(",", ":")).encode()
     parts = [MAGIC, len(text).to_bytes(LENGTH_BYTES, "big"), text]
     for blob in blobs:
         parts += [len(blob).to_bytes(LENGTH_BYTES, "big"), blob]
