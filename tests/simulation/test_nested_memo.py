@@ -112,3 +112,25 @@ def test_a_native_engine_s_nested_states_known_to_pass_change_no_result():
     known, live, answered = _results_with_and_without(["--engine", "lmdb", "--ops", "12", "--crash-depth", "1"])
     assert answered > 0
     assert known == live
+
+
+def test_memory_stays_bounded_and_results_do_not_change_when_known_states_are_forgotten(monkeypatch):
+    """Past the bounds (histories kept, states per history) known states are forgotten and recovered again:
+    fewer are skipped, every result is the same."""
+    from crashsweep.crash_explorer import _recover
+
+    sizes = []
+    real = _recover._nested_passed
+
+    def watched(context, history, depth):
+        passed = real(context, history, depth)
+        sizes.append((len(context.nested_passed), 0 if passed is None else len(passed)))
+        return passed
+
+    monkeypatch.setattr(_recover, "NESTED_KNOWN_MAX", 3)
+    monkeypatch.setattr(_recover, "NESTED_HISTORIES_KEPT", 2)
+    monkeypatch.setattr(_recover, "_nested_passed", watched)
+    known, live, answered = _results_with_and_without(
+        ["--engine", f"{FS_ENGINES}:AtomicReplace", "--ops", "16", "--crash-depth", "1"])
+    assert known == live and answered > 0
+    assert max(histories for histories, _ in sizes) <= 2 and max(states for _, states in sizes) <= 3

@@ -43,7 +43,7 @@ HISTORY_TABLES_KEPT = 16
 EVENTS_MAX = 32                 # recovery-path notes an engine may append per state (kept)
 EVENT_CHARS_MAX = 200
 NESTED_HISTORIES_KEPT = 64      # continuation histories whose nested states known to pass are remembered
-NESTED_KNOWN_MAX = 16384        # such states remembered per history (then forgotten: memory stays bounded)
+NESTED_KNOWN_MAX = 4096         # such states remembered per history (then forgotten: at most ~50 MB in all)
 NESTED_PASSED = True            # False: recover every nested state live (benchmarks/bench_nested.py compares)
 
 
