@@ -143,16 +143,17 @@ def read_journal(device, first_sector: int, ring_sectors: int, start_seq: int, s
 _ZERO_SECTORS: dict[int, bytes] = {}
 
 
-def _zeros(size: int) -> bytes:
-    zeros = _ZERO_SECTORS.get(size)
+def is_zero_sector(sector: bytes) -> bool:
+    """True for an all-zero sector (one comparison with zeros: memcmp, not a byte-by-byte `any`)."""
+    zeros = _ZERO_SECTORS.get(len(sector))
     if zeros is None:
-        zeros = _ZERO_SECTORS[size] = bytes(size)
-    return zeros
+        zeros = _ZERO_SECTORS[len(sector)] = bytes(len(sector))
+    return sector == zeros
 
 
 def _decode(sector: bytes, address: int, verify: bool):
     """The sector's (seq, index, count, block CRC, payload), or "zero", or "stale" (not ours), or "damaged"."""
-    if sector == _zeros(len(sector)):
+    if is_zero_sector(sector):
         return "zero"
     try:
         return fmt.decode_journal_sector(sector, address, verify)

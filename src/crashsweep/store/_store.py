@@ -30,7 +30,7 @@ from crashsweep.disk_model import BlockDevice, RealFileDevice
 from crashsweep.store import _node_format as node_format
 from crashsweep.store._allocator import BlockAllocator
 from crashsweep.store._config import StoreConfig
-from crashsweep.store._journal import JournalRing, read_journal, tombstone
+from crashsweep.store._journal import JournalRing, is_zero_sector, read_journal, tombstone
 from crashsweep.store._node_format import MESSAGE_DELETE, MESSAGE_PUT
 from crashsweep.store._pages import NodePages
 from crashsweep.store._superblock_format import (
@@ -116,7 +116,7 @@ class BetreeStore:
         candidates, damaged, zero = [], [], []
         for address in SUPERBLOCK_SECTORS:
             sector = self.device.read(address)
-            if not any(sector):
+            if is_zero_sector(sector):
                 zero.append(address)
                 continue
             try:
