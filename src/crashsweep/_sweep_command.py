@@ -129,6 +129,7 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
                                            budget.share(CORPUS_SHARE), progress)
         options = SweepOptions(out_dir=args.out, jobs=args.jobs, shard=args.shard, budget_states=args.budget_states,
                                budget_seconds=args.budget_seconds, resume=args.resume, memo=not args.no_memo,
+                               stream=not args.no_stream,
                                memory_limit_bytes=args.memory_limit, traces=args.traces, executor=args.executor,
                                scheduler=args.scheduler)
         phases.mark("corpus")
@@ -142,10 +143,13 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
                           executor=executor)
             options.check_deadline = budget.until(MINIMIZE_SHARE * (args.budget_seconds or 0) if minimizing
                                                   else REPORTS_RESERVE_S)
-            phases.mark("recording_and_planning")
-            progress.phase("checking crash states", total=len(run.plan.states))
+
+            def planned(run: SweepRun) -> None:     # states checked while planning are counted from here
+                phases.mark("recording_and_planning")
+                progress.phase("checking crash states", total=len(run.plan.states))
             run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
-                                                                    time.monotonic() - run.started_at), executor)
+                                                                    time.monotonic() - run.started_at), executor,
+                          on_planned=planned)
         phases.mark("checking")
         summary = summarize(run)
         minimized = []

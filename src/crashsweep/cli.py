@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="recover every state with a live engine run, even where the engine's observation "
                             "memo knows the result (SQLite) or the same nested state already passed after a "
                             "recovery alike (--crash-depth 1; same results, slower)")
+    sweep.add_argument("--no-stream", action="store_true",
+                       help="plan every crash state before checking any (by default states are checked while "
+                            "planning goes on, local executor only; same results)")
     sweep.add_argument("--minimize", type=_non_negative_int, default=10, metavar="CLASSES",
                        help="after the sweep, minimize and explain the trace of each of the first CLASSES failure "
                             "classes (0: none)")

@@ -1,4 +1,4 @@
-"""Small file engines for the file-system model: two correct, five with a classic crash-consistency bug, two
+"""Small file engines for the file-system model: two correct, six with a classic crash-consistency bug, two
 that fail only after a recovery (in the continuation), and one that runs a script of file calls
 (`ScriptedFiles`, for the differential tests of the recording).
 
@@ -114,6 +114,43 @@ class SyncFailsAfterRecovery(AtomicReplace):
         if self.refuse:
             raise OSError("sync refused after recovery")
         super().sync()
+
+
+class FlushOnlyLog:
+    """Bug: appends a JSON line per put and delete, and its sync flushes without fsync (nothing is durable)."""
+
+    def __init__(self, path):
+        self.file = os.path.join(path, "log.jsonl")
+        self.data = {}
+        if os.path.exists(self.file):
+            with open(self.file) as handle:
+                for line in handle:
+                    if not line.endswith("\n"):
+                        break
+                    key, value = json.loads(line)
+                    if value is None:
+                        self.data.pop(key, None)
+                    else:
+                        self.data[key] = value
+        self.handle = open(self.file, "a")
+
+    def put(self, key, value):
+        self.data[key.hex()] = value.hex()
+        self.handle.write(json.dumps([key.hex(), value.hex()]) + "\n")
+
+    def get(self, key):
+        value = self.data.get(key.hex())
+        return None if value is None else bytes.fromhex(value)
+
+    def delete(self, key):
+        self.data.pop(key.hex(), None)
+        self.handle.write(json.dumps([key.hex(), None]) + "\n")
+
+    def sync(self):
+        self.handle.flush()
+
+    def close(self):
+        self.handle.close()
 
 
 class ChecksummedLog:

@@ -34,7 +34,7 @@ def test_resume_refuses_results_of_another_sweep(tmp_path):
 
 def _summary_without_timing(summary):
     return {k: v for k, v in summary.items()
-            if k not in ("elapsed_s", "states_per_s", "recoveries_per_s", "engine_share")}
+            if k not in ("elapsed_s", "states_per_s", "recoveries_per_s", "engine_share", "streamed")}
 
 
 def test_interrupted_sweep_resumes_to_the_same_final_result(tmp_path, spec_factory):

@@ -36,6 +36,7 @@ from crashsweep.disk_model import InterpositionBypass
 
 WATCHDOG_SLACK_S = 5.0
 POLL_INTERVAL_S = 0.2
+FEED_POLL_S = 0.01      # while workers are busy and a feed plans elsewhere: how often to look for its progress
 BATCH_STATES_MAX = 32
 BATCH_SECONDS_MAX = 0.05
 MESSAGE_BYTES_MAX = 1 << 30     # one batch of results from a worker
@@ -65,16 +66,23 @@ def _death(exit_code: int | None) -> tuple[str, str]:
 
 
 class InlineExecutor:
-    """Runs units here, in order. Example: `InlineExecutor().run(units, print)`."""
+    """Runs units here, in order. Example: `InlineExecutor().run(units, print)`. A feed (`LocalExecutor.run`)
+    is pumped a step at a time and every unit it has is run at once (as early as a unit can be)."""
 
-    def run(self, units: Iterable[dict], on_result: Callable[[dict], None],
+    takes_feed = True
+
+    def run(self, units, on_result: Callable[[dict], None],
             should_stop: Callable[[], bool] = lambda: False) -> bool:
-        for unit in units:
-            for result in run_unit(unit):
-                on_result(result)
-                if should_stop():
-                    return False
-        return True
+        feed = units if hasattr(units, "pump") else None
+        while True:
+            for unit in units if feed is None else iter(feed.take, None):
+                for result in run_unit(unit):
+                    on_result(result)
+                    if should_stop():
+                        return False
+            if feed is None or feed.finished:
+                return True
+            feed.pump(None)
 
 
 def _worker_main(connection, memory_limit_bytes: int | None, setup: dict | None = None) -> None:
@@ -215,12 +223,17 @@ class LocalExecutor:
         self.watchdog_s = 2 * state_timeout_s + WATCHDOG_SLACK_S
         self.context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
 
-    def run(self, units: Iterable[dict], on_result: Callable[[dict], None],
+    takes_feed = True     # `run` takes a feed of units that come while it runs (`_sweep._StreamFeed`)
+
+    def run(self, units, on_result: Callable[[dict], None],
             should_stop: Callable[[], bool] = lambda: False) -> bool:
         """Returns True when every unit finished, False when `should_stop` ended it early. With `keep_workers`,
-        idle workers stay alive for the next `run` (many one-state runs, as minimization makes, fork once)."""
-        queue = deque(units)
-        wanted = min(self.jobs, max(1, len(queue)))
+        idle workers stay alive for the next `run` (many one-state runs, as minimization makes, fork once).
+        `units`: an iterable of units, or a feed: `take()` gives a unit ready now (or None), `pump(wait_s)`
+        makes more (waiting at most `wait_s`; says whether it did), `finished` once no more will come."""
+        feed = units if hasattr(units, "pump") else None
+        queue = deque() if feed is not None else deque(units)
+        wanted = self.jobs if feed is not None else min(self.jobs, max(1, len(queue)))
         workers = [worker for worker in self._kept if worker.process.is_alive()][:wanted]
         for worker in self._kept:
             if worker not in workers:
@@ -228,7 +241,7 @@ class LocalExecutor:
         self._kept = []
         workers += [_Worker(self.context, self.memory_limit_bytes, self.setup) for _ in range(wanted - len(workers))]
         try:
-            return self._loop(queue, workers, on_result, should_stop)
+            return self._loop(queue, workers, on_result, should_stop, feed)
         finally:
             for worker in workers:
                 if self.keep_workers and worker.unit is None and worker.process.is_alive():
@@ -242,17 +255,28 @@ class LocalExecutor:
             worker.stop()
         self._kept = []
 
-    def _loop(self, queue, workers, on_result, should_stop) -> bool:
+    def _loop(self, queue, workers, on_result, should_stop, feed=None) -> bool:
         while True:
             for worker in workers:
-                if worker.unit is None and queue:
-                    worker.give(queue.popleft())
+                if worker.unit is None:
+                    unit = queue.popleft() if queue else feed.take() if feed is not None else None
+                    if unit is not None:
+                        worker.give(unit)
             busy = [worker for worker in workers if worker.unit is not None]
-            if not busy:
+            timeout = POLL_INTERVAL_S
+            if feed is not None and not feed.finished:
+                if should_stop():
+                    return False
+                # Plan while the workers check (never waiting for planning while one is: its results come first).
+                progressed = feed.pump(0.0 if busy else POLL_INTERVAL_S)
+                timeout = 0 if progressed or not busy else FEED_POLL_S
+            elif not busy:
                 return True
+            if not busy:
+                continue
             if should_stop():
                 return False
-            ready = wait([worker.connection for worker in busy], timeout=POLL_INTERVAL_S)
+            ready = wait([worker.connection for worker in busy], timeout=timeout)
             for worker in busy:
                 if worker.connection in ready:
                     self._receive(worker, workers, queue, on_result)

@@ -19,6 +19,7 @@ import os
 import random
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from crashsweep.crash_explorer._collector import collector_paused
@@ -33,6 +34,7 @@ PARALLEL_WEIGHT_MIN = 2_000_000   # unless their `point_weights` say planning th
 SLICES_PER_JOB = 4             # slices of points per planning process (an even spread of uneven points)
 SAMPLED_STATES_MIN = 16        # states a point keeps however short the planning time
 LANDINGS_CACHED_MAX = 16384    # landings -> image remembered while the durable image stays (memory stays bounded)
+SETTLE_EPOCHS = 2              # a state is checked while planning goes on once its point is more syncs behind than this
 
 
 class PlannedState:
@@ -126,37 +128,133 @@ def plan_states(recording: Recording, budget_states: int | None = None, first_st
     `deadline` (time.monotonic()): sample each point's states down to what the time left affords, so that
     planning ends by then and every point keeps at least `SAMPLED_STATES_MIN` states (the plan then depends on
     the machine's speed, and says so: `Plan.sampled_points`). `on_point(done, total)` reports progress."""
-    points = recording.walk.points
-    start, stop = point_range or (0, len(points))
-    merger = _Merger()
-    with collector_paused(len(points) * 100):    # ~100 choices a point (none kept for long when few)
+    planner = Planner(recording, budget_states, first_states, jobs, point_range, deadline, on_point, slices)
+    try:
+        while not planner.done:
+            planner.step()
+        return planner.finish()
+    finally:
+        planner.close()
+
+
+class Planner:
+    """`plan_states` a step at a time, so that checking can start while planning goes on (`_sweep.execute`):
+    each `step` folds the points planned since (blocking at most `wait_s` for a planning process) and returns
+    the states it *settled*: planned, and by now unlikely to gain windows (their point is `SETTLE_EPOCHS`
+    syncs behind the points folded; every state is settled once the last point is). A state checked early
+    whose windows still widen must be checked again (`_sweep._StreamFeed` does). `finish` gives the plan
+    `plan_states` gives. Requires: `close` is called (it ends the planning processes and the collector's
+    pause), `finish` only once `done`."""
+
+    def __init__(self, recording: Recording, budget_states: int | None = None, first_states: int | None = None,
+                 jobs: int = 1, point_range: tuple[int, int] | None = None, deadline: float | None = None,
+                 on_point=lambda done, total: None, slices=None, slices_per_job: int = SLICES_PER_JOB,
+                 niceness: int = 0):
+        points = recording.walk.points
+        self.recording, self.budget_states, self.first_states = recording, budget_states, first_states
+        self.start, self.stop = point_range or (0, len(points))
+        self.on_point = on_point
+        self.merger = _Merger()
+        self.done = False
+        self._unsettled: deque[PlannedState] = deque()   # planned, in point order, not yet handed out by `step`
+        self._epoch_of_count: dict[int, int] = {}    # a durable count -> its epoch (syncs so far), in point order
+        self._epoch_of_state: dict[int, int] = {}    # id(state) -> its point's epoch
+        self._pool = self._imap = None
+        self._paused = collector_paused(len(points) * 100)   # ~100 choices a point (none kept for long when few)
+        self._paused.__enter__()
         weights = point_weights(recording)
         sliced = first_states is None and point_range is None and (
             len(points) >= PARALLEL_POINTS_MIN or sum(weights) >= PARALLEL_WEIGHT_MIN)
+        self._chunks = None
         if sliced and slices is not None:
-            for chunk in _chunks_of(recording, slices(recording, slice_bounds(len(points), jobs, weights),
-                                                      deadline)):
-                merger.add(chunk)
-                on_point(len(merger.per_point), stop - start)
+            self._chunks = _chunks_of(recording, slices(recording, slice_bounds(len(points), jobs, weights),
+                                                        deadline))
         elif sliced and jobs > 1 and os.name == "posix":
-            for chunk in _parallel_chunks(recording, jobs, deadline, weights):
-                merger.add(chunk)
-                on_point(len(merger.per_point), stop - start)
+            _forked[:] = [recording, deadline]
+            self._pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_planning_process,
+                                                                  initargs=(niceness,))
+            self._imap = self._pool.imap(_enumerate_slice, slice_bounds(len(points), jobs, weights, slices_per_job))
         else:
-            for chunk in _enumerate(recording, start, stop, first_states, deadline):
-                merger.add(chunk)
-                on_point(len(merger.per_point), stop - start)
-    ordered = _round_robin(merger.per_point_states)
-    for state_id, planned in enumerate(ordered):
-        planned.state_id = state_id
-    distinct_total = len(ordered)
-    exhausted = merger.exhausted and (first_states is None or len(merger.per_point) == stop - start)
-    if budget_states is not None and budget_states < distinct_total:
-        ordered = ordered[:budget_states]
-        exhausted = False
-    sampled = sum(1 for entry in merger.per_point if entry.get("sampled"))
-    return Plan(ordered, len(points), merger.enumerated, distinct_total, merger.space_total,
-                exhausted and not sampled, merger.per_point, sampled)
+            self._chunks = _enumerate(recording, self.start, self.stop, first_states, deadline)
+
+    def step(self, wait_s: float | None = None) -> list[PlannedState]:
+        """Fold what is planned (at least one point, unless `wait_s` passed first) and return the states
+        settled since the last step, in point order."""
+        chunks = self._next_chunks(wait_s)
+        if chunks is None:
+            self.done = True
+        else:
+            for chunk in chunks:
+                self._fold(chunk)
+        return self._settled()
+
+    def _next_chunks(self, wait_s: float | None):
+        """A list of enumerated points ([] if none came within `wait_s`), None when planning is over."""
+        if self._imap is not None:
+            try:
+                slice_result = self._imap.next(wait_s)
+            except multiprocessing.TimeoutError:
+                return []
+            except StopIteration:
+                return None
+            points = self.recording.walk.points
+            return [(points[index], stats, images, exhausted) for index, stats, images, exhausted in slice_result]
+        chunk = next(self._chunks, None)
+        return None if chunk is None else [chunk]
+
+    def _fold(self, chunk) -> None:
+        point = chunk[0]
+        epoch = self._epoch_of_count.get(point.durable_count)
+        if epoch is None:
+            epoch = self._epoch_of_count[point.durable_count] = len(self._epoch_of_count)
+        self.merger.add(chunk)
+        for state in self.merger.per_point_states[-1]:
+            self._epoch_of_state[id(state)] = epoch
+            self._unsettled.append(state)
+        self.on_point(len(self.merger.per_point), self.stop - self.start)
+
+    def _settled(self) -> list[PlannedState]:
+        unsettled = self._unsettled
+        if self.done:
+            settled = list(unsettled)
+            unsettled.clear()
+            return settled
+        current, settled = len(self._epoch_of_count) - 1, []
+        while unsettled and current - self._epoch_of_state[id(unsettled[0])] > SETTLE_EPOCHS:
+            settled.append(unsettled.popleft())
+            del self._epoch_of_state[id(settled[-1])]
+        return settled
+
+    def finish(self) -> Plan:
+        """The plan (state ids assigned): the same as `plan_states` gives."""
+        assert self.done, "finish once every point is folded"
+        self._end_pool()      # the collector stays paused until `close`: checking goes on with the plan alive
+        merger = self.merger
+        ordered = _round_robin(merger.per_point_states)
+        for state_id, planned in enumerate(ordered):
+            planned.state_id = state_id
+        distinct_total = len(ordered)
+        exhausted = merger.exhausted and (self.first_states is None or len(merger.per_point) == self.stop - self.start)
+        if self.budget_states is not None and self.budget_states < distinct_total:
+            ordered = ordered[:self.budget_states]
+            exhausted = False
+        sampled = sum(1 for entry in merger.per_point if entry.get("sampled"))
+        return Plan(ordered, len(self.recording.walk.points), merger.enumerated, distinct_total, merger.space_total,
+                    exhausted and not sampled, merger.per_point, sampled)
+
+    def _end_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = self._imap = None
+            _forked.clear()
+
+    def close(self) -> None:
+        """End the planning processes (if any) and the collector's pause. Safe to call twice."""
+        self._end_pool()
+        if self._paused is not None:
+            paused, self._paused = self._paused, None
+            paused.__exit__(None, None, None)
 
 
 def _affordable(deadline: float | None, points_left: int, seconds_per_choice: float) -> int | None:
@@ -293,12 +391,13 @@ def point_weights(recording: Recording) -> list[int]:
             for point in recording.walk.points]
 
 
-def slice_bounds(point_count: int, jobs: int, weights: list[int] | None = None) -> list[tuple[int, int]]:
+def slice_bounds(point_count: int, jobs: int, weights: list[int] | None = None,
+                 per_job: int = SLICES_PER_JOB) -> list[tuple[int, int]]:
     """Slices of the points for `jobs` planning processes (several each: an even spread of uneven points).
     With `weights` (`point_weights`), slices of about equal weight: late points of a workload that never
     syncs cost a hundred times its first ones."""
     if weights is not None and point_count:
-        target = sum(weights) / (jobs * SLICES_PER_JOB)
+        target = sum(weights) / (jobs * per_job)
         bounds, start, carried = [], 0, 0
         for index, weight in enumerate(weights):
             carried += weight
@@ -306,7 +405,7 @@ def slice_bounds(point_count: int, jobs: int, weights: list[int] | None = None) 
                 bounds.append((start, index + 1))
                 start, carried = index + 1, 0
         return bounds + [(start, point_count)]
-    size = max(PARALLEL_POINTS_MIN // 4, point_count // (jobs * SLICES_PER_JOB) + 1)
+    size = max(PARALLEL_POINTS_MIN // 4, point_count // (jobs * per_job) + 1)
     return [(start, min(start + size, point_count)) for start in range(0, point_count, size)]
 
 
@@ -317,25 +416,14 @@ def _chunks_of(recording: Recording, slice_results):
             yield points[index], stats, images, exhausted
 
 
-def _planning_process() -> None:
-    """A planning process takes SIGTERM (its pool's way to stop it) even where its parent blocks it."""
+def _planning_process(niceness: int = 0) -> None:
+    """A planning process takes SIGTERM (its pool's way to stop it) even where its parent blocks it.
+    `niceness`: planning beside checking yields the processors to the workers (it fills their idle time)."""
+    if niceness:
+        os.nice(niceness)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _parallel_chunks(recording: Recording, jobs: int, deadline: float | None = None, weights=None):
-    """`_enumerate` over slices of the points in `jobs` forked processes, yielded in point order."""
-    points = recording.walk.points
-    bounds = slice_bounds(len(points), jobs, weights)
-    _forked[:] = [recording, deadline]
-    try:
-        with multiprocessing.get_context("fork").Pool(jobs, initializer=_planning_process) as pool:
-            for slice_result in pool.imap(_enumerate_slice, bounds):
-                for index, stats, images, exhausted in slice_result:
-                    yield points[index], stats, images, exhausted
-    finally:
-        _forked.clear()
 
 
 def _round_robin(groups: list[list[PlannedState]]) -> list[PlannedState]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from crashsweep.crash_explorer._collector import collector_paused
 from crashsweep.crash_explorer._executor import LocalExecutor
-from crashsweep.crash_explorer._plan import Plan, approximate, make_units, plan_states
+from crashsweep.crash_explorer._plan import UNIT_STATES_MAX, Plan, Planner, approximate, make_units, plan_states
 from crashsweep.crash_explorer._profiles import engine_flag
 from crashsweep.crash_explorer._limits import default_memory_limit_bytes
 from crashsweep.crash_explorer.media import medium_of
@@ -49,6 +50,7 @@ class SweepOptions:
     check_deadline: float | None = None   # time.monotonic() when checking stops (None: budget_seconds from its start)
     executor: str = "local"  # "local" (worker processes here) or "dask"
     scheduler: str | None = None   # with "dask": the address of a running cluster's scheduler (None: start one)
+    stream: bool = True      # check states while planning goes on where the sweep allows it (`_streams`; same results)
 
 
 @dataclass
@@ -56,7 +58,9 @@ class SweepRun:
     spec: SweepSpec
     options: SweepOptions
     recording: Recording
-    plan: Plan
+    planned: Plan | None           # None while `planner` plans (a streamed sweep; `plan` finishes it)
+    planner: Planner | None = None
+    streamed: dict = field(default_factory=dict)   # a streamed sweep: states checked while planning, checked again
     results: dict[int, dict] = field(default_factory=dict)
     traces: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -66,6 +70,24 @@ class SweepRun:
     already_done: int = 0
     started_at: float = 0.0
     class_first: dict[str, tuple] = field(default_factory=dict)   # class id -> its representative's order
+
+    @property
+    def plan(self) -> Plan:
+        """The whole plan: a run still planning (`prepare` of a streamed sweep) plans the rest first, and is
+        then checked as a planned sweep is."""
+        if self.planned is None:
+            planner = self.planner
+            try:
+                while not planner.done:
+                    planner.step()
+                self.planned = planner.finish()
+            finally:
+                planner.close()
+        return self.planned
+
+    @plan.setter
+    def plan(self, plan: Plan) -> None:
+        self.planned = plan
 
 
 def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | None = None,
@@ -84,9 +106,23 @@ def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | N
     on_phase(f"planning crash states of {len(recording.walk.points):,} crash points", len(recording.walk.points))
     slices = getattr(executor, "plan_slices", None)
     jobs = executor.threads if slices is not None else options.jobs
+    if _streams(options, recording, executor):
+        planner = Planner(recording, jobs=jobs, deadline=planning_deadline, on_point=on_point,
+                          slices_per_job=STREAM_SLICES_PER_JOB, niceness=STREAM_PLANNING_NICENESS)
+        return SweepRun(spec, options, recording, None, planner)
     plan = plan_states(recording, options.budget_states, jobs=jobs, deadline=planning_deadline,
                        on_point=on_point, slices=slices)
     return SweepRun(spec, options, recording, plan)
+
+
+def _streams(options: SweepOptions, recording: Recording, executor) -> bool:
+    """Whether states are checked while planning goes on: not where the plan must be whole first (a
+    --budget-states prefix, a shard's units, the states a resumed sweep already has), nor on an executor
+    that cannot take units as they come (Dask: its workers plan the slices themselves)."""
+    local = getattr(executor, "takes_feed", False) if executor is not None else options.executor == "local"
+    return (options.stream and local and options.budget_states is None and tuple(options.shard) == (0, 1)
+            and not (options.resume and os.path.exists(os.path.join(options.out_dir, RESULTS_NAME)))
+            and recording.failure is None)
 
 
 def _kept_recording(spec: SweepSpec, options: SweepOptions) -> SweepSpec:
@@ -122,35 +158,101 @@ def _sampling_warning(plan: Plan) -> list[str]:
 
 
 def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda result, run: None,
-            executor=None) -> SweepRun:
+            executor=None, on_planned: Callable[[SweepRun], None] = lambda run: None) -> SweepRun:
     """Run the planned states, streaming to OUT/results.jsonl; Ctrl-C stops cleanly, keeping every result.
-    `executor`: one opened by `executor_for` (None: open the one `run.options` asks for, for this call)."""
+    `executor`: one opened by `executor_for` (None: open the one `run.options` asks for, for this call).
+    A run `prepare` left planning (`run.planner`) checks states as planning settles them (`_StreamFeed`);
+    `on_planned(run)` is called once the plan is whole (at once for a planned run). Nothing is written
+    before then: results, traces and state ids wait for the plan (an interrupt while planning keeps none)."""
     options = run.options
-    os.makedirs(options.out_dir, exist_ok=True)
-    traces_dir = os.path.join(options.out_dir, "traces")
-    manifest = Manifest(options.out_dir)
-    writer = ResultsWriter(os.path.join(options.out_dir, RESULTS_NAME), header_for(run), options.resume)
-    if not options.resume:      # traces an earlier sweep wrote here would mislead; nothing else is touched
-        manifest.remove_written(keep=lambda relative: relative.endswith(MINIMIZED_SUFFIX))
-    manifest.add(RESULTS_NAME)
-    run.results = dict(writer.done)
-    run.already_done = len(run.results)
+    sink = _ResultSink(run)
+    sink.on_result = on_result
     started = run.started_at = time.monotonic()
     deadline = options.check_deadline
     if deadline is None and options.budget_seconds is not None:
         deadline = started + options.budget_seconds
+    planner = run.planner if run.planned is None else None
 
-    namer = ClassNamer(run.recording)
-    for done in run.results.values():
-        if done.get("class") and representative_order(done) < run.class_first.get(done["class"], (2, 0)):
-            run.class_first[done["class"]] = representative_order(done)
+    def stop() -> bool:
+        raise_if_interrupted()          # an interrupt a signal asked for and Python lost (`_signals`)
+        return deadline is not None and time.monotonic() > deadline
 
-    planned = {state.state_id: state for state in run.plan.states}
+    def begin(sent: set[int] = frozenset()) -> list[dict]:
+        """The plan is whole: open the results and say so; the units of the states not checked yet (nor `sent`
+        while planning)."""
+        sink.open()
+        on_planned(run)
+        if run.recording.failure is not None and RECORD_FAILURE_STATE not in run.results:
+            sink.accept({"state": RECORD_FAILURE_STATE, "point": None, **run.recording.failure,
+                         "engine_s": 0.0, "total_s": 0.0})
+        return _lean(make_units(run.spec.to_json(), run.plan.states, options.shard, set(run.results) | sent,
+                                run.spec.spec_id), options)
 
-    def accept(result: dict) -> None:
+    objects = len(run.planned.states) if run.planned is not None else len(run.recording.walk.points) * 100
+    with collector_paused(objects):   # results hold no cycles: collecting over them costs time
+        try:
+            with executor_for(run.spec, options, executor) as opened:
+                if planner is None:
+                    run.completed = opened.run(begin(), sink.accept, stop)
+                else:
+                    feed = _StreamFeed(run, sink, begin)
+                    try:
+                        run.completed = opened.run(feed, feed.on_result, stop)
+                        while run.planned is None:      # stopped by the budget while planning: keep what was checked
+                            feed.pump(None)
+                    finally:
+                        planner.close()
+                        run.streamed = feed.counts()
+        except KeyboardInterrupt as interrupt:     # Ctrl-C, or SIGTERM from outside (Terminated)
+            if run.planned is None:
+                raise                # interrupted while planning: as before checking starts, nothing to keep
+            interrupt_taken()
+            run.interrupted = True
+            run.terminated = isinstance(interrupt, Terminated)
+        finally:
+            sink.close()
+            run.elapsed_s = time.monotonic() - started
+    return run
+
+
+def _lean(units: list[dict], options: SweepOptions) -> list[dict]:
+    for unit in units:
+        unit["lean"] = True         # results come back without the choices and windows sent out
+        if not options.memo:
+            unit["memo"] = False
+    return units
+
+
+class _ResultSink:
+    """Where results go once the plan is whole: results.jsonl, the class traces, `run.results`."""
+
+    def __init__(self, run: SweepRun):
+        self.run = run
+        self.writer = None
+        self.on_result = lambda line, run: None
+
+    def open(self) -> None:
+        run, options = self.run, self.run.options
+        os.makedirs(options.out_dir, exist_ok=True)
+        self.traces_dir = os.path.join(options.out_dir, "traces")
+        self.manifest = Manifest(options.out_dir)
+        self.writer = ResultsWriter(os.path.join(options.out_dir, RESULTS_NAME), header_for(run), options.resume)
+        if not options.resume:      # traces an earlier sweep wrote here would mislead; nothing else is touched
+            self.manifest.remove_written(keep=lambda relative: relative.endswith(MINIMIZED_SUFFIX))
+        self.manifest.add(RESULTS_NAME)
+        run.results = dict(self.writer.done)
+        run.already_done = len(run.results)
+        self.namer = ClassNamer(run.recording)
+        for done in run.results.values():
+            if done.get("class") and representative_order(done) < run.class_first.get(done["class"], (2, 0)):
+                run.class_first[done["class"]] = representative_order(done)
+        self.planned = {state.state_id: state for state in run.plan.states}
+
+    def accept(self, result: dict) -> None:
         raise_if_interrupted()
-        if "windows" not in result and result["state"] in planned:      # a lean result: its state gives them
-            state = planned[result["state"]]
+        run, options, namer = self.run, self.run.options, self.namer
+        if "windows" not in result and result["state"] in self.planned:      # a lean result: its state gives them
+            state = self.planned[result["state"]]
             result["choice"], result["windows"] = state.choice, [list(window) for window in state.windows]
         if result.get("kind"):      # the trace is durable before the result line that links it
             result["class"], result["class_title"] = namer.classify(result)
@@ -158,41 +260,116 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             if first is None or representative_order(result) < first:    # the class's trace (any --jobs)
                 run.class_first[result["class"]] = representative_order(result)
                 name = class_trace_name(result["class"], result["kind"])
-                run.traces.append(write_trace(traces_dir, class_trace(run, namer, result), name, durable=True))
-                manifest.add(os.path.join("traces", name))
+                run.traces.append(write_trace(self.traces_dir, class_trace(run, namer, result), name, durable=True))
+                self.manifest.add(os.path.join("traces", name))
             if options.traces == "all":
                 name = trace_name(result)
-                write_trace(traces_dir, class_trace(run, namer, result), name, durable=True)
-                manifest.add(os.path.join("traces", name))
+                write_trace(self.traces_dir, class_trace(run, namer, result), name, durable=True)
+                self.manifest.add(os.path.join("traces", name))
         line = compact(result)
-        writer.write(line)
+        self.writer.write(line)
         run.results[result["state"]] = line
-        on_result(line, run)
+        self.on_result(line, run)
 
-    with collector_paused(len(run.plan.states)):   # results hold no cycles: collecting over them costs time
-        try:
-            if run.recording.failure is not None and RECORD_FAILURE_STATE not in run.results:
-                accept({"state": RECORD_FAILURE_STATE, "point": None, **run.recording.failure,
-                        "engine_s": 0.0, "total_s": 0.0})
-            units = make_units(run.spec.to_json(), run.plan.states, options.shard, set(run.results), run.spec.spec_id)
-            for unit in units:
-                unit["lean"] = True         # results come back without the choices and windows sent out
-                if not options.memo:
-                    unit["memo"] = False
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
-            def stop() -> bool:
-                raise_if_interrupted()          # an interrupt a signal asked for and Python lost (`_signals`)
-                return deadline is not None and time.monotonic() > deadline
-            with executor_for(run.spec, options, executor) as opened:
-                run.completed = opened.run(units, accept, stop)
-        except KeyboardInterrupt as interrupt:     # Ctrl-C, or SIGTERM from outside (Terminated)
-            interrupt_taken()
-            run.interrupted = True
-            run.terminated = isinstance(interrupt, Terminated)
-        finally:
-            writer.close()
-            run.elapsed_s = time.monotonic() - started
-    return run
+
+STREAM_SLICES_PER_JOB = 16    # smaller slices than a whole plan's: the first states settle sooner
+STREAM_PLANNING_NICENESS = 10  # planning processes yield the processors to the workers checking beside them
+STREAM_UNIT_STATES_MIN = UNIT_STATES_MAX   # states settled before a unit of them goes out while planning
+STREAM_ID_BASE = 1 << 48     # states checked while planning carry ids from here until the plan gives theirs
+
+
+class _StreamFeed:
+    """Units for an executor while `run.planner` plans (the executor's feed protocol: `take`, `pump`,
+    `finished`). Settled states go out in point order under provisional ids (the plan's ids are positions
+    in round-robin order over every point: known when planning ends); their results wait. Once the plan is
+    whole, `begin` opens the results and gives the units of the states not sent; each waiting result takes
+    its state's id, or, if the state gained windows after it was sent (an image seen again at a point more
+    than `SETTLE_EPOCHS` syncs later), is dropped and the state checked again with all of them. So every
+    state's result is the one the planned sweep gives."""
+
+    def __init__(self, run: SweepRun, sink: _ResultSink, begin: Callable[[], list[dict]]):
+        self.run, self.sink, self.begin = run, sink, begin
+        self.spec_json = run.spec.to_json()
+        self.ready: deque = deque()          # settled states not sent yet
+        self.units: deque[dict] = deque()    # units of the whole plan (and states checked again)
+        self.sent: dict[int, tuple] = {}     # provisional id -> (state, its windows' count when sent)
+        self.waiting: list[dict] = []        # results of states sent, while planning goes on
+        self.next_id = STREAM_ID_BASE
+        self.made = 0
+        self.early = self.again = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.run.planned is not None and not self.units
+
+    def take(self) -> dict | None:
+        if self.units:
+            return self.units.popleft()
+        if not self.ready or len(self.ready) < STREAM_UNIT_STATES_MIN:   # a unit costs a worker ~2 ms of its own
+            return None
+        states = []
+        for _ in range(min(UNIT_STATES_MAX, len(self.ready))):
+            state = self.ready.popleft()
+            self.sent[self.next_id] = (state, len(state.windows))
+            states.append([self.next_id, state.point, state.choice, [list(w) for w in state.windows],
+                           format(state.image, "032x"), state.points])
+            self.next_id += 1
+        self.early += len(states)
+        return self._unit(states)
+
+    def _unit(self, states: list) -> dict:
+        self.made += 1
+        return _lean([{"unit": self.made - 1, "spec": self.spec_json, "spec_id": self.run.spec.spec_id,
+                       "states": states}], self.run.options)[0]
+
+    def pump(self, wait_s: float) -> bool:
+        """Plan on (waiting at most `wait_s` for a planning process); whether anything came of it."""
+        if self.run.planned is not None:
+            return False
+        planner = self.run.planner
+        folded = len(planner.merger.per_point)
+        settled = planner.step(wait_s)
+        if not planner.done:
+            self.ready.extend(settled)
+            return len(planner.merger.per_point) > folded
+        self.run.planned = planner.finish()
+        self.ready.clear()           # the states not sent yet go in the plan's own units
+        self.units.extend(self.begin({state.state_id for state, _ in self.sent.values()}))
+        for result in self.waiting:
+            self.on_result(result)
+        self.waiting = []
+        return True
+
+    def on_result(self, result: dict) -> None:
+        number = result["state"]
+        if number < STREAM_ID_BASE:
+            self.sink.accept(result)
+            return
+        if self.run.planned is None:
+            self.waiting.append(result)
+            return
+        state, windows_sent = self.sent.pop(number)
+        if len(state.windows) != windows_sent:      # checked against fewer windows than it has: again
+            self.again += 1
+            self.units.extend(_lean([{"unit": -1, "spec": self.spec_json, "spec_id": self.run.spec.spec_id,
+                                      "states": [[state.state_id, state.point, state.choice,
+                                                  [list(w) for w in state.windows], format(state.image, "032x"),
+                                                  state.points]]}], self.run.options))
+            return
+        result["state"] = state.state_id
+        if "op" in result:           # as a planned unit's worker reports it (not a dead worker's culprit)
+            if state.points > 1:
+                result["points"] = state.points
+            else:
+                result.pop("points", None)
+        self.sink.accept(result)
+
+    def counts(self) -> dict:
+        return {"checked_while_planning": self.early, "checked_again": self.again}
 
 
 @contextmanager
@@ -227,6 +404,8 @@ def summarize(run: SweepRun) -> dict:
     summary = summarize_results(header_for(run), list(run.results.values()), run.elapsed_s,
                                 completed=run.completed and not run.interrupted, interrupted=run.interrupted,
                                 already_done=run.already_done)
+    if run.streamed:
+        summary["streamed"] = dict(run.streamed)
     if not run.completed and not run.interrupted:
         budget = "--budget-seconds" if run.options.budget_seconds is not None else "a budget"
         summary["stopped_by"] = (f"stopped by {budget} at {summary['distinct_states']:,} of "
