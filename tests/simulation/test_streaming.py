@@ -48,6 +48,12 @@ def fs_spec(engine: str, *argv: str) -> SweepSpec:
                                                        "--crash-depth", "0", *argv]))
 
 
+@pytest.fixture(autouse=True)
+def small_plans_stream(monkeypatch):
+    """The tests' engines plan in milliseconds (sweeps stream only plans that take longer): stream them too."""
+    monkeypatch.setattr(_sweep, "STREAM_WEIGHT_MIN", 0)
+
+
 @pytest.fixture()
 def eager(monkeypatch):
     """Every state goes out the moment it is planned, in a unit of its own."""
@@ -143,6 +149,13 @@ def test_sweeps_that_need_the_whole_plan_first_are_planned_first(tmp_path, optio
     assert run.planned is not None and run.planner is None
 
 
+def test_a_plan_made_in_milliseconds_is_made_first(tmp_path, monkeypatch):
+    monkeypatch.undo()
+    recording = record(fs_spec("AtomicReplace"))
+    assert sum(_plan.point_weights(recording)) < _sweep.STREAM_WEIGHT_MIN
+    assert prepare(fs_spec("AtomicReplace"), SweepOptions(out_dir=str(tmp_path))).planned is not None
+
+
 def test_dask_executor_plans_first(tmp_path):
     class PlansSlices:
         takes_feed = False
@@ -183,3 +196,15 @@ def test_results_encode_no_provisional_ids(tmp_path, eager):
     assert all(0 <= state < len(streamed.plan.states) for state in streamed.results)
     _, results, _ = read_results(str(tmp_path / "results.jsonl"))
     assert sorted(result["state"] for result in results) == list(range(len(streamed.plan.states)))
+
+
+def test_the_command_line_streams_unless_told_not_to(tmp_path):
+    from crashsweep.api import sweep as api_sweep
+    engine = f"{FS_ENGINES}:RenameWithoutFsync"
+    streamed = api_sweep(engine, out=str(tmp_path / "streamed"), crash_depth=0, minimize=0, no_corpus=True)
+    planned = api_sweep(engine, out=str(tmp_path / "planned"), crash_depth=0, minimize=0, no_corpus=True,
+                        no_stream=True)
+    assert "checked_while_planning" in streamed.summary["streamed"] and "streamed" not in planned.summary
+    _, first, _ = read_results(str(tmp_path / "streamed" / "results.jsonl"))
+    _, second, _ = read_results(str(tmp_path / "planned" / "results.jsonl"))
+    assert sorted(map(repr, map(same, first))) == sorted(map(repr, map(same, second)))

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field, replace
 
 from crashsweep.crash_explorer._collector import collector_paused
 from crashsweep.crash_explorer._executor import LocalExecutor
-from crashsweep.crash_explorer._plan import UNIT_STATES_MAX, Plan, Planner, approximate, make_units, plan_states
+from crashsweep.crash_explorer._plan import (
+    UNIT_STATES_MAX, Plan, Planner, approximate, make_units, plan_states, point_weights,
+)
 from crashsweep.crash_explorer._profiles import engine_flag
 from crashsweep.crash_explorer._limits import default_memory_limit_bytes
 from crashsweep.crash_explorer.media import medium_of
@@ -118,11 +120,12 @@ def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | N
 def _streams(options: SweepOptions, recording: Recording, executor) -> bool:
     """Whether states are checked while planning goes on: not where the plan must be whole first (a
     --budget-states prefix, a shard's units, the states a resumed sweep already has), nor on an executor
-    that cannot take units as they come (Dask: its workers plan the slices themselves)."""
+    that cannot take units as they come (Dask: its workers plan the slices themselves), nor where planning
+    takes a fraction of a second (nothing to overlap: `STREAM_WEIGHT_MIN`)."""
     local = getattr(executor, "takes_feed", False) if executor is not None else options.executor == "local"
     return (options.stream and local and options.budget_states is None and tuple(options.shard) == (0, 1)
             and not (options.resume and os.path.exists(os.path.join(options.out_dir, RESULTS_NAME)))
-            and recording.failure is None)
+            and recording.failure is None and sum(point_weights(recording)) >= STREAM_WEIGHT_MIN)
 
 
 def _kept_recording(spec: SweepSpec, options: SweepOptions) -> SweepSpec:
@@ -276,6 +279,7 @@ class _ResultSink:
             self.writer.close()
 
 
+STREAM_WEIGHT_MIN = 500_000    # `point_weights` of a plan worth streaming (~0.1-0.5 s of planning)
 STREAM_SLICES_PER_JOB = 16    # smaller slices than a whole plan's: the first states settle sooner
 STREAM_PLANNING_NICENESS = 10  # planning processes yield the processors to the workers checking beside them
 STREAM_UNIT_STATES_MIN = UNIT_STATES_MAX   # states settled before a unit of them goes out while planning
