@@ -362,6 +362,7 @@ def _run_model(program_calls):
 @given(st.lists(calls, max_size=14))
 @example([("pathlib_mkdir", "d"), ("bound_open", "d/c", 64), ("pathlib_rename", "d/c", "d")])    # found by this test
 @example([("fopen", "a", "a+b"), ("truncate", "a", 1), ("fwrite", 0, b"\x00"), ("ftrunc", 0)])       # found by this test
+@example([("pathlib_mkdir", "a"), ("open", "a", 0, 0), ("readv", 0, [0])])    # found by this test: a read of no bytes
 def test_the_model_answers_every_call_as_the_real_os_does(program_calls):
     real_results, real_tree = _run_real(program_calls)
     model_results, model_tree = _run_model(program_calls)

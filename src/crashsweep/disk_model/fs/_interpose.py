@@ -148,6 +148,9 @@ class ModelOs(FakeOsModule):
         return self._session.pwrite(fd, data, offset)
 
     def readv(self, fd, buffers):
+        if not sum(memoryview(buffer).nbytes for buffer in buffers):   # Linux: 0 before the file is asked
+            self._session.check_readable(fd)
+            return 0
         total = 0
         for buffer in buffers:
             view = memoryview(buffer).cast("B")
@@ -162,6 +165,9 @@ class ModelOs(FakeOsModule):
         return self._session.write(fd, b"".join(bytes(buffer) for buffer in buffers))
 
     def preadv(self, fd, buffers, offset, flags=0):
+        if not sum(memoryview(buffer).nbytes for buffer in buffers):   # Linux: 0 before the file is asked
+            self._session.check_readable(fd)
+            return 0
         total = 0
         for buffer in buffers:
             view = memoryview(buffer).cast("B")

@@ -386,6 +386,12 @@ class FsSession:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF), open_file.path)
         return open_file
 
+    def check_readable(self, fd: int) -> None:
+        """What Linux checks of a vectored read of no bytes before returning 0 (it never asks the file, so a
+        directory opened for reading gives 0, not EISDIR): the descriptor is open for reading."""
+        if not self.handle(fd).readable:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF), self.handle(fd).path)
+
     def pread(self, fd: int, count: int, offset: int) -> bytes:
         open_file = self._file(fd, write=False)
         if offset < 0:
