@@ -59,6 +59,11 @@ class PlannedState:
         """(state id, point, choice, windows, image, points): what a unit carries of it (two plans compare so)."""
         return self.state_id, self.point, self.choice, [list(window) for window in self.windows], self.image, self.points
 
+    def unit_row(self, state_id: int | None = None) -> list:
+        """The state as a unit carries it: [id (this one's, or `state_id`), point, choice, windows, image, points]."""
+        return [self.state_id if state_id is None else state_id, self.point, self.choice,
+                [list(window) for window in self.windows], format(self.image, "032x"), self.points]
+
     def widen(self, windows) -> None:
         added = [window for window in windows if window not in self.windows]
         if added:
@@ -452,6 +457,5 @@ def make_units(spec_json: dict, states: list[PlannedState], shard: tuple[int, in
                  if done is None or planned.state_id not in done]
         if chunk:
             units.append({"unit": number, "spec": spec_json, "spec_id": spec_id,
-                          "states": [[p.state_id, p.point, p.choice, list(p.windows), format(p.image, "032x"), p.points]
-                                     for p in chunk]})
+                          "states": [p.unit_row() for p in chunk]})
     return units

@@ -319,8 +319,7 @@ class _StreamFeed:
         for _ in range(min(UNIT_STATES_MAX, len(self.ready))):
             state = self.ready.popleft()
             self.sent[self.next_id] = (state, len(state.windows))
-            states.append([self.next_id, state.point, state.choice, [list(w) for w in state.windows],
-                           format(state.image, "032x"), state.points])
+            states.append(state.unit_row(self.next_id))
             self.next_id += 1
         self.early += len(states)
         return self._unit(states)
@@ -360,9 +359,7 @@ class _StreamFeed:
         if len(state.windows) != windows_sent:      # checked against fewer windows than it has: again
             self.again += 1
             self.units.extend(_lean([{"unit": -1, "spec": self.spec_json, "spec_id": self.run.spec.spec_id,
-                                      "states": [[state.state_id, state.point, state.choice,
-                                                  [list(w) for w in state.windows], format(state.image, "032x"),
-                                                  state.points]]}], self.run.options))
+                                      "states": [state.unit_row()]}], self.run.options))
             return
         result["state"] = state.state_id
         if "op" in result:           # as a planned unit's worker reports it (not a dead worker's culprit)
