@@ -273,3 +273,44 @@ def test_planning_slices_on_dask_workers_fold_into_the_identical_plan(cluster, m
         return ([state.as_data() for state in plan.states],
                 plan.per_point, plan.states_enumerated, plan.distinct_total)
     assert shape(here) == shape(there)
+
+
+@pytest.mark.parametrize("engine", ["FlushOnlyLog", "AtomicReplace"])
+def test_a_sweep_on_dask_checks_while_its_workers_plan_with_the_planned_results(tmp_path, cluster, monkeypatch, engine):
+    """Planning slices on the cluster and units checked beside them: every state sent the moment it is planned
+    (one-state units), so states are checked before later points widen their windows, and checked again."""
+    from crashsweep import cli
+    from crashsweep.crash_explorer import SweepOptions, execute, prepare
+    from crashsweep.crash_explorer import _plan, _sweep
+    from crashsweep.crash_explorer._dask_executor import DaskExecutor
+
+    monkeypatch.setattr(_sweep, "STREAM_WEIGHT_MIN", 0)
+    monkeypatch.setattr(_plan, "PARALLEL_POINTS_MIN", 8)      # this small workload's points planned on the workers
+    monkeypatch.setattr(_plan, "SETTLE_EPOCHS", -1)
+    monkeypatch.setattr(_sweep, "STREAM_UNIT_STATES_MIN", 1)
+    spec = cli.spec_from_args(cli.parse_with_settings(
+        ["sweep", "--engine", os.path.join(ROOT, "tests", "engines", "fs_engines.py") + ":" + engine, "--seed", "3",
+         "--crash-depth", "0", "--ops", "16"]))
+    planned = execute(prepare(spec, SweepOptions(out_dir=str(tmp_path / "local"), jobs=2, stream=False)))
+    with DaskExecutor(1, spec.state_timeout_s, None, spec.engine, cluster.address) as executor:
+        run = prepare(spec, SweepOptions(out_dir=str(tmp_path / "dask"), executor="dask"), executor=executor)
+        assert run.planned is None
+        streamed = execute(run, executor=executor)
+    assert streamed.completed and streamed.streamed["checked_while_planning"] > 0
+    if engine == "FlushOnlyLog":
+        assert streamed.streamed["checked_again"] > 0
+    assert [state.as_data() for state in planned.plan.states] == [state.as_data() for state in streamed.plan.states]
+    _same_results(tmp_path / "local", tmp_path / "dask")
+
+
+def test_two_sweeps_at_once_on_one_cluster_each_get_their_own_results(tmp_path, cluster):
+    """Each sweep's spec and recording reach the workers under keys of their own (not shared field names)."""
+    dask = ("--executor", "dask", "--scheduler", cluster.address)
+    workloads = {"betree": BETREE, "buggy": BUGGY}
+    running = {name: _sweep(tmp_path / f"dask-{name}", *workload, "--crash-depth", "2", executor=dask, wait=False)
+               for name, workload in workloads.items()}
+    for name, workload in workloads.items():
+        _, stderr = running[name].communicate(timeout=600)
+        assert running[name].returncode in (0, 1), stderr
+        _sweep(tmp_path / f"local-{name}", *workload, "--crash-depth", "2", "--jobs", "2")
+        _same_results(tmp_path / f"local-{name}", tmp_path / f"dask-{name}")

@@ -26,6 +26,7 @@ wait on the cluster, so a budget or Ctrl-C stops within one unit per thread.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import sys
@@ -33,7 +34,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from crashsweep.crash_explorer import _wire
 from crashsweep.crash_explorer._log_wire import log_to_data
@@ -48,6 +49,8 @@ from crashsweep.crash_explorer.errors import EngineBypass, ExplorerError
 
 IN_FLIGHT_PER_THREAD = 4
 POLL_INTERVAL_S = 0.2
+FEED_POLL_S = 0.01         # while units are out and a sweep plans on: how often to look for planning's progress
+CHECK_PRIORITY = 1         # units to check run before planning tasks (priority 0) on the workers
 CONNECT_TIMEOUT_S = 10.0
 RESUBMITS_MAX = 3          # a unit whose task failed (the task itself, not its engine) runs again this often
 RESULT_FIELDS_MAX = 64
@@ -144,6 +147,7 @@ class DaskExecutor:
         distributed = _import_distributed()
         self._distributed = distributed
         self.cluster = None
+        self._submitted = itertools.count()
         if not os.environ.get("CRASHSWEEP_DASK_LOGS"):
             logging.getLogger("distributed").setLevel(logging.CRITICAL)
         try:
@@ -215,58 +219,81 @@ class DaskExecutor:
             except Exception:   # noqa: BLE001
                 pass
 
-    def plan_slices(self, recording, bounds: list[tuple[int, int]], deadline: float | None):
-        """`_plan.plan_states`'s `slices`: each slice of points enumerated by a worker, yielded in order."""
-        spec_json = self.client.scatter(recording.spec.to_json(), broadcast=True, hash=False)
-        log_data = self.client.scatter(_wire.encode(log_to_data(recording.log)), broadcast=True, hash=False)
+    def plan_slices(self, recording, bounds: list[tuple[int, int]], deadline: float | None) -> "_PlannedSlices":
+        """`_plan.Planner`'s `slices`: each slice of points enumerated by a worker, given in order (`next(wait_s)`).
+        Units to check go before planning tasks on the workers (`CHECK_PRIORITY`): while a sweep checks as it
+        plans, planning fills the time the workers have no state to check."""
+        spec_json = self._scatter(recording.spec.to_json())
+        log_data = self._scatter(_wire.encode(log_to_data(recording.log)))
         deadline_wall = None if deadline is None else time.time() + (deadline - time.monotonic())
         run_id = uuid.uuid4().hex[:12]
         described = profile_description(recording.spec.engine)
         futures = [self.client.submit(plan_slice_task, spec_json, log_data, bound, deadline_wall, described,
                                       pure=False, key=f"crashsweep-plan-{run_id}-{index}")
                    for index, bound in enumerate(bounds)]
-        try:
-            for future in futures:
-                yield future.result()
-                future.release()
-        finally:
-            self.client.cancel(futures, force=True)
+        return _PlannedSlices(self.client, self._distributed, futures)
 
-    def run(self, units: Iterable[dict], on_result: Callable[[dict], None],
+    def _scatter(self, value):
+        """`value` on every worker, as one Dask future under a key of its own. (Scattering a dict itself would
+        make each of its items a future keyed by the item's name: two specs scattered at once, by this sweep's
+        planning and its checking or by two sweeps on one cluster, would share keys such as "engine", and
+        releasing one would lose the other's.)"""
+        return self.client.scatter([value], broadcast=True, hash=False)[0]
+
+    takes_feed = True     # `run` takes a feed of units that come while it runs (`_sweep._StreamFeed`)
+
+    def run(self, units, on_result: Callable[[dict], None],
             should_stop: Callable[[], bool] = lambda: False) -> bool:
-        """As `LocalExecutor.run`: True when every unit finished, False when `should_stop` ended it early."""
-        queue = deque(units)
-        if not queue:
-            return True
-        spec_json = queue[0]["spec"]
-        spec_future = self.client.scatter(spec_json, broadcast=True, hash=False)
+        """As `LocalExecutor.run`: True when every unit finished, False when `should_stop` ended it early.
+        `units`: an iterable of units, or a feed (`LocalExecutor.run` says what it is)."""
+        feed = units if hasattr(units, "pump") else None
+        queue = deque() if feed is not None else deque(units)
+        spec_future = None
         run_id = uuid.uuid4().hex[:12]
         reported: set[int] = set()
         in_flight: dict = {}       # future -> (unit, attempts)
         try:
-            while queue or in_flight:
+            while True:
                 window = IN_FLIGHT_PER_THREAD * self.threads
-                while queue and len(in_flight) < window:
-                    self._submit(queue.popleft(), 0, spec_future, run_id, in_flight)
+                while len(in_flight) < window:
+                    unit = queue.popleft() if queue else feed.take() if feed is not None else None
+                    if unit is None:
+                        break
+                    if spec_future is None:
+                        spec_future = self._scatter(unit["spec"])
+                    self._submit(unit, 0, spec_future, run_id, in_flight)
+                timeout = POLL_INTERVAL_S
+                if feed is not None and not feed.finished:
+                    if should_stop():
+                        return False
+                    # Plan on while the cluster checks (never waiting on planning while a unit is out: results first).
+                    progressed = feed.pump(0.0 if in_flight else POLL_INTERVAL_S)
+                    timeout = 0 if progressed or not in_flight else FEED_POLL_S
+                elif not in_flight and not queue:
+                    return True
+                if not in_flight:
+                    continue
                 if should_stop():
                     return False
                 try:
-                    done = self._distributed.wait(list(in_flight), timeout=POLL_INTERVAL_S,
+                    done = self._distributed.wait(list(in_flight), timeout=timeout or 1e-3,
                                                   return_when="FIRST_COMPLETED").done
                 except TimeoutError:
                     continue
                 for future in done:
                     unit, attempts = in_flight.pop(future)
                     self._collect(future, unit, attempts, spec_future, run_id, in_flight, reported, on_result)
-            return True
         finally:
             if in_flight:
                 self.client.cancel(list(in_flight), force=True)
 
     def _submit(self, unit: dict, attempts: int, spec_future, run_id: str, in_flight: dict) -> None:
-        key = f"crashsweep-unit-{run_id}-{unit['unit']}-{attempts}"
+        # A task's key is unique in the run (a streamed sweep's units share numbers: those sent while planning,
+        # the plan's own, the states checked again), so the scheduler never takes one unit for another.
+        key = f"crashsweep-unit-{run_id}-{next(self._submitted)}-unit{unit['unit']}-attempt{attempts}"
         plain = {name: value for name, value in unit.items() if name != "spec"}
-        future = self.client.submit(run_unit_task, plain, spec_future, self.settings, key=key, pure=False)
+        future = self.client.submit(run_unit_task, plain, spec_future, self.settings, key=key, pure=False,
+                                    priority=CHECK_PRIORITY)
         in_flight[future] = (unit, attempts)
 
     def _collect(self, future, unit, attempts, spec_future, run_id, in_flight, reported, on_result) -> None:
@@ -295,3 +322,31 @@ def _well_formed(result, expected: set) -> bool:
     return (isinstance(result, dict) and len(result) <= RESULT_FIELDS_MAX and isinstance(result.get("state"), int)
             and result["state"] in expected and isinstance(result.get("outcome"), str)
             and (result.get("kind") is None or isinstance(result["kind"], str)))
+
+
+class _PlannedSlices:
+    """The planning tasks of one plan, collected in order: `next(wait_s)` gives the next slice's result, raises
+    TimeoutError if it is not done within `wait_s` (None: wait for it), StopIteration after the last; `close`
+    cancels the tasks not collected (an interrupt, a budget)."""
+
+    def __init__(self, client, distributed, futures: list) -> None:
+        self._client, self._distributed = client, distributed
+        self._futures = deque(futures)
+
+    def next(self, wait_s: float | None = None):
+        if not self._futures:
+            raise StopIteration
+        future = self._futures[0]
+        if wait_s is not None and not future.done():
+            if wait_s <= 0:
+                raise TimeoutError
+            self._distributed.wait([future], timeout=wait_s)     # TimeoutError when it is not done by then
+        result = future.result()
+        self._futures.popleft()
+        future.release()
+        return result
+
+    def close(self) -> None:
+        futures, self._futures = list(self._futures), deque()
+        if futures:
+            self._client.cancel(futures, force=True)

@@ -129,7 +129,9 @@ def plan_states(recording: Recording, budget_states: int | None = None, first_st
     `jobs` > 1 enumerates and hashes slices of the points in that many processes; the plan is the same.
     `point_range`: plan only the points [start, stop) (one operation's crash window, for a re-check).
     `slices(recording, bounds, deadline)`: enumerate slices of points elsewhere (a Dask cluster,
-    `DaskExecutor.plan_slices`), yielding each slice's `enumerate_slice` result in order; the plan is the same.
+    `DaskExecutor.plan_slices`), giving each slice's `enumerate_slice` result in order (an iterable, or an
+    object whose `next(wait_s)` gives the next one or raises TimeoutError, and StopIteration at the end, and
+    whose `close()` stops the rest); the plan is the same.
     `deadline` (time.monotonic()): sample each point's states down to what the time left affords, so that
     planning ends by then and every point keeps at least `SAMPLED_STATES_MIN` states (the plan then depends on
     the machine's speed, and says so: `Plan.sampled_points`). `on_point(done, total)` reports progress."""
@@ -164,7 +166,8 @@ class Planner:
         self._unsettled: deque[PlannedState] = deque()   # planned, in point order, not yet handed out by `step`
         self._epoch_of_count: dict[int, int] = {}    # a durable count -> its epoch (syncs so far), in point order
         self._epoch_of_state: dict[int, int] = {}    # id(state) -> its point's epoch
-        self._pool = self._imap = None
+        self._pool = None
+        self._slices = None     # planned elsewhere: `.next(wait_s)` gives a slice's points in order (or times out)
         self._paused = collector_paused(len(points) * 100)   # ~100 choices a point (none kept for long when few)
         self._paused.__enter__()
         weights = point_weights(recording)
@@ -172,13 +175,14 @@ class Planner:
             len(points) >= PARALLEL_POINTS_MIN or sum(weights) >= PARALLEL_WEIGHT_MIN)
         self._chunks = None
         if sliced and slices is not None:
-            self._chunks = _chunks_of(recording, slices(recording, slice_bounds(len(points), jobs, weights),
-                                                        deadline))
+            made = slices(recording, slice_bounds(len(points), jobs, weights, slices_per_job), deadline)
+            self._slices = made if hasattr(made, "next") else _Blocking(made)
         elif sliced and jobs > 1 and os.name == "posix":
             _forked[:] = [recording, deadline]
             self._pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_planning_process,
                                                                   initargs=(niceness,))
-            self._imap = self._pool.imap(_enumerate_slice, slice_bounds(len(points), jobs, weights, slices_per_job))
+            self._slices = self._pool.imap(_enumerate_slice,
+                                           slice_bounds(len(points), jobs, weights, slices_per_job))
         else:
             self._chunks = _enumerate(recording, self.start, self.stop, first_states, deadline)
 
@@ -195,10 +199,10 @@ class Planner:
 
     def _next_chunks(self, wait_s: float | None):
         """A list of enumerated points ([] if none came within `wait_s`), None when planning is over."""
-        if self._imap is not None:
+        if self._slices is not None:
             try:
-                slice_result = self._imap.next(wait_s)
-            except multiprocessing.TimeoutError:
+                slice_result = self._slices.next(wait_s)
+            except (multiprocessing.TimeoutError, TimeoutError):
                 return []
             except StopIteration:
                 return None
@@ -248,10 +252,13 @@ class Planner:
                     exhausted and not sampled, merger.per_point, sampled)
 
     def _end_pool(self) -> None:
+        slices, self._slices = self._slices, None
+        if slices is not None and hasattr(slices, "close"):
+            slices.close()        # a cluster's planning tasks not collected are cancelled
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
-            self._pool = self._imap = None
+            self._pool = None
             _forked.clear()
 
     def close(self) -> None:
@@ -414,11 +421,20 @@ def slice_bounds(point_count: int, jobs: int, weights: list[int] | None = None,
     return [(start, min(start + size, point_count)) for start in range(0, point_count, size)]
 
 
-def _chunks_of(recording: Recording, slice_results):
-    points = recording.walk.points
-    for slice_result in slice_results:
-        for index, stats, images, exhausted in slice_result:
-            yield points[index], stats, images, exhausted
+class _Blocking:
+    """Slices from an iterable (a generator of `enumerate_slice` results), as the planner takes them: `next`
+    waits for the next one whatever `wait_s` says."""
+
+    def __init__(self, slice_results) -> None:
+        self._results = iter(slice_results)
+
+    def next(self, wait_s: float | None = None):
+        return next(self._results)
+
+    def close(self) -> None:
+        close = getattr(self._results, "close", None)
+        if close is not None:
+            close()
 
 
 def _planning_process(niceness: int = 0) -> None:

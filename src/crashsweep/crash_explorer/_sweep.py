@@ -109,7 +109,7 @@ def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | N
     slices = getattr(executor, "plan_slices", None)
     jobs = executor.threads if slices is not None else options.jobs
     if _streams(options, recording, executor):
-        planner = Planner(recording, jobs=jobs, deadline=planning_deadline, on_point=on_point,
+        planner = Planner(recording, jobs=jobs, deadline=planning_deadline, on_point=on_point, slices=slices,
                           slices_per_job=STREAM_SLICES_PER_JOB, niceness=STREAM_PLANNING_NICENESS)
         return SweepRun(spec, options, recording, None, planner)
     plan = plan_states(recording, options.budget_states, jobs=jobs, deadline=planning_deadline,
@@ -120,10 +120,10 @@ def prepare(spec: SweepSpec, options: SweepOptions, planning_deadline: float | N
 def _streams(options: SweepOptions, recording: Recording, executor) -> bool:
     """Whether states are checked while planning goes on: not where the plan must be whole first (a
     --budget-states prefix, a shard's units, the states a resumed sweep already has), nor on an executor
-    that cannot take units as they come (Dask: its workers plan the slices themselves), nor where planning
+    that cannot take units as they come (`takes_feed`: the local processes and Dask can), nor where planning
     takes a fraction of a second (nothing to overlap: `STREAM_WEIGHT_MIN`)."""
-    local = getattr(executor, "takes_feed", False) if executor is not None else options.executor == "local"
-    return (options.stream and local and options.budget_states is None and tuple(options.shard) == (0, 1)
+    feeds = getattr(executor, "takes_feed", False) if executor is not None else options.executor == "local"
+    return (options.stream and feeds and options.budget_states is None and tuple(options.shard) == (0, 1)
             and not (options.resume and os.path.exists(os.path.join(options.out_dir, RESULTS_NAME)))
             and recording.failure is None and sum(point_weights(recording)) >= STREAM_WEIGHT_MIN)
 
