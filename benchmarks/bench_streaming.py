@@ -30,7 +30,9 @@ from bench_scale import transactions_scenario  # noqa: E402 - the 200-transactio
 
 
 def workloads(directory: str) -> list[tuple[str, list[str], int]]:
-    """(label, arguments, jobs): the default betree sweep (planned in milliseconds: it plans first either way)."""
+    """(label, arguments, jobs): the default betree sweep (planned in milliseconds: it plans first either way).
+    `--executor dask` rows start a local cluster of `jobs` single-threaded workers (its start-up is in both
+    sides' time); there the workers plan the slices and check beside them."""
     transactions = transactions_scenario(directory, 200)
     sqlite = ["--engine", "sqlite", "--option", "journal_mode=delete", "--option", "synchronous=full",
               "--scenario", transactions, "--crash-depth", "0"]
@@ -41,6 +43,8 @@ def workloads(directory: str) -> list[tuple[str, list[str], int]]:
         ("sqlite delete/full, 200 transactions", sqlite, 2),
         ("JSON-file store, 24 ops", json_store, 1),
         ("JSON-file store, 24 ops", json_store, 2),
+        ("sqlite delete/full, 200 transactions, dask", [*sqlite, "--executor", "dask"], 2),
+        ("JSON-file store, 24 ops, dask", [*json_store, "--executor", "dask"], 2),
     ]
 
 
@@ -65,10 +69,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "streaming.json"))
+    parser.add_argument("--only", default="", help="run only the workloads whose label contains this")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as directory:
         for label, arguments, jobs in workloads(directory):
+            if args.only not in label:
+                continue
             runs: dict[str, list[dict]] = {"streamed": [], "planned_first": []}
             outs = {}
             for round_number in range(args.rounds):
