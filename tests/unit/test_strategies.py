@@ -1,8 +1,11 @@
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from crashsweep.crash_explorer import point_states, tear_patterns
 from crashsweep.crash_explorer._crash_points import CrashPoint
-from crashsweep.crash_explorer._strategies import choice_key
+from crashsweep.crash_explorer._strategies import choice_key, sparse_choice, sparse_point_states
 from crashsweep.disk_model import FaultPlan
 
 POINT = CrashPoint(0, 0, 0, (10, 11, 12), ((0, 0),), 0)
@@ -82,3 +85,33 @@ def test_a_planned_state_keeps_its_choice_packed_and_gives_it_back_exactly():
         planned = PlannedState(0, 0, choice, ((0, 0),), 1, pending=pending)
         assert planned.choice == choice
     assert not isinstance(pack_choice(pending, {"persist": list(pending)}), dict)     # the compact form is used
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts=st.lists(st.integers(1, 6), min_size=1, max_size=12), bound=st.integers(1, 3),
+       states_max=st.integers(1, 40), seed=st.integers(0, 2 ** 32), lost=st.booleans(), torn=st.booleans())
+def test_sparse_bounded_combinations_are_the_choices_point_states_gives(counts, bound, states_max, seed, lost, torn):
+    """Where the bounded strategy samples, its (base, deviations) combinations made into choices are
+    `point_states`'s choices in the same order (also where two bases can meet: few writes, all deviated)."""
+    faults = FaultPlan.parse(",".join(["crash"] + ["lost"] * lost + ["torn"] * torn))
+    pending = tuple(range(50, 50 + len(counts)))
+    point = CrashPoint(0, 0, 0, pending, ((0, 0),), 0)
+    dense = point_states(point, counts, faults, "bounded", bound, 5, states_max, random.Random(seed))
+    drawn = sparse_point_states(point, counts, faults, bound, states_max, random.Random(seed))
+    if drawn is None:         # enumerated: small enough that point_states lists the space itself
+        assert len(dense[0]) <= states_max
+        return
+    combos, space, exhausted = drawn
+    assert [sparse_choice(pending, base, deviations) for base, deviations in combos] == dense[0]
+    assert (space, exhausted) == dense[1:]
+    assert all(fate != base for base, deviations in combos for _, fate in deviations)
+
+
+def test_sparse_combinations_of_thousands_of_writes_are_the_sampled_choices():
+    pending = tuple(range(100, 3100))
+    point = CrashPoint(0, 0, 0, pending, ((0, 0),), 0)
+    counts = [1, 3] * (len(pending) // 2)
+    dense, _, _ = point_states(point, counts, FAULTS, "bounded", 2, 5, 500, random.Random(7))
+    combos, _, _ = sparse_point_states(point, counts, FAULTS, 2, 500, random.Random(7))
+    assert [sparse_choice(pending, base, deviations) for base, deviations in combos] == dense
+    assert max(len(deviations) for _, deviations in combos) == 2

@@ -95,13 +95,31 @@ class FsDurableImage:
             deviations: dict = dict.fromkeys(set(pending).difference(persist))
             for op_id, units in choice.get("torn", ()):
                 deviations[op_id] = list(units)
-            if all(self.ops[op_id].kind == WRITE or deviations[op_id] is None for op_id in deviations):
-                base_ops = self._base_ops.get(pending)
-                if base_ops is None:
-                    self._base_ops = {pending: tuple(self.ops[op_id] for op_id in pending)}
-                    base_ops = self._base_ops[pending]
-                return self.hashes.near_digest(base_ops, deviations)
+            digest = self.near_hash(point, deviations)
+            if digest is not None:
+                return digest
         return self.state_hash(self.overlay(choice), choice)
+
+    @property
+    def normalizes(self) -> bool:
+        """Whether `normalize` can change a choice (the persistence model forbids some)."""
+        return self.model.normalizes
+
+    def near_hash(self, point: CrashPoint, deviations: dict) -> int | None:
+        """`point_hash` of the choice that lands every pending micro-op of `point` whole except `deviations`
+        (op id -> the units that landed, None: lost), without the choice (a list as long as the pending
+        micro-ops): None where that hash is not made so (few pending, most deviated, a torn non-write)."""
+        pending = point.pending
+        if len(pending) < NEAR_PENDING_MIN or 2 * (len(pending) - len(deviations)) < len(pending):
+            return None
+        ops = self.ops
+        if not all(units is None or ops[op_id].kind == WRITE for op_id, units in deviations.items()):
+            return None
+        base_ops = self._base_ops.get(pending)
+        if base_ops is None:
+            self._base_ops = {pending: tuple(ops[op_id] for op_id in pending)}
+            base_ops = self._base_ops[pending]
+        return self.hashes.near_digest(base_ops, deviations)
 
     def snapshot(self, overlay: list) -> FsTree:
         """The state's tree (copy-on-write: safe to keep after `advance` moves on)."""

@@ -26,7 +26,8 @@ from crashsweep.crash_explorer._collector import collector_paused
 from crashsweep.crash_explorer._image import is_zero
 from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer._recording import Recording
-from crashsweep.crash_explorer._strategies import choice_key, corruption_variants, point_states
+from crashsweep.crash_explorer._strategies import (LANDED, choice_key, corruption_variants, point_states,
+                                                   sparse_choice, sparse_point_states)
 
 UNIT_STATES_MAX = 64
 PARALLEL_POINTS_MIN = 400      # fewer crash points than this are planned in this process,
@@ -34,6 +35,7 @@ PARALLEL_WEIGHT_MIN = 2_000_000   # unless their `point_weights` say planning th
 SLICES_PER_JOB = 4             # slices of points per planning process (an even spread of uneven points)
 SAMPLED_STATES_MIN = 16        # states a point keeps however short the planning time
 LANDINGS_CACHED_MAX = 16384    # landings -> image remembered while the durable image stays (memory stays bounded)
+SPARSE_POINTS = True           # sampled bounded points drawn as (base, deviations) (`_enumerate`); the same plan
 SETTLE_EPOCHS = 2              # a state is checked while planning goes on once its point is more syncs behind than this
 
 
@@ -288,6 +290,10 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
     landings_durable_count = -1
     seen: set[int] = set()
     planned, planning_s, last_choice_s = 0, 0.0, 0.0
+    # Large bounded points are drawn sparse where nothing rewrites a choice (no persistence model's
+    # normalization, no corruption variants drawn from the choices) and the image can be hashed from one.
+    sparse_points = (SPARSE_POINTS and spec.strategy == "bounded" and not spec.faults.corruption_kinds
+                     and hasattr(durable, "near_hash") and not durable.normalizes)
     for point in walk.points[start:stop]:
         if first_states is not None and len(seen) >= first_states:
             return
@@ -301,28 +307,50 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
         affordable = _affordable(deadline, stop - point.index,
                                  max(planning_s / planned if planned else 2e-3, last_choice_s))
         states_max = spec.states_per_point_max if affordable is None else min(spec.states_per_point_max, affordable)
-        choices, space, point_exhausted = point_states(point, counts, spec.faults, spec.strategy, spec.bound,
-                                                       spec.samples, states_max, rng)
+        drawn = None
+        if sparse_points:
+            drawn = sparse_point_states(point, counts, spec.faults, spec.bound, states_max, rng)
+        if drawn is not None:      # sampled: (base, deviations) combinations, a choice made only for a new image
+            choices, space, point_exhausted = drawn
+        else:
+            choices, space, point_exhausted = point_states(point, counts, spec.faults, spec.strategy, spec.bound,
+                                                           spec.samples, states_max, rng)
         sampled = states_max < spec.states_per_point_max and len(choices) >= states_max
         if sampled:
             point_exhausted = False
-        choices = [durable.normalize(point, choice) for choice in choices]
-        durable_sectors = sorted(s for s, data in durable.data.items() if not is_zero(data))
-        choices += corruption_variants(
-            point, choices, spec.faults, durable_sectors, spec.sector_size, spec.sector_count, walk.writes, rng,
-            lambda sector, rid, offset: durable.get(sector) if rid is None else durable.sector_data(rid, offset))
+        if drawn is None:
+            choices = [durable.normalize(point, choice) for choice in choices]
+            durable_sectors = sorted(s for s, data in durable.data.items() if not is_zero(data))
+            choices += corruption_variants(
+                point, choices, spec.faults, durable_sectors, spec.sector_size, spec.sector_count, walk.writes,
+                rng, lambda sector, rid, offset: durable.get(sector) if rid is None else durable.sector_data(rid, offset))
         here: dict[int, list] = {}
+        pending = point.pending
         for choice in choices:
-            # The same landings over the same durable image are the same state: hash it once.
-            landings = _landings(choice)
-            image = image_of_landings.get(landings)
+            image = None
+            if drawn is not None:
+                base, deviations = choice
+                choice = None
+                if base == LANDED:
+                    image = durable.near_hash(point, {pending[index]: None if fate is None else list(fate)
+                                                      for index, fate in deviations})
+                if image is None:
+                    choice = sparse_choice(pending, base, deviations)
             if image is None:
-                if len(image_of_landings) >= LANDINGS_CACHED_MAX:    # keys are as long as the pending list
-                    image_of_landings.clear()
-                image = image_of_landings[landings] = durable.point_hash(point, choice)
+                # The same landings over the same durable image are the same state: hash it once.
+                landings = _landings(choice)
+                image = image_of_landings.get(landings)
+                if image is None:
+                    if len(image_of_landings) >= LANDINGS_CACHED_MAX:    # keys are as long as the pending list
+                        image_of_landings.clear()
+                    image = image_of_landings[landings] = durable.point_hash(point, choice)
             entry = here.get(image)
             if entry is None:
-                here[image] = [image, None if image in seen else choice, 1]
+                if image in seen:
+                    choice = None
+                elif choice is None:
+                    choice = sparse_choice(pending, base, deviations)
+                here[image] = [image, choice, 1]
                 seen.add(image)
             else:
                 entry[2] += 1

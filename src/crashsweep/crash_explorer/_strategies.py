@@ -136,13 +136,16 @@ def _sampled(point: CrashPoint, options: list[list], count: int, rng: random.Ran
 
 
 def _bounded(options: list[list], bound: int, states_max: int, rng: random.Random,
-             sample_past_max: bool = True) -> list[tuple]:
+             sample_past_max: bool = True, sparse: bool = False) -> list[tuple] | None:
     """ACE-style: deviate at most `bound` writes from all-landed, and (with `lost`) from all-lost. A space
     larger than `states_max` is sampled (seeded, never enumerated: thousands of pending writes make millions
-    of combinations), keeping both bases first."""
+    of combinations), keeping both bases first. `sparse`: the sampled combinations as (base, deviations)
+    (`_sampled_deviations`), and None for a space small enough to enumerate."""
     bases = [LANDED] + ([None] if all(None in option for option in options) else [])
     sizes = [_deviation_counts(options, base, bound) for base in bases]
     if sum(map(sum, sizes)) <= states_max or not sample_past_max:
+        if sparse:
+            return None
         combos = []
         for base in bases:
             combos += _deviations(options, base, bound, states_max)
@@ -151,7 +154,45 @@ def _bounded(options: list[list], bound: int, states_max: int, rng: random.Rando
     # next does not depend on whether this space was sampled.
     words = rng.getstate()[1]
     seed = hashlib.blake2b(array.array("Q", words).tobytes(), digest_size=8).digest()
-    return _sampled_deviations(options, bases, sizes, states_max, random.Random(seed))
+    drawn = _sampled_deviations(options, bases, sizes, states_max, random.Random(seed))
+    return drawn if sparse else [_dense(len(options), base, deviations) for base, deviations in drawn]
+
+
+def _dense(count: int, base, deviations: tuple) -> tuple:
+    combo = [base] * count
+    for index, fate in deviations:
+        combo[index] = fate
+    return tuple(combo)
+
+
+def sparse_point_states(point: CrashPoint, sector_counts: list[int], faults: FaultPlan, bound: int,
+                        states_max: int, rng: random.Random) -> tuple[list[tuple], int, bool] | None:
+    """`point_states` of the bounded strategy where it samples, as (base, ((index, fate), ...)) combinations:
+    all pending writes at `base` (LANDED or None) but those; `sparse_choice` makes one a choice. The same
+    combinations in the same order as `point_states`'s choices, in O(bound) each instead of O(pending writes)
+    (a point with hundreds of pending writes draws thousands). None where the space is enumerated (small)."""
+    options = [fates(count, faults) for count in sector_counts]
+    combos = _bounded(options, bound, states_max, rng, sparse=True)
+    if combos is None:
+        return None
+    combos = combos[:states_max]
+    return combos, true_space(sector_counts, faults), len(combos) == true_space(sector_counts, faults)
+
+
+def sparse_choice(pending: tuple[int, ...], base, deviations: tuple) -> dict:
+    """`make_choice` of a sparse combination (`sparse_point_states`)."""
+    if base is LANDED:
+        deviated = {index for index, _ in deviations}
+        persist = [rid for index, rid in enumerate(pending) if index not in deviated]
+    else:
+        persist = [pending[index] for index, fate in deviations if fate is LANDED]
+    torn = [[pending[index], list(fate)] for index, fate in deviations if isinstance(fate, tuple)]
+    choice: dict = {}
+    if persist:
+        choice["persist"] = persist
+    if torn:
+        choice["torn"] = torn
+    return choice
 
 
 def _deviation_counts(options: list[list], base, bound: int) -> list[int]:
@@ -166,10 +207,17 @@ def _deviation_counts(options: list[list], base, bound: int) -> list[int]:
 
 
 def _sampled_deviations(options, bases, sizes, states_max: int, rng: random.Random) -> list[tuple]:
-    """`states_max` distinct combinations of the bounded space: the bases, then deviations drawn with the
-    weight of their size (each size's share of the space), writes and fates uniformly."""
+    """`states_max` distinct combinations of the bounded space, as (base, ((index, fate), ...) by index): the
+    bases, then deviations drawn with the weight of their size (each size's share of the space), writes and
+    fates uniformly."""
     count = len(options)
-    combos = {tuple(base for _ in options): None for base in bases}
+    bound = len(sizes[0]) - 1
+    # (base, deviations) names one combination: two with different bases are the same only when every write
+    # deviates from one base or the other, which takes more writes than 2 x bound. Below that, compare whole.
+    whole = count <= 2 * bound
+    combos: dict = {}
+    for base in bases:
+        combos.setdefault(_dense(count, base, ()) if whole else (base, ()), (base, ()))
     weighted = [(base, size, number) for base, counts in zip(bases, sizes) for size, number in enumerate(counts)
                 if size > 0 and number > 0]
     # The same draws as `rng.choices(weighted, weights)` and a choice among each write's other fates, with the
@@ -181,13 +229,15 @@ def _sampled_deviations(options, bases, sizes, states_max: int, rng: random.Rand
     while len(combos) < states_max and weighted and attempts < states_max * 8:
         attempts += 1
         base, size, _ = rng.choices(weighted, cum_weights=cum_weights)[0]
-        combo = [base] * count
         others = alternatives[base]
+        deviations = []
         for index in rng.sample(indexes, size):
             if others[index]:
-                combo[index] = rng.choice(others[index])
-        combos.setdefault(tuple(combo), None)
-    return list(combos)
+                deviations.append((index, rng.choice(others[index])))
+        deviations.sort(key=operator.itemgetter(0))
+        combo = (base, tuple(deviations))
+        combos.setdefault(_dense(count, base, combo[1]) if whole else combo, combo)
+    return list(combos.values())
 
 
 def _deviations(options: list[list], base, bound: int, states_max: int) -> list[tuple]:

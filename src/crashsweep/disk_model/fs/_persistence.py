@@ -180,6 +180,11 @@ class PersistenceModel:
             return _ext4_sync(pending, inode, is_dir)
         return sorted(_posix_sync(pending, inode, is_dir))
 
+    @property
+    def normalizes(self) -> bool:
+        """Whether `normalize` can change a choice (this model forbids some combinations of landed micro-ops)."""
+        return self.name in ("strict", "ext4-ordered")
+
     def normalize(self, choice: dict, pending: tuple[int, ...], ops: list[FsOp]) -> dict:
         """The state this model allows nearest to `choice` (a choice over `pending`)."""
         if self.name == "strict":
