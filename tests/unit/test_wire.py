@@ -1,9 +1,10 @@
-"""The wire format between worker processes and crashsweep: what is encoded comes back, byte for byte as the
-reference encoding (a recursive conversion of every value, the format's definition) makes it."""
+"""The wire format between worker processes and crashsweep: what is encoded comes back, and is written as the
+reference (a recursive conversion of every value, the format's definition) says: every pair of every dict in
+order, keys through `wire_key`, bytes as numbered blobs — whether JSON's own encoder or crashsweep's walk wrote it."""
 
 import json
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from crashsweep.crash_explorer import _wire
 
@@ -13,25 +14,40 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner) | st.tuples(inner, 
                                       | st.floats(allow_nan=False), inner), max_leaves=40)
 
 
-def _reference(value) -> bytes:
-    """The format by its definition: bytes out as numbered blobs, every dict key through `wire_key`."""
+def _reference(value) -> tuple:
+    """The format by its definition: bytes out as numbered blobs, every dict written as its pairs in order with
+    each key through `wire_key` (two keys with one name both written), as (JSON structure with objects as
+    ("object", pairs), blobs)."""
     blobs = []
 
     def convert(item):
         if isinstance(item, (bytes, bytearray, memoryview)):
             blobs.append(bytes(item))
-            return {_wire.BLOB_KEY: len(blobs) - 1}
+            return ("object", [[_wire.BLOB_KEY, len(blobs) - 1]])
         if isinstance(item, dict):
-            return {_wire.wire_key(key): convert(inner) for key, inner in item.items()}
+            return ("object", [[_wire.wire_key(key), convert(inner)] for key, inner in item.items()])
         if isinstance(item, (list, tuple)):
             return [convert(inner) for inner in item]
         return item
 
-    text = json.dumps(convert(value), separators=(",", ":")).encode()
-    parts = [_wire.MAGIC, len(text).to_bytes(_wire.LENGTH_BYTES, "big"), text]
-    for blob in blobs:
-        parts += [len(blob).to_bytes(_wire.LENGTH_BYTES, "big"), blob]
-    return b"".join(parts)
+    return convert(value), blobs
+
+
+def _written(encoded: bytes) -> tuple:
+    """(JSON structure with objects as ("object", pairs), blobs) of an encoded message, read by hand."""
+    assert encoded[:len(_wire.MAGIC)] == _wire.MAGIC
+    position = len(_wire.MAGIC) + _wire.LENGTH_BYTES
+    length = int.from_bytes(encoded[len(_wire.MAGIC):position], "big")
+    text = encoded[position:position + length].decode()
+    position += length
+    blobs = []
+    while position < len(encoded):
+        size = int.from_bytes(encoded[position:position + _wire.LENGTH_BYTES], "big")
+        position += _wire.LENGTH_BYTES
+        blobs.append(encoded[position:position + size])
+        position += size
+    assert position == len(encoded)
+    return json.loads(text, object_pairs_hook=lambda pairs: ("object", [list(pair) for pair in pairs])), blobs
 
 
 def _as_sent(value):
@@ -44,9 +60,10 @@ def _as_sent(value):
 
 @settings(max_examples=300, deadline=None)
 @given(VALUES)
+@example({None: None, "null": None})      # one name twice (found by this test at CI strength)
 def test_encoding_is_the_reference_encoding_and_decodes_to_the_value(value):
     encoded = _wire.encode(value)
-    assert encoded == _reference(value)
+    assert _written(encoded) == _reference(value)
     assert _wire.decode(encoded) == _as_sent(value)
 
 
@@ -54,7 +71,7 @@ def test_a_result_batch_with_bytes_keys_and_deep_blobs_encodes_as_the_reference(
     batch = ["results", [{"state": 3, "choice": {"persist": list(range(500)), "torn": [[7, [0, 2]]]},
                           "actual": {"k": "v"}, "raw": [b"\x00\x01", {"deep": [b"x" * 70_000]}]},
                          {"state": 4, "odd": {b"key": b"value", (1, 2): "tuple key"}}]]
-    assert _wire.encode(batch) == _reference(batch)
+    assert _written(_wire.encode(batch)) == _reference(batch)
     decoded = _wire.decode(_wire.encode(batch))
     assert decoded[1][0]["raw"][1]["deep"][0] == b"x" * 70_000
     assert decoded[1][1]["odd"] == {"b'key'": b"value", "(1, 2)": "tuple key"}
@@ -65,3 +82,12 @@ def test_keys_travel_as_json_names_them_on_both_paths():
     assert _wire.decode(_wire.encode(plain)) == {"true": 1, "null": 2, "3": 3, "1.5": 4}
     with_bytes_key = {**plain, b"k": 5}
     assert _wire.decode(_wire.encode(with_bytes_key)) == {"true": 1, "null": 2, "3": 3, "1.5": 4, "b'k'": 5}
+
+
+def test_two_keys_of_one_name_travel_as_both_pairs_and_come_back_as_the_last():
+    """None and "null" are one name in JSON: both pairs are written (JSON's own encoder does, and so does the
+    walk that a bytes key elsewhere in the value takes), and the receiver keeps the last, as JSON reads it."""
+    for value in ({None: 1, "null": 2}, {None: 1, "null": 2, b"k": 3}):
+        encoded = _wire.encode(value)
+        assert _written(encoded)[0][1][:2] == [["null", 1], ["null", 2]]
+        assert _wire.decode(encoded)["null"] == 2

@@ -10,7 +10,8 @@ Layout: `MAGIC`, the JSON's length (8 bytes, big-endian), the JSON, then per blo
 length (8 bytes) and its bytes. A `bytes` value is `{"\\u0000b": index}` in the JSON.
 
 Invariants: `decode(encode(v)) == v` for every value made of the types above (tuples
-come back as lists); decoding malformed or hostile input raises `WireError`, never
+come back as lists; a dict's keys as `wire_key` names them, and of two keys with one name,
+such as None and "null", the last pair's value, as JSON reads an object); decoding malformed or hostile input raises `WireError`, never
 anything else, and never nests deeper than `NESTING_MAX`.
 """
 
@@ -54,20 +55,34 @@ def encode(value) -> bytes:
             return {BLOB_KEY: len(blobs) - 1}
         raise TypeError(f"{type(item).__name__} does not travel")
 
-    def convert(item):
+    def write(item, out: list) -> None:
+        # What JSON's encoder writes, with every key through `wire_key`: each pair of a dict is written, also
+        # two whose keys have one name (None and "null"), as JSON's encoder does.
         if isinstance(item, (bytes, bytearray, memoryview)):
-            return blob(item)
-        if isinstance(item, dict):
-            return {wire_key(key): convert(inner) for key, inner in item.items()}
-        if isinstance(item, (list, tuple)):
-            return [convert(inner) for inner in item]
-        return item
+            out.append(json.dumps(blob(item), separators=(",", ":")))
+        elif isinstance(item, dict):
+            out.append("{")
+            for number, (key, inner) in enumerate(item.items()):
+                out.append(("," if number else "") + json.dumps(wire_key(key)) + ":")
+                write(inner, out)
+            out.append("}")
+        elif isinstance(item, (list, tuple)):
+            out.append("[")
+            for number, inner in enumerate(item):
+                if number:
+                    out.append(",")
+                write(inner, out)
+            out.append("]")
+        else:
+            out.append(json.dumps(item))
 
     try:     # JSON's own encoder walks the value (results are mostly lists of numbers); bytes go through `blob`
         text = json.dumps(value, separators=(",", ":"), default=blob).encode()
     except TypeError:       # a key JSON refuses (bytes, a tuple): every key through `wire_key`
         blobs.clear()
-        text = json.dumps(convert(value), separators=(",", ":")).encode()
+        pieces: list[str] = []
+        write(value, pieces)
+        text = "".join(pieces).encode()
     parts = [MAGIC, len(text).to_bytes(LENGTH_BYTES, "big"), text]
     for blob in blobs:
         parts += [len(blob).to_bytes(LENGTH_BYTES, "big"), blob]
