@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 
 from crashsweep.crash_explorer import _wire
+from crashsweep.crash_explorer._executor import plan_on
 from crashsweep.crash_explorer._log_wire import log_to_data
 from crashsweep.crash_explorer._plan import enumerate_slice
 from crashsweep.crash_explorer._profiles import profile_description, remember_description
@@ -49,7 +50,6 @@ from crashsweep.crash_explorer.errors import EngineBypass, ExplorerError
 
 IN_FLIGHT_PER_THREAD = 4
 POLL_INTERVAL_S = 0.2
-FEED_POLL_S = 0.01         # while units are out and a sweep plans on: how often to look for planning's progress
 CHECK_PRIORITY = 1         # units to check run before planning tasks (priority 0) on the workers
 CONNECT_TIMEOUT_S = 10.0
 RESUBMITS_MAX = 3          # a unit whose task failed (the task itself, not its engine) runs again this often
@@ -264,11 +264,9 @@ class DaskExecutor:
                     self._submit(unit, 0, spec_future, run_id, in_flight)
                 timeout = POLL_INTERVAL_S
                 if feed is not None and not feed.finished:
-                    if should_stop():
+                    timeout = plan_on(feed, bool(in_flight), should_stop)
+                    if timeout is None:
                         return False
-                    # Plan on while the cluster checks (never waiting on planning while a unit is out: results first).
-                    progressed = feed.pump(0.0 if in_flight else POLL_INTERVAL_S)
-                    timeout = 0 if progressed or not in_flight else FEED_POLL_S
                 elif not in_flight and not queue:
                     return True
                 if not in_flight:

@@ -65,6 +65,15 @@ def _death(exit_code: int | None) -> tuple[str, str]:
     return "recovery-error", f"the engine ended its worker process (exit code {exit_code})"
 
 
+def plan_on(feed, busy: bool, should_stop: Callable[[], bool]) -> float | None:
+    """One turn of a feed's planning beside the units out (`busy`): never waiting on planning while a unit
+    is out (its results come first). The time to wait for results next, or None when `should_stop` says so."""
+    if should_stop():
+        return None
+    progressed = feed.pump(0.0 if busy else POLL_INTERVAL_S)
+    return 0 if progressed or not busy else FEED_POLL_S
+
+
 class InlineExecutor:
     """Runs units here, in order. Example: `InlineExecutor().run(units, print)`. A feed (`LocalExecutor.run`)
     is pumped a step at a time and every unit it has is run at once (as early as a unit can be)."""
@@ -265,11 +274,9 @@ class LocalExecutor:
             busy = [worker for worker in workers if worker.unit is not None]
             timeout = POLL_INTERVAL_S
             if feed is not None and not feed.finished:
-                if should_stop():
+                timeout = plan_on(feed, bool(busy), should_stop)
+                if timeout is None:
                     return False
-                # Plan while the workers check (never waiting for planning while one is: its results come first).
-                progressed = feed.pump(0.0 if busy else POLL_INTERVAL_S)
-                timeout = 0 if progressed or not busy else FEED_POLL_S
             elif not busy:
                 return True
             if not busy:

@@ -72,6 +72,10 @@ def make_choice(pending: tuple[int, ...], chosen: tuple) -> dict:
     persist = list(itertools.compress(pending, map(operator.is_, chosen, itertools.repeat(LANDED))))
     torn = [[rid, list(fate)] for rid, fate in
             itertools.compress(zip(pending, chosen), map(isinstance, chosen, itertools.repeat(tuple)))]
+    return _choice(persist, torn)
+
+
+def _choice(persist: list, torn: list) -> dict:
     choice: dict = {}
     if persist:
         choice["persist"] = persist
@@ -175,8 +179,8 @@ def sparse_point_states(point: CrashPoint, sector_counts: list[int], faults: Fau
     combos = _bounded(options, bound, states_max, rng, sparse=True)
     if combos is None:
         return None
-    combos = combos[:states_max]
-    return combos, true_space(sector_counts, faults), len(combos) == true_space(sector_counts, faults)
+    combos, space = combos[:states_max], true_space(sector_counts, faults)
+    return combos, space, len(combos) == space
 
 
 def sparse_choice(pending: tuple[int, ...], base, deviations: tuple) -> dict:
@@ -186,13 +190,7 @@ def sparse_choice(pending: tuple[int, ...], base, deviations: tuple) -> dict:
         persist = [rid for index, rid in enumerate(pending) if index not in deviated]
     else:
         persist = [pending[index] for index, fate in deviations if fate is LANDED]
-    torn = [[pending[index], list(fate)] for index, fate in deviations if isinstance(fate, tuple)]
-    choice: dict = {}
-    if persist:
-        choice["persist"] = persist
-    if torn:
-        choice["torn"] = torn
-    return choice
+    return _choice(persist, [[pending[index], list(fate)] for index, fate in deviations if isinstance(fate, tuple)])
 
 
 def _deviation_counts(options: list[list], base, bound: int) -> list[int]:
