@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import warnings
@@ -461,66 +460,6 @@ def test_preparing_the_next_state_while_the_engine_works_changes_no_result(monke
     one_at_a_time = results()
     assert len(ahead) > 50 and any(result["kind"] for result in ahead)
     assert ahead == one_at_a_time
-
-
-@pytest.mark.parametrize("engine, options", [
-    (f"{FS_ENGINES}:RenameWithoutFsync", []),
-    (os.path.join(ROOT, "tests", "engines", "misbehaving.py") + ":Misbehaving", ["mode=kill", "when=recover"]),
-    (os.path.join(ROOT, "tests", "engines", "misbehaving.py") + ":Misbehaving", ["mode=raise", "when=continue"]),
-    pytest.param("lmdb", [], marks=pytest.mark.long)])
-def test_starting_the_next_state_s_engine_when_this_one_is_dropped_changes_no_result(monkeypatch, engine, options):
-    """At the last crash depth the next state's engine starts on the kept host as soon as the current state's
-    engine is dropped (its read-out sent before the explorer comes to it): every state's result is the one it
-    gets started when it comes — engines that kill their host or raise included — and states were started so."""
-    from crashsweep.crash_explorer.media import _native as native_medium
-    from crashsweep.engines._native import NativeEngine
-
-    if engine == "lmdb":
-        pytest.importorskip("lmdb")
-    argv = ["--engine", engine, "--ops", "8", "--crash-depth", "0"] + ([] if engine == "lmdb" else ["--medium", "native"])
-    for option in options:
-        argv += ["--option", option]
-    results = _state_results(argv)
-    adopted = []
-    adopt = NativeEngine.adopt
-    monkeypatch.setattr(NativeEngine, "adopt", lambda self, *args: adopted.append(1) or adopt(self, *args))
-    ahead = results()
-    assert len(adopted) > len(ahead) // 4, (len(adopted), len(ahead))   # not after a host was killed
-    monkeypatch.setattr(native_medium, "START_AHEAD", False)
-    adopted.clear()
-    when_it_comes = results()
-    assert not adopted
-    assert len(ahead) > 20 and ahead == when_it_comes
-    if options:
-        assert any(result["kind"] == "recovery-error" for result in ahead)
-
-
-def test_a_state_whose_engine_started_ahead_cannot_be_adopted_is_started_anew(monkeypatch):
-    """The host an engine was started ahead on did not answer its last `drop` (every third state), or is gone
-    when the state comes: the state is started anew on its tree materialized again, and its result is the one
-    it gets started when it comes."""
-    from crashsweep.crash_explorer.media import _native as native_medium
-    from crashsweep.engines._native import NativeEngine
-
-    results = _state_results(["--engine", f"{FS_ENGINES}:RenameWithoutFsync", "--medium", "native", "--ops", "8",
-                              "--crash-depth", "0"])
-    adopt = NativeEngine.adopt
-    verdicts = []
-
-    def adopt_or_not(self, target, events):
-        if len(verdicts) % 3 == 0:              # the answer to `drop` is not `ok`
-            read_line = self._read_line
-            self._read_line = lambda word, timeout_s: b"no" if word == "drop" else read_line(word, timeout_s)
-        elif len(verdicts) % 3 == 1:            # the host is gone
-            os.kill(self.pooled[1].process.pid, signal.SIGKILL)
-            self.pooled[1].process.wait()
-        verdicts.append(adopt(self, target, events))
-        return verdicts[-1]
-    monkeypatch.setattr(NativeEngine, "adopt", adopt_or_not)
-    started_anew = results()
-    monkeypatch.setattr(native_medium, "START_AHEAD", False)
-    assert verdicts.count(False) > 10 and verdicts.count(True) > 5, verdicts
-    assert started_anew == results()
 
 
 def _with_and_without_the_host_s_continuation(monkeypatch, argv: list[str]) -> tuple[list, list, int]:

@@ -228,17 +228,12 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
     started = time.perf_counter()
     try:
         with time_limit(context.state_timeout_s), engine_scope(context, device):
-            store = getattr(device, "started", None)         # an engine started ahead on this state's tree
-            if store is not None and not store.adopt(device, events):
-                store = device.start_anew()
-            if store is None:
-                store = context.adapter.open(device, context.options, events)
+            store = context.adapter.open(device, context.options, events)
             engine.append(store)
             plan = getattr(store, "plan_continuation", None)   # an engine in another process may run it ahead
-            if callable(plan):
-                continuation = host_plan(context, history, depth, windows)
-                if continuation is not None:
-                    plan(continuation)
+            if callable(plan) and (context.continuation or depth > 0) \
+                    and history.mutation_count <= HOST_CONTINUATION_MUTATIONS_MAX:
+                plan(ContinuationPlan.of(history, context.seed, depth, windows))
             recovered, reads = read_out(store, history.keys_sorted())
         result["_engine_s"] = time.perf_counter() - started
     except StateTimeout:
@@ -267,30 +262,6 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
         verdict = _continue(context, store, history, verdict, recovered, matches[0], rng, log, image, depth,
                             result, timing, chain, damaged, memo)
     return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
-
-
-def host_plan(context, history: History, depth: int, windows) -> ContinuationPlan | None:
-    """The continuation an engine in another process may run itself, or None (it is sent request by request)."""
-    if (context.continuation or depth > 0) and history.mutation_count <= HOST_CONTINUATION_MUTATIONS_MAX:
-        return ContinuationPlan.of(history, context.seed, depth, windows)
-    return None
-
-
-def start_ahead(context, target, history: History, depth: int, windows):
-    """Start the engine of a state before the state comes (the native medium, untraced, at the last depth): open
-    it on `target` (its tree, materialized) and send the read-out `_recover_live` will read, continuation
-    planned alike; `_recover_live` adopts it. Raises when it cannot be (`NotStartedAhead`): the state then
-    starts as any other."""
-    store = context.adapter.open(target, context.options, [])
-    try:
-        continuation = host_plan(context, history, depth, [tuple(window) for window in windows])
-        if continuation is not None:
-            store.plan_continuation(continuation)
-        store.send_read_out(history.keys_sorted())
-    except BaseException:
-        store.discard()
-        raise
-    return store
 
 
 def _recover_from_memo(context, memo, image, choice, windows, history, point_index, damaged, timing) -> dict | None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from crashsweep.crash_explorer._medium import ahead, durable_of, forget_ahead, prepares_ahead
 from crashsweep.crash_explorer._recording import Recording, record, state_context
-from crashsweep.crash_explorer._recover import recover_state, start_ahead
+from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
 
 RECORDINGS_CACHED_MAX = 4
@@ -62,21 +62,14 @@ def run_unit(unit: dict) -> Iterator[dict]:
         durable.advance(walk.points[state[1]].durable_count)
         return durable.view(durable.overlay(state[2]))
 
-    def upcoming_of(state) -> Upcoming:
-        # An untraced state's engine may start ahead too: at the last crash depth, with no injected faults, and
-        # none the observation memo may answer (it runs no engine).
-        startable = spec.crash_depth <= 0 and not state[2].get("faults") and not context.adapter.memoizable
-        return Upcoming(image_of, state, (lambda target, windows=state[3]: start_ahead(
-            context, target, recording.history, spec.crash_depth, windows)) if startable else None)
-
-    upcoming = upcoming_of(states[0]) if look_ahead and states else None
+    upcoming = Upcoming(image_of, states[0]) if look_ahead and states else None
     try:
         for position, (state_id, point_index, choice, windows, image, points) in enumerate(states):
             started = time.perf_counter()
             point = walk.points[point_index]
             if look_ahead:                  # a snapshot stays valid after `advance` (FsDurableImage.view)
                 state_image = upcoming.get()
-                upcoming = upcoming_of(states[position + 1]) if position + 1 < len(states) else None
+                upcoming = Upcoming(image_of, states[position + 1]) if position + 1 < len(states) else None
                 if upcoming is not None:
                     ahead(context, upcoming)
             else:
@@ -106,9 +99,8 @@ class Upcoming:
     by the unit when the state comes. States' images are built in the unit's order either way (`advance`
     only moves forward): the next one is only made once this one was asked for."""
 
-    def __init__(self, build, state, start=None):
+    def __init__(self, build, state):
         self._build, self._state, self._image = build, state, None
-        self.start = start          # start(target): its engine started on its materialized tree, or None
 
     def built(self):
         """The image if it was built, else None (never builds it)."""

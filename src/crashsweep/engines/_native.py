@@ -204,15 +204,6 @@ def python_sites_environment(home: str) -> dict[str, str]:
             SITE_HOST_ENVIRONMENT: host}
 
 
-class NotStartedAhead(Exception):
-    """A state cannot be started ahead (`NativeEngine.ahead`); it starts when it comes. `touched`: requests
-    were sent (the engine may have changed the state's tree)."""
-
-    def __init__(self, reason: str, touched: bool = False):
-        super().__init__(reason)
-        self.touched = touched
-
-
 class NativeEngine:
     """A native engine process for one state. Example: `store = NativeEngine(target, command)`; `store.get(b"k")`."""
 
@@ -230,10 +221,6 @@ class NativeEngine:
         self._continued = None               # (digest, answers) of the continuation the host ran, not adopted yet
         self._continuing = None              # the plan of the continuation sent
         self.python_sites = False            # the host tells the engine's Python source lines (hosted, traced)
-        self._reading = None                 # (keys, gets' answers, items' answers): the read-out sent
-        self.ahead = getattr(target, "ahead", False)   # started before its state came (`send_read_out`)
-        if self.ahead and (not hosted or target.tracer is not None):
-            raise NotStartedAhead("only an untraced state on a kept host is started ahead")
         if hosted:
             self._start_hosted(command)
         else:
@@ -246,12 +233,6 @@ class NativeEngine:
             opening += " sites"              # the host tells the engine's Python lines in-band (SiteMarkers)
         if hosted and target.tracer is None:
             opening += " batch"              # untraced: the host may send pipelined answers together
-        self._opening = opening
-        if not self.ahead:                   # ahead, it is sent with the read-out (`send_read_out`)
-            self._send_opening()
-
-    def _send_opening(self) -> None:
-        opening, self._opening = self._opening, None
         self._send(opening, expected=("ok", "ok items"))
 
     def _start_program(self, command: list[str]) -> None:
@@ -279,32 +260,21 @@ class NativeEngine:
         key = (command[4], command[6])          # host_command: [python, -B, -m, host, ENGINE, DIR, OPTIONS]
         idle = _pool.get(key)
         host = idle.pop() if idle else None
-        if self.ahead and (host is None or not (host.ready or readable(host.process.stdout.fileno(), 0))):
-            # Never wait for a host's start-up ahead of a state: start one for a later state instead.
-            _keep(key, host if host is not None else _PooledHost(command, os.path.dirname(self.target.home)))
-            raise NotStartedAhead("no kept host is ready")
         # A kept host forgets a state while idle (`drop`): a traced state first waits until it has (`quiesce`),
         # or that state's I/O would show the earlier state's clean-up. A host that fails either is replaced.
-        # Ahead of its state, the answer to the host's last `drop` is read when the state comes (`adopt`): a
-        # host busy with the current state's engine may be slow to answer, and this process has work to do.
-        self._drop_unread = self.ahead and host is not None and host.drop_pending
-        if host is not None and (not (self._drop_unread or self._dropped(host)) or host.process.poll() is not None
+        if host is not None and (not self._dropped(host) or host.process.poll() is not None
                                  or (self.target.tracer is not None and not self._quiesced(host))):
             host.kill()
             host = None
         if host is None:
             host = _PooledHost(command, os.path.dirname(self.target.home))
-        if not host.ready:
             self.process, self._stderr = host.process, host.stderr
             if self._read_line("ready", None) != b"ready":
                 host.process.wait()
                 death = self._death()
                 host.kill()
                 raise NativeEngineError(death)
-            host.ready = True
         self.pooled, self.process, self._stderr = (key, host), host.process, host.stderr
-        if self.ahead:
-            _lent[host.process.pid] = host
         self._stderr_from = host.stderr_size()
         tracer = self.target.tracer
         # A Python path engine's native stack is the interpreter's: its sites come from its Python stack instead.
@@ -327,8 +297,6 @@ class NativeEngine:
         data = request.encode() + b"\n"
         if self._unread and (len(self._unread) >= PIPELINED_MAX
                              or self._unread_bytes + len(data) > PIPELINED_BYTES_MAX):
-            if self.ahead:                   # ahead of its state nothing waits on the engine (no time limit runs)
-                raise NotStartedAhead("more requests than fit in the pipe", touched=True)
             self._settle()
         self.requests += 1
         self._unread.append((request.split(" ", 1)[0], expected, sink))
@@ -337,36 +305,6 @@ class NativeEngine:
             self.process.stdin.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass                             # the engine is gone: reading its answer says how
-
-    def adopt(self, target, events: list) -> bool:
-        """An engine started ahead (on a target of its own) becomes its state's: `target` holds the same directory.
-        False when its host did not answer its last `drop` or is gone (whether the earlier state's clean-up or
-        this state's engine ended it): the state is started anew, as if never ahead, and meets its own end."""
-        host = self.pooled[1]
-        if self._drop_unread:
-            self._drop_unread = False
-            try:
-                line = self._read_line("drop", DROP_TIMEOUT_S)
-            except (NativeEngineError, OSError):
-                line = None
-            if line != b"ok":
-                return False
-            host.drop_pending = False
-            host.removing = None
-        if host.process.poll() is not None:
-            return False
-        self.target, self.events, self.ahead = target, events, False
-        target.engine = self
-        _lent.pop(host.process.pid, None)
-        return True
-
-    def discard(self) -> None:
-        """An engine started ahead whose state never came: its host is killed (its answers are not read)."""
-        if self.pooled is not None:
-            host = self.pooled[1]
-            self.pooled = None
-            _lent.pop(host.process.pid, None)
-            host.kill()
 
     def _quiesced(self, host: "_PooledHost") -> bool:
         """Before a traced state: the host has freed every earlier state's engine and removed its directory
@@ -597,11 +535,6 @@ class NativeEngine:
         request stream, so the state costs one round trip and the host works while this process checks the
         read-out. The host decides by the same rule and makes the same operations (`reference/_continuation.py`);
         when it did not run them, `run_ops` sends them as before."""
-        if self._reading is not None:        # started ahead: the plan went with the read-out
-            if plan != self._continuing:
-                raise RuntimeError("crashsweep internal error: a state started ahead planned another "
-                                   "continuation (please report it)")
-            return
         if self.pooled is not None and self.target.tracer is None:
             self._plan = plan
 
@@ -612,25 +545,9 @@ class NativeEngine:
             self._send(plan.request, expected=None)   # a host that refused it refuses `continue` too: no continuation
             known.append(plan.name)
             del known[:-HISTORIES_KEPT]
-        self._send(self._continue_request(plan), expected=None)
+        self._send(f"continue {plan.name} {plan.seed} {plan.depth} "
+                   + ",".join(f"{synced}:{started}" for synced, started in plan.windows), expected=None)
         self._continuing = plan
-
-    @staticmethod
-    def _continue_request(plan) -> str:
-        return f"continue {plan.name} {plan.seed} {plan.depth} " \
-            + ",".join(f"{synced}:{started}" for synced, started in plan.windows)
-
-    def _fits_ahead(self, keys: list[bytes], offers: bool) -> bool:
-        """Whether this state's opening and read-out fit in the pipe as one write (ahead of its state nothing
-        reads the engine's answers: more would wait on it)."""
-        size = len(self._opening) + 1 + (len("items\n") if offers else 0)
-        size += sum(len("getmany\n") + sum(2 * len(key) + 1 for key in keys[start:start + GET_MANY_KEYS_MAX])
-                    for start in range(0, len(keys), GET_MANY_KEYS_MAX))
-        if self._plan is not None:
-            size += len(self._continue_request(self._plan)) + 1
-            if self._plan.name not in self.pooled[1].histories:
-                size += len(self._plan.request) + 1
-        return size <= PIPELINED_BYTES_MAX and len(keys) // GET_MANY_KEYS_MAX + 4 <= PIPELINED_MAX
 
     def _continued_answers(self, header: str, timeout_s: float | None):
         """After `continue`'s header (`continued N DIGEST`, or `continued 0 -` when the host ran nothing), its N
@@ -665,48 +582,22 @@ class NativeEngine:
             end(index)
         return ("done",)
 
-    def send_read_out(self, keys: list[bytes], learn: bool = False) -> None:
-        """Send the read-out of `keys` (and `items`, and the planned continuation); `read_all` reads it. An
-        engine started ahead sends it at once, before its state comes: a kept host that never served does not
-        offer `items` yet (it is asked once the answer says it does). `learn`: read open's answer first when
-        whether it offers items is not known."""
+    def read_all(self, keys: list[bytes]) -> tuple[list | None, list[bytes | None]]:
+        """The read-out in one round trip: (every pair, or None when the engine offers no `items`; get() of
+        every key). Whether it offers `items` is open's answer — known to a kept host from its first state."""
         offers = self.offers_items
         if offers is None and self.pooled is not None:
             offers = self.pooled[1].offers_items
-        if offers is None and learn:
+        if offers is None:
             self._settle()
             offers = self.offers_items
-        if self._opening is not None:        # started ahead: nothing was sent yet
-            if not self._fits_ahead(keys, bool(offers)):
-                key, host = self.pooled
-                self.pooled = None
-                _lent.pop(host.process.pid, None)
-                _keep(key, host)             # untouched: it serves the state when it comes
-                raise NotStartedAhead("the read-out is longer than one write to the pipe")
-            self._send_opening()
         values = self._send_gets(keys)
         answers: list[str] = []
         if offers:         # judged below: an engine that no longer offers items answers it with an error
             self._send("items", expected=None, sink=answers.append)
-        if self._plan is not None:
+        continuing = self._plan is not None
+        if continuing:
             self._send_continue()
-        self._reading = (keys, values, answers)
-        try:
-            self.process.stdin.flush()       # the engine works on them from now on
-        except (BrokenPipeError, ConnectionResetError, ValueError):
-            pass                             # the engine is gone: reading its answers says how
-
-    def read_all(self, keys: list[bytes]) -> tuple[list | None, list[bytes | None]]:
-        """The read-out in one round trip: (every pair, or None when the engine offers no `items`; get() of
-        every key). Whether it offers `items` is open's answer — known to a kept host from its first state."""
-        if self._reading is None:
-            self.send_read_out(keys, learn=True)
-        elif keys is not self._reading[0] and keys != self._reading[0]:
-            raise RuntimeError("crashsweep internal error: a state started ahead read other keys (please report it)")
-        _, values, answers = self._reading
-        self._reading = None
-        _run_idle()                          # the next state's directory is written while the engine works
-        continuing = bool(self._unread) and self._unread[-1][0] == "continue"
         self._settle(keep=1 if continuing else 0)     # the continuation's answers are read by `run_ops`
         reads = self._values_of(values, len(keys))
         if not self.offers_items:
@@ -874,7 +765,6 @@ class _PooledHost:
         self.histories: list[str] = []                # the `history` tables it was sent, oldest first
         self.drop_pending = False                     # its answer to `drop` is not read yet
         self.removing: str | None = None              # the state directory it was told to remove with `drop`
-        self.ready = False                            # its `ready` line was read
         environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", READY_ENVIRONMENT: "1"}
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                         cwd=home, start_new_session=True, env=environment, close_fds=True)
@@ -921,20 +811,13 @@ def _keep(key: tuple, host: _PooledHost) -> None:
             del _pool[oldest]
 
 
-# Kept hosts taken out of the pool by a state started ahead (`NativeEngine.ahead`), by pid, until it is adopted.
-_lent: dict[int, _PooledHost] = {}
-
-
 def pooled_hosts() -> set[int]:
-    """The pids of kept hosts, idle or serving a state started ahead: crashsweep's own processes, not an
-    engine's leftovers."""
-    return {host.process.pid for idle in _pool.values() for host in idle} | set(_lent)
+    """The pids of kept hosts: crashsweep's own processes, not an engine's leftovers."""
+    return {host.process.pid for idle in _pool.values() for host in idle}
 
 
 def close_pool() -> None:
     """Kill every kept host (a worker's end)."""
-    while _lent:
-        _lent.popitem()[1].kill()
     while _pool:
         for host in _pool.popitem()[1]:
             host.kill()

@@ -29,10 +29,9 @@ from crashsweep.crash_explorer.media._base import Medium
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
 from crashsweep.disk_model.native import Tracer, materialize
 from crashsweep.disk_model.native._remove import remove_tree
-from crashsweep.engines._native import NotStartedAhead, cancel_idle, when_idle
+from crashsweep.engines._native import cancel_idle, when_idle
 
 WORK_DIR_ENVIRONMENT = "CRASHSWEEP_WORK_DIR"
-START_AHEAD = True       # the next state's engine starts on a second kept host while this state is checked
 _states = itertools.count()
 
 
@@ -113,29 +112,12 @@ class NativeLog(FsLog):
         target.tracer.finish(self, target.engine.protocol_pipe, self.markers)
 
 
-class _AheadTarget:
-    """The target an engine is started ahead on (`_Ahead`): its state's directory, untraced, in no `_live`."""
-
-    ahead = True
-    tracer = None
-
-    def __init__(self, home: str):
-        self.home = self.scratch = home
-        self.root = os.path.join(home, "store")
-        self.engine = None
-        self.removed = False
-
-
 class _Ahead:
-    """The next state, prepared while the parent waits on an engine (`when_idle`): its directory materialized;
-    and where the state allows (`upcoming.start`), once the current state's engine is dropped (`start`), its
-    engine started on the kept host that engine leaves, its read-out sent: the host recovers the next state
-    while this process finishes the current one and comes to the next."""
+    """The next state's directory, materialized while the parent waits on an engine (`when_idle`)."""
 
     def __init__(self, upcoming):
         self.upcoming = upcoming            # the image, built on the first `get` (here or by the unit)
         self.home: str | None = None      # set once materialized
-        self.engine = None                # the engine started ahead, if any
 
     def run(self) -> None:
         image = self.upcoming.get()
@@ -147,28 +129,8 @@ class _Ahead:
             raise
         self.home = home
 
-    def start(self) -> None:
-        """Start the state's engine now, if it may be (the host a dropped state left is idle)."""
-        if self.engine is not None or self.upcoming.start is None or not START_AHEAD:
-            return
-        if self.home is None:
-            cancel_idle(self.run)
-            try:
-                self.run()
-            except OSError:
-                return
-        try:
-            self.engine = self.upcoming.start(_AheadTarget(self.home))
-        except Exception as error:   # noqa: BLE001 - the state starts when it comes, and meets any failure there
-            if not isinstance(error, NotStartedAhead) or error.touched:
-                remove_tree(self.home)
-                self.home = None      # its tree may be touched: the state materializes it anew
-
     def forget(self) -> None:
         cancel_idle(self.run)
-        if self.engine is not None:
-            self.engine.discard()
-            self.engine = None
         if self.home is not None:
             remove_tree(self.home)
             self.home = None
@@ -200,13 +162,8 @@ class NativeTarget:
 
     def __init__(self, image: FsTree | None, log: NativeLog, ignore_mmap: tuple[str, ...]):
         prepared = _take_ahead(image)
-        self.started = None                     # the engine started ahead on this tree, adopted by the explorer
-        self.image = image
-        if prepared is not None and prepared.engine is not None and log.traced:
-            prepared.forget()                   # its engine touched the tree, untraced: never a traced state's
         if prepared is not None and prepared.home is not None:
             self.home, self.root = prepared.home, os.path.join(prepared.home, "store")
-            self.started, prepared.engine = prepared.engine, None
         else:
             if prepared is not None:                 # not materialized yet: now, here
                 prepared.forget()
@@ -224,18 +181,7 @@ class NativeTarget:
         self.removed = False
         _live.append(self)
 
-    def start_anew(self) -> None:
-        """The engine started ahead cannot be this state's (`NativeEngine.adopt`): it is discarded and the
-        state's tree materialized anew (that engine may have changed it)."""
-        self.started.discard()
-        self.started = None
-        remove_tree(self.root)
-        materialize(self.image if self.image is not None else FsTree.initial(), self.root)
-
     def remove(self) -> None:
-        if self.started is not None and self.started.target is not self:
-            self.started.discard()              # started ahead and never adopted (the state ended before)
-        self.started = None
         if not self.removed:
             self.removed = True
             remove_tree(self.home)
@@ -303,8 +249,6 @@ class NativeMedium(Medium):
         finally:
             store.release()
             target.remove()
-        if _ahead and not _live:        # a unit's state ended (not a nested one): its next state starts now
-            _ahead[-1].start()
 
     def points_of(self, context, log, history, ops_offset: int = 0):
         if isinstance(log, NativeLog):
