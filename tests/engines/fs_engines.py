@@ -1,4 +1,4 @@
-"""Small file engines for the file-system model: two correct, six with a classic crash-consistency bug, two
+"""Small file engines for the file-system model: three correct, six with a classic crash-consistency bug, two
 that fail only after a recovery (in the continuation), and one that runs a script of file calls
 (`ScriptedFiles`, for the differential tests of the recording).
 
@@ -114,6 +114,33 @@ class SyncFailsAfterRecovery(AtomicReplace):
         if self.refuse:
             raise OSError("sync refused after recovery")
         super().sync()
+
+
+class LinkCommit(_MapEngine):
+    """Correct: write `data.new` anew, fsync it, hard-link it as the next generation `data.N`, fsync the
+    directory, unlink `data.new`; recovery reads the highest generation. A crash between the link and the
+    unlink leaves one file under two names."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        generations = [int(name[5:]) for name in os.listdir(path) if name.startswith("data.") and name[5:].isdigit()]
+        self.generation = max(generations, default=0)
+        if generations:
+            with open(os.path.join(path, f"data.{self.generation}")) as handle:
+                self.data = self._decode(handle.read())
+
+    def sync(self):
+        fresh = os.path.join(self.path, "data.new")
+        if os.path.exists(fresh):
+            os.unlink(fresh)        # may still be a committed generation's other name: never write through it
+        with open(fresh, "w") as handle:
+            handle.write(self._encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(fresh, os.path.join(self.path, f"data.{self.generation + 1}"))
+        _fsync_directory(self.path)
+        os.unlink(fresh)
+        self.generation += 1
 
 
 class FlushOnlyLog:

@@ -23,6 +23,15 @@ def test_correct_engine_has_no_violation_under_any_model(tmp_path, engine, model
     assert outcome.summary["distinct_states"] > 5
 
 
+@pytest.mark.parametrize("crash_depth", [0, 1])
+def test_a_file_under_two_names_at_a_crash_loads_as_one_file(tmp_path, crash_depth):
+    """LinkCommit keeps each generation under two names between its link and its unlink: its crash states load
+    with one file under both names (they were refused as the engine's "File exists" recovery errors)."""
+    outcome = run(tmp_path, "LinkCommit", crash_depth=crash_depth, scenario="default")
+    assert outcome.summary["violations"] == 0, outcome.failure_message()
+    assert outcome.summary["distinct_states"] > 20
+
+
 @pytest.mark.parametrize("engine", ["RenameWithoutFsync", "MissingDirectoryFsync", "TornAppendNoChecksum",
                                     "WrongOrderTwoFiles", "InPlaceUpdate"])
 def test_classic_bug_is_found_under_posix(tmp_path, engine):

@@ -64,7 +64,7 @@ def test_a_native_trace_replays_its_recorded_state(kv_binary, tmp_path):
     assert replay.returncode == 1, replay.stdout + replay.stderr      # the violation reproduced
 
 
-@pytest.mark.parametrize("engine", [f"{FS_ENGINES}:RenameWithoutFsync",
+@pytest.mark.parametrize("engine", [f"{FS_ENGINES}:RenameWithoutFsync", f"{FS_ENGINES}:LinkCommit",
                                     pytest.param(f"{FS_ENGINES}:AtomicReplace", marks=pytest.mark.long),
                                     pytest.param(f"{FS_ENGINES}:ChecksummedLog", marks=pytest.mark.long),
                                     pytest.param(f"{FS_ENGINES}:TornAppendNoChecksum", marks=pytest.mark.long),

@@ -23,10 +23,11 @@ from __future__ import annotations
 import errno
 import fcntl as fcntl_module
 import time
+import weakref
 import os
 import stat as stat_module
 
-from pyfakefs import fake_file
+from pyfakefs import fake_file, helpers
 from pyfakefs.fake_filesystem import FakeFilesystem
 from pyfakefs.helpers import FakeStatResult
 
@@ -186,6 +187,70 @@ fake_file.FakeFile.set_initial_contents = _set_initial_contents
 fake_file.FakeFile.size = fake_file.FakeFile.size.setter(_size_setter)
 
 
+class _Prototypes:
+    """pyfakefs objects as its constructors make them, built from the attributes of one file and one directory its
+    constructors made on this file system now (the same attributes, each object's own stat result, entries and
+    extended attributes). `FakeFile.__init__` sets about twenty attributes through a Python `__setattr__`, per file.
+    tests/unit/test_fs_session.py: objects equal to the constructors' (every attribute, the stat result's too)."""
+
+    def __init__(self, fs: FakeFilesystem):
+        self.fs = fs
+        self.of_file = self._attributes(fake_file.FakeFile("-", filesystem=fs))
+        self.of_directory = self._attributes(fake_file.FakeDirectory("-", filesystem=fs))
+
+    def renewed(self) -> "_Prototypes":
+        """For the next load: what pyfakefs's constructors take from the clock and the user now."""
+        now = int(helpers.now() * 1e9)
+        for _, stat in (self.of_file, self.of_directory):
+            stat.update(st_uid=helpers.get_uid(), st_gid=helpers.get_gid(), is_windows=self.fs.is_windows_fs,
+                        _st_atime_ns=now, _st_mtime_ns=now, _st_ctime_ns=now)
+        return self
+
+    @staticmethod
+    def _attributes(obj) -> tuple[dict, dict]:
+        attributes = dict(obj.__dict__)
+        for own in ("name", "stat_result", "xattr", "_entries"):      # each object's own (a file's content too)
+            attributes.pop(own, None)
+        return attributes, dict(obj.stat_result.__dict__)
+
+    def _made(self, cls, made: tuple[dict, dict], name: str, inode: int):
+        attributes, stat = made
+        obj = cls.__new__(cls)
+        result = FakeStatResult.__new__(FakeStatResult)
+        result.__dict__.update(stat)
+        obj.__dict__.update(attributes)
+        obj.__dict__.update(name=name, stat_result=result, xattr={})
+        obj.__dict__[INODE_ATTRIBUTE] = inode
+        return obj
+
+    def directory(self, name: str, inode: int):
+        obj = self._made(fake_file.FakeDirectory, self.of_directory, name, inode)
+        obj.__dict__["_entries"] = {}
+        return obj
+
+    def file(self, name: str, inode: int, content: bytes):
+        obj = self._made(fake_file.FakeFile, self.of_file, name, inode)
+        obj.__dict__["_byte_contents"] = bytearray(content)
+        obj.stat_result._st_size = len(content)
+        return obj
+
+    def attach(self, directory, obj) -> None:
+        """`FakeDirectory.add_entry(obj)` on a tree being loaded, without its checks, which cannot fail here (a
+        directory `load` made or the root: write permission; a tree's names in a directory: distinct)."""
+        name = obj.__dict__["name"]
+        directory.__dict__["_entries"][name] = obj
+        obj.__dict__["parent_dir"] = weakref.ref(directory)
+        stat, parent = obj.stat_result, directory.stat_result
+        if stat.st_ino is None:
+            self.fs.last_ino += 1
+            stat.st_ino = self.fs.last_ino
+        parent.st_nlink += 1
+        stat.st_nlink += 1
+        stat.st_dev = parent.st_dev
+        if stat.st_nlink == 1 and stat._st_size and not isinstance(obj, fake_file.FakeDirectory):
+            self.fs.change_disk_usage(stat._st_size, name, parent.st_dev)
+
+
 class FsSession:
     """One engine's view of the model: a fake file system built from a tree, logging into `log`.
 
@@ -203,6 +268,7 @@ class FsSession:
         self.next_fd = FD_FIRST
         self.next_free_inode = FIRST_FREE_INODE
         self.fs = RecordingFilesystem(self)
+        self._prototypes: _Prototypes | None = None
         self.load(tree, log)
 
     def load(self, tree: FsTree, log: FsLog) -> None:
@@ -218,22 +284,20 @@ class FsSession:
         used = [inode for names in tree.entries.values() for inode, _ in names.values()]
         self.next_free_inode = max([FIRST_FREE_INODE - 1, ROOT_INODE, *used, *tree.data, *tree.sizes]) + 1
         setattr(fs.root, INODE_ATTRIBUTE, ROOT_INODE)
-        # Objects are built directly (pyfakefs's create_dir/create_file resolve every path: ~75 µs each).
+        # Objects are built directly (pyfakefs's create_dir/create_file resolve every path: ~75 µs each), and
+        # from pyfakefs's own objects' attributes (`_Prototypes`: its constructors cost ~10 µs each).
         by_path = {"": fs.root}
         by_inode = {ROOT_INODE: fs.root}
+        made = self._prototypes = (self._prototypes or _Prototypes(fs)).renewed()
         for path, kind, inode in tree.walk():
             parent_path, _, name = path.rpartition("/")
             obj = by_inode.get(inode)
-            if obj is None:
-                if kind == DIRECTORY:
-                    obj = fake_file.FakeDirectory(name, filesystem=fs)
-                else:
-                    obj = fake_file.FakeFile(name, filesystem=fs)
-                    obj._byte_contents = bytearray(tree.content(inode))
-                    obj.st_size = len(obj._byte_contents)
-                setattr(obj, INODE_ATTRIBUTE, inode)
+            if obj is not None:        # another name of a file: pyfakefs adds an object under its `name`
+                obj.name = name        # (as its own `link` does)
+            else:
+                obj = made.directory(name, inode) if kind == DIRECTORY else made.file(name, inode, tree.content(inode))
                 by_inode[inode] = obj
-            _original_add_entry(by_path[parent_path], obj)
+            made.attach(by_path[parent_path], obj)
             by_path[path] = obj
         self.log = log
         self.recording = True

@@ -1,0 +1,138 @@
+"""FsSession.load builds pyfakefs objects from prototypes' attributes (`_Prototypes`): they must be the objects
+pyfakefs's own constructors make — every attribute, each stat result's — or an engine on the model would see
+another file system than before."""
+
+from __future__ import annotations
+
+import weakref
+
+from pyfakefs import fake_file
+
+from crashsweep.disk_model.fs import _session as session_module
+from crashsweep.disk_model.fs._image import FsTree
+from crashsweep.disk_model.fs._log import DIRECTORY, FILE, FsLog
+from crashsweep.disk_model.fs._session import INODE_ATTRIBUTE, FsSession
+
+TIMES = ("_st_atime_ns", "_st_mtime_ns", "_st_ctime_ns")     # the clock's, at load
+
+
+def _tree() -> FsTree:
+    """Nested directories, empty and non-empty files, a file with two names."""
+    tree = FsTree.initial()
+    store = tree.entries[3]["store"][0]
+    tree.entries[store] = {"sub": (20, DIRECTORY), "a.log": (21, FILE), "twice": (21, FILE)}
+    tree.entries[20] = {"deeper": (22, DIRECTORY), "empty": (23, FILE)}
+    tree.entries[22] = {"big": (24, FILE)}
+    tree.data = {21: bytearray(b"one\ntwo\n"), 24: bytearray(bytes(range(256)) * 40)}
+    tree.sizes = {21: 8, 23: 0, 24: 10240}
+    return tree
+
+
+def _described(obj, fs) -> dict:
+    """Every attribute of `obj` and of the objects it holds; a weak reference by its referent's identity (the
+    file system's: "fs")."""
+    described = {"type": type(obj).__name__}
+    for name, value in obj.__dict__.items():
+        if name == "stat_result":
+            value = {key: item for key, item in value.__dict__.items() if key not in TIMES}
+        elif name == "_entries":
+            value = {key: _described(child, fs) for key, child in value.items()}
+        elif isinstance(value, weakref.ReferenceType):
+            value = ("weak reference to", "fs" if value() is fs else id(value()))
+        elif isinstance(value, bytearray):
+            value = ("bytearray", bytes(value))
+        described[name] = value
+    return described
+
+
+class _Constructors:
+    """What `load` made before prototypes: pyfakefs's constructors."""
+
+    def __init__(self, fs):
+        self.fs = fs
+
+    def renewed(self):
+        return self
+
+    def directory(self, name, inode):
+        obj = fake_file.FakeDirectory(name, filesystem=self.fs)
+        setattr(obj, INODE_ATTRIBUTE, inode)
+        return obj
+
+    def file(self, name, inode, content):
+        obj = fake_file.FakeFile(name, filesystem=self.fs)
+        obj._byte_contents = bytearray(content)
+        obj.st_size = len(obj._byte_contents)
+        setattr(obj, INODE_ATTRIBUTE, inode)
+        return obj
+
+    def attach(self, directory, obj):
+        session_module._original_add_entry(directory, obj)
+
+
+def _loaded(monkeypatch, made) -> tuple[dict, FsSession]:
+    monkeypatch.setattr(session_module, "_Prototypes", made)
+    session = FsSession(FsTree.initial(), FsLog())
+    session.load(_tree(), FsLog())
+    described = _described(session.fs.root, session.fs)
+    described["file system"] = (session.fs.last_ino, repr(session.fs.mount_points))
+    return described, session
+
+
+def test_loaded_objects_are_the_ones_pyfakefs_constructors_make(monkeypatch):
+    prototypes, _ = _loaded(monkeypatch, session_module._Prototypes)
+    constructors, _ = _loaded(monkeypatch, _Constructors)
+    assert _without_parents(prototypes) == _without_parents(constructors)
+    assert "big" in repr(prototypes) and "twice" in repr(prototypes)
+
+
+def _without_parents(described: dict) -> dict:
+    """A description with each parent directory's reference as whether there is one (its identity differs by
+    load; which directory holds an object is the entries' structure)."""
+    kept = {}
+    for name, value in described.items():
+        if name == "parent_dir":
+            value = value is not None
+        elif name == "_entries":
+            value = {key: _without_parents(child) for key, child in value.items()}
+        kept[name] = value
+    return kept
+
+
+def test_objects_of_a_later_load_are_the_ones_pyfakefs_constructors_make(monkeypatch):
+    """A session keeps its prototypes from load to load: a later load's objects are the constructors' too."""
+    monkeypatch.setattr(session_module, "_Prototypes", session_module._Prototypes)
+    session = FsSession(FsTree.initial(), FsLog())
+    for _ in range(3):
+        session.load(_tree(), FsLog())
+    prototypes = _without_parents(_described(session.fs.root, session.fs))
+    constructors, _ = _loaded(monkeypatch, _Constructors)
+    constructors.pop("file system")
+    assert prototypes == _without_parents(constructors)
+
+
+def test_each_loaded_object_owns_its_mutable_parts(monkeypatch):
+    """Two objects never share a stat result, entries, extended attributes or content (an engine's change to one
+    file would change another)."""
+    _, session = _loaded(monkeypatch, session_module._Prototypes)
+    objects, stack = [], [session.fs.root]
+    while stack:
+        obj = stack.pop()
+        objects.append(obj)
+        stack.extend(getattr(obj, "_entries", {}).values())
+    objects = list({id(obj): obj for obj in objects}.values())
+    assert len(objects) >= 8
+    for part in ("stat_result", "xattr", "_entries", "_byte_contents"):
+        held = [id(obj.__dict__[part]) for obj in objects
+                if part in obj.__dict__ and not isinstance(obj.__dict__[part], bytes)]
+        assert len(held) == len(set(held)), part
+
+
+def test_loaded_files_read_and_stat_as_their_content(monkeypatch):
+    _, session = _loaded(monkeypatch, session_module._Prototypes)
+    fs = session.fs
+    assert fs.get_object("/crashsweep/store/a.log").byte_contents == b"one\ntwo\n"
+    assert fs.get_object("/crashsweep/store/sub/deeper/big").byte_contents == bytes(range(256)) * 40
+    assert fs.stat("/crashsweep/store/twice").st_ino == fs.stat("/crashsweep/store/a.log").st_ino
+    assert fs.stat("/crashsweep/store/sub/empty").st_size == 0
+    assert fs.stat("/crashsweep/store/sub").st_nlink == fs.stat("/crashsweep/store/sub/deeper").st_nlink + 1
