@@ -4,6 +4,7 @@ another file system than before."""
 
 from __future__ import annotations
 
+import os
 import weakref
 
 from pyfakefs import fake_file
@@ -136,3 +137,104 @@ def test_loaded_files_read_and_stat_as_their_content(monkeypatch):
     assert fs.stat("/crashsweep/store/twice").st_ino == fs.stat("/crashsweep/store/a.log").st_ino
     assert fs.stat("/crashsweep/store/sub/empty").st_size == 0
     assert fs.stat("/crashsweep/store/sub").st_nlink == fs.stat("/crashsweep/store/sub/deeper").st_nlink + 1
+
+
+# -- any tree: the model's file system is the one a native crash state materializes --------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from crashsweep.disk_model.native import materialize  # noqa: E402
+from crashsweep.disk_model.native._recorder import STORE_INODE  # noqa: E402
+
+NAMES = st.sampled_from(["a", "b", "c", "data.1", "x.tmp", "long-name" * 3])
+STEPS = st.lists(st.one_of(
+    st.tuples(st.just("dir"), st.integers(0, 9), NAMES),
+    st.tuples(st.just("file"), st.integers(0, 9), NAMES, st.binary(max_size=300), st.integers(0, 320)),
+    st.tuples(st.just("link"), st.integers(0, 9), st.integers(0, 9), NAMES)), max_size=20)
+
+
+def _generated(steps) -> FsTree:
+    """A store subtree from steps: directories, files (a size beyond the data reads as zeros, below it cuts),
+    and more names for files already made (hard links, in any directory of the store)."""
+    tree = FsTree.initial()
+    directories, files, inode = [STORE_INODE], [], 100
+    for step in steps:
+        parent = directories[step[1] % len(directories)]
+        names = tree.entries[parent]
+        if step[0] == "link":
+            if not files or step[3] in names:
+                continue
+            names[step[3]] = (files[step[2] % len(files)], FILE)
+            continue
+        if step[2] in names:
+            continue
+        inode += 1
+        if step[0] == "dir":
+            names[step[2]] = (inode, DIRECTORY)
+            tree.entries[inode] = {}
+            directories.append(inode)
+        else:
+            names[step[2]] = (inode, FILE)
+            tree.data[inode] = bytearray(step[3])
+            tree.sizes[inode] = step[4]
+            files.append(inode)
+    return tree
+
+
+def _seen(entries_of, read, inode_of, top) -> dict:
+    """Path -> ("dir") or ("file", content, link count, the first path of the same file)."""
+    seen, first_path = {}, {}
+    stack = [("", top)]
+    while stack:
+        path, directory = stack.pop()
+        for name, child, is_directory in entries_of(directory):
+            child_path = f"{path}/{name}"
+            if is_directory:
+                seen[child_path] = ("dir",)
+                stack.append((child_path, child))
+            else:
+                identity, links = inode_of(child)
+                first = first_path.setdefault(identity, child_path)
+                seen[child_path] = ("file", read(child), links, first if first != child_path else None)
+    return _by_first_path(seen)
+
+
+def _by_first_path(seen: dict) -> dict:
+    """Paths of one file named by the smallest of them (walk orders differ)."""
+    groups: dict = {}
+    for path, value in seen.items():
+        if value[0] == "file":
+            groups.setdefault(value[3] or path, []).append(path)
+    canonical = {path: min(paths) for paths in groups.values() for path in paths}
+    return {path: value if value[0] == "dir" else value[:3] + (canonical[path],) for path, value in seen.items()}
+
+
+@settings(max_examples=int(os.environ.get("CRASHSWEEP_TREE_EXAMPLES", "60")), deadline=None)
+@given(STEPS)
+def test_any_tree_loads_as_the_native_medium_materializes_it(tmp_path_factory, steps):
+    """The model's file system after `load` and the real directory `materialize` writes for the same tree hold the
+    same paths, contents, link counts and files under several names (two independent builders of a crash state:
+    hard links were wrong in the model's)."""
+    tree = _generated(steps)
+    session = FsSession(FsTree.initial(), FsLog())
+    session.load(tree, FsLog())
+    fs = session.fs
+    model = _seen(lambda directory: [(name, child, isinstance(child, fake_file.FakeDirectory))
+                                     for name, child in directory.entries.items()],
+                  lambda obj: bytes(obj.byte_contents), lambda obj: (id(obj), obj.st_nlink),
+                  fs.get_object("/crashsweep/store"))
+    root = str(tmp_path_factory.mktemp("tree") / "store")
+    materialize(tree, root)
+
+    def real_entries(directory):
+        return [(entry.name, entry.path, entry.is_dir(follow_symlinks=False)) for entry in os.scandir(directory)]
+
+    def real_read(path):
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    def real_inode(path):
+        status = os.lstat(path)
+        return status.st_ino, status.st_nlink
+    assert model == _seen(real_entries, real_read, real_inode, root)
