@@ -29,6 +29,7 @@ def _sweep(tmp_path, engine):
     ("MapsItsFile", "mapped a file into memory", "mmap.mmap"),
     ("RecoversThroughAProgram", "started a program (subprocess)", "subprocess.run"),
     ("WritesARealFile", "opened the real file", "open(os.path.join"),
+    ("MakesASymlink", "made a symbolic link", "os.symlink"),
 ])
 def test_a_bypass_stops_the_sweep_naming_the_call_and_its_line(tmp_path, engine, what, line):
     completed = _sweep(tmp_path, engine)

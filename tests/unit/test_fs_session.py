@@ -238,3 +238,40 @@ def test_any_tree_loads_as_the_native_medium_materializes_it(tmp_path_factory, s
         status = os.lstat(path)
         return status.st_ino, status.st_nlink
     assert model == _seen(real_entries, real_read, real_inode, root)
+
+
+PATH_PARTS = st.sampled_from(["a", "b", "c", "data.1", "x.tmp", ".", "..", "", "missing", "crashsweep", "store",
+                              "tmp", "dev", "null", "link"])
+
+
+@settings(max_examples=int(os.environ.get("CRASHSWEEP_TREE_EXAMPLES", "60")), deadline=None)
+@given(STEPS, st.lists(st.tuples(st.lists(PATH_PARTS, max_size=6), st.booleans(), st.booleans()), max_size=12))
+def test_exists_answers_as_pyfakefs_on_any_tree_and_path(steps, paths):
+    """The model's `exists` (a direct walk for plain absolute paths) answers what pyfakefs's own does: files,
+    directories, missing names, names under a file, `.`/`..`, `//`, trailing `/`, /dev/null, relative paths.
+    (Symbolic links are refused by the model: `test_a_symbolic_link_is_refused`.)"""
+    from pyfakefs.fake_filesystem import FakeFilesystem
+
+    session = FsSession(FsTree.initial(), FsLog())
+    session.load(_generated(steps), FsLog())
+    fs = session.fs
+    for parts, absolute, check_link in paths:
+        path = ("/" if absolute else "") + "/".join(parts)
+        assert fs.exists(path, check_link) == FakeFilesystem.exists(fs, path, check_link), path
+    assert fs.exists("/crashsweep/store") and fs.exists("/dev/null") and fs.exists("/")
+    assert not fs.exists("/crashsweep/store/missing")
+
+
+def test_a_symbolic_link_is_refused():
+    """The log has no symbolic links: making one fails in the engine and stops the sweep at the scope's end,
+    naming the call (tests/boundary/test_bypasses.py runs it through a sweep)."""
+    import pytest
+
+    from crashsweep.disk_model._bypass import GUARD, InterpositionBypass
+
+    session = FsSession(FsTree.initial(), FsLog())
+    with pytest.raises(InterpositionBypass, match="made a symbolic link '/crashsweep/store/l'"):
+        with GUARD.active("fs"):
+            with pytest.raises(OSError):
+                session.fs.create_symlink("/crashsweep/store/l", "/crashsweep/store")
+    assert not session.fs.exists("/crashsweep/store/l")

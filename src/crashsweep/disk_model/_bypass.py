@@ -125,7 +125,13 @@ class BypassGuard:
         if what is None and self.extra is not None:
             what = self.extra(event, arguments)
         if what is not None:
-            self.found = f"the engine {what} at {engine_location()}; crashsweep cannot see or crash that I/O"
+            self.report(what)
+
+    def report(self, what: str, consequence: str = "crashsweep cannot see or crash that I/O") -> None:
+        """The engine did `what`, which the medium cannot test: the sweep stops when the scope ends (an engine
+        that catches the call's error cannot hide it)."""
+        if self.medium is not None and self.found is None:
+            self.found = f"the engine {what} at {engine_location()}; {consequence}"
 
 
 GUARD = BypassGuard()
