@@ -571,8 +571,11 @@ class FsSession:
     def fstat(self, fd: int):
         open_file = self.handle(fd)
         if self.lookup(open_file.path) is open_file.object:      # the name may now be another file's
-            # What pyfakefs's `stat(path)` returns once it has resolved the path to this very object.
-            return model_stat(open_file.object.stat_result.copy())
+            # What pyfakefs's `stat(path)` returns once it has resolved the path to this very object (its `copy`,
+            # made directly: `copy.copy` of a plain object is a new one with the same attributes).
+            copied = ModelStatResult.__new__(ModelStatResult)
+            copied.__dict__.update(open_file.object.stat_result.__dict__)
+            return copied
         return _orphan_stat(open_file)
 
     # -- paths (for the SQLite VFS, which has no pyfakefs module around it) --
