@@ -1,12 +1,13 @@
 """What one recovery of a pure-Python path engine costs in crashsweep, beside running the engine natively.
 
-Run: python benchmarks/bench_native_recovery.py [--states 600] [--out benchmarks/results/native-recovery.json]
+Run: python benchmarks/bench_native_recovery.py [--states 600] [--repeat 5] [--out benchmarks/results/native-recovery.json]
 
 Side by side in one process, over the same planned crash states of each engine (crash depth 0):
 - crashsweep: `run_unit` on the states — build the state's tree, open the engine on the
   file-system model, read everything out, check, run the continuation and check it;
 - native: the same state's tree written to a directory on tmpfs (/dev/shm; not timed), then the
   engine opened on it with the real `os`, read out, the same continuation run, closed.
+The sides alternate pass by pass, each keeping its best of `--repeat`.
 The ratio is crashsweep's per-state cost over the native one (DESIGN §3's file-system model
 against the real thing). Engines: the tests' JSON-file store and ChecksummedLog, and TinyDB.
 """
@@ -68,7 +69,7 @@ def native_run(opener, directory: str, history_keys: list[bytes], continuation) 
     store.close()
 
 
-def measure(engine: str, ops: str, states: int) -> dict:
+def measure(engine: str, ops: str, states: int, repeat: int = 5) -> dict:
     import random
 
     from crashsweep import cli
@@ -84,34 +85,45 @@ def measure(engine: str, ops: str, states: int) -> dict:
     remember(recording)
     planned = plan_states(recording).states[:states]
     units = make_units(spec.to_json(), planned, spec_id=spec.spec_id)
-    started = time.perf_counter()
-    checked = sum(1 for unit in units for _ in run_unit(unit))
-    harness_s = (time.perf_counter() - started) / checked
+    checked = sum(1 for unit in units for _ in run_unit(unit))       # warm: the interposition's first set-up
+
+    def crashsweep_pass() -> float:
+        started = time.perf_counter()
+        assert sum(1 for unit in units for _ in run_unit(unit)) == checked
+        return (time.perf_counter() - started) / checked
 
     opener = _native_opener(engine, spec)
     keys = sorted({op.key for op in spec.ops if op.key is not None})
     durable = durable_of(recording.context, recording.walk, recording.log, hashed=False)
-    native_total, timed = 0.0, 0
+    trees = []
+    for state in sorted(planned, key=lambda state: state.point):
+        durable.advance(recording.walk.points[state.point].durable_count)
+        trees.append((state.state_id, durable.snapshot(durable.overlay(state.choice))))
     scratch = tempfile.mkdtemp(prefix="crashsweep-native-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    try:
-        for state in sorted(planned, key=lambda state: state.point):
-            point = recording.walk.points[state.point]
-            durable.advance(point.durable_count)
-            tree = durable.snapshot(durable.overlay(state.choice))
-            target = os.path.join(scratch, str(state.state_id))
+
+    def native_pass() -> float:
+        total = 0.0
+        for state_id, tree in trees:
+            target = os.path.join(scratch, str(state_id))
             directory = materialize(tree, target)
-            rng = random.Random(state.state_id)
+            rng = random.Random(state_id)
             began = time.perf_counter()
             try:
                 native_run(opener, directory, keys, lambda recovered: continuation_ops(rng, recovered))
             except Exception:   # noqa: BLE001 - a state the engine cannot recover costs what it cost
                 pass
-            native_total += time.perf_counter() - began
-            timed += 1
+            total += time.perf_counter() - began
             shutil.rmtree(target)
+        return total / len(trees)
+
+    # The sides alternate pass by pass and each keeps its best (this machine's speed drifts within minutes).
+    harness_s = native_s = float("inf")
+    try:
+        for _ in range(repeat):
+            harness_s = min(harness_s, crashsweep_pass())
+            native_s = min(native_s, native_pass())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    native_s = native_total / timed
     return {"engine": engine, "ops": int(ops), "states": checked, "crashsweep_ms_per_state": round(harness_s * 1e3, 3),
             "native_ms_per_state": round(native_s * 1e3, 3), "ratio": round(harness_s / native_s, 1)}
 
@@ -124,12 +136,13 @@ def _native_opener(engine: str, spec):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--states", type=int, default=600)
+    parser.add_argument("--repeat", type=int, default=5, help="passes per side, alternating; the best is kept")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "native-recovery.json"))
     args = parser.parse_args()
     os.chdir(ROOT)
     rows = []
     for engine, ops in ENGINES:
-        row = measure(engine, ops, args.states)
+        row = measure(engine, ops, args.states, args.repeat)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     with open(args.out, "w") as handle:
