@@ -1,5 +1,5 @@
-"""Planning draws the sampled states of large bounded points as (base, deviations) and makes a choice only
-for an image it has not seen (`_plan._enumerate`, `_strategies.sparse_point_states`): the plan is the one
+"""Planning draws the states of bounded points (sampled or listed whole) as (base, deviations) and makes a
+choice only for an image it has not seen (`_plan._enumerate`, `_strategies.sparse_point_states`): the plan is the one
 made from whole choices — every state, its choice, windows and image, and every point's counts."""
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def plan_shape(plan) -> tuple:
     (["--engine", "sqlite", "--option", "synchronous=off", "--ops", "8"], None),    # hundreds of pages never synced
     (["--engine", f"{FS_ENGINES}:FlushOnlyLog", "--ops", "24", "--seed", "5"], 60),
     (["--engine", f"{FS_ENGINES}:ChecksummedLog", "--ops", "16", "--seed", "2"], 5),  # few writes: bases may meet
-], ids=["sqlite-synchronous-off", "flush-only-log", "checksummed-log-few-states"])
+    (["--engine", "sqlite", "--option", "journal_mode=delete", "--ops", "24"], None),   # points listed whole
+    (["--engine", "sqlite", "--option", "journal_mode=wal", "--ops", "12", "--faults", "crash,torn,lost"], None),
+], ids=["sqlite-synchronous-off", "flush-only-log", "checksummed-log-few-states", "sqlite-delete-listed-whole",
+        "sqlite-wal-torn"])
 def test_a_plan_drawn_sparse_is_the_plan_of_whole_choices(argv, states_max, monkeypatch):
     spec = cli.spec_from_args(cli.parse_with_settings(["sweep", *argv]))
     if states_max is not None:

@@ -106,6 +106,26 @@ def test_a_state_near_all_landed_hashes_as_materialized(specs, data):
         assert hashed.near_digest(pending, deviations) == tree_digest(state) == hashed.state_digest(landed)
 
 
+@settings(max_examples=400, deadline=None)
+@given(specs=st.lists(micro_ops, min_size=2, max_size=14), data=st.data())
+def test_states_of_a_chain_of_points_hash_as_materialized(specs, data):
+    """The points of one durable tree, one after another (each one's pending micro-ops extend the last one's, or
+    start another list: a shorter prefix, one with a micro-op left out): a state whose last micro-ops are lost is
+    answered from an earlier point's, and a block from the point's others of the same deviations there — every
+    answer equals the materialized tree's digest."""
+    log, durable_count, durable, hashed = durable_prefix(specs, data)
+    ops = log.ops[durable_count:]
+    for _ in range(5):
+        end = data.draw(st.integers(0, len(ops)), label="pending micro-ops")
+        pending = list(ops[:end])
+        if pending and data.draw(st.booleans(), label="leave one out"):
+            del pending[data.draw(st.integers(0, len(pending) - 1), label="left out")]
+        pending = tuple(pending)
+        for _ in range(3):
+            deviations, landed, state = draw_near_state(data, durable, pending, ["landed", "lost", "torn"])
+            assert hashed.near_digest(pending, deviations) == tree_digest(state) == hashed.state_digest(landed)
+
+
 rewrites = st.one_of(      # writes over a few ranges of one or two blocks, so later ones often hide earlier ones
     st.tuples(st.just(WRITE), st.sampled_from(FILES), st.sampled_from([0, 1, BLOCK - 1, BLOCK]),
               st.builds(lambda byte, length: bytes([byte]) * length, st.integers(1, 4),

@@ -91,15 +91,16 @@ def test_a_planned_state_keeps_its_choice_packed_and_gives_it_back_exactly():
 @given(counts=st.lists(st.integers(1, 6), min_size=1, max_size=12), bound=st.integers(1, 3),
        states_max=st.integers(1, 40), seed=st.integers(0, 2 ** 32), lost=st.booleans(), torn=st.booleans())
 def test_sparse_bounded_combinations_are_the_choices_point_states_gives(counts, bound, states_max, seed, lost, torn):
-    """Where the bounded strategy samples, its (base, deviations) combinations made into choices are
-    `point_states`'s choices in the same order (also where two bases can meet: few writes, all deviated)."""
+    """The bounded strategy's (base, deviations) combinations, sampled or listed whole, made into choices are
+    `point_states`'s choices in the same order (also where two bases can meet in a sample: few writes, all
+    deviated); only a space of at most 2 x bound writes listed whole is left to `point_states`."""
     faults = FaultPlan.parse(",".join(["crash"] + ["lost"] * lost + ["torn"] * torn))
     pending = tuple(range(50, 50 + len(counts)))
     point = CrashPoint(0, 0, 0, pending, ((0, 0),), 0)
     dense = point_states(point, counts, faults, "bounded", bound, 5, states_max, random.Random(seed))
     drawn = sparse_point_states(point, counts, faults, bound, states_max, random.Random(seed))
-    if drawn is None:         # enumerated: small enough that point_states lists the space itself
-        assert len(dense[0]) <= states_max
+    if drawn is None:         # listed whole, and two bases could name one combination
+        assert len(dense[0]) <= states_max and len(counts) <= 2 * bound
         return
     combos, space, exhausted = drawn
     assert [sparse_choice(pending, base, deviations) for base, deviations in combos] == dense[0]

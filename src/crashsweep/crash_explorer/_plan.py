@@ -35,7 +35,7 @@ PARALLEL_WEIGHT_MIN = 2_000_000   # unless their `point_weights` say planning th
 SLICES_PER_JOB = 4             # slices of points per planning process (an even spread of uneven points)
 SAMPLED_STATES_MIN = 16        # states a point keeps however short the planning time
 LANDINGS_CACHED_MAX = 16384    # landings -> image remembered while the durable image stays (memory stays bounded)
-SPARSE_POINTS = True           # sampled bounded points drawn as (base, deviations) (`_enumerate`); the same plan
+SPARSE_POINTS = True           # bounded points drawn as (base, deviations) (`_enumerate`); the same plan
 SETTLE_EPOCHS = 2              # a state is checked while planning goes on once its point is more syncs behind than this
 
 
@@ -290,8 +290,9 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
     landings_durable_count = -1
     seen: set[int] = set()
     planned, planning_s, last_choice_s = 0, 0.0, 0.0
-    # Large bounded points are drawn sparse where nothing rewrites a choice (no persistence model's
-    # normalization, no corruption variants drawn from the choices) and the image can be hashed from one.
+    # Bounded points of more than 2 x bound writes are drawn sparse where nothing rewrites a choice (no
+    # persistence model's normalization, no corruption variants drawn from the choices) and the image can be
+    # hashed from one: a choice costs O(bound), not O(pending writes).
     sparse_points = (SPARSE_POINTS and spec.strategy == "bounded" and not spec.faults.corruption_kinds
                      and hasattr(durable, "near_hash") and not durable.normalizes)
     for point in walk.points[start:stop]:

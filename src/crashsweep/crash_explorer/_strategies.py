@@ -143,13 +143,16 @@ def _bounded(options: list[list], bound: int, states_max: int, rng: random.Rando
              sample_past_max: bool = True, sparse: bool = False) -> list[tuple] | None:
     """ACE-style: deviate at most `bound` writes from all-landed, and (with `lost`) from all-lost. A space
     larger than `states_max` is sampled (seeded, never enumerated: thousands of pending writes make millions
-    of combinations), keeping both bases first. `sparse`: the sampled combinations as (base, deviations)
-    (`_sampled_deviations`), and None for a space small enough to enumerate."""
+    of combinations), keeping both bases first. `sparse`: the combinations as (base, deviations) — sampled
+    (`_sampled_deviations`) or enumerated (`_deviations_sparse`) — and None where two bases can name one
+    combination (few writes: the dense combinations are compared whole)."""
     bases = [LANDED] + ([None] if all(None in option for option in options) else [])
     sizes = [_deviation_counts(options, base, bound) for base in bases]
     if sum(map(sum, sizes)) <= states_max or not sample_past_max:
         if sparse:
-            return None
+            if len(options) <= 2 * bound or not sample_past_max:
+                return None
+            return [combo for base in bases for combo in _deviations_sparse(options, base, bound)]
         combos = []
         for base in bases:
             combos += _deviations(options, base, bound, states_max)
@@ -171,10 +174,11 @@ def _dense(count: int, base, deviations: tuple) -> tuple:
 
 def sparse_point_states(point: CrashPoint, sector_counts: list[int], faults: FaultPlan, bound: int,
                         states_max: int, rng: random.Random) -> tuple[list[tuple], int, bool] | None:
-    """`point_states` of the bounded strategy where it samples, as (base, ((index, fate), ...)) combinations:
-    all pending writes at `base` (LANDED or None) but those; `sparse_choice` makes one a choice. The same
-    combinations in the same order as `point_states`'s choices, in O(bound) each instead of O(pending writes)
-    (a point with hundreds of pending writes draws thousands). None where the space is enumerated (small)."""
+    """`point_states` of the bounded strategy as (base, ((index, fate), ...)) combinations: all pending writes at
+    `base` (LANDED or None) but those; `sparse_choice` makes one a choice. The same combinations in the same order
+    as `point_states`'s choices, in O(bound) each instead of O(pending writes) (a point with hundreds of pending
+    writes draws thousands; one with twenty lists hundreds). None where two bases can meet (at most 2 x bound
+    writes: `point_states` compares its few combinations whole)."""
     options = [fates(count, faults) for count in sector_counts]
     combos = _bounded(options, bound, states_max, rng, sparse=True)
     if combos is None:
@@ -253,6 +257,17 @@ def _deviations(options: list[list], base, bound: int, states_max: int) -> list[
                 combos.append(tuple(combo))
                 if len(combos) >= states_max:
                     return combos
+    return combos
+
+
+def _deviations_sparse(options: list[list], base, bound: int) -> list[tuple]:
+    """`_deviations` of a space it lists whole, as (base, ((index, fate), ...) by index), in its order."""
+    others = [[fate for fate in option if fate != base] for option in options]
+    combos: list[tuple] = [(base, ())]
+    for size in range(1, min(bound, len(options)) + 1):
+        for chosen in itertools.combinations(range(len(options)), size):
+            for deviation in itertools.product(*[others[index] for index in chosen]):
+                combos.append((base, tuple(zip(chosen, deviation))))
     return combos
 
 

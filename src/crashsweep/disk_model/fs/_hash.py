@@ -24,6 +24,7 @@ HASH_MODULUS = 1 << 128
 BLOCK_HASHES_CACHED_MAX = 8192    # (index, block) -> hash kept per tree (~32 MiB of blocks at most)
 NEAR_DIGESTS_CACHED_MAX = 65536   # digests of one point's states near all-landed, by their visible deviations
 SKIP_HIDDEN = True                # False: hash hidden deviations too (benchmarks/bench_planning.py compares)
+BLOCKS_UNDER_CACHED_MAX = 65536  # one point's blocks by the deviations of the micro-ops that touch them
 STRUCTURES_CACHED_MAX = 1024      # trees of one point's states near all-landed, by the metadata micro-ops lost
 _ZERO_BLOCK = bytes(FS_BLOCK_BYTES)
 
@@ -179,10 +180,16 @@ class HashedTree:
         self._block_hashes: dict[tuple[int, bytes], int] = {}
         self._pieces: dict[int, list] = {}     # write op id -> its tear units as block pieces (ops never change)
         self._base: _BaseState | None = None    # every pending micro-op landed, at one point (`near_digest`)
+        # Digests of states near all-landed across the points of one chain: at one durable tree, each point's
+        # pending micro-ops extend the last one's, so a state whose last pending micro-ops are lost is a state
+        # of an earlier point (`_chain_key`). `_chain` holds the ids of the chain's longest pending list.
+        self._chain: tuple[int, ...] = ()
+        self._chain_memo: dict[tuple, int] = {}
 
     def changed(self, op: FsOp) -> None:
         """`op` was applied to the durable tree."""
         self._base = None
+        self._chain, self._chain_memo = (), {}
         self._blocks.pop(op.inode, None)
         self._sums.pop(op.inode, None)
         if op.kind not in (WRITE, SIZE):
@@ -277,6 +284,7 @@ class HashedTree:
         base = self._base
         if base is None or base.ops is not base_ops:
             base = self._base = _BaseState(self, base_ops)
+            self._extend_chain(base.ids)
         lost_metadata = tuple(sorted(op_id for op_id in deviations if base.by_id[op_id].kind not in (WRITE, SIZE)))
         structure = base.structure(lost_metadata)
         # Most deviations of a long pending list change nothing (a page rewritten later, a journal unlinked):
@@ -287,9 +295,24 @@ class HashedTree:
         if digest is None:
             if len(base.memo) >= NEAR_DIGESTS_CACHED_MAX:
                 base.memo.clear()
-            digest = base.memo[key] = self._near_digest(base, {op_id: deviations[op_id] for op_id, _ in key},
-                                                        structure)
+            chain_key = _chain_key(base.ids, key)
+            digest = self._chain_memo.get(chain_key)
+            if digest is None:
+                if len(self._chain_memo) >= NEAR_DIGESTS_CACHED_MAX:
+                    self._chain_memo.clear()
+                digest = self._chain_memo[chain_key] = self._near_digest(
+                    base, {op_id: deviations[op_id] for op_id, _ in key}, structure)
+            base.memo[key] = digest
         return digest
+
+    def _extend_chain(self, ids: tuple[int, ...]) -> None:
+        """A point with pending micro-ops `ids` (ascending) at the current durable tree: the chain goes on if
+        one of the two lists is a prefix of the other, else its digests are dropped."""
+        chain = self._chain
+        if ids[:len(chain)] == chain:
+            self._chain = ids
+        elif chain[:len(ids)] != ids:
+            self._chain, self._chain_memo = ids, {}
 
     def _near_digest(self, base: "_BaseState", deviations: dict[int, list[int] | None], structure) -> int:
         changed: dict[int, tuple[int, int]] = {}
@@ -309,8 +332,7 @@ class HashedTree:
         for inode, blocks in by_inode.items():
             total = base.sums[inode][1]
             for index in blocks:
-                total += self._block_hash(index, base.block_under(inode, index, deviations)) \
-                    - self._block_hash(index, base.files[inode].visible_block(index))
+                total += base.hash_under(inode, index, deviations) - base.landed_hash(inode, index)
             changed[inode] = (base.sums[inode][0], total % HASH_MODULUS)
         sums = base.sums
         entries, sizes, _ = structure
@@ -327,12 +349,27 @@ class HashedTree:
         return sizes.get(inode, size), total
 
 
+def _chain_key(ids: tuple[int, ...], key: tuple) -> tuple:
+    """A point-free name of the state `key` names at a point whose pending micro-ops are `ids`: every one landed
+    but the deviations of `key` ((op id, units or None: lost), by id). The micro-ops lost at the end of `ids` are
+    dropped, and the state named by the last one that is not lost: a state of every point of the chain whose
+    pending list reaches that micro-op (equal names, equal states)."""
+    if not key or key[-1][0] != ids[-1] or key[-1][1] is not None:
+        return (ids[-1] if ids else None, key)
+    lost = {op_id for op_id, units in key if units is None}
+    end = len(ids)
+    while end and ids[end - 1] in lost:
+        end -= 1
+    return (ids[end - 1] if end else None, key[:len(key) - (len(ids) - end)])
+
+
 class _BaseState:
     """The state with every op of `ops` landed: its sparse files, per-file (size, sum), entries, and per file
     the data micro-ops in id order, so one block of a nearby state is rebuilt from the ops that touch it."""
 
     def __init__(self, hashed: HashedTree, ops: tuple[FsOp, ...]):
         self.ops, self.hashed = ops, hashed
+        self.ids = tuple(op.op_id for op in ops)
         self.by_id = {op.op_id: op for op in ops}
         tree = hashed.tree
         self.files: dict[int, _SparseFile] = {}
@@ -358,6 +395,9 @@ class _BaseState:
         self._coverers: dict[int, tuple[int, ...]] = {}   # write op id -> later ops that hide all it writes
         self.memo: dict[tuple, int] = {}                  # visible deviations -> digest
         self._block_ops: dict[tuple[int, int], list] = {}  # (inode, block) -> `_touching`
+        # (inode, block, its deviated micro-ops) -> the block's hash: a state's other deviations do not change it
+        self._hashes_under: dict[tuple, int] = {}
+        self._landed_hashes: dict[tuple[int, int], int] = {}     # (inode, block) -> its hash, all landed
         self.sums: dict[int, tuple[int, int]] = {}
         for inode, sparse in self.files.items():
             durable = hashed._durable_blocks(inode)
@@ -434,6 +474,30 @@ class _BaseState:
         for index in sparse.changed_blocks():
             total += hashed._block_hash(index, sparse.visible_block(index)) - durable.get(index, 0)
         return sparse.size, total % HASH_MODULUS
+
+    def hash_under(self, inode: int, index: int, deviations: dict[int, list[int] | None]) -> int:
+        """The hash of `block_under(inode, index, deviations)`, remembered by the deviations of the micro-ops
+        that touch that block (the block is a function of those alone)."""
+        ops = self._block_ops.get((inode, index))
+        if ops is None:
+            ops = self._block_ops[(inode, index)] = self._touching(inode, index)
+        key = (inode, index, tuple((op.op_id, None if deviations[op.op_id] is None else tuple(deviations[op.op_id]))
+                                   for op, piece, _ in ops if piece is not None and op.op_id in deviations))
+        value = self._hashes_under.get(key)
+        if value is None:
+            if len(self._hashes_under) >= BLOCKS_UNDER_CACHED_MAX:
+                self._hashes_under.clear()
+            value = self._hashes_under[key] = self.hashed._block_hash(index, self.block_under(inode, index,
+                                                                                              deviations))
+        return value
+
+    def landed_hash(self, inode: int, index: int) -> int:
+        """The hash of block `index` of file `inode` with every micro-op landed."""
+        value = self._landed_hashes.get((inode, index))
+        if value is None:
+            value = self._landed_hashes[(inode, index)] = self.hashed._block_hash(
+                index, self.files[inode].visible_block(index))
+        return value
 
     def block_under(self, inode: int, index: int, deviations: dict[int, list[int] | None]) -> bytes:
         """Block `index` of file `inode` as visible with the deviated writes lost or torn."""
