@@ -9,9 +9,10 @@ then `plan_states` (the plan a sweep checks; nothing is checked here). Side by s
 - `--jobs 1` with `disk_model.fs._hash.SKIP_HIDDEN` off: every state near "all pending micro-ops
   landed" hashed from its blocks, as if no deviation were hidden by a later micro-op (file-system
   engines only; the block device has no such step);
-- `--jobs 1` with `crash_explorer._plan.SPARSE_POINTS` off: the sampled states of large bounded points
-  drawn and built as whole choices (lists as long as the pending micro-ops), not as (base, deviations)
-  with a choice made only for a new image (file-system engines only).
+- `--jobs 1` with `crash_explorer._plan.SPARSE_POINTS` off: the states of bounded points (sampled, or
+  listed whole where a point has more than 2 x bound pending micro-ops) drawn and built as whole choices
+  (lists as long as the pending micro-ops), not as (base, deviations) with a choice made only for a new
+  image (file-system engines only).
 Every variant must give the same plan (the script checks the states' fingerprint).
 """
 

@@ -54,3 +54,19 @@ def test_a_persistence_model_that_rewrites_choices_plans_from_whole_ones(monkeyp
         ["sweep", "--engine", "sqlite", "--option", "synchronous=off", "--ops", "4", "--fs-model", "ext4-ordered"])))
     monkeypatch.setattr(_plan, "sparse_point_states", lambda *args: pytest.fail("drawn sparse under ext4-ordered"))
     assert _plan.plan_states(recording).states
+
+
+def test_points_whose_pending_writes_do_not_extend_the_last_ones_plan_as_whole_choices(monkeypatch):
+    """States of one chain of points are named by index (`_plan._chain_name`); a point whose pending writes are
+    not a prefix of the next one's starts another chain. Here every other point leaves out one of its pending
+    writes (as if it had landed): the plan drawn sparse is still the plan of whole choices."""
+    recording = record(cli.spec_from_args(cli.parse_with_settings(
+        ["sweep", "--engine", "sqlite", "--option", "journal_mode=delete", "--ops", "12"])))
+    walk = recording.walk
+    points = [replace(point, pending=point.pending[:1] + point.pending[2:])
+              if point.index % 2 and len(point.pending) > 6 else point for point in walk.points]
+    assert points != walk.points
+    recording = replace(recording, walk=replace(walk, points=points))
+    sparse = _plan.plan_states(recording)
+    monkeypatch.setattr(_plan, "SPARSE_POINTS", False)
+    assert plan_shape(_plan.plan_states(recording)) == plan_shape(sparse)

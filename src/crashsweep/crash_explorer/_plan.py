@@ -35,6 +35,7 @@ PARALLEL_WEIGHT_MIN = 2_000_000   # unless their `point_weights` say planning th
 SLICES_PER_JOB = 4             # slices of points per planning process (an even spread of uneven points)
 SAMPLED_STATES_MIN = 16        # states a point keeps however short the planning time
 LANDINGS_CACHED_MAX = 16384    # landings -> image remembered while the durable image stays (memory stays bounded)
+NAMED_CACHED_MAX = 65536       # sparse combinations named along a chain of points -> image (`_enumerate`)
 SPARSE_POINTS = True           # bounded points drawn as (base, deviations) (`_enumerate`); the same plan
 SETTLE_EPOCHS = 2              # a state is checked while planning goes on once its point is more syncs behind than this
 
@@ -288,6 +289,10 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
     durable = durable_of(recording.context, walk, recording.log)
     image_of_landings: dict = {}     # landings -> image, at the current durable count (points never go back)
     landings_durable_count = -1
+    # Sparse combinations named free of their point (`_chain_name`) -> image, along a chain of points: one durable
+    # count, each point's pending writes a prefix of the next one's (most states of a point are an earlier one's).
+    image_of_named: dict = {}
+    chain, chain_durable_count = (), -1
     seen: set[int] = set()
     planned, planning_s, last_choice_s = 0, 0.0, 0.0
     # Bounded points of more than 2 x bound writes are drawn sparse where nothing rewrites a choice (no
@@ -327,16 +332,36 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
                 rng, lambda sector, rid, offset: durable.get(sector) if rid is None else durable.sector_data(rid, offset))
         here: dict[int, list] = {}
         pending = point.pending
+        count = len(pending)
+        if drawn is not None:
+            if point.durable_count != chain_durable_count:
+                image_of_named, chain, chain_durable_count = {}, pending, point.durable_count
+            elif pending[:len(chain)] == chain:
+                chain = pending                             # the chain goes on
+            elif chain[:count] != pending:                  # (a prefix of it keeps it)
+                image_of_named, chain = {}, pending
         for choice in choices:
             image = None
             if drawn is not None:
                 base, deviations = choice
                 choice = None
-                if base == LANDED:
-                    image = durable.near_hash(point, {pending[index]: None if fate is None else list(fate)
-                                                      for index, fate in deviations})
+                name = _chain_name(base, deviations, count)
+                image = image_of_named.get(name)
                 if image is None:
-                    choice = sparse_choice(pending, base, deviations)
+                    if base == LANDED:
+                        image = durable.near_hash(point, {pending[index]: None if fate is None else list(fate)
+                                                          for index, fate in deviations})
+                    if image is None:
+                        choice = sparse_choice(pending, base, deviations)
+                        landings = _landings(choice)
+                        image = image_of_landings.get(landings)
+                        if image is None:
+                            if len(image_of_landings) >= LANDINGS_CACHED_MAX:
+                                image_of_landings.clear()
+                            image = image_of_landings[landings] = durable.point_hash(point, choice)
+                    if len(image_of_named) >= NAMED_CACHED_MAX:
+                        image_of_named.clear()
+                    image_of_named[name] = image
             if image is None:
                 # The same landings over the same durable image are the same state: hash it once.
                 landings = _landings(choice)
@@ -364,6 +389,19 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
         if sampled:
             stats["sampled"] = True
         yield point, stats, list(here.values()), point_exhausted and not spec.faults.corruption_kinds
+
+
+def _chain_name(base, deviations: tuple, count: int) -> tuple:
+    """A sparse combination of a point with `count` pending writes, named so that the same state at another point
+    of its chain (the same writes by index, more or fewer after them) has the same name: all lost but
+    `deviations` needs no count; all landed but `deviations` loses its lost last writes (a state of the point
+    that ends before them)."""
+    if base != LANDED:
+        return (None, deviations)
+    while deviations and deviations[-1] == (count - 1, None):
+        deviations = deviations[:-1]
+        count -= 1
+    return (count, deviations)
 
 
 def _landings(choice: dict):
