@@ -91,3 +91,86 @@ def test_two_keys_of_one_name_travel_as_both_pairs_and_come_back_as_the_last():
         encoded = _wire.encode(value)
         assert _written(encoded)[0][1][:2] == [["null", 1], ["null", 2]]
         assert _wire.decode(encoded)["null"] == 2
+
+
+def _restore_by_definition(item, blobs, depth):
+    if depth > _wire.NESTING_MAX:
+        raise _wire.WireError("too deep")
+    if isinstance(item, dict):
+        if len(item) == 1 and _wire.BLOB_KEY in item:
+            index = item[_wire.BLOB_KEY]
+            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(blobs):
+                raise _wire.WireError("no such blob")
+            return blobs[index]
+        return {key: _restore_by_definition(inner, blobs, depth + 1) for key, inner in item.items()}
+    if isinstance(item, list):
+        return [_restore_by_definition(inner, blobs, depth + 1) for inner in item]
+    return item
+
+
+def _decoded_by_definition(data: bytes):
+    """("value", v) or ("refused",): what decoding `data` must give, visiting every value."""
+    original = _wire._restore
+    try:
+        _wire._restore = _restore_by_definition
+        return ("value", _wire.decode(data))
+    except _wire.WireError:
+        return ("refused",)
+    finally:
+        _wire._restore = original
+
+
+def _decoded(data: bytes):
+    try:
+        return ("value", _wire.decode(data))
+    except _wire.WireError:
+        return ("refused",)
+
+
+def _message(text: str, blobs=()) -> bytes:
+    body = text.encode()
+    parts = [_wire.MAGIC, len(body).to_bytes(_wire.LENGTH_BYTES, "big"), body]
+    for blob in blobs:
+        parts += [len(blob).to_bytes(_wire.LENGTH_BYTES, "big"), blob]
+    return b"".join(parts)
+
+
+NESTED = st.integers(0, 2 * _wire.NESTING_MAX + 4)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=VALUES, cut=st.integers(0, 400), flips=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)),
+                                                             max_size=3))
+@example(value=[], cut=400, flips=[])
+def test_a_damaged_or_hostile_message_decodes_as_the_format_defines_or_is_refused(value, cut, flips):
+    """Whatever a worker sends — a message cut short, bytes changed — the decoder gives what visiting every value
+    gives (blob references replaced, nesting bounded) or refuses with WireError, and nothing else."""
+    data = bytearray(_wire.encode(value))
+    for position, byte in flips:
+        if position < len(data):
+            data[position] = byte
+    data = bytes(data[:max(cut, len(_wire.MAGIC))]) if cut < len(data) else bytes(data)
+    assert _decoded(data) == _decoded_by_definition(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(depth=NESTED, kind=st.sampled_from(["list", "dict", "blob", "mixed"]), blobs=st.integers(0, 2),
+       index=st.sampled_from(["0", "1", "-1", "true", "1.0", "\"0\"", "null"]))
+def test_nesting_and_blob_references_are_bounded_as_the_format_defines(depth, kind, blobs, index):
+    """Containers nested to around the limit (holding a scalar, nothing, or a blob reference, valid or not):
+    refused exactly where visiting every value refuses."""
+    inner = {"list": "1", "dict": "{}", "blob": '{"\\u0000b":' + index + "}", "mixed": '[{"a":[]}]'}[kind]
+    text = inner
+    for level in range(depth):
+        text = "[" + text + "]" if level % 2 else '{"k":' + text + "}"
+    data = _message(text, [b"x" * number for number in range(blobs)])
+    assert _decoded(data) == _decoded_by_definition(data)
+    assert _decoded(_message("[" * 100_000 + "]" * 100_000)) == ("refused",)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_to_plain_data_or_are_refused(data):
+    outcome = _decoded(_wire.MAGIC + data)
+    assert outcome == _decoded_by_definition(_wire.MAGIC + data)
+    assert _decoded(data) in (("refused",), _decoded_by_definition(data))

@@ -118,15 +118,22 @@ def decode(data: bytes):
 
 
 def _restore(item, blobs: list[bytes], depth: int):
-    if depth > NESTING_MAX:
-        raise WireError(f"message nests deeper than {NESTING_MAX}")
-    if isinstance(item, dict):
-        if len(item) == 1 and BLOB_KEY in item:
+    """`item` (as `json.loads` made it: fresh lists and dicts) with its blob references replaced by the blobs,
+    in place; only containers are visited (a result is mostly numbers and strings)."""
+    blob = item.__class__ is dict and len(item) == 1 and BLOB_KEY in item
+    if depth > NESTING_MAX or (depth == NESTING_MAX and item and not blob):
+        raise WireError(f"message nests deeper than {NESTING_MAX}")     # (a container's items are one deeper)
+    if item.__class__ is dict:
+        if blob:
             index = item[BLOB_KEY]
-            if not isinstance(index, int) or not 0 <= index < len(blobs):
+            if index.__class__ is not int or not 0 <= index < len(blobs):
                 raise WireError("message names a blob it does not hold")
             return blobs[index]
-        return {key: _restore(inner, blobs, depth + 1) for key, inner in item.items()}
-    if isinstance(item, list):
-        return [_restore(inner, blobs, depth + 1) for inner in item]
+        for key, inner in item.items():
+            if inner.__class__ is dict or inner.__class__ is list:
+                item[key] = _restore(inner, blobs, depth + 1)
+    elif item.__class__ is list:
+        for position, inner in enumerate(item):
+            if inner.__class__ is dict or inner.__class__ is list:
+                item[position] = _restore(inner, blobs, depth + 1)
     return item
