@@ -198,3 +198,24 @@ def test_digest_sees_content_size_and_names_but_not_inode_numbers():
                                     name2="b", entry_kind=FILE))
     assert tree_digest(renamed) != tree_digest(one)
     assert DIRECTORY in {kind for _, kind, _ in one.walk()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs=st.lists(micro_ops, min_size=1, max_size=14), data=st.data())
+def test_the_highest_inode_a_tree_names_is_kept_as_micro_ops_apply_and_trees_copy(specs, data):
+    """`FsTree.inode_max` (a state's walk makes new files above it), whenever it was first asked for and through
+    copies, is no lower than counting the tree again, and no higher than the inodes micro-ops ever named."""
+    def counted(tree: FsTree) -> int:
+        again = tree.copy()
+        again._inode_max = None
+        return again.inode_max()
+
+    tree, named = FsTree.initial(), 4
+    for op in build_log(specs, linked=data.draw(st.booleans(), label="linked")).ops:
+        if data.draw(st.booleans(), label="ask"):
+            assert counted(tree) <= tree.inode_max() <= max(named, counted(tree))
+        if data.draw(st.booleans(), label="copy"):
+            tree = tree.copy()
+        tree.apply(op, None)
+        named = max(named, op.inode)
+    assert counted(tree) <= tree.inode_max() <= max(named, counted(tree))

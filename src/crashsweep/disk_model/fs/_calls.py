@@ -32,7 +32,8 @@ from crashsweep.disk_model.fs._session import shared_session
 from crashsweep.disk_model.fs._tree_files import ANSWERS, TreeFiles
 
 MEMORY_MAX_BYTES = 512 << 20   # all memos of a process together: past it, a growing memo starts afresh
-NODE_BYTES = 400                # what a trie node costs, besides the bytes its call writes
+NODE_BYTES = 400                # what a trie node costs, besides the bytes its call writes and its response read
+DIGESTED_READ_BYTES = 1 << 16   # a longer read is remembered by its digest (bounds what one key holds)
 TRIAL_STATES = 200         # after this many states, a memo that answered too few of them turns itself off:
 ANSWERED_MIN = 0.6         # a miss costs a walk and a recorded live run, more than a live run alone
 _STOP = ("stop",)
@@ -41,8 +42,10 @@ _held = [0]                    # bytes held by every memo of this process (appro
 
 
 def response_key(response):
-    """What a response is remembered by: small values as they are, read bytes by a 128-bit digest."""
-    if isinstance(response, bytes) and len(response) > 32:
+    """What a response is remembered by: values as they are (a page read is its bytes: a dict hashes 4 KiB ~4x
+    faster than blake2b does, and the trie keeps only the distinct reads of the few runs it recorded), reads
+    longer than `DIGESTED_READ_BYTES` by a 128-bit digest."""
+    if isinstance(response, bytes) and len(response) > DIGESTED_READ_BYTES:
         return hashlib.blake2b(response, digest_size=16).digest()
     return response
 
@@ -123,7 +126,8 @@ class CallMemo:
             if child is None:
                 child = node.children[key] = _Node()
                 self.nodes += 1
-                cost = NODE_BYTES + sum(len(arg) for arg in call[1:] if isinstance(arg, bytes))
+                cost = NODE_BYTES + sum(len(arg) for arg in call[1:] if isinstance(arg, bytes)) \
+                    + (len(key) if isinstance(key, bytes) else 0)
                 self.held += cost
                 _held[0] += cost
             node = child
@@ -179,7 +183,7 @@ class MemoWalk:
                         return True
                     return False
                 response = answer(files, *node.args)       # `TreeFiles.answer`, inlined
-                if response.__class__ is bytes and len(response) > 32:
+                if response.__class__ is bytes and len(response) > DIGESTED_READ_BYTES:
                     response = hashlib.blake2b(response, digest_size=16).digest()
                 node = node.children.get(response)
                 if node is None:

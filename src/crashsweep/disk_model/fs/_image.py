@@ -31,6 +31,7 @@ class FsTree:
         self.data: dict[int, bytearray] = {}
         self.sizes: dict[int, int] = {}
         self._owned: set[int] = set()   # files whose bytearray this tree may change in place
+        self._inode_max: int | None = None    # `inode_max`, once asked for (kept by `apply` and `copy`)
 
     @classmethod
     def initial(cls) -> "FsTree":
@@ -47,8 +48,18 @@ class FsTree:
         other.entries = {inode: dict(names) for inode, names in self.entries.items()}
         other.data = dict(self.data)
         other.sizes = dict(self.sizes)
+        other._inode_max = self._inode_max
         self._owned.clear()       # both now share the bytearrays: copy before the next change
         return other
+
+    def inode_max(self) -> int:
+        """An inode number no lower than any the tree names (a directory, an entry, a file's data or size): a
+        file made in a state of it takes a higher one. Kept as micro-ops apply (an unlinked name's inode stays
+        counted), so a state's copy knows it at once."""
+        if self._inode_max is None:
+            self._inode_max = max([ROOT_INODE, *self.entries, *self.data, *self.sizes,
+                                   *(inode for names in self.entries.values() for inode, _ in names.values())])
+        return self._inode_max
 
     frozen = copy
 
@@ -60,6 +71,9 @@ class FsTree:
 
     def apply(self, op: FsOp, units: list[int] | None = None) -> None:
         """Apply one micro-op (of a write: only `units`, when given)."""
+        if self._inode_max is not None and op.kind != UNLINK:     # the inodes the micro-op adds to the tree
+            self._inode_max = max(self._inode_max, op.inode, op.directory if op.kind == LINK else 0,
+                                  op.directory2 if op.kind == RENAME else 0)
         if op.kind == WRITE:
             buffer = self._writable(op.inode)
             pieces = [(op.offset, op.data)] if units is None else [op.piece(unit) for unit in units]

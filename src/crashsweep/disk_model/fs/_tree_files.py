@@ -38,8 +38,7 @@ class TreeFiles:
         self.handles: dict[int, tuple] = {}   # handle -> (inode, is a directory, readable, writable)
         self.paths: dict[str, tuple | None] = {}         # path -> entry, as looked up (kept right by changes)
         self.next_handle = 0
-        self.next_inode = max([ROOT_INODE, *tree.entries, *tree.data, *tree.sizes,
-                               *(inode for names in tree.entries.values() for inode, _ in names.values())]) + 1
+        self.next_inode = tree.inode_max() + 1
 
     def _names(self, inode: int, change: bool = False) -> dict | None:
         names = self.entries.get(inode)
