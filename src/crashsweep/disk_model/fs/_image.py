@@ -48,7 +48,7 @@ class FsTree:
         other.entries = {inode: dict(names) for inode, names in self.entries.items()}
         other.data = dict(self.data)
         other.sizes = dict(self.sizes)
-        other._inode_max = self._inode_max
+        other._inode_max = self.inode_max()     # counted once on the durable tree, kept by its states' copies
         self._owned.clear()       # both now share the bytearrays: copy before the next change
         return other
 
