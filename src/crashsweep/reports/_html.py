@@ -43,13 +43,12 @@ def category(result: dict) -> str:
     return "latest" if result.get("latest") else "older"
 
 
-def timeline(results: list[dict], per_point: list[dict]) -> dict:
+def timeline(results: list[dict], per_point: list[dict], counts: dict[int, Counter] | None = None) -> dict:
     """Per crash point: counts by category, the bars of an SVG chart (one link per point), and an axis of
-    operation indexes."""
-    counts: dict[int, Counter] = defaultdict(Counter)
-    for result in results:
-        if result.get("point") is not None and result["point"] >= 0:
-            counts[result["point"]][category(result)] += 1
+    operation indexes. `counts`: the results' counts by point and category, if already made (`breakdowns`)."""
+    if counts is None:
+        counts = breakdowns(results, per_point)["by_point"]
+    counts = defaultdict(Counter, counts)
     op_of = {entry["point"]: entry.get("op", -1) for entry in per_point}
     points = sorted(set(op_of) | set(counts))
     width_px = max(1.0, min(12.0, 900.0 / max(1, len(points))))
@@ -115,21 +114,24 @@ def fault_kinds(result: dict, pending: int) -> list[str]:
 
 
 def breakdowns(results: list[dict], per_point: list[dict]) -> dict:
-    """Counts of outcome categories by fault kind and by crash point."""
+    """Counts of outcome categories in all (`totals`), by fault kind and by crash point: one pass over the
+    results (a sweep may have hundreds of thousands)."""
     pending = {entry["point"]: entry["pending"] for entry in per_point}
     by_fault: dict[str, Counter] = {name: Counter() for name, _ in FAULT_KINDS}
     by_point: dict[int, Counter] = defaultdict(Counter)
+    totals: Counter = Counter()
     for result in results:
+        name = category(result)
+        totals[name] += 1
         point = result.get("point")
         if point is None or point < 0:
             continue
-        name = category(result)
         by_point[point][name] += 1
         for kind in fault_kinds(result, pending.get(point, 0)):
             by_fault.setdefault(kind, Counter())[name] += 1
     rows = [{"kind": kind, "label": label, "counts": by_fault[kind], "total": sum(by_fault[kind].values())}
             for kind, label in FAULT_KINDS if sum(by_fault[kind].values())]
-    return {"by_fault": rows, "by_point": by_point}
+    return {"by_fault": rows, "by_point": by_point, "totals": totals}
 
 
 def render_html(summary: dict, per_point: list[dict], results: list[dict], out_dir: str,
@@ -137,12 +139,12 @@ def render_html(summary: dict, per_point: list[dict], results: list[dict], out_d
     """Write OUT/index.html and return its path."""
     classes, point_classes = _classes(summary, results)
     exhausted_points = sum(1 for entry in per_point if entry.get("exhausted"))
-    totals = Counter(category(result) for result in results)
     counts = breakdowns(results, per_point)
+    totals = counts["totals"]
     nested = sum(result.get("nested_states", 0) for result in results)
     html = _environment.get_template("report.html.j2").render(
         by_fault=counts["by_fault"], by_point=counts["by_point"], nested=nested,
-        summary=summary, per_point=per_point, timeline=timeline(results, per_point), categories=CATEGORIES,
+        summary=summary, per_point=per_point, timeline=timeline(results, per_point, counts["by_point"]), categories=CATEGORIES,
         totals=totals, classes=classes, point_classes=point_classes, out_dir=out_dir,
         engine_flag=engine_flag(summary),
         exhausted_points=exhausted_points, bugs=bugs or {}, bug=summary.get("options", {}).get("bug"))
