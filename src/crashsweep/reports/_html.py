@@ -46,9 +46,11 @@ def category(result: dict) -> str:
 def timeline(results: list[dict], per_point: list[dict], counts: dict[int, Counter] | None = None) -> dict:
     """Per crash point: counts by category, the bars of an SVG chart (one link per point), and an axis of
     operation indexes. `counts`: the results' counts by point and category, if already made (`breakdowns`)."""
-    if counts is None:
-        counts = breakdowns(results, per_point)["by_point"]
-    counts = defaultdict(Counter, counts)
+    given, counts = counts, defaultdict(Counter, counts or {})
+    if given is None:
+        for result in results:
+            if result.get("point") is not None and result["point"] >= 0:
+                counts[result["point"]][category(result)] += 1
     op_of = {entry["point"]: entry.get("op", -1) for entry in per_point}
     points = sorted(set(op_of) | set(counts))
     width_px = max(1.0, min(12.0, 900.0 / max(1, len(points))))
