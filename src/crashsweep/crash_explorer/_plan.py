@@ -295,6 +295,16 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
     chain, chain_durable_count = (), -1
     seen: set[int] = set()
     planned, planning_s, last_choice_s = 0, 0.0, 0.0
+
+    def landed_image(point, choice: dict) -> int:
+        """The same landings over the same durable image are the same state: hash it once."""
+        landings = _landings(choice)
+        image = image_of_landings.get(landings)
+        if image is None:
+            if len(image_of_landings) >= LANDINGS_CACHED_MAX:    # keys are as long as the pending list
+                image_of_landings.clear()
+            image = image_of_landings[landings] = durable.point_hash(point, choice)
+        return image
     # Bounded points of more than 2 x bound writes are drawn sparse where nothing rewrites a choice (no
     # persistence model's normalization, no corruption variants drawn from the choices) and the image can be
     # hashed from one: a choice costs O(bound), not O(pending writes).
@@ -353,23 +363,12 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
                                                           for index, fate in deviations})
                     if image is None:
                         choice = sparse_choice(pending, base, deviations)
-                        landings = _landings(choice)
-                        image = image_of_landings.get(landings)
-                        if image is None:
-                            if len(image_of_landings) >= LANDINGS_CACHED_MAX:
-                                image_of_landings.clear()
-                            image = image_of_landings[landings] = durable.point_hash(point, choice)
+                        image = landed_image(point, choice)
                     if len(image_of_named) >= NAMED_CACHED_MAX:
                         image_of_named.clear()
                     image_of_named[name] = image
             if image is None:
-                # The same landings over the same durable image are the same state: hash it once.
-                landings = _landings(choice)
-                image = image_of_landings.get(landings)
-                if image is None:
-                    if len(image_of_landings) >= LANDINGS_CACHED_MAX:    # keys are as long as the pending list
-                        image_of_landings.clear()
-                    image = image_of_landings[landings] = durable.point_hash(point, choice)
+                image = landed_image(point, choice)
             entry = here.get(image)
             if entry is None:
                 if image in seen:
