@@ -166,3 +166,34 @@ def test_a_ctrl_c_that_python_loses_still_interrupts_the_sweep():
         with pytest.raises(KeyboardInterrupt):
             raise_if_interrupted()
         raise_if_interrupted()                       # taken once: nothing more to raise
+
+
+LEAVE_SIGTERM_HANDLING = """
+import os, signal, threading, time
+from crashsweep.crash_explorer import _signals
+_signals.WAIT_INTERVAL_S = 3600.0
+with _signals.sigterm_as_interrupt(lambda: set()):
+    helper = next(thread for thread in threading.enumerate() if thread.name == "crashsweep-sigterm")
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):                        # interrupted here, once the helper has taken the signal
+            time.sleep(0.01)                         # (not in helper.join: Python then marks the helper ended)
+        raise SystemExit("SIGTERM inside the context did not interrupt")
+    except _signals.Terminated:
+        _signals.interrupt_taken()
+assert not helper.is_alive()
+assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+print("left")
+"""
+
+
+def test_leaving_sigterm_handling_wakes_its_helper_instead_of_waiting_out_its_interval():
+    """Every command ends by leaving `sigterm_as_interrupt`, whose helper thread waits in `sigtimedwait`: it
+    must be woken, not joined after its interval (here an hour, so leaving would never end in time). SIGTERM
+    inside the context still interrupts, and the wake signal ends nothing (a real-time signal nobody handles
+    would end the process)."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", LEAVE_SIGTERM_HANDLING], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert (done.returncode, done.stdout.strip()) == (0, "left"), done.stderr[-2000:]

@@ -7,7 +7,9 @@ that must not stop the sweep. A Python signal handler is not told who sent a sig
 so SIGTERM is blocked and a helper thread takes it with `sigtimedwait`, which says
 who sent it: a sender in the session of a process running engine code (each such
 process leads its own session) is ignored and counted; any other sender interrupts
-the main thread with `Terminated`.
+the main thread with `Terminated`. Leaving the context wakes the helper at once with a signal sent to that
+thread alone (`WAKE_SIGNAL`, blocked there and nowhere else), so a command does not wait out the helper's
+polling interval when it ends.
 
 Invariants: inside `sigterm_as_interrupt`, SIGTERM never ends the process by its
 default action; processes forked inside it unblock SIGTERM before running engine code
@@ -24,6 +26,9 @@ import threading
 from collections.abc import Callable
 
 WAIT_INTERVAL_S = 0.2
+# Sent by `pthread_kill` to the helper thread only, which blocks it: never delivered to a handler, never seen by
+# another thread. A real-time signal, so it cannot be one the engine or the user sends by name.
+WAKE_SIGNAL = getattr(signal, "SIGRTMAX", None)
 EXIT_TERMINATED = 143
 
 
@@ -90,11 +95,17 @@ def sigterm_as_interrupt(engine_sessions: Callable[[], set[int]]):
     _pending.clear()
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     stop = threading.Event()
+    wakeable = threading.Event()
 
     def wait_for_sigterm() -> None:
+        waited = {signal.SIGTERM}
+        if WAKE_SIGNAL is not None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {WAKE_SIGNAL})
+            waited.add(WAKE_SIGNAL)
+            wakeable.set()
         while not stop.is_set():
-            info = signal.sigtimedwait({signal.SIGTERM}, WAIT_INTERVAL_S)
-            if info is None:
+            info = signal.sigtimedwait(waited, WAIT_INTERVAL_S)
+            if info is None or info.si_signo != signal.SIGTERM:
                 continue
             sender = info.si_pid
             if sender != os.getpid() and _session_of(sender) in engine_sessions():
@@ -108,6 +119,12 @@ def sigterm_as_interrupt(engine_sessions: Callable[[], set[int]]):
         yield
     finally:
         stop.set()
+        # Only once the helper blocks it: a real-time signal nobody handles would end the process.
+        if WAKE_SIGNAL is not None and wakeable.wait(WAIT_INTERVAL_S):
+            try:
+                signal.pthread_kill(waiter.ident, WAKE_SIGNAL)
+            except ProcessLookupError:          # the helper already ended
+                pass
         waiter.join()
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         signal.signal(signal.SIGTERM, previous_handler)
