@@ -113,7 +113,7 @@ def test_tree_files_answer_every_call_as_the_live_file_system_did(journal_mode):
         assert walk is not None, planned.choice
         assert walk.outcome[0] in ("read", "refused")
         if live.get("continued"):
-            assert walk.go_on() and walk.outcome == ("done",)
+            assert walk.go_on() and walk.outcome[0] == ("done",)     # (the continuation's outcome, its events)
         again = recover_state(context, tree, planned.choice, planned.windows, recording.history, planned.point, 0)
         assert again.pop("memo") is True
         assert again == live
@@ -154,7 +154,7 @@ def test_a_memo_turns_itself_off_when_the_engine_is_not_a_function_of_its_respon
 
 def test_a_memo_that_answers_too_few_states_turns_itself_off():
     from crashsweep.disk_model import CallMemo
-    from crashsweep.disk_model.fs._calls import ANSWERED_MIN, TRIAL_STATES
+    from crashsweep.disk_model._memo import ANSWERED_MIN, TRIAL_STATES
     memo = CallMemo()
     for number in range(TRIAL_STATES):
         memo.count(number < ANSWERED_MIN * TRIAL_STATES - 1)
@@ -189,8 +189,8 @@ def test_memos_forget_what_they_hold_past_the_memory_bound(monkeypatch):
     """Memory is bounded, results are not: past the process-wide bound a memo starts afresh (its states
     are then run live again), and a memo that is dropped gives its share back."""
     from crashsweep.disk_model import CallMemo
-    from crashsweep.disk_model.fs import _calls as _fs_calls
-    monkeypatch.setattr(_fs_calls, "MEMORY_MAX_BYTES", _fs_calls._held[0] + 50_000)
+    from crashsweep.disk_model import _memo as _memos
+    monkeypatch.setattr(_memos, "MEMORY_MAX_BYTES", _memos._held[0] + 50_000)
     memo = CallMemo()
     for number in range(40):
         memo.begin()
@@ -198,11 +198,11 @@ def test_memos_forget_what_they_hold_past_the_memory_bound(monkeypatch):
         memo.note(("pwrite", 0, bytes(4096), 0), None)       # that holds a page
         memo.stop(("read", {}, {}, (), {}))
         memo.end()
-    assert memo.nodes < 3 * 40 // 2 and _fs_calls._held[0] <= _fs_calls.MEMORY_MAX_BYTES + 10_000   # 3 nodes a path
-    before = _fs_calls._held[0]
+    assert memo.nodes < 3 * 40 // 2 and _memos._held[0] <= _memos.MEMORY_MAX_BYTES + 10_000   # 3 nodes a path
+    before = _memos._held[0]
     held = memo.held
     del memo
-    assert _fs_calls._held[0] == before - held
+    assert _memos._held[0] == before - held
 
 
 PATHS = ["/crashsweep/store/a", "/crashsweep/store/b", "/crashsweep/store", "/crashsweep/none/x", "/tmp/t"]

@@ -28,7 +28,7 @@ from crashsweep.crash_explorer.media import medium_of
 from crashsweep.crash_explorer._time_limit import time_limit
 from crashsweep.crash_explorer._limits import cap_text
 from crashsweep.crash_explorer.errors import ENGINE_EXCEPTIONS, StateTimeout
-from crashsweep.disk_model import CallMemo, InterpositionBypass
+from crashsweep.disk_model import InterpositionBypass
 from crashsweep.reference._continuation import continuation_rng, continuation_steps, snapshot_hashes, steps_digest
 from crashsweep.disk_model._sites import raising_site
 from crashsweep.engines import EngineAdapter, NativeEngineError
@@ -68,8 +68,8 @@ class StateContext:
     fs_model: str = "posix"
     ignore_mmap: tuple = ()   # native medium: file globs whose shared writable mmaps are not refused
     memo: bool = True         # let an engine's observation memo answer states (results are the same either way)
-    memos: dict = field(default_factory=dict)    # a history's content -> its CallMemo
-    memo_of_history: dict = field(default_factory=dict)   # id(history) -> (history, its CallMemo), found fast
+    memos: dict = field(default_factory=dict)    # a history's content -> its observation memo
+    memo_of_history: dict = field(default_factory=dict)   # id(history) -> (history, its memo), found fast
     nested_passed: dict = field(default_factory=dict)   # a continuation history's content -> nested states that passed
     nested_answered: int = 0        # nested states answered by `nested_passed` (not recovered again)
 
@@ -172,7 +172,8 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
     if memo is None:
         return _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain,
                              damaged, engine, None)
-    answered = _recover_from_memo(context, memo, image, choice, windows, history, point_index, damaged, timing)
+    answered = _recover_from_memo(context, memo, image, choice, windows, history, point_index, depth, damaged,
+                                  timing)
     if answered is not None:
         return answered
     memo.begin()
@@ -187,7 +188,7 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
 
 def _memo_for(context, depth: int, choice: dict, history: History):
     """The observation memo that may answer this state, or None. Only for an engine that is a function of
-    its file calls' responses (SQLite), at the last crash depth (a deeper state needs the continuation's
+    its calls' responses (SQLite's file calls, the built-in block engines' device requests), at the last crash depth (a deeper state needs the continuation's
     own log, which only a live run writes), with no injected faults. The harness's own calls (keys read
     out, continuation ops) and the checks derived from an outcome depend on the history: one memo per
     history (a nested crash reads out its continuation's history; equal continuations share one)."""
@@ -200,7 +201,7 @@ def _memo_for(context, depth: int, choice: dict, history: History):
         content = (tuple(history.ops), frozenset(history.base.items()))
         memo = context.memos.get(content)
         if memo is None:
-            memo = context.memos[content] = CallMemo()
+            memo = context.memos[content] = medium_of(context).new_memo()
             if len(context.memos) > MEMOS_MAX:
                 context.memos.pop(next(iter(context.memos)))
         kept = context.memo_of_history[id(history)] = (history, memo)   # kept alive: its id stays unique
@@ -210,10 +211,14 @@ def _memo_for(context, depth: int, choice: dict, history: History):
     return None if memo.off else memo
 
 
+def _state_seed(context, point_index: int, choice: dict, depth: int) -> str:
+    """The seed of a state's rng (its target's, e.g. the device's completion order, and its nested crashes')."""
+    return f"{context.seed}:{point_index}:{choice_key(choice)}:{depth}"
+
+
 def _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
                   engine: list, memo) -> dict:
-    seed_text = f"{context.seed}:{point_index}:{choice_key(choice)}:{depth}"
-    rng = random.Random(seed_text)
+    rng = random.Random(_state_seed(context, point_index, choice, depth))
     log = new_log(context, traced=depth > 0)
     # The engine's own randomness depends on the depth only, not on the state: states an engine cannot
     # tell apart behave alike (see _continue), and journals of different depths never share a nonce.
@@ -260,15 +265,16 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
         verdict = check_reads(recovered, reads) or verdict
     if verdict.ok and (context.continuation or depth > 0):
         verdict = _continue(context, store, history, verdict, recovered, matches[0], rng, log, image, depth,
-                            result, timing, chain, damaged, memo)
+                            result, timing, chain, damaged, memo, events)
     return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
 
 
-def _recover_from_memo(context, memo, image, choice, windows, history, point_index, damaged, timing) -> dict | None:
-    """The result of a state whose every file-call response the memo knows (same calls, same responses: the
+def _recover_from_memo(context, memo, image, choice, windows, history, point_index, depth, damaged,
+                       timing) -> dict | None:
+    """The result of a state whose every call's response the memo knows (same calls, same responses: the
     same recovery, read-out and continuation as the live run it recorded); None if it does not know them."""
     started = time.perf_counter()
-    walk = memo.walk(image)
+    walk = memo.walk(medium_of(context).memo_target(context, image, _state_seed(context, point_index, choice, depth)))
     if walk is None:
         memo.count(False)
         return None
@@ -291,13 +297,16 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
             memo.count(False)
             return None       # no state recovered like this one was continued yet: run it live
         if "ops" not in derived:
-            derived["ops"] = continuation_ops(continuation_rng(context.seed, 0, derived["matches"][0]), recovered)
+            derived["ops"] = continuation_ops(continuation_rng(context.seed, depth, derived["matches"][0]),
+                                              recovered)
         ops = derived["ops"]
-        problem = _continuation_verdict(walk.outcome, ops, recovered, verdict)
+        raw, events_then = walk.outcome
+        events = list(events_then)
+        problem = _continuation_verdict(raw, ops, recovered, verdict)
         if problem is None:
             result["continued"] = len(ops)
-        elif walk.outcome[0] == "error" and len(walk.outcome) > 2:
-            result["raised"] = walk.outcome[2]
+        elif raw[0] == "error" and len(raw) > 2:
+            result["raised"] = raw[2]
         verdict = problem or verdict
     memo.count(True)
     return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
@@ -311,14 +320,14 @@ def _with_snapshots(result: dict, verdict: Verdict, recovered, history) -> dict:
 
 
 def _continue(context, store, history, verdict, recovered, snapshot, rng, log, image, depth, result, timing,
-              chain, damaged, memo=None):
+              chain, damaged, memo=None, events=()):
     """Run more operations and a sync on the recovered engine (which recovered S_`snapshot`); then crash
     inside that I/O, to `depth`."""
     ops = continuation_ops(continuation_rng(context.seed, depth, snapshot), recovered)
     continued = time.perf_counter()
     raw = _run_continuation(context, store, ops, log, recovered)
     if memo is not None:
-        memo.stop(raw)
+        memo.stop((raw, tuple(events)))    # with the events of the whole run so far (the continuation may add some)
     result["_engine_s"] = result.get("_engine_s", 0.0) + time.perf_counter() - continued
     problem = _continuation_verdict(raw, ops, recovered, verdict)
     if problem is not None:

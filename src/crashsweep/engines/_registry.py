@@ -45,7 +45,7 @@ class EngineAdapter:
     sectors_needed: Callable[[dict, int], int] = lambda options, sector_size: 8
     medium: str = "block"          # "block": opens on a device; "fs": opens on the file-system model
     scope: Callable | None = None  # for "fs" engines in Python: the interposition around engine calls
-    memoizable: bool = False       # the engine is a function of its `SessionCalls` responses (see CallMemo)
+    memoizable: bool = False       # a function of its calls' responses: file calls or device requests (disk_model/_memo.py)
     ignore_mmap: tuple[str, ...] = ()   # "native": files whose shared writable mappings do not matter after a crash
 
     def parse_options(self, raw: dict[str, str]) -> dict:
@@ -108,7 +108,7 @@ ADAPTERS: dict[str, EngineAdapter] = {
         open=_open_betree,
         option_types={"node_size_bytes": int, "fanout": int, "cache_bytes": int, "journal_sectors": int,
                       "checkpoint_journal_share": float, "bug": str},
-        bugs=dict(BETREE_BUGS),
+        bugs=dict(BETREE_BUGS), memoizable=True,
         sectors_needed=lambda options, sector_size: _betree_config(options, sector_size).sectors_needed(sector_size),
     ),
     "example-wal": EngineAdapter(
@@ -117,7 +117,7 @@ ADAPTERS: dict[str, EngineAdapter] = {
         open=_open_wal,
         option_types={"checkpoint_sectors": int, "log_sectors": int, "checkpoint_every_syncs": int,
                       "checkpoint_on_open": parse_bool, "bug": str},
-        bugs=dict(WAL_BUGS),
+        bugs=dict(WAL_BUGS), memoizable=True,
         sectors_needed=lambda options, sector_size: _wal_config(options).sectors_needed(),
     ),
 }

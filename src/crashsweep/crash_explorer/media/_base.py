@@ -16,7 +16,7 @@ class Medium:
     name = ""
     unit_word = "block"          # what a tear unit is called in explanations ("sector" on the block device)
     explain_as = "fs"            # the vocabulary of fates: "block" or "fs"
-    memoizable = False           # may an observation memo answer states (file calls answered from a tree)
+    memoizable = False           # may an observation memo answer states (`new_memo`, `memo_target`)
     corruption = False           # may corruption faults be injected
     recording_slowdown = 1       # how much slower the recording runs than the engine (its time limit scales)
     prepares_ahead = False       # may `ahead` prepare a later state's target while an engine works
@@ -28,6 +28,15 @@ class Medium:
 
     def new_target(self, context, image, rng: random.Random, log, random_seed: str = "0"):
         """What the engine opens on, holding `image` (None: the empty medium of a recording)."""
+        raise NotImplementedError
+
+    def new_memo(self):
+        """An empty observation memo of this medium's calls (`disk_model/_memo.py`); only when `memoizable`."""
+        raise NotImplementedError
+
+    def memo_target(self, context, image, rng_seed: str):
+        """What a memo walk answers a state's calls from: `image`, as the engine's target would hold it, with
+        the rng a live run of the state would have (`random.Random(rng_seed)`, if the target draws on it)."""
         raise NotImplementedError
 
     def engine_scope(self, context, target):

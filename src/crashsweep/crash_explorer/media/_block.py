@@ -12,6 +12,8 @@ from crashsweep.crash_explorer._image import DurableImage
 from crashsweep.crash_explorer.media._base import Medium
 from crashsweep.disk_model import EventLog, SimulatedBlockDevice
 from crashsweep.disk_model._bypass import GUARD
+from crashsweep.disk_model._memo import _recording
+from crashsweep.disk_model.block._memo import DeviceMemo, NotedBlockDevice
 
 
 class BlockMedium(Medium):
@@ -20,13 +22,21 @@ class BlockMedium(Medium):
     explain_as = "block"
     corruption = True
     target_draws_on_rng = True   # the simulated device completes in-flight requests in the rng's order
+    memoizable = True            # requests answered by a fresh device on the state's image (block/_memo.py)
 
     def new_log(self, context, traced: bool = True):
         return EventLog()
 
     def new_target(self, context, image, rng: random.Random, log, random_seed: str = "0"):
-        return SimulatedBlockDevice(context.sector_size, context.sector_count, rng, context.volatile_cache,
-                                    base=image, log=log)
+        device = NotedBlockDevice if _recording[0] is not None else SimulatedBlockDevice
+        return device(context.sector_size, context.sector_count, rng, context.volatile_cache, base=image, log=log)
+
+    def new_memo(self):
+        return DeviceMemo()
+
+    def memo_target(self, context, image, rng_seed: str):
+        return SimulatedBlockDevice(context.sector_size, context.sector_count, random.Random(rng_seed),
+                                    context.volatile_cache, base=image, log=EventLog())
 
     def engine_scope(self, context, target):
         return GUARD.active("block")

@@ -14,7 +14,7 @@ import sys
 from crashsweep.crash_explorer._fs_points import FsDurableImage, fs_crash_points
 from crashsweep.crash_explorer.media._base import Medium
 from crashsweep.crash_explorer.media._block import _probe
-from crashsweep.disk_model import FsLog, FsTree, PersistenceModel, shared_session
+from crashsweep.disk_model import CallMemo, FsLog, FsTree, PersistenceModel, shared_session
 from crashsweep.disk_model._bypass import GUARD
 
 
@@ -31,6 +31,12 @@ class FsModelMedium(Medium):
         session = shared_session(image if image is not None else FsTree.initial(), log)
         session.random_seed = random_seed
         return session
+
+    def new_memo(self):
+        return CallMemo()
+
+    def memo_target(self, context, image, rng_seed: str):
+        return image                     # `CallMemo` answers file calls from the state's tree
 
     def engine_scope(self, context, target):
         """A Python file engine's interposition (which guards against bypasses itself), else the guard."""

@@ -1,200 +1,28 @@
-"""File calls by path and handle, and the observation memo built on them.
+"""File calls by path and handle, and the observation memo answering them from a state's tree.
 
-Some engines reach the world only through a few file calls (SQLite through its VFS:
-open, read, write, truncate, size, sync, delete, exists) and are otherwise a
-deterministic function of what those calls return (randomness comes from the model's
-seed). Two crash states on which every call returns the same thing are then the same
-state *for that engine*: it makes the same calls, writes the same bytes and returns
-the same results. `CallMemo` keeps every distinct sequence of (call, response) as a
-path in a trie; `TreeFiles` (`_fs_tree_files.py`) answers the calls from a state's tree
-directly, so a state whose responses follow a known path is recovered without running the engine.
+SQLite reaches the world only through its VFS's file calls; `SessionCalls` makes them on the live session and
+notes each call and its response in the trail of the memo that records (`disk_model/_memo.py`); `CallMemo`
+answers the same calls from a state's tree (`TreeFiles`, `_tree_files.py`).
 
-Invariants:
-- `SessionCalls` (the engine's live calls on the session) and `TreeFiles` (the same calls
-  answered from an `FsTree`) return equal responses for equal trees and equal call
-  sequences (tests/unit/test_sqlite_engine.py checks it on every state of sweeps);
-- a walk follows the trie only while each response is one the trie has seen; any new
-  response is a miss, and the state is run for real (and its path added);
-- a trail is recorded only between `begin` and `end` (one memo records at a time, process-wide), and
-  only complete runs (ending in `stop`) enter the trie, so a time-out or an interrupted run adds nothing;
-- one memo serves one engine configuration and one harness behaviour (same options, seed, keys read
-  out, continuation): the caller keeps a memo per such setting. If an engine ever makes a different
-  call where the trie has one (it is not a function of its responses), the memo turns itself off.
+Invariant: `SessionCalls` (the engine's live calls on the session) and `TreeFiles` (the same calls answered
+from an `FsTree`) return equal responses for equal trees and equal call sequences
+(tests/unit/test_sqlite_engine.py checks it on every state of sweeps).
 """
 
 from __future__ import annotations
 
-import hashlib
-import warnings
-
-from crashsweep.disk_model.fs._image import FsTree
+from crashsweep.disk_model._memo import MemoWalk, ObservationMemo, _recording
 from crashsweep.disk_model.fs._session import shared_session
 from crashsweep.disk_model.fs._tree_files import ANSWERS, TreeFiles
 
-MEMORY_MAX_BYTES = 512 << 20   # all memos of a process together: past it, a growing memo starts afresh
-NODE_BYTES = 400                # what a trie node costs, besides the bytes its call writes and its response read
-DIGESTED_READ_BYTES = 1 << 16   # a longer read is remembered by its digest (bounds what one key holds)
-TRIAL_STATES = 200         # after this many states, a memo that answered too few of them turns itself off:
-ANSWERED_MIN = 0.6         # a miss costs a walk and a recorded live run, more than a live run alone
-_STOP = ("stop",)
-_recording: list = [None]      # the memo whose trail the live calls go to, if any
-_held = [0]                    # bytes held by every memo of this process (approximately)
+__all__ = ["CallMemo", "MemoWalk", "SessionCalls"]
 
 
-def response_key(response):
-    """What a response is remembered by: values as they are (a page read is its bytes: a dict hashes 4 KiB ~4x
-    faster than blake2b does, and the trie keeps only the distinct reads of the few runs it recorded), reads
-    longer than `DIGESTED_READ_BYTES` by a 128-bit digest."""
-    if isinstance(response, bytes) and len(response) > DIGESTED_READ_BYTES:
-        return hashlib.blake2b(response, digest_size=16).digest()
-    return response
+class CallMemo(ObservationMemo):
+    """The memo of an engine's file calls. Example: `memo.walk(tree)` answers them from `tree` (an `FsTree`)."""
 
-
-def _outcome_bytes(outcome) -> int:
-    """Roughly what a recorded outcome holds (its maps, e.g. a read-out, count ~100 bytes an item)."""
-    if not isinstance(outcome, tuple):
-        return 0
-    return sum(100 * len(part) for part in outcome if isinstance(part, dict))
-
-
-class _Node:
-    __slots__ = ("call", "children", "outcome", "answer", "args")
-
-    def __init__(self) -> None:
-        self.call = None          # the next call, _STOP at a stopping point, None while unknown
-        self.children: dict = {}  # response key -> node (at a stopping point: the single key None)
-        self.outcome = None       # at a stopping point: what the caller recorded there
-        self.answer = None        # the call's `TreeFiles` method, and its arguments (a walk's hot path)
-        self.args: tuple = ()
-
-    def set_call(self, call: tuple) -> None:
-        self.call, self.answer, self.args = call, ANSWERS[call[0]], call[1:]
-
-
-class CallMemo:
-    """Trie of call sequences. Example: `memo.walk(tree)` gives a `MemoWalk` or None (nothing known)."""
-
-    def __init__(self) -> None:
-        self.root = _Node()
-        self.nodes = 1
-        self.held = NODE_BYTES            # this memo's share of `_held`
-        _held[0] += self.held
-        self.trail: list | None = None     # (call, response key) pairs and stops of the run being recorded
-        self.hits = self.misses = 0
-        self.off = False     # set if the engine proved not to be a function of its responses, or misses too often
-
-    # -- recording a real run --
-    def begin(self) -> None:
-        self.trail = []
-        _recording[0] = self
-
-    def note(self, call: tuple, response) -> None:
-        self.trail.append((call, response_key(response)))
-
-    def stop(self, outcome) -> None:
-        """A stopping point: the caller may look at `outcome` here and decide whether to go on."""
-        if self.trail is not None:
-            self.trail.append((_STOP, outcome))
-
-    def end(self, keep: bool = True) -> None:
-        """Finish the run: add its trail to the trie (unless `keep` is false)."""
-        trail, self.trail = self.trail, None
-        if _recording[0] is self:
-            _recording[0] = None
-        if not keep or not trail or self.off:
-            return
-        if _held[0] > MEMORY_MAX_BYTES:   # bounds memory, not results: what is forgotten is run live again
-            self._forget()
-        node = self.root
-        for call, key in trail:
-            if call is _STOP:
-                if node.call is None:     # a known stop keeps its outcome (equal: same responses, same run)
-                    node.call, node.outcome = _STOP, key
-                    cost = _outcome_bytes(key)
-                    self.held += cost
-                    _held[0] += cost
-                elif node.call is not _STOP:
-                    self._diverged(call, node.call)
-                    return
-                key = None
-            elif node.call is None:
-                node.set_call(call)
-            elif node.call != call:      # the engine is not a function of its responses: stop memoizing
-                self._diverged(call, node.call)
-                return
-            child = node.children.get(key)
-            if child is None:
-                child = node.children[key] = _Node()
-                self.nodes += 1
-                cost = NODE_BYTES + sum(len(arg) for arg in call[1:] if isinstance(arg, bytes)) \
-                    + (len(key) if isinstance(key, bytes) else 0)
-                self.held += cost
-                _held[0] += cost
-            node = child
-
-    def _diverged(self, call: tuple, known: tuple) -> None:
-        warnings.warn(f"crashsweep: the engine made call {call[:2]} where it made {known[:2]} on the same "
-                      f"responses before; recovering every state live from now on", stacklevel=3)
-        self.off = True
-        self._forget()
-
-    def _forget(self) -> None:
-        _held[0] -= self.held - NODE_BYTES
-        self.root, self.nodes, self.held = _Node(), 1, NODE_BYTES
-
-    def __del__(self) -> None:
-        _held[0] -= self.held
-
-    # -- answering from a tree --
-    def walk(self, tree: FsTree) -> "MemoWalk | None":
-        """Follow the trie on `tree` to its first stopping point; None (a miss) if it leaves the trie."""
-        if self.off:
-            return None
-        walk = MemoWalk(self, TreeFiles(tree), self.root)
-        return walk if walk.advance() else None
-
-    def count(self, answered: bool) -> None:
-        """Tally a state the memo answered (or not); turn the memo off where it does not pay."""
-        if answered:
-            self.hits += 1
-        else:
-            self.misses += 1
-        if self.hits + self.misses == TRIAL_STATES and self.hits < ANSWERED_MIN * TRIAL_STATES:
-            self.off = True
-            self._forget()
-
-
-class MemoWalk:
-    """A walk in progress: `outcome` is what was recorded at the stopping point reached."""
-
-    def __init__(self, memo: CallMemo, files: "TreeFiles", node: _Node):
-        self.memo, self.files, self.node = memo, files, node
-        self.outcome = None
-
-    def advance(self) -> bool:
-        """Answer calls until the next stopping point. False if a response (or the whole path) is unknown."""
-        node, files = self.node, self.files
-        try:
-            while True:
-                answer = node.answer
-                if answer is None:
-                    if node.call is _STOP:
-                        self.node, self.outcome = node, node.outcome
-                        return True
-                    return False
-                response = answer(files, *node.args)       # `TreeFiles.answer`, inlined
-                if response.__class__ is bytes and len(response) > DIGESTED_READ_BYTES:
-                    response = hashlib.blake2b(response, digest_size=16).digest()
-                node = node.children.get(response)
-                if node is None:
-                    return False
-        except (ValueError, KeyError):                      # a call `TreeFiles` does not answer
-            return False
-
-    def go_on(self) -> bool:
-        """Continue past the current stopping point to the next one."""
-        self.node = self.node.children.get(None)
-        return self.node is not None and self.advance()
+    answers = ANSWERS
+    answering = TreeFiles
 
 
 class SessionCalls:

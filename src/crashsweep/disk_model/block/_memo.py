@@ -1,0 +1,102 @@
+"""The observation memo on the simulated block device (`disk_model/_memo.py`): requests answered from a state.
+
+A built-in block engine reaches its storage only through the device's requests (`submit_read`, `submit_write`,
+`submit_flush`, `wait`, `close`) and is otherwise a deterministic function of what they return. While a memo
+records, the engine runs on a `NotedBlockDevice`, which notes every request and its response (a request id,
+the data a read returns, or the error a request raised). Without the engine, `DeviceMemo.walk` answers the
+same requests from a fresh `SimulatedBlockDevice` holding the state's image and drawing on the state's own
+rng: the same device code, so the same completion order and the same data as a live run on that state.
+
+Invariant: a `NotedBlockDevice` and a plain `SimulatedBlockDevice` with equal images and equal rngs give
+equal responses to equal request sequences (they are one implementation; tests/simulation/test_block_memo.py
+checks every state of sweeps with and without the memo).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from crashsweep.disk_model._memo import ObservationMemo, _recording
+from crashsweep.disk_model.block._simulated import SimulatedBlockDevice
+from crashsweep.disk_model.errors import DiskModelError
+
+
+def _error_key(error: DiskModelError) -> tuple:
+    """What a request's error is remembered by: its type and message (they name the sector and the fault)."""
+    return ("error", type(error).__name__, str(error))
+
+
+def _image_key(image: dict) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for sector in sorted(image):
+        digest.update(sector.to_bytes(8, "little"))
+        digest.update(image[sector])
+    return digest.digest()
+
+
+def _answer(method, *arguments):
+    try:
+        return method(*arguments)
+    except DiskModelError as error:
+        return _error_key(error)
+
+
+# call name -> function(device, *arguments) -> response key (a fresh plain device answers; see `DeviceMemo`)
+DEVICE_ANSWERS = {
+    "submit_read": lambda device, sector, count: _answer(device.submit_read, sector, count),
+    "submit_write": lambda device, sector, data, fua: _answer(device.submit_write, sector, data, fua),
+    "submit_flush": lambda device: _answer(device.submit_flush),
+    "wait": lambda device, request_id: _answer(device.wait, request_id),
+    "close": lambda device: _answer(device.close),
+    "current_image": lambda device: _image_key(device.current_image()),
+}
+
+
+class DeviceMemo(ObservationMemo):
+    """The memo of an engine's device requests. Example: `memo.walk(SimulatedBlockDevice(..., base=image))`."""
+
+    answers = DEVICE_ANSWERS
+
+
+class NotedBlockDevice(SimulatedBlockDevice):
+    """The simulated device, noting each request and its response in the trail of the memo that records."""
+
+    def _noted(self, call: tuple | None, perform):
+        memo = _recording[0]
+        if memo is None:
+            return perform()
+        if call is None:          # arguments a fresh device could not be given back: this run cannot be answered
+            memo.disable()
+            return perform()
+        try:
+            response = perform()
+        except DiskModelError as error:
+            memo.note(call, _error_key(error))
+            raise
+        memo.note(call, response)
+        return response
+
+    def submit_read(self, sector: int, sector_count: int) -> int:
+        return self._noted(("submit_read", sector, sector_count),
+                           lambda: SimulatedBlockDevice.submit_read(self, sector, sector_count))
+
+    def submit_write(self, sector: int, data: bytes, fua: bool = False) -> int:
+        kept = bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else None
+        return self._noted(None if kept is None else ("submit_write", sector, kept, fua),
+                           lambda: SimulatedBlockDevice.submit_write(self, sector, data, fua))
+
+    def submit_flush(self) -> int:
+        return self._noted(("submit_flush",), lambda: SimulatedBlockDevice.submit_flush(self))
+
+    def wait(self, request_id: int) -> bytes | None:
+        return self._noted(("wait", request_id), lambda: SimulatedBlockDevice.wait(self, request_id))
+
+    def close(self) -> None:
+        return self._noted(("close",), lambda: SimulatedBlockDevice.close(self))
+
+    def current_image(self) -> dict[int, bytes]:
+        image = SimulatedBlockDevice.current_image(self)
+        memo = _recording[0]
+        if memo is not None:
+            memo.note(("current_image",), _image_key(image))
+        return image
