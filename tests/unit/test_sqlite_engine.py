@@ -106,7 +106,7 @@ def test_tree_files_answer_every_call_as_the_live_file_system_did(journal_mode):
     for recording, planned, tree in _planned(journal_mode):
         context = recording.context
         memo = CallMemo()
-        context.memo_of_history[id(recording.history)] = (recording.history, memo)
+        context.memo_of_history[(id(recording.history), 0)] = (recording.history, memo)
         live = recover_state(context, tree, planned.choice, planned.windows, recording.history, planned.point, 0)
         assert "memo" not in live and memo.nodes > 1
         walk = memo.walk(tree)
@@ -130,7 +130,7 @@ def test_a_state_that_differs_in_bytes_sqlite_reads_is_not_answered():
             break
     context = recording.context
     memo = CallMemo()
-    context.memo_of_history[id(recording.history)] = (recording.history, memo)
+    context.memo_of_history[(id(recording.history), 0)] = (recording.history, memo)
     recover_state(context, tree, planned.choice, planned.windows, recording.history, planned.point, 0)
     assert memo.walk(tree) is not None
     changed = tree.copy()

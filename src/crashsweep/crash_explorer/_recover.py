@@ -173,7 +173,7 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
         return _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain,
                              damaged, engine, None)
     answered = _recover_from_memo(context, memo, image, choice, windows, history, point_index, depth, damaged,
-                                  timing)
+                                  timing, chain)
     if answered is not None:
         return answered
     memo.begin()
@@ -188,23 +188,26 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
 
 def _memo_for(context, depth: int, choice: dict, history: History):
     """The observation memo that may answer this state, or None. Only for an engine that is a function of
-    its calls' responses (SQLite's file calls, the built-in block engines' device requests), at the last crash depth (a deeper state needs the continuation's
-    own log, which only a live run writes), with no injected faults. The harness's own calls (keys read
-    out, continuation ops) and the checks derived from an outcome depend on the history: one memo per
-    history (a nested crash reads out its continuation's history; equal continuations share one)."""
-    if not (context.memo and context.adapter.memoizable and depth <= 0 and not choice.get("faults")
-            and medium_of(context).memoizable):
+    its calls' responses (SQLite's file calls, the built-in block engines' device requests), with no
+    injected faults, at the last crash depth — or at any depth on a medium whose walks reproduce the run's
+    log (`memo_logs`: the nested states are then planned from the walk's log, as from a live run's).
+    The harness's own calls (keys read out, continuation ops) and the checks derived from an outcome depend
+    on the history and the depth: one memo per history and depth (a nested crash reads out its continuation's
+    history; equal continuations share one)."""
+    medium = medium_of(context)
+    if not (context.memo and context.adapter.memoizable and medium.memoizable and not choice.get("faults")
+            and (depth <= 0 or medium.memo_logs)):
         return None
-    kept = context.memo_of_history.get(id(history))
+    kept = context.memo_of_history.get((id(history), depth))
     if kept is None or kept[0] is not history:
         # Equal histories (the continuations of two states recovered alike) share one memo.
-        content = (tuple(history.ops), frozenset(history.base.items()))
+        content = (depth, tuple(history.ops), frozenset(history.base.items()))
         memo = context.memos.get(content)
         if memo is None:
-            memo = context.memos[content] = medium_of(context).new_memo()
+            memo = context.memos[content] = medium.new_memo()
             if len(context.memos) > MEMOS_MAX:
                 context.memos.pop(next(iter(context.memos)))
-        kept = context.memo_of_history[id(history)] = (history, memo)   # kept alive: its id stays unique
+        kept = context.memo_of_history[(id(history), depth)] = (history, memo)   # kept alive: its id stays unique
         if len(context.memo_of_history) > MEMOS_MAX:
             context.memo_of_history.pop(next(iter(context.memo_of_history)))
     memo = kept[1]
@@ -269,12 +272,14 @@ def _recover_live(context, image, choice, windows, history, point_index, depth, 
     return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
 
 
-def _recover_from_memo(context, memo, image, choice, windows, history, point_index, depth, damaged,
-                       timing) -> dict | None:
+def _recover_from_memo(context, memo, image, choice, windows, history, point_index, depth, damaged, timing,
+                       chain=None) -> dict | None:
     """The result of a state whose every call's response the memo knows (same calls, same responses: the
     same recovery, read-out and continuation as the live run it recorded); None if it does not know them."""
     started = time.perf_counter()
-    walk = memo.walk(medium_of(context).memo_target(context, image, _state_seed(context, point_index, choice, depth)))
+    medium = medium_of(context)
+    target = medium.memo_target(context, image, _state_seed(context, point_index, choice, depth))
+    walk = memo.walk(target)
     if walk is None:
         memo.count(False)
         return None
@@ -292,7 +297,7 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
     verdict = check_recovered_windows(history, windows, recovered, derived["matches"])
     if verdict.ok and not derived["reads_agree"]:
         verdict = check_reads(recovered, reads)
-    if verdict.ok and context.continuation:
+    if verdict.ok and (context.continuation or depth > 0):
         if not walk.go_on():
             memo.count(False)
             return None       # no state recovered like this one was continued yet: run it live
@@ -303,11 +308,18 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
         raw, events_then = walk.outcome
         events = list(events_then)
         problem = _continuation_verdict(raw, ops, recovered, verdict)
+        memo.count(True)
         if problem is None:
             result["continued"] = len(ops)
-        elif raw[0] == "error" and len(raw) > 2:
-            result["raised"] = raw[2]
-        verdict = problem or verdict
+            if depth > 0:             # the walk's target holds the continuation's log, and the rng after it
+                log, rng = medium.walked_run(target)
+                verdict = _after_continuation(context, result, verdict, log, image, ops, recovered, depth, rng,
+                                              timing, chain, damaged)
+        else:
+            if raw[0] == "error" and len(raw) > 2:
+                result["raised"] = raw[2]
+            verdict = problem
+        return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
     memo.count(True)
     return _finish(_with_snapshots(result, verdict, recovered, history), verdict, events, timing, started)
 
@@ -335,6 +347,13 @@ def _continue(context, store, history, verdict, recovered, snapshot, rng, log, i
             result["raised"] = raw[2]
         return problem
     result["continued"] = len(ops)
+    return _after_continuation(context, result, verdict, log, image, ops, recovered, depth, rng, timing, chain,
+                               damaged)
+
+
+def _after_continuation(context, result, verdict, log, image, ops, recovered, depth, rng, timing, chain,
+                        damaged) -> Verdict:
+    """After a continuation that went well: crash again inside its I/O (`log`), to `depth`."""
     if depth <= 0 or chain == []:
         return verdict
     nested = _crash_again(context, log, image, History(ops, base=recovered), depth, rng, timing, chain, damaged)

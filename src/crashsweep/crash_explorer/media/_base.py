@@ -17,6 +17,7 @@ class Medium:
     unit_word = "block"          # what a tear unit is called in explanations ("sector" on the block device)
     explain_as = "fs"            # the vocabulary of fates: "block" or "fs"
     memoizable = False           # may an observation memo answer states (`new_memo`, `memo_target`)
+    memo_logs = False            # does a memo walk reproduce the run's log (`walked_run`): states that crash again
     corruption = False           # may corruption faults be injected
     recording_slowdown = 1       # how much slower the recording runs than the engine (its time limit scales)
     prepares_ahead = False       # may `ahead` prepare a later state's target while an engine works
@@ -37,6 +38,11 @@ class Medium:
     def memo_target(self, context, image, rng_seed: str):
         """What a memo walk answers a state's calls from: `image`, as the engine's target would hold it, with
         the rng a live run of the state would have (`random.Random(rng_seed)`, if the target draws on it)."""
+        raise NotImplementedError
+
+    def walked_run(self, target):
+        """(the log, the rng) of a walk's target once the walk has answered a whole run: what a live run
+        would have logged and left of its rng. Only when `memo_logs`."""
         raise NotImplementedError
 
     def engine_scope(self, context, target):

@@ -13,7 +13,7 @@ from crashsweep.crash_explorer.media._base import Medium
 from crashsweep.disk_model import EventLog, SimulatedBlockDevice
 from crashsweep.disk_model._bypass import GUARD
 from crashsweep.disk_model._memo import _recording
-from crashsweep.disk_model.block._memo import DeviceMemo, NotedBlockDevice
+from crashsweep.disk_model.block._memo import DeviceMemo, NotedBlockDevice, NotedEventLog
 
 
 class BlockMedium(Medium):
@@ -23,9 +23,10 @@ class BlockMedium(Medium):
     corruption = True
     target_draws_on_rng = True   # the simulated device completes in-flight requests in the rng's order
     memoizable = True            # requests answered by a fresh device on the state's image (block/_memo.py)
+    memo_logs = True             # that device logs them as the live one would, operation markers included
 
     def new_log(self, context, traced: bool = True):
-        return EventLog()
+        return NotedEventLog() if _recording[0] is not None else EventLog()
 
     def new_target(self, context, image, rng: random.Random, log, random_seed: str = "0"):
         device = NotedBlockDevice if _recording[0] is not None else SimulatedBlockDevice
@@ -37,6 +38,9 @@ class BlockMedium(Medium):
     def memo_target(self, context, image, rng_seed: str):
         return SimulatedBlockDevice(context.sector_size, context.sector_count, random.Random(rng_seed),
                                     context.volatile_cache, base=image, log=EventLog())
+
+    def walked_run(self, target):
+        return target.log, target.rng
 
     def engine_scope(self, context, target):
         return GUARD.active("block")

@@ -3,9 +3,11 @@
 A built-in block engine reaches its storage only through the device's requests (`submit_read`, `submit_write`,
 `submit_flush`, `wait`, `close`) and is otherwise a deterministic function of what they return. While a memo
 records, the engine runs on a `NotedBlockDevice`, which notes every request and its response (a request id,
-the data a read returns, or the error a request raised). Without the engine, `DeviceMemo.walk` answers the
-same requests from a fresh `SimulatedBlockDevice` holding the state's image and drawing on the state's own
-rng: the same device code, so the same completion order and the same data as a live run on that state.
+the data a read returns, or the error a request raised), and the harness's operation markers go through a
+`NotedEventLog`. Without the engine, `DeviceMemo.walk` answers the same requests from a fresh
+`SimulatedBlockDevice` holding the state's image and drawing on the state's own rng: the same device code,
+so the same completion order, the same data and the same event log as a live run on that state — a state
+that crashes again is planned from that log and that rng as from a live run's.
 
 Invariant: a `NotedBlockDevice` and a plain `SimulatedBlockDevice` with equal images and equal rngs give
 equal responses to equal request sequences (they are one implementation; tests/simulation/test_block_memo.py
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 
 from crashsweep.disk_model._memo import ObservationMemo, _recording
+from crashsweep.disk_model.block._events import EventLog
 from crashsweep.disk_model.block._simulated import SimulatedBlockDevice
 from crashsweep.disk_model.errors import DiskModelError
 
@@ -49,6 +52,8 @@ DEVICE_ANSWERS = {
     "wait": lambda device, request_id: _answer(device.wait, request_id),
     "close": lambda device: _answer(device.close),
     "current_image": lambda device: _image_key(device.current_image()),
+    "begin_op": lambda device, index: device.log.begin_op(index),
+    "end_op": lambda device, index: device.log.end_op(index),
 }
 
 
@@ -100,3 +105,20 @@ class NotedBlockDevice(SimulatedBlockDevice):
         if memo is not None:
             memo.note(("current_image",), _image_key(image))
         return image
+
+
+class NotedEventLog(EventLog):
+    """The event log of a run a memo records: the harness's operation markers are noted among the requests
+    (a walk's device logs them in the same places, so its log is the live run's)."""
+
+    def begin_op(self, op_index: int) -> None:
+        EventLog.begin_op(self, op_index)
+        memo = _recording[0]
+        if memo is not None:
+            memo.note(("begin_op", op_index), None)
+
+    def end_op(self, op_index: int) -> None:
+        EventLog.end_op(self, op_index)
+        memo = _recording[0]
+        if memo is not None:
+            memo.note(("end_op", op_index), None)
