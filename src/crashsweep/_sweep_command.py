@@ -27,6 +27,7 @@ from crashsweep.crash_explorer._recheck import FIXED, check_trace
 from crashsweep.crash_explorer.errors import ExplorerError
 from crashsweep.engines import EngineError
 from crashsweep.reports import SweepProgress, render_html, write_junit, write_summary
+from crashsweep.reports._html import prepare_report
 
 CORPUS_SHARE = 0.25
 PLANNING_SHARE = 0.35
@@ -146,6 +147,7 @@ def run_sweep(args, spec, progress_quiet: bool) -> tuple[SweepRun, dict, list[st
 
             def planned(run: SweepRun) -> None:     # states checked while planning are counted from here
                 phases.mark("recording_and_planning")
+                prepare_report()
                 progress.phase("checking crash states", total=len(run.plan.states))
             run = execute(run, lambda result, run: progress.advance(bool(result.get("kind")),
                                                                     time.monotonic() - run.started_at), executor,

@@ -278,7 +278,8 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
     same recovery, read-out and continuation as the live run it recorded); None if it does not know them."""
     started = time.perf_counter()
     medium = medium_of(context)
-    target = medium.memo_target(context, image, _state_seed(context, point_index, choice, depth))
+    target = medium.memo_target(context, image, _state_seed(context, point_index, choice, depth),
+                                traced=depth > 0 and chain != [])
     walk = memo.walk(target)
     if walk is None:
         memo.count(False)

@@ -35,9 +35,10 @@ class Medium:
         """An empty observation memo of this medium's calls (`disk_model/_memo.py`); only when `memoizable`."""
         raise NotImplementedError
 
-    def memo_target(self, context, image, rng_seed: str):
+    def memo_target(self, context, image, rng_seed: str, traced: bool = False):
         """What a memo walk answers a state's calls from: `image`, as the engine's target would hold it, with
-        the rng a live run of the state would have (`random.Random(rng_seed)`, if the target draws on it)."""
+        the rng a live run of the state would have (`random.Random(rng_seed)`, if the target draws on it).
+        `traced`: the state crashes again, so the walk must log the run (`walked_run`)."""
         raise NotImplementedError
 
     def walked_run(self, target):

@@ -13,7 +13,7 @@ from crashsweep.crash_explorer.media._base import Medium
 from crashsweep.disk_model import EventLog, SimulatedBlockDevice
 from crashsweep.disk_model._bypass import GUARD
 from crashsweep.disk_model._memo import _recording
-from crashsweep.disk_model.block._memo import DeviceMemo, NotedBlockDevice, NotedEventLog
+from crashsweep.disk_model.block._memo import DeviceMemo, NotedBlockDevice, NotedEventLog, QuietLog
 
 
 class BlockMedium(Medium):
@@ -35,9 +35,9 @@ class BlockMedium(Medium):
     def new_memo(self):
         return DeviceMemo()
 
-    def memo_target(self, context, image, rng_seed: str):
+    def memo_target(self, context, image, rng_seed: str, traced: bool = False):
         return SimulatedBlockDevice(context.sector_size, context.sector_count, random.Random(rng_seed),
-                                    context.volatile_cache, base=image, log=EventLog())
+                                    context.volatile_cache, base=image, log=EventLog() if traced else QuietLog())
 
     def walked_run(self, target):
         return target.log, target.rng

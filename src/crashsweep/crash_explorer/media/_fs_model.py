@@ -35,7 +35,7 @@ class FsModelMedium(Medium):
     def new_memo(self):
         return CallMemo()
 
-    def memo_target(self, context, image, rng_seed: str):
+    def memo_target(self, context, image, rng_seed: str, traced: bool = False):
         return image                     # `CallMemo` answers file calls from the state's tree
 
     def engine_scope(self, context, target):

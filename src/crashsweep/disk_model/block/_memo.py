@@ -37,24 +37,41 @@ def _image_key(image: dict) -> bytes:
     return digest.digest()
 
 
-def _answer(method, *arguments):
-    try:
-        return method(*arguments)
-    except DiskModelError as error:
-        return _error_key(error)
+def _answering(name: str):
+    """function(device, *arguments) -> the response key of the device's request `name` (a walk's hot path)."""
+    method = getattr(SimulatedBlockDevice, name)
+
+    def answer(device, *arguments):
+        try:
+            return method(device, *arguments)
+        except DiskModelError as error:
+            return _error_key(error)
+    return answer
 
 
 # call name -> function(device, *arguments) -> response key (a fresh plain device answers; see `DeviceMemo`)
-DEVICE_ANSWERS = {
-    "submit_read": lambda device, sector, count: _answer(device.submit_read, sector, count),
-    "submit_write": lambda device, sector, data, fua: _answer(device.submit_write, sector, data, fua),
-    "submit_flush": lambda device: _answer(device.submit_flush),
-    "wait": lambda device, request_id: _answer(device.wait, request_id),
-    "close": lambda device: _answer(device.close),
+DEVICE_ANSWERS = {name: _answering(name) for name in ("submit_read", "submit_write", "submit_flush", "wait", "close")}
+DEVICE_ANSWERS.update({
     "current_image": lambda device: _image_key(device.current_image()),
     "begin_op": lambda device, index: device.log.begin_op(index),
     "end_op": lambda device, index: device.log.end_op(index),
-}
+})
+
+
+class QuietLog:
+    """The log of a walk whose run crashes no further: nothing is kept (a walk at the last crash depth)."""
+
+    def begin_op(self, op_index: int) -> None:
+        pass
+
+    def end_op(self, op_index: int) -> None:
+        pass
+
+    def submitted(self, request_id, request_type, sector, sector_count, fua, payload) -> None:
+        pass
+
+    def completed(self, request_id, request_type) -> None:
+        pass
 
 
 class DeviceMemo(ObservationMemo):
