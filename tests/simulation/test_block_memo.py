@@ -148,3 +148,51 @@ def test_a_walk_answers_from_the_state_image_with_the_rng_its_live_run_would_hav
     finally:
         _recover.new_target = original
     assert devices and devices[0].seeded == random.Random(seed).getstate()
+
+
+def test_a_state_is_marked_memo_only_when_no_engine_code_ran_for_it():
+    """`"memo": true` tells the worker no engine code ran for the state (its output and processes need no
+    collecting): a top-level state answered by the memo whose nested states ran live is not marked. (A second
+    pass over the sweep with the nested states' memos forgotten: top-level states answered, nested ones live.)"""
+    from crashsweep import cli
+    from crashsweep.crash_explorer import _recover
+    from crashsweep.crash_explorer._plan import make_units, plan_states
+    from crashsweep.crash_explorer._recording import record
+    from crashsweep.crash_explorer._worker import remember, run_unit
+
+    spec = cli.spec_from_args(cli.parse_with_settings(["sweep", "--engine", "betree"]))
+    recording = record(spec)
+    remember(recording)
+    context = recording.context
+    units = make_units(spec.to_json(), plan_states(recording).states, spec_id=spec.spec_id)
+    first = [result for unit in units for result in run_unit(unit)]
+    for key in [key for key in context.memos if key[0] == 0]:
+        del context.memos[key]
+    for key in [key for key in context.memo_of_history if key[1] == 0]:
+        del context.memo_of_history[key]
+    runs = []
+    original = _recover._recover_live
+
+    def counted(*arguments):
+        runs.append(arguments[6])                          # the depth of every live run
+        return original(*arguments)
+
+    _recover._recover_live = counted
+    try:
+        marked = unmarked_with_live_nested = 0
+        for unit in units:
+            results = run_unit(unit)
+            while True:
+                runs.clear()
+                result = next(results, None)
+                if result is None:
+                    break
+                if result.get("memo"):
+                    assert not runs, "a state marked memo ran engine code"
+                    marked += 1
+                elif runs and set(runs) == {0}:
+                    unmarked_with_live_nested += 1
+    finally:
+        _recover._recover_live = original
+    assert marked > 100 and unmarked_with_live_nested > 10, (marked, unmarked_with_live_nested)
+    assert sum(1 for result in first if result.get("memo")) > 100

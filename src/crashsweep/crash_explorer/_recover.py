@@ -69,7 +69,8 @@ class StateContext:
     ignore_mmap: tuple = ()   # native medium: file globs whose shared writable mmaps are not refused
     memo: bool = True         # let an engine's observation memo answer states (results are the same either way)
     memos: dict = field(default_factory=dict)    # a history's content -> its observation memo
-    memo_of_history: dict = field(default_factory=dict)   # id(history) -> (history, its memo), found fast
+    memo_of_history: dict = field(default_factory=dict)   # (id(history), depth) -> (history, its memo), found fast
+    live_runs: int = 0        # engine runs so far (a state answered by a memo whose nested states ran is not "memo")
     nested_passed: dict = field(default_factory=dict)   # a continuation history's content -> nested states that passed
     nested_answered: int = 0        # nested states answered by `nested_passed` (not recovered again)
 
@@ -221,6 +222,7 @@ def _state_seed(context, point_index: int, choice: dict, depth: int) -> str:
 
 def _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
                   engine: list, memo) -> dict:
+    context.live_runs += 1
     rng = random.Random(_state_seed(context, point_index, choice, depth))
     log = new_log(context, traced=depth > 0)
     # The engine's own randomness depends on the depth only, not on the state: states an engine cannot
@@ -314,8 +316,11 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
             result["continued"] = len(ops)
             if depth > 0:             # the walk's target holds the continuation's log, and the rng after it
                 log, rng = medium.walked_run(target)
+                live_before = context.live_runs
                 verdict = _after_continuation(context, result, verdict, log, image, ops, recovered, depth, rng,
                                               timing, chain, damaged)
+                if context.live_runs != live_before:   # engine code ran for a nested state: not answered whole
+                    del result["memo"]
         else:
             if raw[0] == "error" and len(raw) > 2:
                 result["raised"] = raw[2]
