@@ -116,3 +116,38 @@ def test_sparse_combinations_of_thousands_of_writes_are_the_sampled_choices():
     combos, _, _ = sparse_point_states(point, counts, FAULTS, 2, 500, random.Random(7))
     assert [sparse_choice(pending, base, deviations) for base, deviations in combos] == dense
     assert max(len(deviations) for _, deviations in combos) == 2
+
+
+_RIDS = st.one_of(st.integers(0, 12), st.booleans(), st.text(max_size=1))
+_UNITS = st.one_of(st.lists(st.integers(0, 3), max_size=3), st.tuples(st.integers(0, 3)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(pending=st.lists(st.integers(0, 12), unique=True, max_size=8).map(tuple),
+       persist=st.none() | st.lists(_RIDS, max_size=6) | st.tuples(st.integers(0, 12)),
+       torn=st.none() | st.lists(st.one_of(st.tuples(_RIDS, _UNITS).map(list), st.tuples(_RIDS, _UNITS)),
+                                 max_size=3),
+       extra=st.booleans())
+def test_any_choice_comes_back_from_a_planned_state_exactly(pending, persist, torn, extra):
+    """Packed or kept as it is, a planned state's choice is given back equal, with the same list and tuple
+    types (a result line and a trace carry it as JSON): whatever order, repeats or ids the lists hold."""
+    from crashsweep.crash_explorer._plan import PlannedState, pack_choice
+    choice = {}
+    if persist is not None:
+        choice["persist"] = persist
+    if torn is not None:
+        choice["torn"] = torn
+    if extra:
+        choice["faults"] = []
+
+    def typed(value):
+        if isinstance(value, (list, tuple)):
+            return (type(value).__name__, [typed(item) for item in value])
+        return (type(value).__name__, value)
+
+    planned = PlannedState(0, 0, choice, ((0, 0),), 1, pending=pending)
+    assert typed(list(planned.choice.items())) == typed(list(choice.items()))
+    in_order = (type(persist) is list and persist and all(type(rid) is int for rid in persist)
+                and set(persist) <= set(pending) and persist == sorted(set(persist), key=pending.index))
+    if in_order and torn is None and not extra:
+        assert not isinstance(pack_choice(pending, choice), dict), choice     # the compact form is used

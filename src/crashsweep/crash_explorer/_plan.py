@@ -75,20 +75,39 @@ class PlannedState:
 
 def pack_choice(pending: tuple, choice: dict):
     """(mask of landed pending writes, ((index, units), ...) of torn ones), or the choice itself when it is
-    not of that shape (faults, writes not pending). Invariant: `unpack_choice(pending, pack_choice(pending, c))
-    == c`."""
+    not of that shape (faults, writes not pending, lists out of pending order). Invariant:
+    `unpack_choice(pending, pack_choice(pending, c)) == c`, list and tuple types included (checked here
+    as the choice is packed, without unpacking it)."""
     if not pending or not set(choice) <= {"persist", "torn"}:
         return choice
     position = {rid: index for index, rid in enumerate(pending)}
-    try:
-        mask = 0
-        for rid in choice.get("persist", ()):
-            mask |= 1 << position[rid]
-        torn = tuple((position[rid], tuple(units)) for rid, units in choice.get("torn", ()))
-    except KeyError:
-        return choice
-    packed = (mask, torn)
-    return packed if unpack_choice(pending, packed) == choice else choice
+    mask, torn = 0, ()
+    persist = choice.get("persist")
+    if persist is not None:
+        if type(persist) is not list or not persist:
+            return choice
+        last = -1
+        for rid in persist:
+            index = position.get(rid, -1) if isinstance(rid, int) and type(rid) is not bool else -1
+            if index <= last:               # not pending, repeated or out of order: unpacking would differ
+                return choice
+            mask |= 1 << index
+            last = index
+    tears = choice.get("torn")
+    if tears is not None:
+        if type(tears) is not list or not tears:
+            return choice
+        packed_tears = []
+        for entry in tears:
+            if type(entry) is not list or len(entry) != 2 or type(entry[1]) is not list:
+                return choice
+            rid, units = entry
+            index = position.get(rid, -1) if isinstance(rid, int) and type(rid) is not bool else -1
+            if index < 0:
+                return choice
+            packed_tears.append((index, tuple(units)))
+        torn = tuple(packed_tears)
+    return mask, torn
 
 
 def unpack_choice(pending: tuple, packed) -> dict:
@@ -97,7 +116,8 @@ def unpack_choice(pending: tuple, packed) -> dict:
     mask, torn = packed
     choice: dict = {}
     if mask:
-        choice["persist"] = [rid for index, rid in enumerate(pending) if mask >> index & 1]
+        bits = bin(mask)[:1:-1]            # bit i of the mask at position i
+        choice["persist"] = [rid for rid, bit in zip(pending, bits) if bit == "1"]
     if torn:
         choice["torn"] = [[pending[index], list(units)] for index, units in torn]
     return choice
