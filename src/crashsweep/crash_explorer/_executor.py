@@ -15,6 +15,7 @@ depend on the number of workers.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -98,6 +99,7 @@ def _worker_main(connection, memory_limit_bytes: int | None, setup: dict | None 
     # Its own session (Ctrl-C and a CI's SIGTERM reach only the parent, which stops the workers; anything the
     # engine starts is in this worker's process group), the memory limit, and the engine's output captured.
     # `setup`: a shipped engine's files on this machine (`_shipping.install`).
+    gc.freeze()     # what the fork brought is the sweep's, alive for good: the worker's collections skip it
     output = _OutputCapture()
     enter_worker_process(memory_limit_bytes, output.fd)
     install(setup)
