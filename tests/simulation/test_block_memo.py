@@ -9,32 +9,17 @@ import pytest
 from crashsweep.disk_model import EventLog, SimulatedBlockDevice
 from crashsweep.disk_model._memo import _recording
 from crashsweep.disk_model.block._memo import DeviceMemo, NotedBlockDevice
+from tests.simulation.planned_sweep import planned_sweep, state_results
 
 
 def _results_with_and_without(argv: list[str]):
     """(every state's result with the memo, the same with every state live, (memo hits, misses))."""
-    from crashsweep import cli
-    from crashsweep.crash_explorer._plan import make_units, plan_states
-    from crashsweep.crash_explorer._recording import record
-    from crashsweep.crash_explorer._worker import remember, run_unit
-
-    spec = cli.spec_from_args(cli.parse_with_settings(["sweep"] + argv))
-    recording = record(spec)
-    remember(recording)
-    units = make_units(spec.to_json(), plan_states(recording).states, spec_id=spec.spec_id)
-
-    def results(memo: bool) -> list[dict]:
-        found = [result for unit in units for result in run_unit({**unit, "memo": memo})]
-        for result in found:
-            for name in ("engine_s", "total_s", "memo"):
-                result.pop(name, None)
-        return found
-
-    live = results(False)
+    recording, units = planned_sweep(argv)
+    live = state_results(units, memo=False)
     context = recording.context
     context.memos.clear()
     context.memo_of_history.clear()
-    memoized = results(True)
+    memoized = state_results(units)
     memos = list(context.memos.values())
     return memoized, live, (sum(memo.hits for memo in memos), sum(memo.misses for memo in memos))
 
@@ -154,17 +139,11 @@ def test_a_state_is_marked_memo_only_when_no_engine_code_ran_for_it():
     """`"memo": true` tells the worker no engine code ran for the state (its output and processes need no
     collecting): a top-level state answered by the memo whose nested states ran live is not marked. (A second
     pass over the sweep with the nested states' memos forgotten: top-level states answered, nested ones live.)"""
-    from crashsweep import cli
     from crashsweep.crash_explorer import _recover
-    from crashsweep.crash_explorer._plan import make_units, plan_states
-    from crashsweep.crash_explorer._recording import record
-    from crashsweep.crash_explorer._worker import remember, run_unit
+    from crashsweep.crash_explorer._worker import run_unit
 
-    spec = cli.spec_from_args(cli.parse_with_settings(["sweep", "--engine", "betree"]))
-    recording = record(spec)
-    remember(recording)
+    recording, units = planned_sweep(["--engine", "betree"])
     context = recording.context
-    units = make_units(spec.to_json(), plan_states(recording).states, spec_id=spec.spec_id)
     first = [result for unit in units for result in run_unit(unit)]
     for key in [key for key in context.memos if key[0] == 0]:
         del context.memos[key]

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crashsweep import api
+from tests.simulation.planned_sweep import planned_sweep, state_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FS_ENGINES = os.path.join(ROOT, "tests", "engines", "fs_engines.py")
@@ -430,22 +431,8 @@ def test_a_native_sweep_leaves_no_state_directories_behind(tmp_path):
 def _state_results(argv: list[str]):
     """A function giving every state's result of the sweep `crashsweep sweep ARGV` (timings left out), each
     time it is called: the same planned states, run again."""
-    from crashsweep import cli
-    from crashsweep.crash_explorer._plan import make_units, plan_states
-    from crashsweep.crash_explorer._recording import record
-    from crashsweep.crash_explorer._worker import remember, run_unit
-
-    spec = cli.spec_from_args(cli.parse_with_settings(["sweep"] + argv))
-    recording = record(spec)
-    remember(recording)
-    units = make_units(spec.to_json(), plan_states(recording).states, spec_id=spec.spec_id)
-
-    def results() -> list[dict]:
-        found = [result for unit in units for result in run_unit(unit)]
-        for result in found:
-            result.pop("engine_s"), result.pop("total_s")
-        return found
-    return results
+    _, units = planned_sweep(argv)
+    return lambda: state_results(units)
 
 
 def test_preparing_the_next_state_while_the_engine_works_changes_no_result(monkeypatch):

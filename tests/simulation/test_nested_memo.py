@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.simulation.planned_sweep import planned_sweep, state_results
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FS_ENGINES = os.path.join(ROOT, "tests", "engines", "fs_engines.py")
 
@@ -13,27 +15,11 @@ FS_ENGINES = os.path.join(ROOT, "tests", "engines", "fs_engines.py")
 def _results_with_and_without(argv: list[str]):
     """(every state's result with nested states known to pass skipped, the same recovering every one live,
     how many nested states were skipped)."""
-    from crashsweep import cli
-    from crashsweep.crash_explorer._plan import make_units, plan_states
-    from crashsweep.crash_explorer._recording import record
-    from crashsweep.crash_explorer._worker import remember, run_unit
-
-    spec = cli.spec_from_args(cli.parse_with_settings(["sweep"] + argv))
-    recording = record(spec)
-    remember(recording)
-    units = make_units(spec.to_json(), plan_states(recording).states, spec_id=spec.spec_id)
-
-    def results(memo: bool) -> list[dict]:
-        found = [result for unit in units for result in run_unit({**unit, "memo": memo})]
-        for result in found:
-            for name in ("engine_s", "total_s", "memo"):
-                result.pop(name, None)
-        return found
-
-    live = results(False)
+    recording, units = planned_sweep(argv)
+    live = state_results(units, memo=False)
     recording.context.nested_passed.clear()
     answered_before = recording.context.nested_answered
-    known = results(True)
+    known = state_results(units)
     return known, live, recording.context.nested_answered - answered_before
 
 
