@@ -26,8 +26,7 @@ from crashsweep.crash_explorer._profiles import allow_engine, known_bugs
 from crashsweep.crash_explorer._recheck import FIXED, check_trace
 from crashsweep.crash_explorer.errors import ExplorerError
 from crashsweep.engines import EngineError
-from crashsweep.reports import SweepProgress, render_html, write_junit, write_summary
-from crashsweep.reports._html import prepare_report
+from crashsweep.reports import SweepProgress, prepare_report, render_html, write_junit, write_summary
 
 CORPUS_SHARE = 0.25
 PLANNING_SHARE = 0.35

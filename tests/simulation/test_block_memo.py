@@ -175,3 +175,26 @@ def test_a_state_is_marked_memo_only_when_no_engine_code_ran_for_it():
         _recover._recover_live = original
     assert marked > 100 and unmarked_with_live_nested > 10, (marked, unmarked_with_live_nested)
     assert sum(1 for result in first if result.get("memo")) > 100
+
+
+def test_a_noted_device_notes_only_for_the_memo_that_recorded_when_it_was_made():
+    """A state that crashes again records its own run while a nested state's memo records another: the first
+    state's device and log, still alive, must not write into the nested memo's trail."""
+    from crashsweep.disk_model.block._memo import NotedEventLog
+
+    outer, nested = DeviceMemo(), DeviceMemo()
+    outer.begin()
+    log = NotedEventLog()
+    device = NotedBlockDevice(512, 16, random.Random(1), log=log)
+    device.write(0, bytes(512))
+    outer.stop(("done",))
+    nested.begin()                              # the nested state's memo records now
+    try:
+        device.write(1, bytes(512))
+        log.begin_op(0)
+        nested.stop(("done",))
+    finally:
+        nested.end()
+        outer.end()
+    assert nested.nodes == 2                    # its stop alone: none of the outer device's requests
+    assert outer.nodes > 3

@@ -80,11 +80,22 @@ class DeviceMemo(ObservationMemo):
     answers = DEVICE_ANSWERS
 
 
+def _recording_memo(memo: ObservationMemo | None) -> ObservationMemo | None:
+    """`memo` while it records (between its `begin` and `end`), else None."""
+    return memo if memo is not None and memo.trail is not None else None
+
+
 class NotedBlockDevice(SimulatedBlockDevice):
-    """The simulated device, noting each request and its response in the trail of the memo that records."""
+    """The simulated device, noting each request and its response in the trail of the memo that recorded when
+    it was made (`_recording`), and only while that memo records: a nested state's memo recording meanwhile
+    gets none of this device's requests."""
+
+    def __init__(self, *arguments, **keywords):
+        super().__init__(*arguments, **keywords)
+        self.memo = _recording[0]
 
     def _noted(self, call: tuple | None, perform):
-        memo = _recording[0]
+        memo = _recording_memo(self.memo)
         if memo is None:
             return perform()
         if call is None:          # arguments a fresh device could not be given back: this run cannot be answered
@@ -118,7 +129,7 @@ class NotedBlockDevice(SimulatedBlockDevice):
 
     def current_image(self) -> dict[int, bytes]:
         image = SimulatedBlockDevice.current_image(self)
-        memo = _recording[0]
+        memo = _recording_memo(self.memo)
         if memo is not None:
             memo.note(("current_image",), _image_key(image))
         return image
@@ -126,16 +137,21 @@ class NotedBlockDevice(SimulatedBlockDevice):
 
 class NotedEventLog(EventLog):
     """The event log of a run a memo records: the harness's operation markers are noted among the requests
-    (a walk's device logs them in the same places, so its log is the live run's)."""
+    (a walk's device logs them in the same places, so its log is the live run's). Like `NotedBlockDevice`,
+    it notes only for the memo that recorded when it was made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.memo = _recording[0]
 
     def begin_op(self, op_index: int) -> None:
         EventLog.begin_op(self, op_index)
-        memo = _recording[0]
+        memo = _recording_memo(self.memo)
         if memo is not None:
             memo.note(("begin_op", op_index), None)
 
     def end_op(self, op_index: int) -> None:
         EventLog.end_op(self, op_index)
-        memo = _recording[0]
+        memo = _recording_memo(self.memo)
         if memo is not None:
             memo.note(("end_op", op_index), None)
