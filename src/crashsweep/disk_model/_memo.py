@@ -53,8 +53,16 @@ def _outcome_bytes(outcome) -> int:
     return sum(100 * len(part) for part in outcome if isinstance(part, dict))
 
 
+def _given(_answerer, response):
+    """The answer of a call whose response the path to it decides (`_Node.mark`)."""
+    return response
+
+
+ANSWERED, IMPLIED, SKIPPED = 0, 1, 2     # `_Node.mark`
+
+
 class _Node:
-    __slots__ = ("call", "children", "outcome", "answer", "args")
+    __slots__ = ("call", "children", "outcome", "answer", "args", "mark")
 
     def __init__(self) -> None:
         self.call = None          # the next call, _STOP at a stopping point, None while unknown
@@ -62,9 +70,16 @@ class _Node:
         self.outcome = None       # at a stopping point: what the caller recorded there
         self.answer = None        # the call's `TreeFiles` method, and its arguments (a walk's hot path)
         self.args: tuple = ()
+        # ANSWERED: the answerer answers the call. IMPLIED: the calls before it decide its response, and it
+        # changes nothing: the walk takes the one response (`_given`). SKIPPED: a change whose response the
+        # path decides and that no later call answered from the state can see: not made either.
+        self.mark = ANSWERED
 
     def set_call(self, call: tuple, answers: dict) -> None:
-        self.call, self.answer, self.args = call, answers[call[0]], call[1:]
+        self.call, self.answer, self.args, self.mark = call, answers[call[0]], call[1:], ANSWERED
+
+    def give(self, response, mark: int) -> None:
+        self.answer, self.args, self.mark = _given, (response,), mark
 
 
 class ObservationMemo:
@@ -75,6 +90,10 @@ class ObservationMemo:
     answer) and `answering` (the walk's target -> the answerer)."""
 
     answers: dict = {}
+    # A factory of trackers that follow one recorded run and say which calls the earlier ones decide
+    # (`implied(call)`, `learn(call, response)`, and the `observing` and `effect_only` call names: see
+    # fs/_implied.py); None: every call is answered.
+    knowledge = None
 
     @staticmethod
     def answering(target):
@@ -112,6 +131,8 @@ class ObservationMemo:
             return
         if _held[0] > MEMORY_MAX_BYTES:   # bounds memory, not results: what is forgotten is run live again
             self._forget()
+        knowledge = self.knowledge() if self.knowledge is not None else None
+        changes: list = []          # (node, key) of each change whose response the path decides, in order
         node = self.root
         for call, key in trail:
             if call is _STOP:
@@ -124,13 +145,21 @@ class ObservationMemo:
                     self._diverged(call, node.call)
                     return
                 key = None
-            elif node.call is None:
-                node.set_call(call, self.answers)
-            elif node.call != call:      # the engine is not a function of its responses: stop memoizing
-                self._diverged(call, node.call)
-                return
+            else:
+                fresh = node.call is None
+                if fresh:
+                    node.set_call(call, self.answers)
+                elif node.call != call:      # the engine is not a function of its responses: stop memoizing
+                    self._diverged(call, node.call)
+                    return
+                if knowledge is not None and not self._follow(knowledge, node, call, key, fresh, changes):
+                    self._diverged(call, node.call, implied=True)
+                    return
             child = node.children.get(key)
             if child is None:
+                if node.mark != ANSWERED and node.children:    # the path was to decide this response
+                    self._diverged(call, node.call, implied=True)
+                    return
                 child = node.children[key] = _Node()
                 self.nodes += 1
                 cost = NODE_BYTES + sum(len(arg) for arg in call[1:] if isinstance(arg, bytes)) \
@@ -139,9 +168,37 @@ class ObservationMemo:
                 _held[0] += cost
             node = child
 
-    def _diverged(self, call: tuple, known: tuple) -> None:
-        warnings.warn(f"crashsweep: the engine made call {call[:2]} where it made {known[:2]} on the same "
-                      f"responses before; recovering every state live from now on", stacklevel=3)
+    def _follow(self, knowledge, node: _Node, call: tuple, key, fresh: bool, changes: list) -> bool:
+        """Mark `node` (its call `call` got `key` in the run being added) by what the run's earlier calls
+        decide, and learn its response. False if the path was to decide a different response."""
+        implied = knowledge.implied(call)
+        if call[0] in knowledge.effect_only:
+            if implied and key is None:
+                if fresh:
+                    node.give(key, SKIPPED)     # until a later call answered from the state is seen
+                changes.append(node)
+            elif node.mark == SKIPPED:
+                node.set_call(call, self.answers)
+        elif implied:
+            if fresh:
+                node.give(key, IMPLIED)
+            elif node.mark != IMPLIED:       # (the same path decides the same way)
+                return False
+        elif call[0] in knowledge.observing:
+            for change in changes:           # it may read what they changed: make them
+                if change.mark == SKIPPED:
+                    change.set_call(change.call, self.answers)
+            changes.clear()
+        knowledge.learn(call, key)
+        return True
+
+    def _diverged(self, call: tuple, known: tuple, implied: bool = False) -> None:
+        if implied:
+            warnings.warn(f"crashsweep: call {call[:2]} got a response its earlier calls were to decide (a "
+                          f"fault in the memo's reasoning); recovering every state live from now on", stacklevel=3)
+        else:
+            warnings.warn(f"crashsweep: the engine made call {call[:2]} where it made {known[:2]} on the same "
+                          f"responses before; recovering every state live from now on", stacklevel=3)
         self.off = True
         self._forget()
 

@@ -12,6 +12,7 @@ from an `FsTree`) return equal responses for equal trees and equal call sequence
 from __future__ import annotations
 
 from crashsweep.disk_model._memo import MemoWalk, ObservationMemo, _recording
+from crashsweep.disk_model.fs._implied import CallKnowledge
 from crashsweep.disk_model.fs._session import shared_session
 from crashsweep.disk_model.fs._tree_files import ANSWERS, TreeFiles
 
@@ -23,6 +24,7 @@ class CallMemo(ObservationMemo):
 
     answers = ANSWERS
     answering = TreeFiles
+    knowledge = CallKnowledge        # calls whose response the earlier ones decide are not answered again
 
 
 class SessionCalls:

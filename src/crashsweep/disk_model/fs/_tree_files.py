@@ -59,8 +59,8 @@ class TreeFiles:
             return entry
 
     def _walk_path(self, path: str):
-        if not path.startswith("/") or "/." in path or "//" in path:
-            raise ValueError(path)
+        if not path.startswith("/") or "/." in path or "//" in path or (path.endswith("/") and path != "/"):
+            raise ValueError(path)          # (a trailing slash: the session's answer depends on the entry's kind)
         entry = (ROOT_INODE, DIRECTORY)
         for name in path.split("/")[1:]:
             if not name:
@@ -124,7 +124,7 @@ class TreeFiles:
         self.handles[self.next_handle] = (entry[0], is_dir, access != os.O_WRONLY, writable)
         self.next_handle += 1
         if flags & os.O_TRUNC and not is_dir:
-            del self._content(entry[0])[:]
+            self.contents[entry[0]] = bytearray()
         return None
 
     def _check(self, handle, write: bool):
