@@ -177,7 +177,7 @@ def _recover(context, image, choice, windows, history, point_index, depth, timin
                                   timing, chain)
     if answered is not None:
         return answered
-    memo.begin()
+    memo.begin(image)
     result = None
     try:
         result = _recover_live(context, image, choice, windows, history, point_index, depth, timing, chain,

@@ -105,13 +105,22 @@ class ObservationMemo:
         self.held = NODE_BYTES            # this memo's share of `_held`
         _held[0] += self.held
         self.trail: list | None = None     # (call, response key) pairs and stops of the run being recorded
+        self.marking = True                # whether the run being recorded may mark calls (`_follow`)
         self.hits = self.misses = 0
         self.off = False     # set if the engine proved not to be a function of its responses, or misses too often
 
     # -- recording a real run --
-    def begin(self) -> None:
+    def begin(self, target=None) -> None:
+        """Record a run on `target` (the state, as `walk` takes it)."""
         self.trail = []
+        self.marking = target is None or not self.answers_every_call(target)
         _recording[0] = self
+
+    @staticmethod
+    def answers_every_call(target) -> bool:
+        """Whether a walk on `target` answers every call, whatever the marks (the knowledge's reasoning does
+        not cover such a state: a run recorded on it marks nothing)."""
+        return False
 
     def note(self, call: tuple, response) -> None:
         """The engine made `call` and got `response` (a value, or what stands for the error it raised)."""
@@ -152,7 +161,8 @@ class ObservationMemo:
                 elif node.call != call:      # the engine is not a function of its responses: stop memoizing
                     self._diverged(call, node.call)
                     return
-                if knowledge is not None and not self._follow(knowledge, node, call, key, fresh, changes):
+                if knowledge is not None and not self._follow(knowledge, node, call, key, fresh and self.marking,
+                                                              changes):
                     self._diverged(call, node.call, implied=True)
                     return
             child = node.children.get(key)
@@ -168,27 +178,33 @@ class ObservationMemo:
                 _held[0] += cost
             node = child
 
-    def _follow(self, knowledge, node: _Node, call: tuple, key, fresh: bool, changes: list) -> bool:
-        """Mark `node` (its call `call` got `key` in the run being added) by what the run's earlier calls
-        decide, and learn its response. False if the path was to decide a different response."""
+    def _follow(self, knowledge, node: _Node, call: tuple, key, mark: bool, changes: list) -> bool:
+        """Mark `node` (its call `call` got `key` in the run being added; `mark`: a node new to the trie, in a
+        run the reasoning covers) by what the run's earlier calls decide, and learn its response. False if
+        the path was to decide a different response."""
         implied = knowledge.implied(call)
         if call[0] in knowledge.effect_only:
             if implied and key is None:
-                if fresh:
-                    node.give(key, SKIPPED)     # until a later call answered from the state is seen
-                changes.append(node)
+                if mark:
+                    node.give(key, SKIPPED)     # until a later call answered from the state may see it
+                changes.append((node, knowledge.footprint(call)))
             elif node.mark == SKIPPED:
                 node.set_call(call, self.answers)
         elif implied:
-            if fresh:
+            if mark:
                 node.give(key, IMPLIED)
-            elif node.mark != IMPLIED:       # (the same path decides the same way)
-                return False
+        elif node.mark == IMPLIED:           # the same path decided it before: the reasoning is at fault
+            return False
         elif call[0] in knowledge.observing:
-            for change in changes:           # it may read what they changed: make them
-                if change.mark == SKIPPED:
-                    change.set_call(change.call, self.answers)
-            changes.clear()
+            seen = knowledge.footprint(call)
+            kept = []
+            for change, footprint in changes:
+                if knowledge.overlap(footprint, seen):      # it may read what the change did: make it
+                    if change.mark == SKIPPED:
+                        change.set_call(change.call, self.answers)
+                else:
+                    kept.append((change, footprint))
+            changes[:] = kept
         knowledge.learn(call, key)
         return True
 
@@ -223,6 +239,10 @@ class ObservationMemo:
         walk = MemoWalk(self, self.answering(target), self.root)
         return walk if walk.advance() else None
 
+    def answer_of(self, node: _Node):
+        """(the answerer's method, its arguments) of `node`'s call, whatever its mark."""
+        return self.answers[node.call[0]], node.call[1:]
+
     def count(self, answered: bool) -> None:
         """Tally a state the memo answered (or not); turn the memo off where it does not pay."""
         if answered:
@@ -240,9 +260,13 @@ class MemoWalk:
     def __init__(self, memo: ObservationMemo, files, node: _Node):
         self.memo, self.files, self.node = memo, files, node
         self.outcome = None
+        # A state the knowledge's reasoning does not cover (`answers_every_call`): every call answered.
+        self.exact = getattr(files, "answers_every_call", False)
 
     def advance(self) -> bool:
         """Answer calls until the next stopping point. False if a response (or the whole path) is unknown."""
+        if self.exact:
+            return self._advance_exact()
         node, files = self.node, self.files
         try:
             while True:
@@ -259,6 +283,22 @@ class MemoWalk:
                 if node is None:
                     return False
         except (ValueError, KeyError):                      # a call the answerer does not answer
+            return False
+
+    def _advance_exact(self) -> bool:
+        node, files, answer_of = self.node, self.files, self.memo.answer_of
+        try:
+            while True:
+                if node.answer is None:
+                    if node.call is _STOP:
+                        self.node, self.outcome = node, node.outcome
+                        return True
+                    return False
+                answer, args = answer_of(node)
+                node = node.children.get(response_key(answer(files, *args)))
+                if node is None:
+                    return False
+        except (ValueError, KeyError):
             return False
 
     def go_on(self) -> bool:

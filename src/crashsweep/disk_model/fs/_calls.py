@@ -14,7 +14,7 @@ from __future__ import annotations
 from crashsweep.disk_model._memo import MemoWalk, ObservationMemo, _recording
 from crashsweep.disk_model.fs._implied import CallKnowledge
 from crashsweep.disk_model.fs._session import shared_session
-from crashsweep.disk_model.fs._tree_files import ANSWERS, TreeFiles
+from crashsweep.disk_model.fs._tree_files import ANSWERS, TreeFiles, has_hard_links
 
 __all__ = ["CallMemo", "MemoWalk", "SessionCalls"]
 
@@ -25,6 +25,10 @@ class CallMemo(ObservationMemo):
     answers = ANSWERS
     answering = TreeFiles
     knowledge = CallKnowledge        # calls whose response the earlier ones decide are not answered again
+
+    @staticmethod
+    def answers_every_call(target) -> bool:
+        return has_hard_links(target)
 
 
 class SessionCalls:

@@ -132,6 +132,33 @@ class CallKnowledge:
             return known.knows(offset, min(end, known.size))
         return end <= known.at_least and known.knows(offset, end)
 
+    def footprint(self, call: tuple):
+        """What a change (`pwrite`, `ftruncate`) may alter, or what an observation (`pread`, `size`) may see,
+        before `learn`: (file or None: any, first byte, end byte, whether the file's size). A write past the
+        bytes known to exist may also turn a gap before it into zeros; a cut alters everything past it."""
+        opened = self._handle(call[1])
+        known = opened[0] if opened is not None else None
+        kind = call[0]
+        if known is None:
+            return (None, 0, float("inf"), True)
+        if kind == "size":
+            return (known, 0, 0, True)
+        if kind == "pread":
+            return (known, call[3], call[3] + call[2], False)
+        if kind == "pwrite":
+            data, offset = call[2], call[3]
+            end = offset + len(data)
+            grows = bool(data) and (known.size is None or end > known.size)
+            return (known, min(offset, known.at_least) if grows else offset, end if data else offset, grows)
+        return (known, min(call[2], known.at_least), float("inf"), True)      # ftruncate
+
+    @staticmethod
+    def overlap(change, seen) -> bool:
+        """Whether observation footprint `seen` may see what change footprint `change` did."""
+        if change[0] is not None and seen[0] is not None and change[0] is not seen[0]:
+            return False                     # another file (a walk's tree has one name per file)
+        return (change[3] and seen[3]) or (change[1] < seen[2] and seen[1] < change[2])
+
     def learn(self, call: tuple, response) -> None:
         """The run made `call` and got `response` (its memo key)."""
         kind = call[0]

@@ -39,6 +39,9 @@ class TreeFiles:
         self.paths: dict[str, tuple | None] = {}         # path -> entry, as looked up (kept right by changes)
         self.next_handle = 0
         self.next_inode = tree.inode_max() + 1
+        # The memo's reasoning about which calls the earlier ones decide (fs/_implied.py) takes one name per
+        # file: a tree with a file under two names has every call answered.
+        self.answers_every_call = has_hard_links(tree)
 
     def _names(self, inode: int, change: bool = False) -> dict | None:
         names = self.entries.get(inode)
@@ -208,6 +211,18 @@ class TreeFiles:
         self._names(self._lookup(parent_path or "/")[0], change=True).pop(name)
         self.paths = {path: None}         # only files are unlinked here, but other spellings may name it
         return None
+
+
+def has_hard_links(tree: FsTree) -> bool:
+    """Whether a file of `tree` has two names."""
+    files: set[int] = set()
+    count = 0
+    for names in tree.entries.values():
+        for inode, kind in names.values():
+            if kind != DIRECTORY:
+                files.add(inode)
+                count += 1
+    return len(files) != count
 
 
 ANSWERS = {name[1:]: function for name, function in vars(TreeFiles).items()
