@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 
 from crashsweep.crash_explorer import point_states, tear_patterns
 from crashsweep.crash_explorer._crash_points import CrashPoint
-from crashsweep.crash_explorer._strategies import choice_key, sparse_choice, sparse_point_states
+from crashsweep.crash_explorer._plan import PlannedState, pack_choice
+from crashsweep.crash_explorer._strategies import choice_key, sparse_choice, sparse_packed, sparse_point_states
 from crashsweep.disk_model import FaultPlan
 
 POINT = CrashPoint(0, 0, 0, (10, 11, 12), ((0, 0),), 0)
@@ -106,6 +107,11 @@ def test_sparse_bounded_combinations_are_the_choices_point_states_gives(counts, 
     assert [sparse_choice(pending, base, deviations) for base, deviations in combos] == dense[0]
     assert (space, exhausted) == dense[1:]
     assert all(fate != base for base, deviations in combos for _, fate in deviations)
+    # planning packs a new state's choice straight from its combination, as a planned state would pack it
+    for base, deviations in combos:
+        packed = sparse_packed(len(pending), base, deviations)
+        assert packed == pack_choice(pending, sparse_choice(pending, base, deviations))
+        assert PlannedState(0, 0, packed, (), 0, pending=pending).choice == sparse_choice(pending, base, deviations)
 
 
 def test_sparse_combinations_of_thousands_of_writes_are_the_sampled_choices():

@@ -27,7 +27,7 @@ from crashsweep.crash_explorer._image import is_zero
 from crashsweep.crash_explorer._medium import durable_of
 from crashsweep.crash_explorer._recording import Recording
 from crashsweep.crash_explorer._strategies import (LANDED, choice_key, corruption_variants, point_states,
-                                                   sparse_choice, sparse_point_states)
+                                                   sparse_choice, sparse_packed, sparse_point_states)
 
 UNIT_STATES_MAX = 64
 PARALLEL_POINTS_MIN = 400      # fewer crash points than this are planned in this process,
@@ -52,7 +52,8 @@ class PlannedState:
         self.state_id, self.point, self.image, self.points = state_id, point, image, points
         self.windows = windows          # shared with the point's until a later point widens them
         self.pending = pending
-        self.packed = pack_choice(pending, choice)
+        # (a choice planning made packed already: `sparse_packed`)
+        self.packed = choice if type(choice) is tuple else pack_choice(pending, choice)
 
     @property
     def choice(self) -> dict:
@@ -394,7 +395,9 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
                 if image in seen:
                     choice = None
                 elif choice is None:
-                    choice = sparse_choice(pending, base, deviations)
+                    choice = sparse_packed(count, base, deviations)      # (packed: `PlannedState` keeps it so)
+                elif drawn is not None:
+                    choice = pack_choice(pending, choice)
                 here[image] = [image, choice, 1]
                 seen.add(image)
             else:

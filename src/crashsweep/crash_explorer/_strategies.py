@@ -197,6 +197,21 @@ def sparse_choice(pending: tuple[int, ...], base, deviations: tuple) -> dict:
     return _choice(persist, [[pending[index], list(fate)] for index, fate in deviations if isinstance(fate, tuple)])
 
 
+def sparse_packed(count: int, base, deviations: tuple) -> tuple:
+    """`pack_choice(pending, sparse_choice(pending, base, deviations))` for a point of `count` pending writes,
+    without making the choice: (mask of the landed writes' indices, ((index, units), ...) of the torn ones)."""
+    if base is LANDED:
+        mask = (1 << count) - 1
+        for index, _ in deviations:
+            mask &= ~(1 << index)
+    else:
+        mask = 0
+        for index, fate in deviations:
+            if fate is LANDED:
+                mask |= 1 << index
+    return mask, tuple((index, tuple(fate)) for index, fate in deviations if isinstance(fate, tuple))
+
+
 def _deviation_counts(options: list[list], base, bound: int) -> list[int]:
     """counts[s]: combinations with exactly s writes away from `base` (elementary symmetric sums of the
     writes' numbers of other fates), s = 0..bound."""
