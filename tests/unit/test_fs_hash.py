@@ -126,6 +126,24 @@ def test_states_of_a_chain_of_points_hash_as_materialized(specs, data):
             assert hashed.near_digest(pending, deviations) == tree_digest(state) == hashed.state_digest(landed)
 
 
+@settings(max_examples=400, deadline=None)
+@given(specs=st.lists(micro_ops, min_size=1, max_size=14), data=st.data())
+def test_a_state_built_in_one_pass_is_the_state_built_op_by_op(specs, data):
+    """`FsTree.apply_landed` (a state's overlay in one pass) gives the tree `apply` gives micro-op by micro-op:
+    entries, sizes, every file's data (not only what is visible) and the inode bound; the durable tree it was
+    copied from is untouched."""
+    log, durable_count, durable, _ = durable_prefix(specs, data)
+    durable.inode_max()
+    before = (repr(durable.entries), repr(durable.sizes), {inode: bytes(d) for inode, d in durable.data.items()})
+    _, landed, expected = draw_near_state(data, durable, tuple(log.ops[durable_count:]), ["landed", "lost", "torn"])
+    state = durable.copy()
+    state.apply_landed(landed)
+    assert state.entries == expected.entries and state.sizes == expected.sizes
+    assert {inode: bytes(d) for inode, d in state.data.items()} == {inode: bytes(d) for inode, d in expected.data.items()}
+    assert state.inode_max() == expected.inode_max()
+    assert (repr(durable.entries), repr(durable.sizes), {inode: bytes(d) for inode, d in durable.data.items()}) == before
+
+
 rewrites = st.one_of(      # writes over a few ranges of one or two blocks, so later ones often hide earlier ones
     st.tuples(st.just(WRITE), st.sampled_from(FILES), st.sampled_from([0, 1, BLOCK - 1, BLOCK]),
               st.builds(lambda byte, length: bytes([byte]) * length, st.integers(1, 4),

@@ -124,8 +124,7 @@ class FsDurableImage:
     def snapshot(self, overlay: list) -> FsTree:
         """The state's tree (copy-on-write: safe to keep after `advance` moves on)."""
         state = self.tree.copy()
-        for op, units in overlay:
-            state.apply(op, units)
+        state.apply_landed(overlay)
         return state
 
     view = snapshot

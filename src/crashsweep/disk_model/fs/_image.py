@@ -104,6 +104,35 @@ class FsTree:
                 del source[op.name]
             self.entries.setdefault(op.directory2, {})[op.name2] = (op.inode, kind)
 
+    def apply_landed(self, landed) -> None:
+        """`apply(op, units)` for each `(op, units)` of `landed`, in order (a state's overlay: mostly whole
+        writes, applied here without a call each)."""
+        data, sizes, owned = self.data, self.sizes, self._owned
+        for op, units in landed:
+            kind = op.kind
+            if kind == WRITE and units is None:
+                inode = op.inode
+                if inode not in owned:
+                    data[inode] = bytearray(data.get(inode, b""))
+                    owned.add(inode)
+                buffer, offset, payload = data[inode], op.offset, op.data
+                if offset > len(buffer):
+                    buffer.extend(bytes(offset - len(buffer)))
+                buffer[offset:offset + len(payload)] = payload     # (grows the buffer past its end)
+                if self._inode_max is not None and inode > self._inode_max:
+                    self._inode_max = inode
+            elif kind == SIZE:
+                inode = op.inode
+                sizes[inode] = op.size
+                if inode not in owned:
+                    data[inode] = bytearray(data.get(inode, b""))
+                    owned.add(inode)
+                del data[inode][op.size:]
+                if self._inode_max is not None and inode > self._inode_max:
+                    self._inode_max = inode
+            else:
+                self.apply(op, units)
+
     def content(self, inode: int) -> bytes:
         size = self.sizes.get(inode, 0)
         data = bytes(self.data.get(inode, b"")[:size])
