@@ -144,6 +144,48 @@ def test_a_state_built_in_one_pass_is_the_state_built_op_by_op(specs, data):
     assert (repr(durable.entries), repr(durable.sizes), {inode: bytes(d) for inode, d in durable.data.items()}) == before
 
 
+tail_writes = st.lists(st.tuples(st.just(WRITE), st.sampled_from(FILES), offsets, payloads), min_size=1, max_size=2)
+tail_sizes = st.lists(st.tuples(st.just(SIZE), st.sampled_from(FILES), st.sampled_from([0, 3, BLOCK, BLOCK + 9])),
+                      max_size=1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(specs=st.builds(lambda ops, sizes, writes: ops + sizes + writes, st.lists(micro_ops, max_size=12), tail_sizes,
+                       tail_writes), data=st.data())
+def test_the_unseen_tail_of_a_point_changes_no_state(specs, data):
+    """`FsDurableImage.unseen_tail`: the point's last pending writes it names (past every size their file can
+    have) leave every state as it is, whatever their fate — the same tree digest landed, torn or lost."""
+    from crashsweep.crash_explorer._crash_points import CrashPoint, PointWalk
+    from crashsweep.crash_explorer._fs_points import FsDurableImage
+    from crashsweep.disk_model import PersistenceModel
+    log, durable_count, _, _ = durable_prefix(specs, data)
+    walk = PointWalk([], list(range(len(log.ops))), {})
+    image = FsDurableImage(walk, log, PersistenceModel.named("strict"), hashed=False)
+    image.advance(durable_count)
+    point = CrashPoint(0, 0, durable_count, tuple(range(durable_count, len(log.ops))), ((0, 0),), 0)
+    unseen = image.unseen_tail(point)
+    pending = [log.ops[op_id] for op_id in point.pending]
+    _, landed, state = draw_near_state(data, image.tree, tuple(pending), ["landed", "lost", "torn"])
+    tail = {op.op_id for op in pending[len(pending) - unseen:]} if unseen else set()
+    without = image.tree.copy()
+    for op, units in landed:
+        if op.op_id not in tail:
+            without.apply(op, units)
+    assert tree_digest(state) == tree_digest(without)
+    if unseen < len(pending):           # the write before the tail is not unseen in every state
+        assert pending[len(pending) - unseen - 1].kind != WRITE or unseen_is_tight(image, point, unseen)
+
+
+def unseen_is_tight(image, point, unseen) -> bool:
+    """The micro-op before the tail is a write some size of its file reaches (it may be seen)."""
+    ops, pending = image.ops, point.pending
+    index = len(pending) - unseen - 1
+    op = ops[pending[index]]
+    sizes = [image.tree.sizes.get(op.inode, 0)] + [ops[other].size for other in pending[:index]
+                                                  if ops[other].kind == SIZE and ops[other].inode == op.inode]
+    return op.offset < max(sizes)
+
+
 rewrites = st.one_of(      # writes over a few ranges of one or two blocks, so later ones often hide earlier ones
     st.tuples(st.just(WRITE), st.sampled_from(FILES), st.sampled_from([0, 1, BLOCK - 1, BLOCK]),
               st.builds(lambda byte, length: bytes([byte]) * length, st.integers(1, 4),

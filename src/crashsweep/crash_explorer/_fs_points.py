@@ -121,6 +121,28 @@ class FsDurableImage:
             base_ops = self._base_ops[pending]
         return self.hashes.near_digest(base_ops, deviations)
 
+    def unseen_tail(self, point: CrashPoint) -> int:
+        """How many of `point`'s last pending micro-ops no state of it lets an engine see: writes wholly at or
+        past every size their file can have there (the durable size and every pending size micro-op before
+        them; only a later size micro-op could show them, and none is pending). Landed, torn or lost, such a
+        write leaves the state as it was: the point's states are those of the point before it. (A write past
+        the end is the first half of an append; its size micro-op comes next.)"""
+        pending, ops, tree = point.pending, self.ops, self.tree
+        unseen = 0
+        for index in range(len(pending) - 1, -1, -1):
+            op = ops[pending[index]]
+            if op.kind != WRITE:
+                break
+            reach = tree.sizes.get(op.inode, 0)
+            for earlier in pending[:index]:
+                other = ops[earlier]
+                if other.kind == SIZE and other.inode == op.inode and other.size > reach:
+                    reach = other.size
+            if op.offset < reach:
+                break
+            unseen += 1
+        return unseen
+
     def snapshot(self, overlay: list) -> FsTree:
         """The state's tree (copy-on-write: safe to keep after `advance` moves on)."""
         state = self.tree.copy()

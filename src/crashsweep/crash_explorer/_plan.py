@@ -365,6 +365,7 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
         pending = point.pending
         count = len(pending)
         if drawn is not None:
+            unseen = durable.unseen_tail(point)
             if point.durable_count != chain_durable_count:
                 image_of_named, chain, chain_durable_count = {}, pending, point.durable_count
             elif pending[:len(chain)] == chain:
@@ -376,7 +377,7 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
             if drawn is not None:
                 base, deviations = choice
                 choice = None
-                name = _chain_name(base, deviations, count)
+                name = _chain_name(base, deviations, count, unseen)
                 image = image_of_named.get(name)
                 if image is None:
                     if base == LANDED:
@@ -413,11 +414,15 @@ def _enumerate(recording: Recording, start: int, stop: int, first_states: int | 
         yield point, stats, list(here.values()), point_exhausted and not spec.faults.corruption_kinds
 
 
-def _chain_name(base, deviations: tuple, count: int) -> tuple:
+def _chain_name(base, deviations: tuple, count: int, unseen: int = 0) -> tuple:
     """A sparse combination of a point with `count` pending writes, named so that the same state at another point
     of its chain (the same writes by index, more or fewer after them) has the same name: all lost but
     `deviations` needs no count; all landed but `deviations` loses its lost last writes (a state of the point
-    that ends before them)."""
+    that ends before them). The point's last `unseen` writes change no state (`FsDurableImage.unseen_tail`):
+    named as lost, whatever their fate."""
+    if unseen:
+        count -= unseen
+        deviations = tuple(deviation for deviation in deviations if deviation[0] < count)
     if base != LANDED:
         return (None, deviations)
     while deviations and deviations[-1] == (count - 1, None):
