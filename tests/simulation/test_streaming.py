@@ -74,7 +74,7 @@ def test_states_sent_before_their_windows_settle_get_the_planned_result(tmp_path
 def test_a_state_that_gains_a_failing_window_after_it_passed_is_checked_again(tmp_path, eager, monkeypatch):
     """The flush-only log passes the image "nothing landed" at the first crash point and fails it after a sync
     (the same image, a window that needs the synced data): checked again, it is a violation, as planned."""
-    spec = fs_spec("FlushOnlyLog", "--ops", "10")
+    spec = fs_spec("AtomicReplace", "--ops", "12")
     planned = sweep(spec, tmp_path / "planned", stream=False)
     streamed = sweep(spec, tmp_path / "streamed", stream=True, executor=InlineExecutor())
     assert streamed.streamed["checked_again"] > 0
@@ -170,7 +170,7 @@ def test_dask_executor_plans_first(tmp_path):
 
 
 def test_a_budget_that_ends_while_planning_keeps_what_was_checked(tmp_path, eager):
-    spec = fs_spec("FlushOnlyLog", "--ops", "10")
+    spec = fs_spec("AtomicReplace", "--ops", "12")
     options = SweepOptions(out_dir=str(tmp_path), check_deadline=0.0)     # over before it starts
     run = execute(prepare(spec, options, executor=InlineExecutor()), executor=InlineExecutor())
     assert run.plan is not None and not run.completed
@@ -208,3 +208,45 @@ def test_the_command_line_streams_unless_told_not_to(tmp_path):
     _, first, _ = read_results(str(tmp_path / "streamed" / "results.jsonl"))
     _, second, _ = read_results(str(tmp_path / "planned" / "results.jsonl"))
     assert sorted(map(repr, map(same, first))) == sorted(map(repr, map(same, second)))
+
+
+def _order_of_results(monkeypatch, interrupt_at_first_planned: bool = False) -> list[str]:
+    """Which results `_StreamFeed.on_result` takes, in order: "waited" (checked while planning, taken once the
+    plan is whole) or "planned" (of a unit made from the whole plan)."""
+    order: list[str] = []
+    original = _sweep._StreamFeed.on_result
+
+    def on_result(self, result):
+        if self.run.planned is not None:
+            order.append("waited" if result["state"] >= _sweep.STREAM_ID_BASE else "planned")
+            if interrupt_at_first_planned and order[-1] == "planned" and order.count("planned") == 1:
+                raise KeyboardInterrupt
+        return original(self, result)
+    monkeypatch.setattr(_sweep._StreamFeed, "on_result", on_result)
+    return order
+
+
+def test_once_the_plan_is_whole_its_units_go_out_before_the_results_that_waited(tmp_path, monkeypatch):
+    """Taking ~100,000 results that waited for the plan costs about a second: the plan's own units go to the
+    workers first, and the waiting results are taken a step at a time between them."""
+    monkeypatch.setattr(_sweep, "STREAM_UNIT_STATES_MIN", 4)
+    monkeypatch.setattr(_sweep, "STREAM_BACKLOG_STEP", 3)
+    order = _order_of_results(monkeypatch)
+    spec = fs_spec("AtomicReplace", "--ops", "12")
+    streamed = sweep(spec, tmp_path / "streamed", stream=True, executor=InlineExecutor())
+    assert "waited" in order and "planned" in order
+    assert order.index("planned") < len(order) - 1 - order[::-1].index("waited")
+    assert_same_results(sweep(spec, tmp_path / "planned", stream=False), streamed)
+
+
+def test_an_interrupt_once_the_plan_is_whole_keeps_the_results_that_waited(tmp_path, monkeypatch):
+    monkeypatch.setattr(_sweep, "STREAM_UNIT_STATES_MIN", 4)
+    order = _order_of_results(monkeypatch, interrupt_at_first_planned=True)
+    spec = fs_spec("AtomicReplace", "--ops", "12")
+    run = prepare(spec, SweepOptions(out_dir=str(tmp_path), stream=True), executor=InlineExecutor())
+    run = execute(run, executor=InlineExecutor())
+    assert run.interrupted and order.count("planned") == 1
+    waited = order.count("waited")
+    _, results, _ = read_results(str(tmp_path / "results.jsonl"))
+    assert waited == run.streamed["checked_while_planning"] - run.streamed["checked_again"] > 0
+    assert len(results) == len(run.results) >= waited

@@ -175,6 +175,7 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
     if deadline is None and options.budget_seconds is not None:
         deadline = started + options.budget_seconds
     planner = run.planner if run.planned is None else None
+    feed = None
 
     def stop() -> bool:
         raise_if_interrupted()          # an interrupt a signal asked for and Python lost (`_signals`)
@@ -203,6 +204,7 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
                         run.completed = opened.run(feed, feed.on_result, stop)
                         while run.planned is None:      # stopped by the budget while planning: keep what was checked
                             feed.pump(None)
+                        feed.drain()
                     finally:
                         planner.close()
                         run.streamed = feed.counts()
@@ -212,6 +214,8 @@ def execute(run: SweepRun, on_result: Callable[[dict, SweepRun], None] = lambda 
             interrupt_taken()
             run.interrupted = True
             run.terminated = isinstance(interrupt, Terminated)
+            if feed is not None:
+                feed.drain()         # results checked while planning, not written yet: kept
         finally:
             sink.close()
             run.elapsed_s = time.monotonic() - started
@@ -284,6 +288,7 @@ STREAM_SLICES_PER_JOB = 16    # smaller slices than a whole plan's: the first st
 STREAM_PLANNING_NICENESS = 10  # planning processes yield the processors to the workers checking beside them
 STREAM_UNIT_STATES_MIN = UNIT_STATES_MAX   # states settled before a unit of them goes out while planning
 STREAM_ID_BASE = 1 << 48     # states checked while planning carry ids from here until the plan gives theirs
+STREAM_BACKLOG_STEP = 256    # results that waited for the plan, taken per `pump` once it is whole (~3 ms)
 
 
 class _StreamFeed:
@@ -302,13 +307,16 @@ class _StreamFeed:
         self.units: deque[dict] = deque()    # units of the whole plan (and states checked again)
         self.sent: dict[int, tuple] = {}     # provisional id -> (state, its windows' count when sent)
         self.waiting: list[dict] = []        # results of states sent, while planning goes on
+        # Those results once the plan is whole, taken a step at a time (`pump`): the plan's own units go out
+        # to the workers first (taking ~100,000 waiting results costs ~1 s of this process, workers idle).
+        self.backlog: deque[dict] = deque()
         self.next_id = STREAM_ID_BASE
         self.made = 0
         self.early = self.again = 0
 
     @property
     def finished(self) -> bool:
-        return self.run.planned is not None and not self.units
+        return self.run.planned is not None and not self.units and not self.backlog
 
     def take(self) -> dict | None:
         if self.units:
@@ -330,9 +338,10 @@ class _StreamFeed:
                        "states": states}], self.run.options)[0]
 
     def pump(self, wait_s: float) -> bool:
-        """Plan on (waiting at most `wait_s` for a planning process); whether anything came of it."""
+        """Plan on (waiting at most `wait_s` for a planning process), or once the plan is whole take a step of
+        the results that waited for it; whether anything came of it."""
         if self.run.planned is not None:
-            return False
+            return self._take_backlog(STREAM_BACKLOG_STEP)
         planner = self.run.planner
         folded = len(planner.merger.per_point)
         settled = planner.step(wait_s)
@@ -342,10 +351,21 @@ class _StreamFeed:
         self.run.planned = planner.finish()
         self.ready.clear()           # the states not sent yet go in the plan's own units
         self.units.extend(self.begin({state.state_id for state, _ in self.sent.values()}))
-        for result in self.waiting:
-            self.on_result(result)
+        self.backlog.extend(self.waiting)
         self.waiting = []
         return True
+
+    def _take_backlog(self, count: int) -> bool:
+        backlog = self.backlog
+        taken = min(count, len(backlog))
+        for _ in range(taken):
+            self.on_result(backlog.popleft())
+        return taken > 0
+
+    def drain(self) -> None:
+        """Take every result that waited for the plan (a budget or an interrupt ended the run: keep them)."""
+        if self.run.planned is not None:
+            self._take_backlog(len(self.backlog))
 
     def on_result(self, result: dict) -> None:
         number = result["state"]
