@@ -74,7 +74,7 @@ def test_states_sent_before_their_windows_settle_get_the_planned_result(tmp_path
 def test_a_state_that_gains_a_failing_window_after_it_passed_is_checked_again(tmp_path, eager, monkeypatch):
     """The flush-only log passes the image "nothing landed" at the first crash point and fails it after a sync
     (the same image, a window that needs the synced data): checked again, it is a violation, as planned."""
-    spec = fs_spec("AtomicReplace", "--ops", "12")
+    spec = fs_spec("FlushOnlyLog", "--ops", "10")
     planned = sweep(spec, tmp_path / "planned", stream=False)
     streamed = sweep(spec, tmp_path / "streamed", stream=True, executor=InlineExecutor())
     assert streamed.streamed["checked_again"] > 0
@@ -170,7 +170,7 @@ def test_dask_executor_plans_first(tmp_path):
 
 
 def test_a_budget_that_ends_while_planning_keeps_what_was_checked(tmp_path, eager):
-    spec = fs_spec("AtomicReplace", "--ops", "12")
+    spec = fs_spec("FlushOnlyLog", "--ops", "10")
     options = SweepOptions(out_dir=str(tmp_path), check_deadline=0.0)     # over before it starts
     run = execute(prepare(spec, options, executor=InlineExecutor()), executor=InlineExecutor())
     assert run.plan is not None and not run.completed
