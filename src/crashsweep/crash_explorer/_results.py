@@ -193,6 +193,14 @@ class ResultsWriter:
         self._write_line(record)
         self.done[result["state"]] = record
 
+    def write_text(self, result: dict, text: str) -> None:
+        """`write(result)` whose line, `{"type": "state", **result}` as JSON, is `text` already."""
+        assert result["state"] not in self.done, result["state"]
+        self._pending.append(text + "\n")
+        if len(self._pending) >= BATCH_LINES or time.monotonic() - self._flushed_at > BATCH_SECONDS:
+            self.flush()
+        self.done[result["state"]] = {"type": "state", **result}
+
     def close(self) -> None:
         if self._fd >= 0:
             self.flush()

@@ -9,6 +9,7 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import deque
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from crashsweep.crash_explorer._collector import collector_paused
 from crashsweep.crash_explorer._executor import LocalExecutor
 from crashsweep.crash_explorer._plan import (
-    UNIT_STATES_MAX, Plan, Planner, approximate, make_units, plan_states, point_weights,
+    UNIT_STATES_MAX, Plan, PlannedState, Planner, approximate, make_units, plan_states, point_weights,
 )
 from crashsweep.crash_explorer._profiles import engine_flag
 from crashsweep.crash_explorer._limits import default_memory_limit_bytes
@@ -278,6 +279,34 @@ class _ResultSink:
         run.results[result["state"]] = line
         self.on_result(line, run)
 
+    @staticmethod
+    def prepare(result: dict, state: PlannedState) -> "_Prepared | None":
+        """A passing result of `state`, checked while planning, made into its results.jsonl line but for its
+        state id and point count (known when the plan is whole), so that taking it then costs little (the
+        workers are idle while the results that waited are taken). None for a failure (classes and traces
+        are made when it is taken)."""
+        if result.get("kind") or "op" not in result:
+            return None
+        body = {name: value for name, value in result.items() if name != "state" and name != "points"}
+        if "windows" not in body:
+            body["choice"], body["windows"] = state.choice, [list(window) for window in state.windows]
+        line = compact(body)
+        text = json.dumps(line, separators=(",", ":"))
+        return _Prepared(result, line, "," + text[1:] if len(text) > 2 else "}")
+
+    def accept_prepared(self, prepared: "_Prepared", state: PlannedState) -> None:
+        """`accept` of a prepared result of `state` (the plan is whole, its windows are those it was checked by)."""
+        raise_if_interrupted()
+        line, state_id = prepared.line, state.state_id
+        line["state"] = state_id
+        head = f'{{"type":"state","state":{state_id}'
+        if state.points > 1:
+            line["points"] = state.points
+            head += f',"points":{state.points}'
+        self.writer.write_text(line, head + prepared.text)
+        self.run.results[state_id] = line
+        self.on_result(line, self.run)
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -289,6 +318,14 @@ STREAM_PLANNING_NICENESS = 10  # planning processes yield the processors to the 
 STREAM_UNIT_STATES_MIN = UNIT_STATES_MAX   # states settled before a unit of them goes out while planning
 STREAM_ID_BASE = 1 << 48     # states checked while planning carry ids from here until the plan gives theirs
 STREAM_BACKLOG_STEP = 256    # results that waited for the plan, taken per `pump` once it is whole (~3 ms)
+
+
+@dataclass
+class _Prepared:
+    """A passing result checked while planning, with its line made (`_ResultSink.prepare`)."""
+    result: dict
+    line: dict                  # the results.jsonl line without "state" and "points"
+    text: str                   # its JSON after the opening brace (",..." or "}")
 
 
 class _StreamFeed:
@@ -367,15 +404,22 @@ class _StreamFeed:
         if self.run.planned is not None:
             self._take_backlog(len(self.backlog))
 
-    def on_result(self, result: dict) -> None:
+    def on_result(self, result) -> None:
+        prepared = None
+        if result.__class__ is _Prepared:
+            prepared, result = result, result.result
         number = result["state"]
         if number < STREAM_ID_BASE:
             self.sink.accept(result)
             return
         if self.run.planned is None:
-            self.waiting.append(result)
+            prepared = self.sink.prepare(result, self.sent[number][0])
+            self.waiting.append(result if prepared is None else prepared)
             return
         state, windows_sent = self.sent.pop(number)
+        if prepared is not None and len(state.windows) == windows_sent:
+            self.sink.accept_prepared(prepared, state)
+            return
         if len(state.windows) != windows_sent:      # checked against fewer windows than it has: again
             self.again += 1
             self.units.extend(_lean([{"unit": -1, "spec": self.spec_json, "spec_id": self.run.spec.spec_id,
