@@ -70,3 +70,43 @@ def test_trace_loading_validates_without_executing(tmp_path):
             load_trace(str(path))
     with pytest.raises(TraceError, match="does not exist"):
         load_trace(str(tmp_path / "missing.json"))
+
+
+def test_tally_counts_as_one_pass_over_each_field_would():
+    """`tally` is one pass over the results (a sweep's end waits on it): the same counts, totals and recovery
+    paths (most common first, ties in the order first seen) as counting each field on its own."""
+    import random
+    from collections import Counter
+    from crashsweep.crash_explorer._results import tally
+    rng = random.Random(5)
+    events = ["open", "replay journal", "rollback", "checkpoint", "read superblock"]
+    results = []
+    for number in range(400):
+        result = {"state": number, "outcome": rng.choice(["recovered", "refused", "violation"]),
+                  "engine_s": rng.random(), "total_s": rng.random()}
+        if result["outcome"] == "violation":
+            result["kind"] = rng.choice(["lost-synced-data", "not-a-snapshot"])
+        if rng.random() < 0.5:
+            result["latest"] = True
+        if rng.random() < 0.3:
+            result["nested_states"] = rng.randrange(5)
+        if rng.random() < 0.1:
+            result["leftovers"] = 1
+        if rng.random() < 0.7:
+            result["events"] = rng.sample(events, rng.randrange(1, 4))
+        results.append(result)
+    counted = tally(results)
+    outcomes = Counter(result["outcome"] for result in results)
+    violations = Counter(result["kind"] for result in results if result.get("kind"))
+    latest = sum(1 for result in results if result["outcome"] == "recovered" and result.get("latest"))
+    paths = Counter(event for result in results for event in result.get("events", ()))
+    assert counted == {
+        "outcomes": dict(sorted(outcomes.items())), "violations_by_kind": dict(sorted(violations.items())),
+        "violations": sum(violations.values()), "recovered_latest": latest,
+        "recovered_older": outcomes["recovered"] - latest, "refused": outcomes["refused"],
+        "nested_states": sum(result.get("nested_states", 0) for result in results),
+        "engine_s": sum(result["engine_s"] for result in results),
+        "worker_s": sum(result["total_s"] for result in results),
+        "states_with_leftovers": sum(1 for result in results if result.get("leftovers")),
+        "recovery_paths": dict(paths.most_common())}
+    assert list(counted["recovery_paths"]) == list(dict(paths.most_common()))
