@@ -138,6 +138,7 @@ def breakdowns(results: list[dict], per_point: list[dict]) -> dict:
     by_fault: dict[str, Counter] = {name: Counter() for name, _ in FAULT_KINDS}
     by_point: dict[int, Counter] = defaultdict(Counter)
     totals: Counter = Counter()
+    plain_kinds: dict[tuple[bool, bool], list[str]] = {}     # (some lost, some torn) -> `fault_kinds`
     for result in results:
         name = category(result)
         totals[name] += 1
@@ -145,7 +146,16 @@ def breakdowns(results: list[dict], per_point: list[dict]) -> dict:
         if point is None or point < 0:
             continue
         by_point[point][name] += 1
-        for kind in fault_kinds(result, pending.get(point, 0)):
+        choice = result.get("choice") or {}
+        if "faults" in choice:
+            kinds = fault_kinds(result, pending.get(point, 0))
+        else:           # (most results: `fault_kinds` told apart by two facts, without a list per result)
+            torn = choice.get("torn")
+            shape = (len(choice.get("persist", ())) + len(torn or ()) < pending.get(point, 0), bool(torn))
+            kinds = plain_kinds.get(shape)
+            if kinds is None:
+                kinds = plain_kinds[shape] = fault_kinds(result, pending.get(point, 0))
+        for kind in kinds:
             by_fault.setdefault(kind, Counter())[name] += 1
     rows = [{"kind": kind, "label": label, "counts": by_fault[kind], "total": sum(by_fault[kind].values())}
             for kind, label in FAULT_KINDS if sum(by_fault[kind].values())]
