@@ -5,7 +5,7 @@ Run: python benchmarks/bench_scale.py [--quick] [--out benchmarks/results/scale.
 For each workload (betree's default sweep; SQLite delete/full and wal/full over 200 single-row
 transactions; the tests' JSON-file store; TinyDB) and each executor (`--jobs 1`, `--jobs 2`,
 `--executor dask` on a cluster of 1 and of 2 workers started here on localhost, their start-up
-not counted), one `crashsweep sweep` in a process of its own: wall time, distinct states per
+not counted, each running only while its own rows run), one `crashsweep sweep` in a process of its own: wall time, distinct states per
 second end to end, the time of each phase (`summary.json`'s `phases_s`), and the peak memory of
 crashsweep's own process (VmHWM; the engines run in worker processes). From `--jobs 1` against `--jobs 2`
 the serial fraction f (Amdahl: T2 / T1 = f + (1 - f) / 2) and, on paper, the speed-up and states/s
@@ -147,25 +147,33 @@ def main() -> None:
             print(markdown(json.load(handle)))
         return
     rows = []
+    labels = ["--jobs 1", "--jobs 2", "dask, 1 worker", "dask, 2 workers"]
     with tempfile.TemporaryDirectory() as directory:
-        clusters = {workers: Cluster(directory, workers) for workers in (1, 2)}
-        try:
-            executors = [["--jobs", "1"], ["--jobs", "2"]] + [["--executor", "dask", "--scheduler", cluster.address]
-                                                             for cluster in clusters.values()]
-            labels = ["--jobs 1", "--jobs 2", "dask, 1 worker", "dask, 2 workers"]
-            for name, arguments in workloads(directory, args.quick):
-                for executor, label in zip(executors, labels):
+        named = workloads(directory, args.quick)
+        order = {name: index for index, (name, _) in enumerate(named)}
+        # Executor by executor: a Dask cluster runs only while its own rows run (idle, its scheduler and workers
+        # still take some of the two cores the local runs are measured on).
+        for label in labels:
+            cluster = None
+            try:
+                if label.startswith("dask"):
+                    cluster = Cluster(directory, 1 if "1 worker" in label else 2)
+                    executor = ["--executor", "dask", "--scheduler", cluster.address]
+                else:
+                    executor = label.split()
+                for name, arguments in named:
                     row = run(directory, name, arguments, executor, args.timeout)
                     row["executor"] = label
                     rows.append(row)
+                    rows.sort(key=lambda row: (order[row["workload"]], labels.index(row["executor"])))
                     print(f"{name:40} {label:16} {row['distinct_states']:>8,} states {row['wall_s']:>8.1f} s "
                           f"{row['states_per_s_end_to_end']:>9,.0f} states/s  peak {row['peak_mb']:>5} MB  "
                           f"phases {row['phases_s']}", file=sys.stderr, flush=True)
                     # Written after every run: a run stopped part-way keeps what it measured (marked partial).
                     save(args.out, results_of(rows, args.quick, partial=True))
-        finally:
-            for cluster in clusters.values():
-                cluster.stop()
+            finally:
+                if cluster is not None:
+                    cluster.stop()
     result = results_of(rows, args.quick, partial=False)
     for entry in result["projections"]:
         print(json.dumps(entry), file=sys.stderr)

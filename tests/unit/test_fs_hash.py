@@ -174,6 +174,14 @@ def test_the_unseen_tail_of_a_point_changes_no_state(specs, data):
     assert tree_digest(state) == tree_digest(without)
     if unseen < len(pending):           # the write before the tail is not unseen in every state
         assert pending[len(pending) - unseen - 1].kind != WRITE or unseen_is_tight(image, point, unseen)
+    # Asked point after point (each one's pending micro-ops a prefix of the next's, then a shorter list), one
+    # image answers as a fresh one would (it keeps the sizes of the last point's pending micro-ops).
+    ends = list(range(len(point.pending) + 1)) + [data.draw(st.integers(0, len(point.pending)), label="back to")]
+    for end in ends:
+        shorter = CrashPoint(0, 0, durable_count, point.pending[:end], ((0, 0),), 0)
+        fresh = FsDurableImage(walk, log, PersistenceModel.named("strict"), hashed=False)
+        fresh.advance(durable_count)
+        assert image.unseen_tail(shorter) == fresh.unseen_tail(shorter)
 
 
 def unseen_is_tight(image, point, unseen) -> bool:

@@ -66,6 +66,7 @@ class FsDurableImage:
         self.hashed = hashed
         self.data: dict = {}    # block-level corruption does not apply to the file-system model
         self._base_ops: dict[tuple, tuple] = {}    # a point's pending ids -> its micro-ops (for `point_hash`)
+        self._sizes_of_pending: tuple = ((), {})    # `_pending_sizes` of the last point asked about
 
     def advance(self, count: int) -> None:
         assert count >= self.applied, (count, self.applied)
@@ -128,20 +129,30 @@ class FsDurableImage:
         write leaves the state as it was: the point's states are those of the point before it. (A write past
         the end is the first half of an append; its size micro-op comes next.)"""
         pending, ops, tree = point.pending, self.ops, self.tree
+        if not pending or ops[pending[-1]].kind != WRITE:
+            return 0
+        sizes = self._pending_sizes(pending)      # (every size micro-op of `pending` is before its last writes)
         unseen = 0
         for index in range(len(pending) - 1, -1, -1):
             op = ops[pending[index]]
-            if op.kind != WRITE:
-                break
-            reach = tree.sizes.get(op.inode, 0)
-            for earlier in pending[:index]:
-                other = ops[earlier]
-                if other.kind == SIZE and other.inode == op.inode and other.size > reach:
-                    reach = other.size
-            if op.offset < reach:
+            if op.kind != WRITE or op.offset < max(tree.sizes.get(op.inode, 0), sizes.get(op.inode, 0)):
                 break
             unseen += 1
         return unseen
+
+    def _pending_sizes(self, pending: tuple) -> dict[int, int]:
+        """inode -> the largest size a size micro-op of `pending` sets, kept from the last point's pending
+        micro-ops when these extend them (a chain of points: each one's a prefix of the next's)."""
+        known, sizes = self._sizes_of_pending
+        if pending[:len(known)] != known:
+            known, sizes = (), {}
+        ops = self.ops
+        for op_id in pending[len(known):]:
+            op = ops[op_id]
+            if op.kind == SIZE and op.size > sizes.get(op.inode, -1):
+                sizes[op.inode] = op.size
+        self._sizes_of_pending = (pending, sizes)
+        return sizes
 
     def snapshot(self, overlay: list) -> FsTree:
         """The state's tree (copy-on-write: safe to keep after `advance` moves on)."""
