@@ -214,3 +214,31 @@ def test_a_file_with_two_names_is_walked_with_every_call_answered():
     assert memo.walk(apart) is None and memo.walk(linked) is not None
     memo = memo_of([run(program, apart)], [apart])
     assert memo.walk(linked) is None and memo.walk(apart) is not None
+
+
+def test_an_empty_read_says_nothing_of_the_bytes_before_it():
+    """(Found by the property test.) A read of nothing at offset 1 does not show the file reaches byte 1: a
+    write at 1 into an empty file makes byte 0 a zero, which a later read of byte 0 sees — the write is made."""
+    tree = build({"a": (b"", 0)})
+    program = [[("open", f"{STORE}/a", os.O_RDWR)], [("pread", 0, 0, 1)], [("pwrite", 0, b"\x00", 1)],
+               [("pread", 0, 1, 0)]]
+    trail = run(program, tree)
+    assert trail[-1][1] == b"\x00"
+    memo = memo_of([trail], [tree])
+    assert memo.walk(tree) is not None and memo.walk(tree).outcome[1]["run"] == 0
+
+
+def test_a_run_on_a_tree_with_two_names_for_a_file_may_differ_where_the_path_decides():
+    """(Found by the property test.) Truncating "b", a second name of "a", changes "a"'s size, which the path
+    decides for trees with one name per file. Recorded beside a run on such a tree, it is no contradiction: the
+    memo stays on, and each tree is answered by its own run."""
+    apart = build({"a": (b"", 1)})
+    linked = build({"a": (b"", 1), "b": "link"})
+    program = [[("open", f"{STORE}/a", os.O_RDWR)], [("pread", 0, 2, 0)],
+               [("open", f"{STORE}/b", os.O_RDWR | os.O_CREAT | os.O_TRUNC)], [("open", f"{STORE}/a", os.O_RDONLY)],
+               [("size", 0)]]
+    trails = [run(program, apart), run(program, linked)]
+    assert trails[0][-1][1] == 1 and trails[1][-1][1] == 0
+    memo = memo_of(trails, [apart, linked])
+    assert not memo.off
+    assert memo.walk(apart).outcome[1]["run"] == 0 and memo.walk(linked).outcome[1]["run"] == 1

@@ -174,7 +174,10 @@ class ResultsWriter:
             self.flush()
 
     def _write_line(self, record: dict) -> None:
-        self._pending.append(json.dumps(record, separators=(",", ":")) + "\n")
+        self._write_text(json.dumps(record, separators=(",", ":")))
+
+    def _write_text(self, line: str) -> None:
+        self._pending.append(line + "\n")
         if len(self._pending) >= BATCH_LINES or time.monotonic() - self._flushed_at > BATCH_SECONDS:
             self.flush()
 
@@ -196,9 +199,7 @@ class ResultsWriter:
     def write_text(self, result: dict, text: str) -> None:
         """`write(result)` whose line, `{"type": "state", **result}` as JSON, is `text` already."""
         assert result["state"] not in self.done, result["state"]
-        self._pending.append(text + "\n")
-        if len(self._pending) >= BATCH_LINES or time.monotonic() - self._flushed_at > BATCH_SECONDS:
-            self.flush()
+        self._write_text(text)
         self.done[result["state"]] = {"type": "state", **result}
 
     def close(self) -> None:

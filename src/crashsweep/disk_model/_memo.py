@@ -141,7 +141,7 @@ class ObservationMemo:
         if _held[0] > MEMORY_MAX_BYTES:   # bounds memory, not results: what is forgotten is run live again
             self._forget()
         knowledge = self.knowledge() if self.knowledge is not None else None
-        changes: list = []          # (node, key) of each change whose response the path decides, in order
+        changes: list = []          # (node, footprint) of each change not made yet, in order (`_follow`)
         node = self.root
         for call, key in trail:
             if call is _STOP:
@@ -161,13 +161,14 @@ class ObservationMemo:
                 elif node.call != call:      # the engine is not a function of its responses: stop memoizing
                     self._diverged(call, node.call)
                     return
-                if knowledge is not None and not self._follow(knowledge, node, call, key, fresh and self.marking,
-                                                              changes):
+                if knowledge is not None and not self._follow(knowledge, node, call, key, fresh, changes):
                     self._diverged(call, node.call, implied=True)
                     return
             child = node.children.get(key)
             if child is None:
-                if node.mark != ANSWERED and node.children:    # the path was to decide this response
+                # The path was to decide this response (on a state the reasoning covers: a run recorded on
+                # another may differ there, and walks on such states answer every call).
+                if node.mark != ANSWERED and node.children and self.marking:
                     self._diverged(call, node.call, implied=True)
                     return
                 child = node.children[key] = _Node()
@@ -178,11 +179,12 @@ class ObservationMemo:
                 _held[0] += cost
             node = child
 
-    def _follow(self, knowledge, node: _Node, call: tuple, key, mark: bool, changes: list) -> bool:
-        """Mark `node` (its call `call` got `key` in the run being added; `mark`: a node new to the trie, in a
-        run the reasoning covers) by what the run's earlier calls decide, and learn its response. False if
-        the path was to decide a different response."""
+    def _follow(self, knowledge, node: _Node, call: tuple, key, fresh: bool, changes: list) -> bool:
+        """Mark `node` (its call `call` got `key` in the run being added; `fresh`: new to the trie) by what the
+        run's earlier calls decide, and learn its response. A run on a state the reasoning does not cover
+        (`marking` off) marks nothing. False if the path was to decide a different response."""
         implied = knowledge.implied(call)
+        mark = fresh and self.marking
         if call[0] in knowledge.effect_only:
             if implied and key is None:
                 if mark:
@@ -193,7 +195,7 @@ class ObservationMemo:
         elif implied:
             if mark:
                 node.give(key, IMPLIED)
-        elif node.mark == IMPLIED:           # the same path decided it before: the reasoning is at fault
+        elif node.mark == IMPLIED and self.marking:    # the same path decided it before: the reasoning is at fault
             return False
         elif call[0] in knowledge.observing:
             seen = knowledge.footprint(call)
@@ -236,7 +238,8 @@ class ObservationMemo:
         point; None (a miss) if it leaves the trie."""
         if self.off:
             return None
-        walk = MemoWalk(self, self.answering(target), self.root)
+        walk = MemoWalk(self, self.answering(target), self.root,
+                        exact=self.knowledge is not None and self.answers_every_call(target))
         return walk if walk.advance() else None
 
     def answer_of(self, node: _Node):
@@ -257,11 +260,10 @@ class ObservationMemo:
 class MemoWalk:
     """A walk in progress: `outcome` is what was recorded at the stopping point reached."""
 
-    def __init__(self, memo: ObservationMemo, files, node: _Node):
+    def __init__(self, memo: ObservationMemo, files, node: _Node, exact: bool = False):
         self.memo, self.files, self.node = memo, files, node
         self.outcome = None
-        # A state the knowledge's reasoning does not cover (`answers_every_call`): every call answered.
-        self.exact = getattr(files, "answers_every_call", False)
+        self.exact = exact    # a state the knowledge's reasoning does not cover (`answers_every_call`): every call answered
 
     def advance(self) -> bool:
         """Answer calls until the next stopping point. False if a response (or the whole path) is unknown."""

@@ -204,8 +204,9 @@ class CallKnowledge:
     def _read(known: _File, count, offset, response) -> None:
         if not isinstance(response, bytes) or not isinstance(count, int) or count > DIGESTED_READ_BYTES:
             return           # a long read is remembered by its digest: nothing learned
-        known.learn(offset, offset + len(response))
-        known.at_least = max(known.at_least, offset + len(response))
+        if response:                # (an empty read says the file ends at or before `offset`, not after it)
+            known.learn(offset, offset + len(response))
+            known.at_least = max(known.at_least, offset + len(response))
         if 0 < len(response) < count or (offset == 0 and not response and count > 0):
             known.size = offset + len(response)           # a short read ends at the file's end
 

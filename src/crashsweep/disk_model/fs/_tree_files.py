@@ -39,9 +39,6 @@ class TreeFiles:
         self.paths: dict[str, tuple | None] = {}         # path -> entry, as looked up (kept right by changes)
         self.next_handle = 0
         self.next_inode = tree.inode_max() + 1
-        # The memo's reasoning about which calls the earlier ones decide (fs/_implied.py) takes one name per
-        # file: a tree with a file under two names has every call answered.
-        self.answers_every_call = has_hard_links(tree)
 
     def _names(self, inode: int, change: bool = False) -> dict | None:
         names = self.entries.get(inode)
@@ -214,7 +211,8 @@ class TreeFiles:
 
 
 def has_hard_links(tree: FsTree) -> bool:
-    """Whether a file of `tree` has two names."""
+    """Whether a file of `tree` has two names (the memo's reasoning about which calls the earlier ones decide,
+    fs/_implied.py, takes one name per file: such a tree has every call answered, `CallMemo.answers_every_call`)."""
     files: set[int] = set()
     count = 0
     for names in tree.entries.values():
