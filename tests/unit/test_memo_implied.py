@@ -119,7 +119,7 @@ programs = st.builds(lambda first, rest: [first] + rest, opening,
                      st.lists(st.lists(calls, min_size=1, max_size=3), min_size=1, max_size=24))
 
 
-@settings(max_examples=int(os.environ.get("CRASHSWEEP_MEMO_EXAMPLES", "1000")), deadline=None)
+@settings(max_examples=int(os.environ.get("CRASHSWEEP_MEMO_EXAMPLES", "2000")), deadline=None)
 @given(program=programs, base=trees, data=st.data())
 def test_a_walk_answers_exactly_the_states_that_give_a_recorded_run(program, base, data):
     recorded = [base] + [mutate(base, data.draw) for _ in range(data.draw(st.integers(0, 3)))]
