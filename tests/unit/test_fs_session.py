@@ -55,6 +55,9 @@ class _Constructors:
     def renewed(self):
         return self
 
+    def reset(self):
+        self.fs.reset(init_pathlib=False)
+
     def directory(self, name, inode):
         obj = fake_file.FakeDirectory(name, filesystem=self.fs)
         setattr(obj, INODE_ATTRIBUTE, inode)
@@ -85,6 +88,39 @@ def test_loaded_objects_are_the_ones_pyfakefs_constructors_make(monkeypatch):
     constructors, _ = _loaded(monkeypatch, _Constructors)
     assert _without_parents(prototypes) == _without_parents(constructors)
     assert "big" in repr(prototypes) and "twice" in repr(prototypes)
+
+
+def test_a_load_resets_the_file_system_as_pyfakefs_does():
+    """Later loads reset the file system from the first reset's root and null file (`_Prototypes.reset`):
+    everything pyfakefs's own `reset` sets is the same, clock readings aside."""
+    session = FsSession(FsTree.initial(), FsLog())
+    assert session._prototypes.resets
+    for _ in range(2):
+        session.load(_tree(), FsLog())
+        session.fs.create_file("/crashsweep/store/extra", contents=b"x")      # changed between loads
+        session.fs.open_files.append(None)
+    session._prototypes.reset()
+    fast = session_module._reset_fingerprint(session.fs)
+    session.fs.reset(init_pathlib=False)
+    assert session_module._reset_fingerprint(session.fs) == fast
+    assert fast[0][0] is fake_file.FakeDirectory and len(fast[2]) == 3
+
+
+def test_a_reset_pyfakefs_makes_differently_is_left_to_pyfakefs(monkeypatch):
+    """Where building the reset's objects would not leave what pyfakefs's `reset` leaves (another pyfakefs),
+    every load calls pyfakefs's `reset` itself."""
+    calls = iter(range(1000))
+    monkeypatch.setattr(session_module, "_reset_fingerprint", lambda fs: next(calls))
+    resets = []
+    original = session_module.FakeFilesystem.reset
+    monkeypatch.setattr(session_module.FakeFilesystem, "reset",
+                        lambda fs, *args, **keywords: resets.append(1) or original(fs, *args, **keywords))
+    session = FsSession(FsTree.initial(), FsLog())
+    assert not session._prototypes.resets
+    before = len(resets)
+    session.load(_tree(), FsLog())
+    assert len(resets) == before + 1
+    assert session.fs.exists("/crashsweep/store")
 
 
 def _without_parents(described: dict) -> dict:

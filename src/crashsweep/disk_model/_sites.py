@@ -62,6 +62,7 @@ def show_file_as(filename: str, shown: str) -> None:
     """Show `filename` (a shipped copy) as `shown`, the name the user's own machine gives it."""
     _SHOWN_AS[filename] = shown
     _CATEGORY.pop(filename, None)
+    _SHOWN.clear()
 
 
 _USER_DIRECTORY: list[str] = []     # the user's current directory, where it is not this process's (a Dask worker)
@@ -70,11 +71,29 @@ _USER_DIRECTORY: list[str] = []     # the user's current directory, where it is 
 def show_relative_to(directory: str) -> None:
     """Name files relative to `directory`, the user's current directory on the machine that started the sweep."""
     _USER_DIRECTORY[:] = [directory]
+    _SHOWN.clear()
+
+
+_SHOWN: dict[tuple[str, str], str] = {}   # (file name, the directory names are relative to) -> shown name
 
 
 def shown_path(filename: str) -> str:
     """A file name as a user would look it up: relative to the current directory, site-packages, the standard
-    library or crashsweep's package."""
+    library or crashsweep's package. Kept per file and directory (`os.path.relpath` costs ~10 µs: a refusing
+    state names its raising line)."""
+    directory = _USER_DIRECTORY[0] if _USER_DIRECTORY else os.getcwd()
+    shown = _SHOWN.get((filename, directory))
+    if shown is None:
+        if len(_SHOWN) >= SHOWN_KEPT_MAX:
+            _SHOWN.clear()
+        shown = _SHOWN[(filename, directory)] = _shown_path(filename, directory)
+    return shown
+
+
+SHOWN_KEPT_MAX = 4096
+
+
+def _shown_path(filename: str, directory: str) -> str:
     if filename in _SHOWN_AS:
         return _SHOWN_AS[filename]
     if filename.startswith(_PACKAGE):
@@ -85,7 +104,7 @@ def shown_path(filename: str) -> str:
     if filename.startswith(_STDLIB):
         return filename[len(_STDLIB):]
     try:
-        relative = os.path.relpath(filename, _USER_DIRECTORY[0] if _USER_DIRECTORY else os.curdir)
+        relative = os.path.relpath(filename, directory)
     except ValueError:
         return filename
     return relative if not relative.startswith("..") else filename

@@ -284,6 +284,7 @@ class DefaultBindings:
         self.scanned: set[str] = set()
         self.found: list[tuple[object, tuple | None, dict | None]] = []   # (function, defaults, keyword defaults)
         self.classes: list[tuple[type, str, object]] = []   # (class, attribute, the real os or io it holds)
+        self._made: tuple | None = None      # (the fake modules, [(function, its fake defaults, keyword defaults)])
 
     def scan(self) -> None:
         if len(self.scanned) == len(sys.modules):
@@ -302,14 +303,20 @@ class DefaultBindings:
                     self.found.append((function, defaults, keywords))
 
     def patch(self, fake_modules: dict) -> None:
-        def fake(value):
-            where = self.real.get(id(value))
-            return value if where is None else getattr(fake_modules[where[0]], where[1], value)
-        for function, defaults, keywords in self.found:
+        made = self._made
+        if made is None or made[0] is not fake_modules or len(made[1]) != len(self.found):
+            def fake(value):
+                where = self.real.get(id(value))
+                return value if where is None else getattr(fake_modules[where[0]], where[1], value)
+            made = self._made = (fake_modules, [
+                (function, None if defaults is None else tuple(fake(value) for value in defaults),
+                 None if keywords is None else {key: fake(value) for key, value in keywords.items()})
+                for function, defaults, keywords in self.found])
+        for function, defaults, keywords in made[1]:     # (the fake modules live as long as their patcher)
             if defaults is not None:
-                function.__defaults__ = tuple(fake(value) for value in defaults)
+                function.__defaults__ = defaults
             if keywords is not None:
-                function.__kwdefaults__ = {key: fake(value) for key, value in keywords.items()}
+                function.__kwdefaults__ = dict(keywords)
 
     def restore(self) -> None:
         for function, defaults, keywords in self.found:
@@ -396,6 +403,23 @@ def _class_bindings(module, name: str) -> list[tuple[type, str, object]]:
 _ABSENT = object()
 
 
+class _BlockStubs(mox3_stubout.StubOutForTesting):
+    """pyfakefs's record of what it patched, where the patches recorded once are set and undone a list at a
+    time (`_ModelPatcher._patch_recorded`): ~130 names per scope, undone in the reverse order of setting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: list[tuple[list, list]] = []     # ([(namespace, name, fake)], [original or _ABSENT])
+
+    def smart_unset_all(self) -> None:
+        super().smart_unset_all()
+        for recorded, originals in reversed(self.blocks):
+            for (namespace, name, _), original in zip(recorded, originals):
+                if original is not _ABSENT:       # (each name once in a list: the order within one is free)
+                    namespace[name] = original
+        self.blocks = []
+
+
 class _ModelPatcher(Patcher):
     """pyfakefs's Patcher, made to use the session's file system instead of a new one.
 
@@ -436,25 +460,28 @@ class _ModelPatcher(Patcher):
         self._patch_recorded("_recorded_functions", super().patch_functions)
 
     def _patch_recorded(self, slot: str, patch) -> None:
-        stubs = self._stubs.stubs
         recorded = getattr(self, slot, None)
         if recorded is None:
+            stubs = self._stubs.stubs
             first = len(stubs)
             patch()
-            setattr(self, slot, [(owner, name, owner.__dict__[name]) for owner, name, _ in stubs[first:]])
+            made = [(owner.__dict__, name, owner.__dict__[name]) for owner, name, _ in stubs[first:]]
+            # (pyfakefs patches module attributes, whose namespaces are plain dicts; each name once)
+            if all(type(namespace) is dict for namespace, _, _ in made) and \
+                    len({(id(namespace), name) for namespace, name, _ in made}) == len(made):
+                setattr(self, slot, made)
             return
-        for owner, name, fake in recorded:
-            namespace = owner.__dict__
-            original = namespace.get(name, _ABSENT)
+        originals = [namespace.get(name, _ABSENT) for namespace, name, _ in recorded]
+        for (namespace, name, fake), original in zip(recorded, originals):
             if original is not _ABSENT:           # (pyfakefs skips a name its module no longer has)
-                stubs.append((owner, name, original))
                 namespace[name] = fake
+        self._stubs.blocks.append((recorded, originals))
 
     def _refresh(self) -> None:
         self._recorded_modules = self._recorded_functions = None     # new fake modules: found again
         if self._stubs is not None:
             self._stubs.smart_unset_all()
-        self._stubs = mox3_stubout.StubOutForTesting()
+        self._stubs = _BlockStubs()
         self.fs = self._model_filesystem
         self.fs.patch_open_code = self.patch_open_code
         for name, fake_class in self._fake_module_classes.items():

@@ -20,6 +20,8 @@ Invariants:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import errno
 import fcntl as fcntl_module
 import os
@@ -28,7 +30,7 @@ import time
 import weakref
 
 from pyfakefs import fake_file, helpers
-from pyfakefs.fake_filesystem import FakeFilesystem
+from pyfakefs.fake_filesystem import POSIX_PROPERTIES, WINDOWS_PROPERTIES, FakeFilesystem
 from pyfakefs.helpers import FakeStatResult
 
 from crashsweep.disk_model.fs._image import FIRST_FREE_INODE, ROOT_INODE, FsTree
@@ -232,6 +234,22 @@ fake_file.FakeFile.set_initial_contents = _set_initial_contents
 fake_file.FakeFile.size = fake_file.FakeFile.size.setter(_size_setter)
 
 
+def _reset_fingerprint(fs: FakeFilesystem) -> tuple:
+    """What pyfakefs's `reset` leaves, clock readings aside: the file system's attributes, and its root's, null
+    file's and open standard streams' (by type and stream)."""
+    def of(obj) -> tuple:
+        attributes = sorted(((key, value) for key, value in vars(obj).items() if key != "stat_result"),
+                            key=lambda item: item[0])
+        stat = sorted(((key, value) for key, value in vars(obj.stat_result).items() if not key.endswith("time_ns")),
+                      key=lambda item: item[0])
+        return type(obj), attributes, stat
+    rest = sorted(((key, value) for key, value in vars(fs).items() if key not in ("root", "dev_null", "open_files")),
+                  key=lambda item: item[0])
+    streams = [[(type(wrapper), getattr(wrapper, "_stream", None)) for wrapper in entry] if entry else entry
+               for entry in fs.open_files]
+    return of(fs.root), of(fs.dev_null), streams, rest
+
+
 class _Prototypes:
     """pyfakefs objects as its constructors make them, built from the attributes of one file and one directory its
     constructors made on this file system now (the same attributes, each object's own stat result, entries and
@@ -239,14 +257,44 @@ class _Prototypes:
     tests/unit/test_fs_session.py: objects equal to the constructors' (every attribute, the stat result's too)."""
 
     def __init__(self, fs: FakeFilesystem):
+        """Made on `fs` just reset by pyfakefs's own `reset`, whose root, null file and counters it keeps."""
         self.fs = fs
         self.of_file = self._attributes(fake_file.FakeFile("-", filesystem=fs))
         self.of_directory = self._attributes(fake_file.FakeDirectory("-", filesystem=fs))
+        self.of_root, self.of_null = self._attributes(fs.root), self._attributes(fs.dev_null)
+        self.null_name = fs.dev_null.name
+        self.after_reset = (fs.last_ino, fs.last_dev, fs._cwd, copy.deepcopy(fs.mount_points))
+        # Trusted only where it leaves what pyfakefs's `reset` left, checked here (another pyfakefs may differ).
+        expected = _reset_fingerprint(fs)
+        self.resets = True
+        self.reset()
+        if _reset_fingerprint(fs) != expected:
+            self.resets = False
+            fs.reset(init_pathlib=False)
+
+    def reset(self) -> None:
+        """pyfakefs's `FakeFilesystem.reset` of a POSIX file system, with its root and null file built from the
+        kept ones' attributes (its constructors, path normalizing and mount-point search cost ~15 µs a load)."""
+        fs = self.fs
+        if not self.resets:
+            fs.reset(init_pathlib=False)
+            return
+        fs.fs_properties = [dataclasses.replace(POSIX_PROPERTIES), POSIX_PROPERTIES, WINDOWS_PROPERTIES]
+        root = self._built(fake_file.FakeDirectory, self.of_root, fs.root.name)
+        root.__dict__["_entries"] = {}
+        fs.root = root
+        fs.dev_null = self._built(fake_file.FakeNullFile, self.of_null, self.null_name)
+        fs.open_files.clear()
+        fs._free_fd_heap.clear()
+        fs.last_ino, fs.last_dev, fs._cwd, mount_points = self.after_reset
+        fs.mount_points.clear()
+        fs.mount_points.update((path, dict(point)) for path, point in mount_points.items())
+        fs._add_standard_streams()
 
     def renewed(self) -> "_Prototypes":
         """For the next load: what pyfakefs's constructors take from the clock and the user now."""
         now = int(helpers.now() * 1e9)
-        for _, stat in (self.of_file, self.of_directory):
+        for _, stat in (self.of_file, self.of_directory, self.of_root, self.of_null):
             stat.update(st_uid=helpers.get_uid(), st_gid=helpers.get_gid(), is_windows=self.fs.is_windows_fs,
                         _st_atime_ns=now, _st_mtime_ns=now, _st_ctime_ns=now)
         return self
@@ -258,13 +306,18 @@ class _Prototypes:
             attributes.pop(own, None)
         return attributes, dict(obj.stat_result.__dict__)
 
-    def _made(self, cls, made: tuple[dict, dict], name: str, inode: int):
+    @staticmethod
+    def _built(cls, made: tuple[dict, dict], name: str):
         attributes, stat = made
         obj = cls.__new__(cls)
         result = FakeStatResult.__new__(FakeStatResult)
         result.__dict__.update(stat)
         obj.__dict__.update(attributes)
         obj.__dict__.update(name=name, stat_result=result, xattr={})
+        return obj
+
+    def _made(self, cls, made: tuple[dict, dict], name: str, inode: int):
+        obj = self._built(cls, made, name)
         obj.__dict__[INODE_ATTRIBUTE] = inode
         return obj
 
@@ -322,8 +375,14 @@ class FsSession:
         self.files.clear()
         self.flocks.clear()
         fs = self.fs
-        fs.reset(init_pathlib=False)          # the fake pathlib was bound to this file system once, at creation
-        fs.is_windows_fs = fs.is_macos = False
+        # pyfakefs's `reset` (the fake pathlib was bound to this file system once, at creation), the first time
+        # itself, then from what it made (`_Prototypes.reset`).
+        made = self._prototypes
+        if made is None:
+            fs.reset(init_pathlib=False)
+            made = self._prototypes = _Prototypes(fs)
+        else:
+            made.renewed().reset()
         # New inodes never reuse a number the tree has seen: the tree keeps the data of unlinked files
         # (a crash state is built by replaying micro-ops by inode), and a new file must not inherit it.
         used = [inode for names in tree.entries.values() for inode, _ in names.values()]
@@ -333,7 +392,6 @@ class FsSession:
         # from pyfakefs's own objects' attributes (`_Prototypes`: its constructors cost ~10 µs each).
         by_path = {"": fs.root}
         by_inode = {ROOT_INODE: fs.root}
-        made = self._prototypes = (self._prototypes or _Prototypes(fs)).renewed()
         for path, kind, inode in tree.walk():
             parent_path, _, name = path.rpartition("/")
             obj = by_inode.get(inode)
