@@ -11,7 +11,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import random
 import re
@@ -156,9 +155,10 @@ def recover_state(context: StateContext, image: Mapping[int, bytes], choice: dic
     state inherits it), so a refusal is allowed even if this choice injects none.
     """
     engine: list = []
-    # At the last depth nothing but the engine and the explorer's checks runs in a state: the medium may hold
-    # its scope over all of it (a deeper state explores its recovery's crash points between engine calls).
-    with hold(context) if depth <= 0 else contextlib.nullcontext():
+    # Nothing but the engine and the explorer's in-memory work (checks, and a deeper state's planning of its
+    # continuation's crashes) runs in a state: the medium may hold its scope over all of it, the nested states'
+    # recoveries included (their own holds and the engine calls' scopes then cost nothing).
+    with hold(context):
         try:
             return _recover(context, image, choice, windows, history, point_index, depth, timing, chain, damaged,
                             engine)

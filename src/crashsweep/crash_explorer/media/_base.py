@@ -51,8 +51,9 @@ class Medium:
         raise NotImplementedError
 
     def hold(self, context):
-        """The context manager around one whole state at the last crash depth (its engine calls' own
-        `engine_scope`s nest inside it). Only the explorer's own checks run in it beside the engine."""
+        """The context manager around one whole state, its nested states included (its engine calls' own
+        `engine_scope`s nest inside it). Beside the engine, only the explorer's in-memory work runs in it: checks,
+        planning a continuation's crash states, building their images — never a file of its own."""
         return contextlib.nullcontext()
 
     def let_go(self, context, engine: list) -> None:
