@@ -48,7 +48,7 @@ from pyfakefs.fake_io import FakeIoModule
 from pyfakefs.fake_os import FakeOsModule
 
 from crashsweep.disk_model._bypass import GUARD, InterpositionBypass  # noqa: F401 - re-exported
-from crashsweep.disk_model.fs._session import FsSession, model_stat
+from crashsweep.disk_model.fs._session import BLOCK_SIZE, FsSession, model_stat
 
 _REAL_OS, _REAL_IO = os, io
 MODEL_ROOTS = ("/crashsweep",)   # the store's tree; the model's /tmp shares its name with the real one
@@ -65,7 +65,78 @@ def _private_pyio(fake_os):
     module.os = fake_os
     for name in ("BufferedReader", "BufferedWriter", "BufferedRandom", "TextIOWrapper"):
         setattr(module, name, getattr(_REAL_IO, name))
+    module.FileIO = _model_file_io(module.FileIO, fake_os._session)
     return module
+
+
+def _raw_plans() -> dict[str, tuple[int, bool, bool, bool, bool]]:
+    """FileIO's mode -> (its open flags, readable, writable, appending, created), as `_pyio.FileIO` makes them."""
+    plans = {}
+    for mode in ("r", "w", "a", "x", "r+", "w+", "a+", "x+"):
+        created, readable = "x" in mode, "r" in mode or "+" in mode
+        writable, appending = "r" not in mode or "+" in mode, "a" in mode
+        flags = {"x": os.O_EXCL | os.O_CREAT, "r": 0, "w": os.O_CREAT | os.O_TRUNC, "a": os.O_APPEND | os.O_CREAT}[mode[0]]
+        flags |= os.O_RDWR if readable and writable else os.O_RDONLY if readable else os.O_WRONLY
+        plans[mode] = (flags | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0), readable, writable,
+                       appending, created)
+    return plans
+
+
+_RAW_PLANS = _raw_plans()
+
+
+def _model_file_io(file_io: type, session: FsSession) -> type:
+    """`_pyio.FileIO` over the session's descriptors directly. A file named by a `str`, opened in one of the
+    modes `_pyio.open` passes, is opened as `_pyio.FileIO.__init__` would open it through the model's `os`
+    (open, a directory refused with EISDIR, an appending file's position at its end), without its mode parsing,
+    `fstat` and the model's `os` in between; reads, writes and seeks call the session as the model's `os` does.
+    Anything else is `_pyio`'s own. tests/boundary/test_interposition_conformance.py: as the real OS."""
+
+    class ModelFileIO(file_io):
+        def __init__(self, file, mode="r", closefd=True, opener=None):
+            plan = _RAW_PLANS.get(mode) if type(mode) is str else None
+            if plan is None or type(file) is not str or closefd is not True or opener is not None or self._fd >= 0:
+                file_io.__init__(self, file, mode, closefd, opener)
+                return
+            flags, self._readable, self._writable, self._appending, self._created = plan
+            fd = session.open(file, flags, 0o666)
+            try:
+                if session.handle(fd).is_dir:
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), file)
+                self._closefd = True
+                self._blksize = BLOCK_SIZE            # what the model's fstat gives as st_blksize
+                self.name = file
+                if self._appending:
+                    session.lseek(fd, 0, os.SEEK_END)
+            except BaseException:
+                session.close(fd)
+                raise
+            self._fd = fd
+
+        def read(self, size=None):
+            self._checkClosed()
+            self._checkReadable()
+            if size is None or size < 0:
+                return self.readall()
+            return session.read(self._fd, size)
+
+        def write(self, b):
+            self._checkClosed()
+            self._checkWritable()
+            return session.write(self._fd, b)
+
+        def seek(self, pos, whence=os.SEEK_SET):
+            if isinstance(pos, float):
+                raise TypeError("an integer is required")
+            self._checkClosed()
+            return session.lseek(self._fd, pos, whence)
+
+        def tell(self):
+            self._checkClosed()
+            return session.lseek(self._fd, 0, os.SEEK_CUR)
+
+    ModelFileIO.__name__ = ModelFileIO.__qualname__ = "FileIO"
+    return ModelFileIO
 
 
 class ModelOs(FakeOsModule):
@@ -243,7 +314,52 @@ class ModelIo(FakeIoModule):
 
     def open(self, file, mode="r", buffering=-1, encoding=None, errors=None, newline=None, closefd=True,
              opener=None):
-        return self._pyio.open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+        """`_pyio.open`; a file named by a `str` with the default buffering is layered here as `_pyio.open`
+        layers it (a FileIO, CPython's buffered class for the mode, its text wrapper), without its checks of
+        a mode it has seen valid."""
+        plan = _OPEN_PLANS.get(mode) if type(mode) is str else None
+        if plan is None or type(file) is not str or type(buffering) is not int or buffering != -1 \
+                or closefd is not True or opener is not None \
+                or encoding is not None and type(encoding) is not str or errors is not None and type(errors) is not str \
+                or plan[2] and (encoding is not None or errors is not None or newline is not None):
+            if plan is None and type(mode) is str and len(_OPEN_PLANS) < OPEN_PLANS_MAX:
+                plan = _open_plan(mode)
+                if plan is not None:
+                    _OPEN_PLANS[mode] = plan
+            return self._pyio.open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+        raw_mode, buffered, binary = plan
+        result = raw = self._pyio.FileIO(file, raw_mode)
+        try:                                  # (a model file is no terminal: no line buffering)
+            result = buffer = buffered(raw, raw._blksize)
+            if binary:
+                return result
+            result = _REAL_IO.TextIOWrapper(buffer, self._pyio.text_encoding(encoding), errors, newline, False)
+            result.mode = mode
+            return result
+        except BaseException:
+            result.close()
+            raise
+
+
+OPEN_PLANS_MAX = 256
+_OPEN_PLANS: dict[str, tuple[str, type, bool]] = {}    # an `open` mode -> (FileIO's mode, buffered class, binary)
+
+
+def _open_plan(mode: str) -> tuple[str, type, bool] | None:
+    """What `_pyio.open` makes of a valid `mode` (FileIO's mode, the buffered class, binary); None where it
+    raises or warns (it is left to say so)."""
+    modes = set(mode)
+    if modes - set("axrwb+t") or len(mode) > len(modes):
+        return None
+    creating, reading, writing, appending = "x" in modes, "r" in modes, "w" in modes, "a" in modes
+    updating, text, binary = "+" in modes, "t" in modes, "b" in modes
+    if text and binary or creating + reading + writing + appending != 1:
+        return None
+    raw_mode = (creating and "x" or "") + (reading and "r" or "") + (writing and "w" or "") + \
+        (appending and "a" or "") + (updating and "+" or "")
+    buffered = _REAL_IO.BufferedRandom if updating else \
+        _REAL_IO.BufferedWriter if creating or writing or appending else _REAL_IO.BufferedReader
+    return raw_mode, buffered, binary
 
 
 _SKIPPED_PACKAGES = ("crashsweep", "pyfakefs", "_pytest", "pytest", "hypothesis", "importlib", "_frozen_importlib",
