@@ -242,3 +242,19 @@ def test_a_run_on_a_tree_with_two_names_for_a_file_may_differ_where_the_path_dec
     memo = memo_of(trails, [apart, linked])
     assert not memo.off
     assert memo.walk(apart).outcome[1]["run"] == 0 and memo.walk(linked).outcome[1]["run"] == 1
+
+
+def test_a_call_a_run_left_unmarked_sees_the_writes_before_it():
+    """(Found by the property test at CI strength.) A write skipped on one path (the read after it was implied)
+    is followed by a run on a tree with two names for a file, which marks nothing: its read of the written byte,
+    on a branch of its own, is answered from the state by a walk — so the write before it is made, and a tree
+    with one name per file that gives that run's responses is answered."""
+    program = [[("open", f"{STORE}/a", os.O_RDWR)], [("pwrite", 0, b"\x00", 0)], [("exists", f"{STORE}/b")],
+               [("pread", 0, 1, 0)]]
+    recorded = [build({"a": (b"\x00", 0)}), build({"a": (b"\x00", 0), "b": "link"})]
+    trails = [run(program, tree) for tree in recorded]
+    memo = memo_of(trails, recorded)
+    apart = build({"a": (b"\x00", 0), "b": (b"", 0)})
+    assert run(program, apart) == trails[1]
+    assert memo.walk(apart) is not None and memo.walk(apart).outcome[1]["run"] == 1
+    assert memo.walk(recorded[0]).outcome[1]["run"] == 0

@@ -197,7 +197,9 @@ class ObservationMemo:
                 node.give(key, IMPLIED)
         elif node.mark == IMPLIED and self.marking:    # the same path decided it before: the reasoning is at fault
             return False
-        elif call[0] in knowledge.observing:
+        # A call a walk answers from the state (not implied, or left unmarked: a run on a state the reasoning does
+        # not cover marks nothing) sees the state as the changes before it left it: make those it may see.
+        if call[0] in knowledge.observing and node.mark == ANSWERED:
             seen = knowledge.footprint(call)
             kept = []
             for change, footprint in changes:
