@@ -3,8 +3,9 @@
 Run: python benchmarks/bench_native_recovery.py [--states 600] [--repeat 5] [--out benchmarks/results/native-recovery.json]
 
 Side by side in one process, over the same planned crash states of each engine (crash depth 0):
-- crashsweep: `run_unit` on the states — build the state's tree, open the engine on the
-  file-system model, read everything out, check, run the continuation and check it;
+- crashsweep: `run_unit` on the states as a worker process runs them — build the state's tree, open the engine
+  on the file-system model, read everything out, check, run the continuation and check it, take the engine's
+  output and reap its processes;
 - native: the same state's tree written to a directory on tmpfs (/dev/shm; not timed), then the
   engine opened on it with the real `os`, read out, the same continuation run, closed.
 The sides alternate pass by pass, each keeping its best of `--repeat`.
@@ -76,6 +77,7 @@ def measure(engine: str, ops: str, states: int, repeat: int = 5) -> dict:
     from crashsweep.crash_explorer._plan import make_units, plan_states
     from crashsweep.crash_explorer._recover import continuation_ops
     from crashsweep.crash_explorer._recording import record
+    from crashsweep.crash_explorer._executor import _after_state, _OutputCapture
     from crashsweep.crash_explorer._worker import remember, run_unit
     from crashsweep.crash_explorer._medium import durable_of
 
@@ -85,11 +87,14 @@ def measure(engine: str, ops: str, states: int, repeat: int = 5) -> dict:
     remember(recording)
     planned = plan_states(recording).states[:states]
     units = make_units(spec.to_json(), planned, spec_id=spec.spec_id)
-    checked = sum(1 for unit in units for _ in run_unit(unit))       # warm: the interposition's first set-up
+    # As a worker process runs a unit: the engine's output taken and its processes reaped after each state.
+    output = _OutputCapture()
+    after_state = lambda result: _after_state(result, output)   # noqa: E731
+    checked = sum(1 for unit in units for _ in run_unit(unit, after_state))   # warm: the interposition's set-up
 
     def crashsweep_pass() -> float:
         started = time.perf_counter()
-        assert sum(1 for unit in units for _ in run_unit(unit)) == checked
+        assert sum(1 for unit in units for _ in run_unit(unit, after_state)) == checked
         return (time.perf_counter() - started) / checked
 
     opener = _native_opener(engine, spec)

@@ -77,6 +77,21 @@ def test_a_misbehaving_engine_costs_its_states_never_the_sweep(tmp_path, mode, w
         assert max(len(text) for text in outputs) < 10_000
 
 
+def test_each_state_is_charged_the_processes_its_engine_left(tmp_path):
+    """Reaped after each state, inside the file-system model's interposition that a worker holds over runs of
+    states (the reaping reads /proc through the real `os`): each forking recovery is charged its own child,
+    not the last state of its unit."""
+    marker = uuid.uuid4().hex
+    completed = _sweep(tmp_path, "--option", "mode=fork-linger", "--option", "when=recover", "--crash-depth", "0",
+                       "--quiet", marker=marker)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    leftovers = [json.loads(line).get("leftovers", 0)
+                 for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert max(leftovers) == 1 and sum(leftovers) >= 4, leftovers
+    time.sleep(0.2)
+    assert processes_with(marker, "environ") == []
+
+
 def test_a_trace_of_an_engine_that_kills_its_process_replays_and_minimizes(tmp_path):
     _sweep(tmp_path, "--option", "mode=kill", "--minimize", "0", "--quiet")
     traces = sorted((tmp_path / "out" / "traces").glob("*.json"))

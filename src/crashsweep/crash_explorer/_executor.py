@@ -115,11 +115,14 @@ def _worker_main(connection, memory_limit_bytes: int | None, setup: dict | None 
 
 def _run_and_send(unit: dict, output: "_OutputCapture", connection) -> None:
     batch, sent_at = [], time.monotonic()
-    engine_ran = False
-    for result in run_unit(unit):
+    engine_ran = []
+
+    def after_state(result: dict) -> None:
         if result.get("memo") is not True:   # a state the observation memo answered ran no engine code
             _after_state(result, output)
-            engine_ran = True
+            engine_ran[:] = [True]
+
+    for result in run_unit(unit, after_state):
         batch.append(result)
         if len(batch) >= BATCH_STATES_MAX or time.monotonic() - sent_at > BATCH_SECONDS_MAX:
             connection.send_bytes(_wire.encode(["results", batch]))
@@ -133,7 +136,8 @@ def _run_and_send(unit: dict, output: "_OutputCapture", connection) -> None:
 
 def _after_state(result: dict, output: "_OutputCapture") -> None:
     """What the engine left after one state: its output (kept with the result, capped) and the processes it
-    started (killed now: nothing an engine starts outlives its state)."""
+    started (killed now: nothing an engine starts outlives its state). It runs inside the medium's scope
+    (`run_unit`'s `after_state`): the real `os` of crashsweep's own modules only, never `open`."""
     text = output.take()
     if text:
         result["output"] = text

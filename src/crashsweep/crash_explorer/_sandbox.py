@@ -225,10 +225,13 @@ def kill_children(kept: set[int] = frozenset()) -> int:
     """Kill and reap this process's own child processes (an engine's forks) but `kept` (crashsweep's own:
     pooled native hosts); how many there were. Cheap (reads /proc/self/task/*/children): run after every state."""
     pids = set()
-    try:
+    try:     # (`os` itself, not `open`: a worker runs this inside the file-system model's interposition)
         for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children", "rb") as handle:
-                pids.update(int(pid) for pid in handle.read().split())
+            fd = os.open(f"/proc/self/task/{task}/children", os.O_RDONLY)
+            try:
+                pids.update(int(pid) for pid in _read_all(fd).split())
+            finally:
+                os.close(fd)
     except OSError:
         return 0
     pids -= kept
@@ -243,6 +246,15 @@ def kill_children(kept: set[int] = frozenset()) -> int:
         except ChildProcessError:
             pass
     return len(pids)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def kill_group_except_self(kept: set[int] = frozenset()) -> int:

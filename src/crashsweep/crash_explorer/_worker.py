@@ -11,10 +11,10 @@ each worker a spec once; its workers serve one sweep, well under RECORDINGS_CACH
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from collections.abc import Iterator
 
-from crashsweep.crash_explorer._medium import ahead, durable_of, forget_ahead, prepares_ahead
+from crashsweep.crash_explorer._medium import ahead, durable_of, forget_ahead, hold, prepares_ahead
 from crashsweep.crash_explorer._recording import Recording, record, state_context
 from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
@@ -48,8 +48,38 @@ def recording_for(spec_json: dict | None, spec_id: str | None = None) -> Recordi
     return recording
 
 
-def run_unit(unit: dict) -> Iterator[dict]:
-    """Yield one result per state, in the unit's order."""
+def run_unit(unit: dict, after_state: Callable[[dict], None] | None = None) -> Iterator[dict]:
+    """Yield one result per state, in the unit's order.
+
+    `after_state(result)`, if given, is called right after each state, before its result is yielded; the
+    caller then does no file I/O of its own while it runs and promises so for itself (a worker's output capture
+    and reaping: crashsweep's modules keep the real `os`, and it calls no `open`): the medium's scope is then
+    held over runs of states (`HELD_STATES_MAX`, `HELD_SECONDS_MAX`), whose results are yielded once it is let
+    go. Without it, each state holds its own."""
+    if after_state is None:
+        yield from _states(unit)
+        return
+    recording = recording_for(unit["spec"], unit.get("spec_id"))
+    results = _states(unit)
+    finished = False
+    while not finished:
+        held, began = [], time.monotonic()
+        with hold(recording.context):
+            while len(held) < HELD_STATES_MAX and time.monotonic() - began < HELD_SECONDS_MAX:
+                result = next(results, None)
+                if result is None:
+                    finished = True
+                    break
+                after_state(result)
+                held.append(result)
+        yield from held
+
+
+HELD_STATES_MAX = 32          # as a worker batches its results (`_executor.BATCH_STATES_MAX`, its seconds)
+HELD_SECONDS_MAX = 0.05
+
+
+def _states(unit: dict) -> Iterator[dict]:
     recording = recording_for(unit["spec"], unit.get("spec_id"))
     walk, spec, context = recording.walk, recording.spec, recording.context
     context.memo = unit.get("memo", True)
