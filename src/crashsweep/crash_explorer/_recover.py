@@ -72,6 +72,7 @@ class StateContext:
     live_runs: int = 0        # engine runs so far (a state answered by a memo whose nested states ran is not "memo")
     nested_passed: dict = field(default_factory=dict)   # a continuation history's content -> nested states that passed
     nested_answered: int = 0        # nested states answered by `nested_passed` (not recovered again)
+    nested_plans: dict = field(default_factory=dict)   # a continuation log's shape and history -> its crash states
 
 
 def encode_map(items: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -463,8 +464,11 @@ def _continuation_verdict(raw: tuple, ops: list[Op], recovered, verdict: Verdict
 
 
 def _crash_again(context, log, image, history, depth, rng, timing, chain, damaged) -> dict:
-    walk = points_of(context, log, history)
-    durable = durable_of(context, walk, log, base=image)
+    if chain:
+        walk = points_of(context, log, history)
+        durable = durable_of(context, walk, log, base=image)
+    else:
+        walk, durable, planned = _nested_plan(context, log, image, history, rng)
     states, seen = 0, set()
     if chain:
         step = chain[0]
@@ -476,12 +480,7 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain, damage
         inner = recover_state(context, durable.snapshot(durable.overlay(step["choice"])), step["choice"],
                               point.windows, history, point.index, depth - 1, timing, chain[1:], damaged)
         return {"states": 1, "violation": inner if inner["kind"] is not None else None}
-    candidates = []
-    for point in walk.points:
-        counts = [walk.writes[rid][1] for rid in point.pending]
-        choices, _, _ = point_states(point, counts, context.faults, context.strategy, context.bound,
-                                     context.samples, context.nested_states_max, rng, sample_past_max=False)
-        candidates.extend((point, durable.normalize(point, choice)) for choice in choices)
+    candidates = [(walk.points[position], choice) for position, choice in planned]
     if len(candidates) > context.nested_states_max:
         picked = sorted(rng.sample(range(len(candidates)), context.nested_states_max))
         candidates = [candidates[index] for index in picked]
@@ -508,6 +507,40 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain, damage
                 passed.clear()
             passed.add(known)
     return {"states": states, "violation": None}
+
+
+def _nested_plan(context, log, image, history: History, rng) -> tuple:
+    """The crash points of a continuation's log (and its durable image on `image`) and the states planned at
+    each, `[(position of the point, choice), ...]`
+    (each point's first `nested_states_max` choices, normalized), before they are sampled across points.
+    Both are functions of the log's shape (`Medium.log_shape`: its micro-ops and events but for the bytes
+    written), the history and the context's settings — not of the bytes or the image — for a strategy that
+    plans nested states without drawing on `rng` (bounded, prefix): most continuations of an engine leave
+    logs of few shapes (two states recovered to one snapshot run one continuation), so a plan is made once
+    per shape and history and kept (`NESTED_PLANS_KEPT`). The states' images and hashes are this log's own."""
+    shape = medium_of(context).log_shape(context, log) if context.strategy in NESTED_PLANS_STRATEGIES else None
+    if shape is not None:
+        key = (shape, tuple(history.ops), frozenset(history.base.items()))
+        kept = context.nested_plans.get(key)
+        if kept is not None:
+            return kept[0], durable_of(context, kept[0], log, base=image), kept[1]
+    walk = points_of(context, log, history)
+    durable = durable_of(context, walk, log, base=image)
+    planned = []
+    for position, point in enumerate(walk.points):
+        counts = [walk.writes[rid][1] for rid in point.pending]
+        choices, _, _ = point_states(point, counts, context.faults, context.strategy, context.bound,
+                                     context.samples, context.nested_states_max, rng, sample_past_max=False)
+        planned.extend((position, durable.normalize(point, choice)) for choice in choices)
+    if shape is not None:
+        if len(context.nested_plans) >= NESTED_PLANS_KEPT:
+            context.nested_plans.pop(next(iter(context.nested_plans)))
+        context.nested_plans[key] = (walk, planned)
+    return walk, durable, planned
+
+
+NESTED_PLANS_KEPT = 256
+NESTED_PLANS_STRATEGIES = ("bounded", "prefix")     # (`point_states` draws on the rng for the others)
 
 
 def _nested_passed(context, history: History, depth: int) -> set | None:

@@ -71,5 +71,10 @@ class Medium:
     def points_of(self, context, log, history, ops_offset: int = 0):
         raise NotImplementedError
 
+    def log_shape(self, context, log):
+        """What of `log` its crash points and the states planned at them depend on — all but the bytes written
+        (hashable) — or None where the medium does not say (every continuation is planned anew)."""
+        return None
+
     def durable_of(self, context, walk, log, base=None, hashed: bool = True):
         raise NotImplementedError

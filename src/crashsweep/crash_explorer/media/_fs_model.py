@@ -76,5 +76,8 @@ class FsModelMedium(Medium):
     def points_of(self, context, log, history, ops_offset: int = 0):
         return fs_crash_points(log, history, PersistenceModel.named(context.fs_model), ops_offset)
 
+    def log_shape(self, context, log):
+        return log.shape()
+
     def durable_of(self, context, walk, log, base=None, hashed: bool = True):
         return FsDurableImage(walk, log, PersistenceModel.named(context.fs_model), base=base, hashed=hashed)

@@ -255,5 +255,10 @@ class NativeMedium(Medium):
             log.seal()
         return fs_crash_points(log, history, PersistenceModel.named(context.fs_model), ops_offset)
 
+    def log_shape(self, context, log):
+        if isinstance(log, NativeLog):
+            log.seal()
+        return log.shape()
+
     def durable_of(self, context, walk, log, base=None, hashed: bool = True):
         return FsDurableImage(walk, log, PersistenceModel.named(context.fs_model), base=base, hashed=hashed)

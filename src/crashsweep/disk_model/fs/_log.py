@@ -106,6 +106,12 @@ class FsLog:
         self.events.append((FS_OP, op.op_id))
         return op
 
+    def shape(self) -> tuple:
+        """The log but for the bytes written (their lengths kept): what its crash points, and the states a
+        persistence model allows at them, depend on."""
+        return (tuple(self.events), tuple((op.call, op.kind, op.inode, op.directory, op.name, op.directory2, op.name2,
+                                           op.offset, len(op.data), op.size, op.entry_kind) for op in self.ops))
+
     def synced(self, inode: int, is_dir: bool) -> None:
         self.events.append((FS_SYNC, inode, is_dir, self.call))
 
