@@ -120,3 +120,49 @@ def test_memory_stays_bounded_and_results_do_not_change_when_known_states_are_fo
         ["--engine", f"{FS_ENGINES}:AtomicReplace", "--ops", "16", "--crash-depth", "1"])
     assert known == live and answered > 0
     assert max(histories for histories, _ in sizes) <= 2 and max(states for _, states in sizes) <= 3
+
+
+@pytest.mark.parametrize("argv", [
+    ["--engine", f"{FS_ENGINES}:ChecksummedLog", "--ops", "12"],
+    ["--engine", f"{FS_ENGINES}:LinkCommit", "--ops", "16", "--fs-model", "ext4-ordered"],
+    ["--engine", f"{FS_ENGINES}:MissingDirectoryFsync", "--ops", "16"],
+    ["--engine", f"{FS_ENGINES}:AtomicReplace", "--ops", "8", "--crash-depth", "2", "--fs-model", "strict"],
+    ["--engine", "sqlite", "--ops", "6"],
+])
+def test_nested_plans_kept_per_log_shape_change_no_result(monkeypatch, argv):
+    """A continuation's crash states planned once per log shape and history (`_recover._nested_plan`): every
+    state's result, nested findings included, equals planning each continuation anew — and plans were reused."""
+    from crashsweep.crash_explorer import _recover
+
+    planned = []
+    plan = _recover._nested_plan
+    monkeypatch.setattr(_recover, "_nested_plan", lambda *arguments: planned.append(1) or plan(*arguments))
+    recording, units = planned_sweep(argv)
+    kept = state_results(units, memo=False)
+    plans = len(recording.context.nested_plans)
+    assert 0 < plans < len(planned), (plans, len(planned))
+    recording.context.nested_plans.clear()
+    monkeypatch.setattr(_recover, "NESTED_PLANS_STRATEGIES", ())
+    anew = state_results(units, memo=False)
+    assert not recording.context.nested_plans
+    assert kept == anew
+
+
+def test_a_log_shape_is_the_log_but_for_the_bytes_written():
+    """What a kept plan is found by (`FsLog.shape`): logs alike but for their bytes share it; a write's length
+    or offset (its tear units) or a size does not."""
+    from crashsweep.disk_model import FsLog
+    from crashsweep.disk_model.fs._log import SIZE, WRITE
+
+    def log(data: bytes, offset: int = 0, size: int | None = None) -> FsLog:
+        made = FsLog()
+        made.next_call()
+        made.add(WRITE, 20, offset=offset, data=data)
+        made.add(SIZE, 20, size=offset + len(data) if size is None else size)
+        made.synced(20, False)
+        return made
+
+    assert log(b"a" * 5000).shape() == log(b"b" * 5000).shape()
+    assert log(b"a" * 5000).shape() != log(b"a" * 3000).shape()
+    assert log(b"a", offset=4095).shape() != log(b"a", offset=4096).shape()
+    assert log(b"a", size=7).shape() != log(b"a", size=8).shape()
