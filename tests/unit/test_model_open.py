@@ -70,6 +70,7 @@ def model():
     interposer.close()
 
 
+@pytest.mark.filterwarnings("ignore:line buffering:RuntimeWarning")
 @settings(max_examples=600, deadline=None)
 @given(mode=st.sampled_from(MODES), file=st.sampled_from(FILES),
        encoding=st.sampled_from((None, "utf-8", "latin-1", "no-such-codec", 5)),
