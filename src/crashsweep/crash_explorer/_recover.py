@@ -464,13 +464,10 @@ def _continuation_verdict(raw: tuple, ops: list[Op], recovered, verdict: Verdict
 
 
 def _crash_again(context, log, image, history, depth, rng, timing, chain, damaged) -> dict:
+    states, seen = 0, set()
     if chain:
         walk = points_of(context, log, history)
         durable = durable_of(context, walk, log, base=image)
-    else:
-        walk, durable, planned = _nested_plan(context, log, image, history, rng)
-    states, seen = 0, set()
-    if chain:
         step = chain[0]
         problem = choice_problem(walk, step["point"], step["choice"], context.sector_count)
         if problem is not None:
@@ -480,6 +477,7 @@ def _crash_again(context, log, image, history, depth, rng, timing, chain, damage
         inner = recover_state(context, durable.snapshot(durable.overlay(step["choice"])), step["choice"],
                               point.windows, history, point.index, depth - 1, timing, chain[1:], damaged)
         return {"states": 1, "violation": inner if inner["kind"] is not None else None}
+    walk, durable, planned = _nested_plan(context, log, image, history, rng)
     candidates = [(walk.points[position], choice) for position, choice in planned]
     if len(candidates) > context.nested_states_max:
         picked = sorted(rng.sample(range(len(candidates)), context.nested_states_max))
