@@ -73,6 +73,11 @@ def _writes(arguments: tuple) -> bool:
     return isinstance(flags, int) and bool(flags & WRITE_FLAGS)
 
 
+# Every event `classify` or a guard's `extra` check looks at; the audit hook returns at once on any other
+# (CPython audits much more: each frame a traceback is walked through, each `sys._getframe`).
+WATCHED_EVENTS = frozenset([*PROGRAM_EVENTS, *FOREIGN_EVENTS, "mmap.__new__", "open"])
+
+
 def classify(event: str, arguments: tuple, medium: str) -> str | None:
     """What escaped the medium, or None. `medium` is "block" or "fs"."""
     if event in PROGRAM_EVENTS:
@@ -99,6 +104,7 @@ class BypassGuard:
         self.medium: str | None = None
         self.found: str | None = None
         self.extra = None          # a further check (the file-system interposition's), called with (event, args)
+        #                            for the events of WATCHED_EVENTS
         self._hooked = False
 
     @contextlib.contextmanager
@@ -119,7 +125,7 @@ class BypassGuard:
                 raise InterpositionBypass(found)
 
     def _audit(self, event: str, arguments: tuple) -> None:
-        if self.medium is None or self.found is not None:
+        if event not in WATCHED_EVENTS or self.medium is None or self.found is not None:
             return
         what = classify(event, arguments, self.medium)
         if what is None and self.extra is not None:
