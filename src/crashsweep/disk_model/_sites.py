@@ -150,13 +150,15 @@ def engine_site(depth: int = 1) -> str:
 
 
 def raising_site(traceback: TracebackType | None) -> str:
-    """file:line of the innermost engine frame of an exception's traceback, or "" (C code, harness only)."""
-    frames = []
+    """file:line of the innermost engine frame of an exception's traceback, or "" (C code, harness only).
+    Frames are looked at innermost first and only until `_pick` has its answer: CPython audits each frame's
+    `tb_frame` and `f_code` (two calls of crashsweep's audit hook), and a refusal names its site every state."""
+    links = []
     while traceback is not None:
-        frames.append((traceback.tb_frame.f_code.co_filename, traceback.tb_lineno))
+        links.append(traceback)
         traceback = traceback.tb_next
     try:
-        return _pick(reversed(frames))
+        return _pick((link.tb_frame.f_code.co_filename, link.tb_lineno) for link in reversed(links))
     except Exception:    # noqa: BLE001
         return UNKNOWN_SITE
 

@@ -138,6 +138,15 @@ class FsTree:
         data = bytes(self.data.get(inode, b"")[:size])
         return data + bytes(size - len(data))
 
+    def content_copy(self, inode: int) -> bytearray:
+        """`content(inode)` as a new bytearray of its own, made in one copy (a state's files are loaded so)."""
+        size = self.sizes.get(inode, 0)
+        data = self.data.get(inode, b"")[:size]
+        copy = data if type(data) is bytearray else bytearray(data)
+        if len(copy) < size:
+            copy.extend(bytes(size - len(copy)))
+        return copy
+
     def walk(self):
         """(path, kind, inode) for every entry reachable from "/", parents first, names sorted."""
         stack = [("", ROOT_INODE)]

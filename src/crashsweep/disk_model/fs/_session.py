@@ -326,9 +326,10 @@ class _Prototypes:
         obj.__dict__["_entries"] = {}
         return obj
 
-    def file(self, name: str, inode: int, content: bytes):
+    def file(self, name: str, inode: int, content: bytearray):
+        """A file holding `content`, which it takes as its own (the caller keeps no reference to it)."""
         obj = self._made(fake_file.FakeFile, self.of_file, name, inode)
-        obj.__dict__["_byte_contents"] = bytearray(content)
+        obj.__dict__["_byte_contents"] = content
         obj.stat_result._st_size = len(content)
         return obj
 
@@ -398,7 +399,7 @@ class FsSession:
             if obj is not None:        # another name of a file: pyfakefs adds an object under its `name`
                 obj.name = name        # (as its own `link` does)
             else:
-                obj = made.directory(name, inode) if kind == DIRECTORY else made.file(name, inode, tree.content(inode))
+                obj = made.directory(name, inode) if kind == DIRECTORY else made.file(name, inode, tree.content_copy(inode))
                 by_inode[inode] = obj
             made.attach(by_path[parent_path], obj)
             by_path[path] = obj
