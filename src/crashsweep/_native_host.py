@@ -46,6 +46,7 @@ remove_tree = _sibling_module("crashsweep_native_remove", os.path.join(
 
 READY_ENVIRONMENT = "CRASHSWEEP_NATIVE_READY"
 COLLECT_EVERY_DROPS = 64
+DROP_GRACE_S = 0.002         # after a `drop`, how long its clean-up waits for the next state's `open` to come first
 HISTORIES_KEPT = 16          # `history` tables kept (the harness counts alike: `engines/_native.py`)
 SYNC_MARKER_KEY = b"\xffcrashsweep-sync\x00"
 SITE_MARKER = b"\x00crashsweep-site\x00"     # a write to /dev/null: "the calls this thread makes next are at ..."
@@ -279,16 +280,23 @@ def _unhex(text: str) -> bytes:
     return b"" if text == "-" else bytes.fromhex(text)
 
 
-def _lines(fd: int, answers, idle: list):
+def _lines(fd: int, answers, idle: list, grace: list | None = None):
     """The request lines on `fd`. Answers are flushed only when every request read so far is answered: the
     answers to a pipelined batch leave in one write (an untraced state: nothing marks op boundaries in them).
-    While no request is waiting, the `idle` tasks run (a dropped state's clean-up), oldest first."""
+    While no request is waiting, the `idle` tasks run (a dropped state's clean-up), oldest first — after
+    first waiting up to `grace[0]` seconds for one (then 0 again): right after a `drop` the next state's
+    `open` is on its way, and a clean-up begun first would hold it up (the clean-up then runs while the
+    harness checks that state's answers, when this process would wait anyway)."""
     import select
     buffer = b""
+    grace = grace if grace is not None else [0.0]
     while True:
         end = buffer.find(b"\n")
         if end < 0:
             answers.flush()
+            if idle and grace[0]:
+                select.select([fd], [], [], grace[0])
+            grace[0] = 0.0
             while idle and not select.select([fd], [], [], 0)[0]:
                 idle.pop(0)()
             chunk = os.read(fd, 1 << 16)
@@ -332,9 +340,10 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
         answers.write(b"ready\n")          # the harness attaches its tracer now, then sends `open`
         answers.flush()
     idle: list = []                         # dropped states' clean-ups, run while no request waits
+    grace = [0.0]                           # how long `_lines` waits for a request before running them
     histories: dict = {}                    # `history` tables by name
     seen: dict = {}                         # this state's read-out: "reads", "items", "failed"
-    for line in (_lines(requests, answers, idle) if isinstance(requests, int) else requests):
+    for line in (_lines(requests, answers, idle, grace) if isinstance(requests, int) else requests):
         words = line.decode().split()
         if not words:
             continue
@@ -350,6 +359,7 @@ def serve(name: str, directory: str, options: dict, requests, answers) -> None:
             while idle:
                 idle.pop(0)()
             idle.append(_forget(store, path, drops))
+            grace[0] = DROP_GRACE_S
             store = None
             if not isinstance(requests, int):
                 idle.pop(0)()
@@ -462,6 +472,11 @@ def _answer(words: list[str], store, engine, name: str, directory: str, options:
     elif command == "items":
         pairs = [(bytes(key), bytes(value)) for key, value in store.items()]
         seen["items"] = pairs
+        # `items =`: the harness reads the pairs off this state's `getmany` answers when they are exactly the
+        # values read, in the order asked, those that exist (the usual read-out: every key the history wrote).
+        if words[1:] == ["="] and "reads" in seen \
+                and pairs == [(key, value) for key, value in seen["reads"].items() if value is not None]:
+            return "items ="
         return "items " + " ".join(f"{key.hex() or '-'}:{value.hex() or '-'}" for key, value in pairs)
     elif command == "close":
         store.close()

@@ -234,6 +234,11 @@ class NativeEngine:
         if hosted and target.tracer is None:
             opening += " batch"              # untraced: the host may send pipelined answers together
         self._send(opening, expected=("ok", "ok items"))
+        if hosted and target.tracer is None:
+            try:                             # the host opens the engine while this process plans the read-out
+                self.process.stdin.flush()
+            except (BrokenPipeError, ConnectionResetError, ValueError):
+                pass                         # the engine is gone: reading its answer says how
 
     def _start_program(self, command: list[str]) -> None:
         """A program of its own for this state (`exec:`), under strace from its first call when traced."""
@@ -324,7 +329,7 @@ class NativeEngine:
             return True
         self.process = host.process
         try:
-            line = self._read_line("drop", DROP_TIMEOUT_S)
+            line = self._read_line("drop", DROP_TIMEOUT_S, idle=False)    # (it is on its way: no work first)
         except (NativeEngineError, OSError):
             line = None
         if line != b"ok" or self._inbox:
@@ -400,7 +405,7 @@ class NativeEngine:
         self.busy = False
         return line.decode("utf-8", "replace")
 
-    def _read_line(self, word: str, timeout_s: float | None) -> bytes | None:
+    def _read_line(self, word: str, timeout_s: float | None, idle: bool = True) -> bytes | None:
         """The next answer line (without its newline), None at the end of the engine's output. Answers are read
         from the descriptor into `_inbox` (several at a time when pipelined), so a timeout's select never
         waits for an answer that was already read."""
@@ -415,7 +420,7 @@ class NativeEngine:
             scanned = len(self._inbox)
             if scanned >= ANSWER_BYTES_MAX:
                 raise NativeEngineError(f"answer to {word} longer than {ANSWER_BYTES_MAX >> 20} MiB")
-            if _idle and not readable(fd, 0):
+            if idle and _idle and not readable(fd, 0):
                 _run_idle()                  # the answer is not there yet: work meanwhile
             if timeout_s is not None and not readable(fd, timeout_s):
                 raise NativeEngineError(f"{word} was not answered in {timeout_s} s")
@@ -594,7 +599,9 @@ class NativeEngine:
         values = self._send_gets(keys)
         answers: list[str] = []
         if offers:         # judged below: an engine that no longer offers items answers it with an error
-            self._send("items", expected=None, sink=answers.append)
+            # A kept host may answer `items =`: "the pairs are the values `getmany` just read, in its order,
+            # those that exist" — the read-out's bytes cross the pipe (and are hexed and unhexed) once, not twice.
+            self._send("items =" if self.pooled is not None else "items", expected=None, sink=answers.append)
         continuing = self._plan is not None
         if continuing:
             self._send_continue()
@@ -606,6 +613,8 @@ class NativeEngine:
             return self._items(), reads
         if answers[0].startswith("error"):
             raise NativeEngineError(self._in_engine_terms(answers[0][6:].strip())[:2000] or "error")
+        if answers[0] == "items =" and self.pooled is not None:
+            return [(key, value) for key, value in zip(keys, reads) if value is not None], reads
         return self._pairs(answers[0]), reads
 
     def _send_gets(self, keys: list[bytes]) -> list:
