@@ -497,3 +497,59 @@ def test_an_engine_that_dies_or_raises_in_the_host_s_continuation_gets_the_same_
     failed = [result for result in ahead if result["kind"] == "recovery-error"]
     assert failed and all("continuation after recovery" in result["detail"] for result in failed), ahead[:3]
     assert ahead == one_request_at_a_time
+
+
+_LISTED_ENGINE = '''
+class Listed:
+    """Two keys; `extra` lists a third that get() does not find."""
+
+    def __init__(self, path, extra=False):
+        self.pairs = {b"a": b"1", b"b": b"\\x00"}
+        self.extra = extra
+
+    def get(self, key):
+        return self.pairs.get(key)
+
+    def items(self):
+        return sorted(self.pairs.items()) + ([(b"c", b"3")] if self.extra else [])
+'''
+
+
+@pytest.mark.parametrize("keys, extra, shortened", [(["61", "62"], False, True),
+                                                    (["61", "62", "7a"], False, True),    # a key read as none
+                                                    (["62", "61"], False, False),         # another order
+                                                    (["61"], False, False),               # a pair not read
+                                                    (["61", "62"], True, False)])         # a pair get() misses
+def test_a_kept_host_shortens_items_only_when_they_are_the_values_just_read(tmp_path, keys, extra, shortened):
+    """`items =` is answered `items =` only when the pairs are exactly the values `getmany` read, in its
+    order, those that exist; else with every pair."""
+    import io
+
+    from crashsweep import _native_host
+
+    (tmp_path / "listed.py").write_text(_LISTED_ENGINE)
+    answers = io.BytesIO()
+    requests = [f"open {str(tmp_path).encode().hex()} batch".encode(), ("getmany " + " ".join(keys)).encode(),
+                b"items =", b"items", b"close"]
+    _native_host.serve(f"{tmp_path / 'listed.py'}:Listed", str(tmp_path), {"extra": extra}, requests, answers)
+    lines = answers.getvalue().decode().splitlines()
+    full = "items 61:31 62:00" + (" 63:33" if extra else "")
+    assert lines[2] == ("items =" if shortened else full)
+    assert lines[3] == full                     # plain `items`: every pair, always
+
+
+def test_items_read_off_the_getmany_answers_change_no_result(monkeypatch):
+    """A kept host's `items =` and the full `items` answer give every state the same result."""
+    from crashsweep.engines._native import NativeEngine
+
+    pytest.importorskip("lmdb")
+    results = _state_results(["--engine", "lmdb", "--ops", "10", "--crash-depth", "0"])
+    shortened = []
+    pairs = NativeEngine._pairs
+    monkeypatch.setattr(NativeEngine, "_pairs", lambda self, answer: shortened.append(answer) or pairs(self, answer))
+    short = results()
+    assert not shortened, "a kept host sent every pair although they were the values read"
+    monkeypatch.setattr(NativeEngine, "POOLED_ITEMS", "items")
+    full = results()
+    assert shortened and len(short) > 20 and any(result.get("continued") for result in short)
+    assert short == full

@@ -207,6 +207,8 @@ def python_sites_environment(home: str) -> dict[str, str]:
 class NativeEngine:
     """A native engine process for one state. Example: `store = NativeEngine(target, command)`; `store.get(b"k")`."""
 
+    POOLED_ITEMS = "items ="      # the read-out's `items` to a kept host (`read_all`); plain "items" asks for every pair
+
     def __init__(self, target, command: list[str], events: list | None = None, hosted: bool = False):
         self.target = target
         self.requests = 0                    # requests sent (answer k answers request k)
@@ -601,7 +603,7 @@ class NativeEngine:
         if offers:         # judged below: an engine that no longer offers items answers it with an error
             # A kept host may answer `items =`: "the pairs are the values `getmany` just read, in its order,
             # those that exist" — the read-out's bytes cross the pipe (and are hexed and unhexed) once, not twice.
-            self._send("items =" if self.pooled is not None else "items", expected=None, sink=answers.append)
+            self._send(self.POOLED_ITEMS if self.pooled is not None else "items", expected=None, sink=answers.append)
         continuing = self._plan is not None
         if continuing:
             self._send_continue()
