@@ -342,11 +342,29 @@ def _with_snapshots(result: dict, verdict: Verdict, recovered, history) -> dict:
     return result
 
 
+def _continuation_of(history: History, seed: int, depth: int, snapshot: int, recovered) -> list[Op]:
+    """`continuation_ops(continuation_rng(seed, depth, snapshot), recovered)` for a map `recovered` equal to
+    S_`snapshot` of `history` (a state is continued only then): a function of (history, seed, depth, snapshot),
+    kept — most states of a sweep recover to a few snapshots, and seeding its rng costs ~5 µs."""
+    key = (id(history), seed, depth, snapshot)
+    kept = _continuations.get(key)
+    if kept is None or kept[0] is not history:
+        if len(_continuations) >= CONTINUATIONS_KEPT:
+            _continuations.clear()
+        kept = _continuations[key] = (history, tuple(continuation_ops(continuation_rng(seed, depth, snapshot),
+                                                                      recovered)))
+    return list(kept[1])
+
+
+CONTINUATIONS_KEPT = 4096
+_continuations: dict[tuple, tuple] = {}   # (id(history), seed, depth, snapshot) -> (history, its operations)
+
+
 def _continue(context, store, history, verdict, recovered, snapshot, rng, log, image, depth, result, timing,
               chain, damaged, memo=None, events=()):
     """Run more operations and a sync on the recovered engine (which recovered S_`snapshot`); then crash
     inside that I/O, to `depth`."""
-    ops = continuation_ops(continuation_rng(context.seed, depth, snapshot), recovered)
+    ops = _continuation_of(history, context.seed, depth, snapshot, recovered)
     continued = time.perf_counter()
     raw = _run_continuation(context, store, ops, log, recovered)
     if memo is not None:

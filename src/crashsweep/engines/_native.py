@@ -223,6 +223,7 @@ class NativeEngine:
         self._continued = None               # (digest, answers) of the continuation the host ran, not adopted yet
         self._continuing = None              # the plan of the continuation sent
         self.python_sites = False            # the host tells the engine's Python source lines (hosted, traced)
+        self._unflushed = False              # requests written to the engine's stdin buffer and not flushed
         if hosted:
             self._start_hosted(command)
         else:
@@ -238,6 +239,7 @@ class NativeEngine:
         self._send(opening, expected=("ok", "ok items"))
         if hosted and target.tracer is None:
             try:                             # the host opens the engine while this process plans the read-out
+                self._unflushed = False
                 self.process.stdin.flush()
             except (BrokenPipeError, ConnectionResetError, ValueError):
                 pass                         # the engine is gone: reading its answer says how
@@ -308,6 +310,7 @@ class NativeEngine:
         self.requests += 1
         self._unread.append((request.split(" ", 1)[0], expected, sink))
         self._unread_bytes += len(data)
+        self._unflushed = True
         try:
             self.process.stdin.write(data)
         except (BrokenPipeError, ConnectionResetError):
@@ -392,10 +395,12 @@ class NativeEngine:
 
     def _read_answer(self, word: str, timeout_s: float | None) -> str:
         self.busy = True                     # until the answer arrives: a pooled host interrupted here is not reused
-        try:
-            self.process.stdin.flush()
-        except (BrokenPipeError, ConnectionResetError, ValueError):
-            pass                             # the engine is gone: its answer is missing, and says how
+        if self._unflushed:
+            self._unflushed = False
+            try:
+                self.process.stdin.flush()
+            except (BrokenPipeError, ConnectionResetError, ValueError):
+                pass                         # the engine is gone: its answer is missing, and says how
         line = self._read_line(word, timeout_s)
         if line is None:
             self.process.wait()

@@ -44,14 +44,14 @@ def continuation_steps(rng: random.Random, recovered) -> list[tuple]:
 
 def steps_digest(steps) -> str:
     """A digest of a sequence of (kind, key, value) steps: both sides confirm they ran the same ones."""
-    digest = hashlib.blake2b(digest_size=16)
+    parts = []
     for kind, key, value in steps:
         for part in (kind.encode(), key, value):
             if part is None:
-                digest.update(b"\xff")
+                parts.append(b"\xff")
             else:
-                digest.update(len(part).to_bytes(8, "little") + part)
-    return digest.hexdigest()
+                parts += (len(part).to_bytes(8, "little"), part)
+    return hashlib.blake2b(b"".join(parts), digest_size=16).hexdigest()
 
 
 def item_hash(key: bytes, value: bytes) -> int:
