@@ -553,3 +553,51 @@ def test_items_read_off_the_getmany_answers_change_no_result(monkeypatch):
     full = results()
     assert shortened and len(short) > 20 and any(result.get("continued") for result in short)
     assert short == full
+
+
+def _with_and_without_opening_ahead(monkeypatch, argv: list[str]):
+    """(every state's result with a kept host sent the next state's `open` with this state's `drop`, how many
+    states adopted such an open, every state's result without it)."""
+    from crashsweep.crash_explorer.media import _native as native_medium
+    from crashsweep.engines._native import NativeEngine
+
+    results = _state_results(argv)
+    adopted = []
+    start = NativeEngine._start_hosted
+    monkeypatch.setattr(NativeEngine, "_start_hosted",
+                        lambda self, command: (start(self, command), adopted.append(self._preopened))[0])
+    ahead = results()
+    monkeypatch.setattr(native_medium, "_next_prepared", lambda target: None)
+    return ahead, sum(adopted), results()
+
+
+def test_a_kept_host_opening_the_next_state_with_the_drop_changes_no_result(monkeypatch):
+    """A unit's next state, already written, is opened by the kept host right after this state's `drop` (one
+    write), while the harness finishes this state: every state's result is the one opened in its own turn."""
+    ahead, adopted, in_turn = _with_and_without_opening_ahead(
+        monkeypatch, ["--engine", f"{FS_ENGINES}:RenameWithoutFsync", "--medium", "native", "--ops", "8",
+                      "--crash-depth", "0"])
+    assert len(ahead) > 50 and any(result["kind"] for result in ahead)
+    assert adopted > len(ahead) // 2, adopted
+    assert ahead == in_turn
+
+
+def test_a_state_opened_ahead_that_never_comes_costs_its_host_not_a_result(monkeypatch):
+    """A unit cut short after its host was sent the next state's `open` (the directory is then removed): the
+    next state to come, another one, gets a new host, and every result is the one opened in its own turn."""
+    from crashsweep.crash_explorer._worker import run_unit
+    from crashsweep.engines import _native
+
+    _, units = planned_sweep(["--engine", f"{FS_ENGINES}:RenameWithoutFsync", "--medium", "native", "--ops", "8",
+                              "--crash-depth", "0"])
+    expected = state_results(units)
+    states = run_unit(units[0])
+    for _ in range(3):
+        next(states)
+    assert any(host.preopened for hosts in _native._pool.values() for host in hosts)
+    states.close()                       # the unit ends: its next state's directory is removed, never opened
+    killed = []
+    kill = _native._PooledHost.kill
+    monkeypatch.setattr(_native._PooledHost, "kill", lambda self: killed.append(self) or kill(self))
+    assert state_results(units[1:]) == expected[len(units[0]["states"]):]
+    assert killed

@@ -224,6 +224,7 @@ class NativeEngine:
         self._continuing = None              # the plan of the continuation sent
         self.python_sites = False            # the host tells the engine's Python source lines (hosted, traced)
         self._unflushed = False              # requests written to the engine's stdin buffer and not flushed
+        self._preopened = False              # its kept host got `open` with the previous state's `drop`
         if hosted:
             self._start_hosted(command)
         else:
@@ -236,8 +237,13 @@ class NativeEngine:
             opening += " sites"              # the host tells the engine's Python lines in-band (SiteMarkers)
         if hosted and target.tracer is None:
             opening += " batch"              # untraced: the host may send pipelined answers together
-        self._send(opening, expected=("ok", "ok items"))
-        if hosted and target.tracer is None:
+        if self._preopened:                  # sent with the previous state's `drop` (`crash(then_open=...)`)
+            self.requests += 1
+            self._unread.append(("open", ("ok", "ok items"), None))
+            self._unread_bytes += len(opening) + 1
+        else:
+            self._send(opening, expected=("ok", "ok items"))
+        if hosted and target.tracer is None and not self._preopened:
             try:                             # the host opens the engine while this process plans the read-out
                 self._unflushed = False
                 self.process.stdin.flush()
@@ -271,10 +277,18 @@ class NativeEngine:
         host = idle.pop() if idle else None
         # A kept host forgets a state while idle (`drop`): a traced state first waits until it has (`quiesce`),
         # or that state's I/O would show the earlier state's clean-up. A host that fails either is replaced.
-        if host is not None and (not self._dropped(host) or host.process.poll() is not None
+        preopened, self._preopened = (host.preopened, False) if host is not None else (None, False)
+        if host is not None:
+            host.preopened = None
+        if host is not None and (not self._dropped(host, more=preopened is not None)
+                                 or host.process.poll() is not None
+                                 or (preopened is not None and (preopened[0] != self.target.root
+                                                                or self.target.tracer is not None))
                                  or (self.target.tracer is not None and not self._quiesced(host))):
-            host.kill()
+            host.kill()                      # (one that opened another state's directory first: a state never came)
             host = None
+            preopened = None
+            self._inbox.clear()              # (what it said after `drop` is no answer of this state's)
         if host is None:
             host = _PooledHost(command, os.path.dirname(self.target.home))
             self.process, self._stderr = host.process, host.stderr
@@ -284,7 +298,8 @@ class NativeEngine:
                 host.kill()
                 raise NativeEngineError(death)
         self.pooled, self.process, self._stderr = (key, host), host.process, host.stderr
-        self._stderr_from = host.stderr_size()
+        self._stderr_from = host.stderr_size() if preopened is None else preopened[2]
+        self._preopened = preopened is not None
         tracer = self.target.tracer
         # A Python path engine's native stack is the interpreter's: its sites come from its Python stack instead.
         self.python_sites = tracer is not None and tracer.stacks and key[0] not in BUILT_IN_ADAPTERS
@@ -327,9 +342,10 @@ class NativeEngine:
         except (NativeEngineError, OSError, ValueError):
             return False
 
-    def _dropped(self, host: "_PooledHost") -> bool:
+    def _dropped(self, host: "_PooledHost", more: bool = False) -> bool:
         """A kept host's answer to the previous state's `drop`, read now (it answered before freeing that
-        state's engine, so it is waiting in the pipe): True when it said `ok` and nothing else."""
+        state's engine, so it is waiting in the pipe): True when it said `ok` and nothing else (`more`: an
+        `open` was sent with it, whose answer may follow)."""
         if not host.drop_pending:
             return True
         self.process = host.process
@@ -337,7 +353,7 @@ class NativeEngine:
             line = self._read_line("drop", DROP_TIMEOUT_S, idle=False)    # (it is on its way: no work first)
         except (NativeEngineError, OSError):
             line = None
-        if line != b"ok" or self._inbox:
+        if line != b"ok" or (self._inbox and not more):
             self._inbox.clear()
             return False
         host.drop_pending = False
@@ -688,10 +704,13 @@ class NativeEngine:
             except (NativeEngineError, OSError):
                 pass
 
-    def crash(self) -> None:
+    def crash(self, then_open: str | None = None) -> None:
         """Power loss: kill the engine and everything it started (a traced run: its tracer collects). A pooled
         host that answered every request forgets the engine instead (nothing of the state is looked at
-        again) and serves the next state; one interrupted mid-request is killed."""
+        again) and serves the next state; one interrupted mid-request is killed. `then_open`: the next
+        state's store directory, already written (untraced, the same engine): the host is sent its `open`
+        with the `drop`, in one write, and opens it while this process finishes this state; the next
+        state's engine adopts it (`_start_hosted`), or, when another state comes first, the host is replaced."""
         if self.pooled is not None:
             key, host = self.pooled
             self.pooled = None
@@ -710,12 +729,17 @@ class NativeEngine:
                     request += f" {encode_hex(os.fsencode(self.target.home))}"
                     host.removing = self.target.home
                     self.target.removed = True
+                    if then_open is not None:
+                        stderr_from = host.stderr_size()
+                        request += f"\nopen {encode_hex(os.fsencode(then_open))} batch"
                 try:
                     self.process.stdin.write(request.encode() + b"\n")
                     self.process.stdin.flush()
                 except (BrokenPipeError, ConnectionResetError, ValueError):
                     host.kill()
                     return
+                if self.target.tracer is None and then_open is not None:
+                    host.preopened = (then_open, request, stderr_from)
                 host.drop_pending = True
                 _keep(key, host)
                 return
@@ -780,6 +804,8 @@ class _PooledHost:
         self.offers_items: bool | None = None         # its engine's answer to `open` (the same every state)
         self.histories: list[str] = []                # the `history` tables it was sent, oldest first
         self.drop_pending = False                     # its answer to `drop` is not read yet
+        self.preopened: tuple | None = None           # (store directory, request, stderr size) of an `open` sent
+        #                                               with the last `drop`, its answer not read yet
         self.removing: str | None = None              # the state directory it was told to remove with `drop`
         environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", READY_ENVIRONMENT: "1"}
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,

@@ -151,6 +151,15 @@ def _take_ahead(image) -> _Ahead | None:
     return None
 
 
+def _next_prepared(target: NativeTarget) -> str | None:
+    """The store directory of the unit's next state when it is written already and comes next for certain: this
+    state was prepared too (a unit's top-level state, whose successor is the one prepared), and is untraced
+    (so is the next: top-level states share a depth)."""
+    if not (target.prepared and target.tracer is None and _ahead and _ahead[-1].home is not None):
+        return None
+    return os.path.join(_ahead[-1].home, "store")
+
+
 def _new_home() -> str:
     home = os.path.join(work_root(), f"state-{next(_states)}")
     os.mkdir(home)
@@ -162,7 +171,8 @@ class NativeTarget:
 
     def __init__(self, image: FsTree | None, log: NativeLog, ignore_mmap: tuple[str, ...]):
         prepared = _take_ahead(image)
-        if prepared is not None and prepared.home is not None:
+        self.prepared = prepared is not None and prepared.home is not None   # a top-level state of a unit
+        if self.prepared:
             self.home, self.root = prepared.home, os.path.join(prepared.home, "store")
         else:
             if prepared is not None:                 # not materialized yet: now, here
@@ -245,7 +255,7 @@ class NativeMedium(Medium):
         target = store.target
         try:
             target.log.seal()
-            store.crash()
+            store.crash(then_open=_next_prepared(target))
         finally:
             store.release()
             target.remove()
