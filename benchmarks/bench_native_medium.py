@@ -85,8 +85,10 @@ def _opener(engine: str, options: dict):
 
 def _by_hand(opener, directory: str, keys: list[bytes], ops) -> None:
     store = opener(directory)
+    # The read-out crashsweep's recovery does (`_recover.read_out`): get() of every key, then every pair.
+    reads = {key: store.get(key) for key in keys}
     items = getattr(store, "items", None)
-    recovered = dict(items()) if callable(items) else {key: store.get(key) for key in keys}
+    recovered = dict(items()) if callable(items) else {key: value for key, value in reads.items() if value is not None}
     for op in ops(recovered):
         if op.kind == "put":
             store.put(op.key, op.value)

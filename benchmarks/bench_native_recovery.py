@@ -56,8 +56,10 @@ def native_class(engine: str):
 
 def native_run(opener, directory: str, history_keys: list[bytes], continuation) -> None:
     store = opener(directory)
+    # The read-out crashsweep's recovery does (`_recover.read_out`): get() of every key, then every pair.
+    reads = {key: store.get(key) for key in history_keys}
     items = getattr(store, "items", None)
-    recovered = dict(items()) if callable(items) else {key: store.get(key) for key in history_keys}
+    recovered = dict(items()) if callable(items) else {key: value for key, value in reads.items() if value is not None}
     for op in continuation(recovered):
         if op.kind == "put":
             store.put(op.key, op.value)
