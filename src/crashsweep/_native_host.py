@@ -424,9 +424,17 @@ def _continue(words: list[str], store, seen: dict, histories: dict) -> list[str]
     if not matches or any(recovered.get(key) != value for key, value in reads.items()) \
             or not all(any(synced <= m <= started for m in matches) for synced, started in windows):
         return ["continued 0 -"]
-    steps = _continuation.continuation_steps(
-        _continuation.continuation_rng(int(words[2]), int(words[3]), matches[0]), recovered)
-    lines = [f"continued {len(steps)} {_continuation.steps_digest(steps)}"]
+    # The recovered map is S_m: the steps are a function of (history, seed, depth, m), kept per host.
+    kept_key = (words[1], words[2], words[3], matches[0])
+    kept = _steps_kept.get(kept_key)
+    if kept is None:
+        steps = _continuation.continuation_steps(
+            _continuation.continuation_rng(int(words[2]), int(words[3]), matches[0]), recovered)
+        if len(_steps_kept) >= STEPS_KEPT:
+            _steps_kept.clear()
+        kept = _steps_kept[kept_key] = (steps, f"continued {len(steps)} {_continuation.steps_digest(steps)}")
+    steps = kept[0]
+    lines = [kept[1]]
     for kind, key, value in steps:
         try:
             if kind == "put":
@@ -443,6 +451,10 @@ def _continue(words: list[str], store, seen: dict, histories: dict) -> list[str]
         except BaseException as error:      # noqa: BLE001 - the engine's failure is an answer
             lines.append(error_answer(error))
     return lines
+
+
+STEPS_KEPT = 4096
+_steps_kept: dict = {}       # (history name, seed, depth, m) -> (the continuation's steps, its `continued` line)
 
 
 def _answer(words: list[str], store, engine, name: str, directory: str, options: dict, seen: dict):
