@@ -562,18 +562,23 @@ def _with_and_without_opening_ahead(monkeypatch, argv: list[str]):
     from crashsweep.engines._native import NativeEngine
 
     results = _state_results(argv)
-    adopted = []
-    start = NativeEngine._start_hosted
+    adopted, released = [], []
+    start, release = NativeEngine._start_hosted, NativeEngine._release_early
     monkeypatch.setattr(NativeEngine, "_start_hosted",
                         lambda self, command: (start(self, command), adopted.append(self._preopened))[0])
+    monkeypatch.setattr(NativeEngine, "_release_early",
+                        lambda self: (release(self), released.append(self._released))[0])
     ahead = results()
+    assert sum(released) > len(released) // 2, "hosts that ran the continuation were not dropped at once"
     monkeypatch.setattr(native_medium, "_next_prepared", lambda target: None)
+    monkeypatch.setattr(NativeEngine, "_release_early", lambda self: None)
     return ahead, sum(adopted), results()
 
 
 def test_a_kept_host_opening_the_next_state_with_the_drop_changes_no_result(monkeypatch):
     """A unit's next state, already written, is opened by the kept host right after this state's `drop` (one
-    write), while the harness finishes this state: every state's result is the one opened in its own turn."""
+    write), while the harness finishes this state — the `drop` sent as soon as the continuation the host ran
+    is read, before it is judged: every state's result is the one opened in its own turn, dropped after."""
     ahead, adopted, in_turn = _with_and_without_opening_ahead(
         monkeypatch, ["--engine", f"{FS_ENGINES}:RenameWithoutFsync", "--medium", "native", "--ops", "8",
                       "--crash-depth", "0"])

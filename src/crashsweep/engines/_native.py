@@ -225,6 +225,8 @@ class NativeEngine:
         self.python_sites = False            # the host tells the engine's Python source lines (hosted, traced)
         self._unflushed = False              # requests written to the engine's stdin buffer and not flushed
         self._preopened = False              # its kept host got `open` with the previous state's `drop`
+        self._hosted = hosted                # a native host's answers (which may name the engine's raising line)
+        self._released = False               # its kept host was dropped as soon as its last answer was read
         if hosted:
             self._start_hosted(command)
         else:
@@ -391,7 +393,7 @@ class NativeEngine:
     def _error(self, text: str) -> NativeEngineError:
         """The error an `error` answer reports. A native host's answer may name the raising line: `@HEX TYPE: TEXT`."""
         reported = None
-        if self.pooled is not None and text.startswith("@"):
+        if self._hosted and text.startswith("@"):
             marker, _, text = text.partition(" ")
             try:
                 site = bytes.fromhex(marker[1:]).decode("utf-8", "surrogateescape")
@@ -528,6 +530,7 @@ class NativeEngine:
         if self._unread and self._unread[0][0] == "continue":
             self._settle()
         if self._continued is not None:
+            self._release_early()
             return self._adopt(ops, reference, begin, end)
 
         def check(index: int, wanted):
@@ -704,6 +707,16 @@ class NativeEngine:
             except (NativeEngineError, OSError):
                 pass
 
+    def _release_early(self) -> None:
+        """The host ran an untraced state's continuation and every answer is read: nothing more is asked of the
+        engine (the explorer only judges the answers, and an untraced state is crashed no further), so the host
+        is dropped now — and sent the next state's `open` — rather than after the judging (`crash`)."""
+        if self.pooled is None or self.target.tracer is not None or self._unread or self.busy:
+            return
+        next_prepared = getattr(self.target, "next_prepared", None)
+        self.crash(then_open=next_prepared() if callable(next_prepared) else None)
+        self._released = True
+
     def crash(self, then_open: str | None = None) -> None:
         """Power loss: kill the engine and everything it started (a traced run: its tracer collects). A pooled
         host that answered every request forgets the engine instead (nothing of the state is looked at
@@ -711,6 +724,8 @@ class NativeEngine:
         state's store directory, already written (untraced, the same engine): the host is sent its `open`
         with the `drop`, in one write, and opens it while this process finishes this state; the next
         state's engine adopts it (`_start_hosted`), or, when another state comes first, the host is replaced."""
+        if self._released:
+            return                           # (dropped already, `_release_early`)
         if self.pooled is not None:
             key, host = self.pooled
             self.pooled = None

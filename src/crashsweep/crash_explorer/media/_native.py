@@ -191,6 +191,10 @@ class NativeTarget:
         self.removed = False
         _live.append(self)
 
+    def next_prepared(self) -> str | None:
+        """The next state's store directory when its kept host may open it with this state's `drop`."""
+        return _next_prepared(self)
+
     def remove(self) -> None:
         if not self.removed:
             self.removed = True
@@ -255,7 +259,7 @@ class NativeMedium(Medium):
         target = store.target
         try:
             target.log.seal()
-            store.crash(then_open=_next_prepared(target))
+            store.crash(then_open=target.next_prepared())
         finally:
             store.release()
             target.remove()
