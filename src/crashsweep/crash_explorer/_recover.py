@@ -310,8 +310,7 @@ def _recover_from_memo(context, memo, image, choice, windows, history, point_ind
             memo.count(False)
             return None       # no state recovered like this one was continued yet: run it live
         if "ops" not in derived:
-            derived["ops"] = continuation_ops(continuation_rng(context.seed, depth, derived["matches"][0]),
-                                              recovered)
+            derived["ops"] = _continuation_of(history, context.seed, depth, derived["matches"][0], recovered)
         ops = derived["ops"]
         raw, events_then = walk.outcome
         events = list(events_then)

@@ -59,6 +59,11 @@ POOLED_MAX = 8                 # idle kept hosts in all: a process that sweeps m
                                # test suite, the API in a loop) ends the least recently used, not thousands of fds
 
 
+def _open_request(root: str, sites: bool, batch: bool) -> str:
+    """A kept host's `open DIR [sites] [batch]` of the store directory `root`."""
+    return f"open {encode_hex(os.fsencode(root))}" + (" sites" if sites else "") + (" batch" if batch else "")
+
+
 class NativeEngineError(Exception):
     """What a native engine answered with `error`, or how its process failed (the engine's, not ours).
     `reported`: (type name, engine line) when the native host said which exception of the engine's code it was
@@ -234,11 +239,9 @@ class NativeEngine:
         target.engine = self
         self.protocol_pipe = f"pipe:[{os.fstat(self.process.stdout.fileno()).st_ino}]"
         self.offers_items = None             # known from open's answer, read with the first answer needed
-        opening = f"open {encode_hex(os.fsencode(target.root))}" if hosted else "open"
-        if hosted and self.python_sites:
-            opening += " sites"              # the host tells the engine's Python lines in-band (SiteMarkers)
-        if hosted and target.tracer is None:
-            opening += " batch"              # untraced: the host may send pipelined answers together
+        # `sites`: the host tells the engine's Python lines in-band (SiteMarkers); `batch`: untraced, the host
+        # may send pipelined answers together
+        opening = _open_request(target.root, self.python_sites, target.tracer is None) if hosted else "open"
         if self._preopened:                  # sent with the previous state's `drop` (`crash(then_open=...)`)
             self.requests += 1
             self._unread.append(("open", ("ok", "ok items"), None))
@@ -279,9 +282,9 @@ class NativeEngine:
         host = idle.pop() if idle else None
         # A kept host forgets a state while idle (`drop`): a traced state first waits until it has (`quiesce`),
         # or that state's I/O would show the earlier state's clean-up. A host that fails either is replaced.
-        preopened, self._preopened = (host.preopened, False) if host is not None else (None, False)
+        preopened = None
         if host is not None:
-            host.preopened = None
+            preopened, host.preopened = host.preopened, None
         if host is not None and (not self._dropped(host, more=preopened is not None)
                                  or host.process.poll() is not None
                                  or (preopened is not None and (preopened[0] != self.target.root
@@ -300,7 +303,7 @@ class NativeEngine:
                 host.kill()
                 raise NativeEngineError(death)
         self.pooled, self.process, self._stderr = (key, host), host.process, host.stderr
-        self._stderr_from = host.stderr_size() if preopened is None else preopened[2]
+        self._stderr_from = host.stderr_size() if preopened is None else preopened[1]
         self._preopened = preopened is not None
         tracer = self.target.tracer
         # A Python path engine's native stack is the interpreter's: its sites come from its Python stack instead.
@@ -713,8 +716,7 @@ class NativeEngine:
         is dropped now — and sent the next state's `open` — rather than after the judging (`crash`)."""
         if self.pooled is None or self.target.tracer is not None or self._unread or self.busy:
             return
-        next_prepared = getattr(self.target, "next_prepared", None)
-        self.crash(then_open=next_prepared() if callable(next_prepared) else None)
+        self.crash(then_open=self.target.next_prepared())
         self._released = True
 
     def crash(self, then_open: str | None = None) -> None:
@@ -746,7 +748,7 @@ class NativeEngine:
                     self.target.removed = True
                     if then_open is not None:
                         stderr_from = host.stderr_size()
-                        request += f"\nopen {encode_hex(os.fsencode(then_open))} batch"
+                        request += "\n" + _open_request(then_open, sites=False, batch=True)
                 try:
                     self.process.stdin.write(request.encode() + b"\n")
                     self.process.stdin.flush()
@@ -754,7 +756,7 @@ class NativeEngine:
                     host.kill()
                     return
                 if self.target.tracer is None and then_open is not None:
-                    host.preopened = (then_open, request, stderr_from)
+                    host.preopened = (then_open, stderr_from)
                 host.drop_pending = True
                 _keep(key, host)
                 return
@@ -819,8 +821,8 @@ class _PooledHost:
         self.offers_items: bool | None = None         # its engine's answer to `open` (the same every state)
         self.histories: list[str] = []                # the `history` tables it was sent, oldest first
         self.drop_pending = False                     # its answer to `drop` is not read yet
-        self.preopened: tuple | None = None           # (store directory, request, stderr size) of an `open` sent
-        #                                               with the last `drop`, its answer not read yet
+        self.preopened: tuple | None = None           # (store directory, stderr size) of an `open` sent with the
+        #                                               last `drop`, its answer not read yet
         self.removing: str | None = None              # the state directory it was told to remove with `drop`
         environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", READY_ENVIRONMENT: "1"}
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
