@@ -1,0 +1,84 @@
+"""The per-state time limit: a stuck engine is interrupted in every state, however many short states came before
+it, and a limit that ended never interrupts anything (one SIGALRM timer shared by all limits)."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from crashsweep.crash_explorer._time_limit import time_limit
+from crashsweep.crash_explorer.errors import StateTimeout
+
+
+def _spin(seconds: float) -> None:
+    """Python code that runs for `seconds` (a stuck engine's loop)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_a_stuck_state_is_interrupted_after_its_limit():
+    began = time.monotonic()
+    with pytest.raises(StateTimeout):
+        with time_limit(0.05):
+            _spin(5)
+    assert 0.04 <= time.monotonic() - began < 1.0
+
+
+def test_a_stuck_state_after_many_quick_ones_is_interrupted_on_time():
+    """The timer set by the first state rings during a later one; the later one's own deadline is kept."""
+    for _ in range(2000):
+        with time_limit(0.2):
+            pass
+    _spin(0.1)              # the first state's timer rings within the next limit, before its deadline
+    began = time.monotonic()
+    with pytest.raises(StateTimeout):
+        with time_limit(0.2):
+            _spin(5)
+    assert 0.19 <= time.monotonic() - began < 1.0
+
+
+def test_a_limit_that_ended_interrupts_nothing():
+    with time_limit(0.05):
+        pass
+    _spin(0.2)              # its timer rings here, between states
+    with time_limit(5):
+        _spin(0.1)
+
+
+def test_limits_nest_and_the_outer_one_holds_again_after_the_inner_one():
+    with pytest.raises(StateTimeout):
+        with time_limit(0.3):
+            with time_limit(10):
+                _spin(0.05)
+            _spin(5)
+    with pytest.raises(StateTimeout):
+        with time_limit(10):
+            with time_limit(0.05):
+                _spin(5)
+
+
+def test_a_timer_taken_off_by_an_engine_is_set_again_once_its_ring_time_has_passed():
+    with time_limit(0.05):
+        signal.setitimer(signal.ITIMER_REAL, 0)     # an engine that takes the process's timer off
+    _spin(0.1)
+    with pytest.raises(StateTimeout):
+        with time_limit(0.05):
+            _spin(5)
+
+
+def test_a_forked_child_has_a_limit_of_its_own():
+    with time_limit(10):
+        pid = os.fork()
+        if pid == 0:                                # (the child's own timer: none is inherited)
+            code = 1
+            try:
+                with time_limit(0.05):
+                    _spin(5)
+            except StateTimeout:
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
