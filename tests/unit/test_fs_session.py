@@ -5,6 +5,7 @@ another file system than before."""
 from __future__ import annotations
 
 import os
+import pathlib
 import weakref
 
 from pyfakefs import fake_file
@@ -311,3 +312,25 @@ def test_a_symbolic_link_is_refused():
             with pytest.raises(OSError):
                 session.fs.create_symlink("/crashsweep/store/l", "/crashsweep/store")
     assert not session.fs.exists("/crashsweep/store/l")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet="/a.b", max_size=6), st.text(alphabet="/a.b", max_size=6),
+                          st.sampled_from([b"/a", b"a", b"", pathlib.PurePosixPath("a"), pathlib.PurePosixPath("/b")])),
+                max_size=4))
+def test_the_model_joins_paths_as_pyfakefs_does(parts):
+    """`os.path.join` under the model: `posixpath.join` for two or more `str`, pyfakefs's own for anything else
+    (one part, bytes, path objects, mixed types) — the same result or the same exception type either way."""
+    from pyfakefs.fake_path import FakePathModule
+
+    from crashsweep.disk_model.fs._interpose import ModelOs
+    session = FsSession(FsTree.initial(), FsLog())
+    model = ModelOs(session.fs).path
+    pyfakefs_path = FakePathModule(session.fs, ModelOs(session.fs))
+
+    def outcome(join):
+        try:
+            return ("ok", join(*parts))
+        except Exception as error:   # noqa: BLE001 - the exception's type is what is compared
+            return ("error", type(error))
+    assert outcome(model.join) == outcome(pyfakefs_path.join)

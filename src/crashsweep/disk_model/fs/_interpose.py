@@ -37,6 +37,7 @@ import inspect
 import io
 import linecache
 import os
+import posixpath
 import sys
 import tokenize
 import warnings
@@ -46,6 +47,7 @@ from pyfakefs.fake_filesystem_unittest import PATH_MODULE, Patcher
 from pyfakefs.fake_file import FakeDirectory
 from pyfakefs.fake_io import FakeIoModule
 from pyfakefs.fake_os import FakeOsModule
+from pyfakefs.fake_path import FakePathModule
 
 from crashsweep.disk_model._bypass import GUARD, InterpositionBypass  # noqa: F401 - re-exported
 from crashsweep.disk_model.fs._session import BLOCK_SIZE, FsSession, model_stat
@@ -120,6 +122,13 @@ def _model_file_io(file_io: type, session: FsSession) -> type:
                 return self.readall()
             return session.read(self._fd, size)
 
+        def readall(self):
+            """The rest of the file in one read (`_pyio`'s asks the position, the size, then reads until a read
+            gives nothing: the same bytes, as nothing else changes a model file in between)."""
+            self._checkClosed()
+            self._checkReadable()
+            return session.read_rest(self._fd)
+
         def write(self, b):
             self._checkClosed()
             self._checkWritable()
@@ -139,11 +148,23 @@ def _model_file_io(file_io: type, session: FsSession) -> type:
     return ModelFileIO
 
 
+class ModelPath(FakePathModule):
+    """pyfakefs's os.path module; `join` of two or more `str` is `posixpath.join` itself (the model is a POSIX
+    file system: pyfakefs's `joinpaths` gives the same result, through its wrapper, separator lookup and list,
+    ~2 µs a call: engines join a path before most file calls). Anything else is pyfakefs's."""
+
+    def join(self, *paths):
+        if len(paths) > 1 and all(type(path) is str for path in paths):
+            return posixpath.join(*paths)
+        return super().join(*paths)
+
+
 class ModelOs(FakeOsModule):
     """pyfakefs's os module, with descriptors served by `FsSession`."""
 
     def __init__(self, filesystem):
         super().__init__(filesystem)
+        self.path = ModelPath(filesystem, self)
         self._session: FsSession = filesystem.session
 
     def open(self, path, flags, mode=0o777, *, dir_fd=None):

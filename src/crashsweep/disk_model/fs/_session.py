@@ -570,8 +570,8 @@ class FsSession:
         if offset > old_size:
             buffer.extend(bytes(offset - old_size))
         buffer[offset:offset + len(data)] = data
-        obj.st_size = len(buffer)
-        obj.epoch += 1
+        obj.stat_result._st_size = len(buffer)      # (`obj.st_size = ...` and `obj.epoch += 1` through pyfakefs's
+        obj.__dict__["epoch"] += 1                  # `__setattr__`, a Python call each)
         if self.recording:
             self.log.next_call()
             self.log.add(WRITE, _inode(obj), offset=offset, data=data)
@@ -582,6 +582,13 @@ class FsSession:
     def read(self, fd: int, count: int) -> bytes:
         open_file = self._file(fd, write=False)
         data = self.pread(fd, count, open_file.position)
+        open_file.position += len(data)
+        return data
+
+    def read_rest(self, fd: int) -> bytes:
+        """`read` of everything from the descriptor's position to the file's end."""
+        open_file = self._file(fd, write=False)
+        data = bytes(open_file.object._byte_contents[open_file.position:])
         open_file.position += len(data)
         return data
 
@@ -617,8 +624,8 @@ class FsSession:
             del buffer[size:]
         elif size > len(buffer):
             buffer.extend(bytes(size - len(buffer)))      # growing by truncate: zeros
-        obj.st_size = size
-        obj.epoch += 1
+        obj.stat_result._st_size = size
+        obj.__dict__["epoch"] += 1
         if self.recording:
             self.log.next_call()
             self.log.add(SIZE, _inode(obj), size=size)
