@@ -162,7 +162,7 @@ class _OutputCapture:
                 stream.flush()
             except Exception:      # noqa: BLE001 - an engine may have replaced or closed the stream
                 pass
-        size = os.fstat(self.fd).st_size
+        size = os.lseek(self.fd, 0, os.SEEK_END)      # (an appending file: its position is no writer's concern)
         if not size:
             return ""
         data = os.pread(self.fd, OUTPUT_BYTES_MAX, 0)
