@@ -97,6 +97,19 @@ def classify(event: str, arguments: tuple, medium: str) -> str | None:
     return None
 
 
+def _hook_of(guard: "BypassGuard"):
+    """The audit hook of `guard`: a plain function that passes on only `WATCHED_EVENTS`. CPython calls a hook
+    for every audited event (each traceback frame an exception's site is read from is two), and a bound
+    method as a hook costs it ~3x a function's (~0.4 µs against ~0.14 µs a call)."""
+    audit = guard._audit
+    watched = WATCHED_EVENTS
+
+    def hook(event: str, arguments: tuple) -> None:
+        if event in watched:
+            audit(event, arguments)
+    return hook
+
+
 class BypassGuard:
     """Example: `with GUARD.active("block"): engine.put(k, v)` raises InterpositionBypass if the engine escaped."""
 
@@ -110,7 +123,7 @@ class BypassGuard:
     @contextlib.contextmanager
     def active(self, medium: str, extra=None):
         if not self._hooked:
-            sys.addaudithook(self._audit)
+            sys.addaudithook(_hook_of(self))
             self._hooked = True
         outer = (self.medium, self.extra)
         self.medium, self.extra = medium, extra

@@ -115,19 +115,34 @@ _PLUMBING = tuple(_STDLIB + name for name in (
     "codecs.py", "contextlib.py", "json" + os.sep, "encodings" + os.sep))
 
 
+_PLUMBED: dict[str, bool] = {}
+
+
+def _plumbing(filename: str) -> bool:
+    """Whether a standard-library file is file plumbing (`_PLUMBING`), kept per file name."""
+    plumbed = _PLUMBED.get(filename)
+    if plumbed is None:
+        if len(_PLUMBED) >= SHOWN_KEPT_MAX:
+            _PLUMBED.clear()
+        plumbed = _PLUMBED[filename] = filename.startswith(_PLUMBING)
+    return plumbed
+
+
 def _pick(frames) -> str:
     """The innermost engine frame; with none, the innermost standard-library frame that is not file plumbing
     (the engine that is stdlib code, e.g. dbm/dumb.py, rather than the os.py helper it called)."""
     library = plumbing = None
     for filename, line in frames:
-        category = _category(filename)
+        category = _CATEGORY.get(filename)
+        if category is None:
+            category = _category(filename)
         if category == DRIVER:
             break
         if category == ENGINE:
             return f"{shown_path(filename)}:{line}"
         if category == LIBRARY:
-            if not filename.startswith(_PLUMBING):
-                library = library or (filename, line)
+            if library is None and not _plumbing(filename):
+                library = (filename, line)
             plumbing = plumbing or (filename, line)
     found = library or plumbing
     return f"{shown_path(found[0])}:{found[1]}" if found else UNKNOWN_SITE
