@@ -16,6 +16,7 @@ from crashsweep.crash_explorer.media._base import Medium
 from crashsweep.crash_explorer.media._block import _probe
 from crashsweep.disk_model import CallMemo, FsLog, FsTree, PersistenceModel, shared_session
 from crashsweep.disk_model._bypass import GUARD
+from crashsweep.disk_model.fs._log import UntracedFsLog
 
 
 class FsModelMedium(Medium):
@@ -23,7 +24,7 @@ class FsModelMedium(Medium):
     memoizable = True
 
     def new_log(self, context, traced: bool = True):
-        return FsLog()
+        return FsLog() if traced else UntracedFsLog()
 
     def new_target(self, context, image, rng: random.Random, log, random_seed: str = "0"):
         """The live file system loaded with `image`. `random_seed`: the randomness an engine may ask the model

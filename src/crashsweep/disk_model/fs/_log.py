@@ -122,3 +122,25 @@ class FsLog:
     def end_op(self, op_index: int) -> None:
         assert op_index == self.current_op, (op_index, self.current_op)
         self.events.append((FS_END, op_index))
+
+
+class UntracedFsLog(FsLog):
+    """A log nobody reads: a run at the last crash depth, whose I/O no crash is planned in (`Medium.new_log`
+    with `traced=False`). It keeps nothing, so an engine's calls do not build micro-ops (~1.5 µs each)."""
+
+    def next_call(self) -> int:
+        self.call += 1
+        return self.call
+
+    def add(self, kind: str, inode: int, **fields) -> None:
+        return None
+
+    def synced(self, inode: int, is_dir: bool) -> None:
+        return None
+
+    def begin_op(self, op_index: int) -> None:
+        self.current_op = op_index
+
+    def end_op(self, op_index: int) -> None:
+        return None
+
