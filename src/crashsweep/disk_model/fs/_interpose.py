@@ -214,6 +214,8 @@ class ModelOs(FakeOsModule):
 
     def _path_with_dir_fd(self, path, fct, dir_fd, check_supported: bool = True):
         """`dir_fd` may be one of the session's descriptors (a directory the engine opened with os.open)."""
+        if dir_fd is None and type(path) is str:      # (what pyfakefs's gives back for a plain path)
+            return path
         if dir_fd is not None and self._session.is_ours(dir_fd) and not isinstance(path, int):
             text = os.fsdecode(path)
             if not os.path.isabs(text):

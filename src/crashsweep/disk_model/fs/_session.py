@@ -250,6 +250,9 @@ def _reset_fingerprint(fs: FakeFilesystem) -> tuple:
     return of(fs.root), of(fs.dev_null), streams, rest
 
 
+_ABSENT = object()
+
+
 class _Prototypes:
     """pyfakefs objects as its constructors make them, built from the attributes of one file and one directory its
     constructors made on this file system now (the same attributes, each object's own stat result, entries and
@@ -264,6 +267,10 @@ class _Prototypes:
         self.of_root, self.of_null = self._attributes(fs.root), self._attributes(fs.dev_null)
         self.null_name = fs.dev_null.name
         self.after_reset = (fs.last_ino, fs.last_dev, fs._cwd, copy.deepcopy(fs.mount_points))
+        self.posix_class = type(POSIX_PROPERTIES)
+        self.posix_fields = {field.name: getattr(POSIX_PROPERTIES, field.name)
+                             for field in dataclasses.fields(POSIX_PROPERTIES) if field.init}
+        self.mounts: dict[int, dict | None] = {}      # a device -> its mount point, found once a load
         # Trusted only where it leaves what pyfakefs's `reset` left, checked here (another pyfakefs may differ).
         expected = _reset_fingerprint(fs)
         self.resets = True
@@ -279,7 +286,9 @@ class _Prototypes:
         if not self.resets:
             fs.reset(init_pathlib=False)
             return
-        fs.fs_properties = [dataclasses.replace(POSIX_PROPERTIES), POSIX_PROPERTIES, WINDOWS_PROPERTIES]
+        # (`dataclasses.replace(POSIX_PROPERTIES)`, as pyfakefs makes it, from its fields read once)
+        fs.fs_properties = [self.posix_class(**self.posix_fields), POSIX_PROPERTIES, WINDOWS_PROPERTIES]
+        self.mounts = {}
         root = self._built(fake_file.FakeDirectory, self.of_root, fs.root.name)
         root.__dict__["_entries"] = {}
         fs.root = root
@@ -294,9 +303,10 @@ class _Prototypes:
     def renewed(self) -> "_Prototypes":
         """For the next load: what pyfakefs's constructors take from the clock and the user now."""
         now = int(helpers.now() * 1e9)
+        renewed = {"st_uid": helpers.get_uid(), "st_gid": helpers.get_gid(), "is_windows": self.fs.is_windows_fs,
+                   "_st_atime_ns": now, "_st_mtime_ns": now, "_st_ctime_ns": now}
         for _, stat in (self.of_file, self.of_directory, self.of_root, self.of_null):
-            stat.update(st_uid=helpers.get_uid(), st_gid=helpers.get_gid(), is_windows=self.fs.is_windows_fs,
-                        _st_atime_ns=now, _st_mtime_ns=now, _st_ctime_ns=now)
+            stat.update(renewed)
         return self
 
     @staticmethod
@@ -347,7 +357,16 @@ class _Prototypes:
         stat.st_nlink += 1
         stat.st_dev = parent.st_dev
         if stat.st_nlink == 1 and stat._st_size:         # (a directory just made is empty: size 0)
-            self.fs.change_disk_usage(stat._st_size, name, parent.st_dev)
+            # pyfakefs's `change_disk_usage`, its device's mount point found once a load
+            device = parent.st_dev
+            mount = self.mounts.get(device, _ABSENT)
+            if mount is _ABSENT:
+                mount = self.mounts[device] = self.fs._mount_point_for_device(device)
+            if mount is not None:
+                total = mount["total_size"]
+                if total is not None and total - mount["used_size"] < stat._st_size:
+                    self.fs.raise_os_error(errno.ENOSPC, name)
+                mount["used_size"] += stat._st_size
 
 
 class FsSession:
@@ -386,8 +405,12 @@ class FsSession:
             made.renewed().reset()
         # New inodes never reuse a number the tree has seen: the tree keeps the data of unlinked files
         # (a crash state is built by replaying micro-ops by inode), and a new file must not inherit it.
-        used = [inode for names in tree.entries.values() for inode, _ in names.values()]
-        self.next_free_inode = max([FIRST_FREE_INODE - 1, ROOT_INODE, *used, *tree.data, *tree.sizes]) + 1
+        highest = max(FIRST_FREE_INODE - 1, ROOT_INODE, max(tree.data, default=0), max(tree.sizes, default=0))
+        for names in tree.entries.values():
+            for inode, _ in names.values():
+                if inode > highest:
+                    highest = inode
+        self.next_free_inode = highest + 1
         setattr(fs.root, INODE_ATTRIBUTE, ROOT_INODE)
         # Objects are built directly (pyfakefs's create_dir/create_file resolve every path: ~75 µs each), and
         # from pyfakefs's own objects' attributes (`_Prototypes`: its constructors cost ~10 µs each).
