@@ -283,12 +283,12 @@ class _Prototypes:
         """pyfakefs's `FakeFilesystem.reset` of a POSIX file system, with its root and null file built from the
         kept ones' attributes (its constructors, path normalizing and mount-point search cost ~15 µs a load)."""
         fs = self.fs
+        self.mounts = {}                    # (a reset makes new mount points)
         if not self.resets:
             fs.reset(init_pathlib=False)
             return
         # (`dataclasses.replace(POSIX_PROPERTIES)`, as pyfakefs makes it, from its fields read once)
         fs.fs_properties = [self.posix_class(**self.posix_fields), POSIX_PROPERTIES, WINDOWS_PROPERTIES]
-        self.mounts = {}
         root = self._built(fake_file.FakeDirectory, self.of_root, fs.root.name)
         root.__dict__["_entries"] = {}
         fs.root = root
