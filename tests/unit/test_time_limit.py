@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from crashsweep.crash_explorer._time_limit import time_limit
+from crashsweep.crash_explorer._time_limit import alarm_held, time_limit
 from crashsweep.crash_explorer.errors import StateTimeout
 
 
@@ -27,24 +27,41 @@ def test_a_stuck_state_is_interrupted_after_its_limit():
 
 
 def test_a_stuck_state_after_many_quick_ones_is_interrupted_on_time():
-    """The timer set by the first state rings during a later one; the later one's own deadline is kept."""
-    for _ in range(2000):
-        with time_limit(0.2):
-            pass
-    _spin(0.1)              # the first state's timer rings within the next limit, before its deadline
-    began = time.monotonic()
-    with pytest.raises(StateTimeout):
-        with time_limit(0.2):
-            _spin(5)
-    assert 0.19 <= time.monotonic() - began < 1.0
+    """In a unit (`alarm_held`) the timer set by the first state rings during a later one; the later one's own
+    deadline is kept."""
+    with alarm_held():
+        for _ in range(2000):
+            with time_limit(0.2):
+                pass
+        _spin(0.1)              # the first state's timer rings within the next limit, before its deadline
+        began = time.monotonic()
+        with pytest.raises(StateTimeout):
+            with time_limit(0.2):
+                _spin(5)
+        assert 0.19 <= time.monotonic() - began < 1.0
 
 
 def test_a_limit_that_ended_interrupts_nothing():
-    with time_limit(0.05):
-        pass
-    _spin(0.2)              # its timer rings here, between states
+    with alarm_held():
+        with time_limit(0.05):
+            pass
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0      # left set inside a unit
+        _spin(0.2)              # its timer rings here, between states
+        with time_limit(5):
+            _spin(0.1)
+
+
+def test_no_timer_is_left_set_outside_a_unit():
+    """Code after a sweep may have a SIGALRM handler of its own (or the default one, which ends the process)."""
     with time_limit(5):
-        _spin(0.1)
+        pass
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    with alarm_held():
+        with alarm_held():
+            with time_limit(5):
+                pass
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 def test_limits_nest_and_the_outer_one_holds_again_after_the_inner_one():
@@ -60,12 +77,13 @@ def test_limits_nest_and_the_outer_one_holds_again_after_the_inner_one():
 
 
 def test_a_timer_taken_off_by_an_engine_is_set_again_once_its_ring_time_has_passed():
-    with time_limit(0.05):
-        signal.setitimer(signal.ITIMER_REAL, 0)     # an engine that takes the process's timer off
-    _spin(0.1)
-    with pytest.raises(StateTimeout):
+    with alarm_held():
         with time_limit(0.05):
-            _spin(5)
+            signal.setitimer(signal.ITIMER_REAL, 0)     # an engine that takes the process's timer off
+        _spin(0.1)
+        with pytest.raises(StateTimeout):
+            with time_limit(0.05):
+                _spin(5)
 
 
 def test_a_forked_child_has_a_limit_of_its_own():

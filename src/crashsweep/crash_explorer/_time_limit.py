@@ -16,14 +16,16 @@ from crashsweep.crash_explorer.errors import StateTimeout
 
 class _Alarm:
     """The process's one SIGALRM timer, shared by every limit: a limit sets a deadline, and the timer is only
-    set again when it would ring after that deadline (or is not set). A timer that rings while no limit is
-    active, or before the deadline, is harmless: the handler sets it for the deadline, or leaves it off.
-    So a state's limit costs a clock read, not two setitimer calls: the timer set by one state rings at most
-    once per limit's length, between states or inside a later one (which it then sets for its own deadline)."""
+    set again when it would ring after that deadline (or is not set). Inside `alarm_held` (a worker's unit of
+    states) a limit that ends leaves the timer set: a timer that rings while no limit is active, or before the
+    deadline, is harmless — the handler sets it for the deadline, or leaves it off. So a state's limits cost a
+    clock read, not two setitimer calls each. Outside it, a limit takes the timer off as it ends (nothing
+    rings later, in code that may have a SIGALRM handler of its own)."""
 
     def __init__(self) -> None:
         self.deadline: float | None = None      # the active limit's, on time.monotonic()
         self.rings_at: float | None = None      # when the set timer rings (None: not set)
+        self.held = 0                           # open `alarm_held` scopes
         self.installed = False                  # whether this process's SIGALRM handler is ours
         self.main_thread = threading.main_thread().ident
         os.register_at_fork(after_in_child=self._forgotten)
@@ -31,6 +33,7 @@ class _Alarm:
     def _forgotten(self) -> None:
         """In a forked child: no timer is set (setitimer's are not inherited); its handler is installed anew."""
         self.deadline = self.rings_at = None
+        self.held = 0
         self.installed = False
         self.main_thread = threading.main_thread().ident
 
@@ -44,6 +47,13 @@ class _Alarm:
         if self.rings_at is None or self.rings_at > deadline or self.rings_at <= now:
             self.rings_at = deadline
             signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-6))
+
+    def idle(self) -> None:
+        """No limit is active: the timer stays set inside `alarm_held`, else it is taken off."""
+        self.deadline = None
+        if not self.held and self.rings_at is not None:
+            self.rings_at = None
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
     def _rang(self, signum, frame) -> None:
         self.rings_at = None
@@ -88,7 +98,31 @@ class time_limit:
         if self.armed:
             self.armed = False
             if self.outer is None:
-                _ALARM.deadline = None
+                _ALARM.idle()
             else:
                 _ALARM.set_for(self.outer, time.monotonic())
+        return False
+
+
+class alarm_held:
+    """Limits inside leave the timer set when they end (a worker's unit: many short states, each with limits);
+    it is taken off when the outermost scope ends. Example: `with alarm_held(): run the unit's states`."""
+
+    __slots__ = ("holding",)
+
+    def __init__(self) -> None:
+        self.holding = False
+
+    def __enter__(self):
+        if threading.get_ident() == _ALARM.main_thread:     # (limits elsewhere do nothing)
+            self.holding = True
+            _ALARM.held += 1
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self.holding:
+            self.holding = False
+            _ALARM.held -= 1
+            if _ALARM.deadline is None:
+                _ALARM.idle()
         return False

@@ -18,6 +18,7 @@ from crashsweep.crash_explorer._medium import ahead, durable_of, forget_ahead, h
 from crashsweep.crash_explorer._recording import Recording, record, state_context
 from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
+from crashsweep.crash_explorer._time_limit import alarm_held
 
 RECORDINGS_CACHED_MAX = 4
 _recordings: dict[str, Recording] = {}
@@ -93,6 +94,7 @@ def _states(unit: dict) -> Iterator[dict]:
         return durable.view(durable.overlay(state[2]))
 
     upcoming = Upcoming(image_of, states[0]) if look_ahead and states else None
+    held = alarm_held().__enter__()     # the states' time limits share one timer (`_time_limit`)
     try:
         for position, (state_id, point_index, choice, windows, image, points) in enumerate(states):
             started = time.perf_counter()
@@ -120,6 +122,7 @@ def _states(unit: dict) -> Iterator[dict]:
             result["total_s"] = round(time.perf_counter() - started, 6)
             yield result
     finally:
+        held.__exit__()
         if look_ahead:
             forget_ahead(context)
 
