@@ -126,3 +126,43 @@ def test_merged_windows_must_all_hold():
     # a disk state that spans a sync that wrote nothing: no snapshot can satisfy both windows
     stuck = check_recovered_windows(history, [(0, 0), (1, 1)], {b"a": b"1"})
     assert stuck.kind is not None
+
+
+def _windows_verdict_by_definition(history, windows, recovered):
+    """Every window must allow the read-out: the latest S_m equal to it in each window, the last window's
+    verdict; the first window allowing none is judged alone (`check_recovered`)."""
+    matches = [m for m in range(history.mutation_count + 1) if history.snapshot(m) == dict(recovered)]
+    verdict = None
+    for synced, started in windows:
+        allowed = [m for m in matches if synced <= m <= started]
+        if not allowed:
+            return check_recovered(history, CrashWindow(synced, started), recovered)
+        verdict = (None, "recovered", allowed[-1], allowed[-1] == started)
+    return verdict
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=mutations, data=st.data())
+def test_windows_are_checked_as_defined(ops, data):
+    """`check_recovered_windows` on any history, windows and read-out (a snapshot, often repeated: several m
+    match) gives the verdict the definition gives."""
+    from crashsweep.reference import check_recovered_windows
+    history = History(ops)
+    n = history.mutation_count
+    window = st.tuples(st.integers(0, n), st.integers(0, n)).map(sorted).map(tuple)
+    windows = data.draw(st.lists(window, min_size=1, max_size=4))
+    recovered = data.draw(st.one_of(st.integers(0, n).map(history.snapshot),
+                                    st.dictionaries(keys, values, max_size=3)))
+    verdict = check_recovered_windows(history, windows, recovered)
+    expected = _windows_verdict_by_definition(history, windows, recovered)
+    if isinstance(expected, tuple):
+        assert (verdict.kind, verdict.outcome, verdict.matched, verdict.latest) == expected
+    else:
+        assert (verdict.kind, verdict.outcome, verdict.matched, verdict.latest, verdict.detail) == \
+            (expected.kind, expected.outcome, expected.matched, expected.latest, expected.detail)
+
+
+def test_a_map_hashes_alike_from_tuples_and_from_lists():
+    from crashsweep.reference import map_hash
+    items = [(b"a", b"1"), (b"b", b"")]
+    assert map_hash(items) == map_hash([list(item) for item in items]) == map_hash(dict(items).items())

@@ -122,15 +122,19 @@ def check_recovered_windows(history: History, windows, recovered: Mapping[bytes,
     """
     if matches is None:
         matches = history.matching_mutations(recovered)
-    verdict = None
+    last = None
     for synced, started in windows:
-        window = CrashWindow(synced, started)
-        allowed = [m for m in matches if synced <= m <= started]
-        if not allowed:
-            return check_recovered(history, window, recovered)
-        verdict = Verdict(None, "recovered", matched=allowed[-1], latest=allowed[-1] == started)
-    assert verdict is not None, "at least one window"
-    return verdict
+        allowed = None                      # the latest match in the window (`matches` ascend)
+        for m in matches:
+            if m > started:
+                break
+            if m >= synced:
+                allowed = m
+        if allowed is None:
+            return check_recovered(history, CrashWindow(synced, started), recovered)
+        last = (allowed, started)
+    assert last is not None, "at least one window"
+    return Verdict(None, "recovered", matched=last[0], latest=last[0] == last[1])
 
 
 def check_refusal(error: str, corruption_injected: bool) -> Verdict:

@@ -31,7 +31,7 @@ def item_hash(key: bytes, value: bytes) -> int:
 
 
 def map_hash(items: Iterable[tuple[bytes, bytes]]) -> int:
-    return sum(hash(tuple(item)) & ITEM_HASH_MASK for item in items) % HASH_MODULUS
+    return sum(hash(item if type(item) is tuple else tuple(item)) & ITEM_HASH_MASK for item in items) % HASH_MODULUS
 
 
 class History:
