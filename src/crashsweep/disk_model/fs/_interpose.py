@@ -652,18 +652,20 @@ class Interposer:
         self.defaults = DefaultBindings()
         self._on = False
         self._started = False
+        self._inside = contextlib.nullcontext(self)     # a scope inside one already active
 
     def _fake(self, real):
         modules = self.patcher.fake_modules
         return modules.get("os") if real is _REAL_OS else modules.get("io")
 
-    @contextlib.contextmanager
     def active(self):
         """The model serves file calls inside. Re-entrant: a scope inside one already active changes nothing
-        (the explorer holds one around a whole state: its engine calls' scopes then cost nothing)."""
-        if self._on:
-            yield self
-            return
+        (the explorer holds one around a whole state: its engine calls' scopes then cost nothing — a plain
+        context manager, not a generator's: each state enters three)."""
+        return self._inside if self._on else self._activated()
+
+    @contextlib.contextmanager
+    def _activated(self):
         if not self._started:
             self.patcher.setUp()
             self._started = True
