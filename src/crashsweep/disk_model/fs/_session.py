@@ -55,12 +55,6 @@ def _inode(obj) -> int:
     return getattr(obj, INODE_ATTRIBUTE)
 
 
-def _plain(path) -> bool:
-    """An absolute path with no `.`/`..` components, doubled or trailing slashes (walked without pyfakefs)."""
-    return isinstance(path, str) and path.startswith("/") and "/." not in path and "//" not in path \
-        and not path.endswith("/")
-
-
 _THROUGH_PYFAKEFS = object()      # `_walked` met a symbolic link: pyfakefs resolves the path
 
 
