@@ -11,7 +11,7 @@ import weakref
 from pyfakefs import fake_file
 
 from crashsweep.disk_model.fs import _session as session_module
-from crashsweep.disk_model.fs._image import FsTree
+from crashsweep.disk_model.fs._image import ROOT_INODE, FsTree
 from crashsweep.disk_model.fs._log import DIRECTORY, FILE, FsLog
 from crashsweep.disk_model.fs._session import INODE_ATTRIBUTE, FsSession
 
@@ -337,3 +337,18 @@ def test_the_model_joins_paths_as_pyfakefs_does(parts):
         except Exception as error:   # noqa: BLE001 - the exception's type is what is compared
             return ("error", type(error))
     assert outcome(model.join) == outcome(pyfakefs_path.join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(STEPS)
+def test_a_tree_is_walked_by_entry_as_by_path(steps):
+    """`walk_entries` names the same entries as `walk`, in its order (a load numbers inodes in that order)."""
+    tree = _generated(steps)
+    path_of = {ROOT_INODE: ""}
+    by_entry = []
+    for parent, name, kind, inode in tree.walk_entries():
+        path = f"{path_of[parent]}/{name}"
+        if kind == DIRECTORY:
+            path_of[inode] = path
+        by_entry.append((path, kind, inode))
+    assert by_entry == list(tree.walk())

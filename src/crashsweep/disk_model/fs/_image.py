@@ -159,6 +159,19 @@ class FsTree:
                 if kind == DIRECTORY and child in self.entries:
                     stack.append((child_path, child))
 
+    def walk_entries(self):
+        """(directory inode, name, kind, inode) of every entry reachable from "/", in `walk`'s order."""
+        entries = self.entries
+        stack = [ROOT_INODE]
+        while stack:
+            inode = stack.pop()
+            names = entries.get(inode, {})
+            for name in sorted(names, reverse=True):
+                child, kind = names[name]
+                yield inode, name, kind, child
+                if kind == DIRECTORY and child in entries:
+                    stack.append(child)
+
     def files(self) -> dict[str, bytes]:
         """Every reachable file's path and visible content (for reports and tests)."""
         return {path: self.content(inode) for path, kind, inode in self.walk() if kind == FILE}

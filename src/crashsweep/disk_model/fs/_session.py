@@ -408,18 +408,15 @@ class FsSession:
         setattr(fs.root, INODE_ATTRIBUTE, ROOT_INODE)
         # Objects are built directly (pyfakefs's create_dir/create_file resolve every path: ~75 µs each), and
         # from pyfakefs's own objects' attributes (`_Prototypes`: its constructors cost ~10 µs each).
-        by_path = {"": fs.root}
-        by_inode = {ROOT_INODE: fs.root}
-        for path, kind, inode in tree.walk():
-            parent_path, _, name = path.rpartition("/")
+        by_inode = {ROOT_INODE: fs.root}            # (a directory has one name: its inode names its object)
+        for parent, name, kind, inode in tree.walk_entries():
             obj = by_inode.get(inode)
             if obj is not None:        # another name of a file: pyfakefs adds an object under its `name`
                 obj.name = name        # (as its own `link` does)
             else:
                 obj = made.directory(name, inode) if kind == DIRECTORY else made.file(name, inode, tree.content_copy(inode))
                 by_inode[inode] = obj
-            made.attach(by_path[parent_path], obj)
-            by_path[path] = obj
+            made.attach(by_inode[parent], obj)
         self.log = log
         self.recording = True
 
