@@ -139,7 +139,7 @@ def measure(engine: str, ops: str, states: int, repeat: int = 5) -> dict:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"engine": engine, "ops": int(ops), "states": checked, "crashsweep_ms_per_state": round(harness_s * 1e3, 3),
-            "native_ms_per_state": round(native_s * 1e3, 3), "ratio": round(harness_s / native_s, 1),
+            "native_ms_per_state": round(native_s * 1e3, 3), "ratio": round(harness_s / native_s, 2),
             # (not in the ratio) what a native harness pays on top to write each state's tree and remove it
             "native_tree_copy_ms_per_state": round(copy_s[0] * 1e3, 3)}
 
