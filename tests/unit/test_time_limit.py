@@ -18,12 +18,17 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def test_a_stuck_state_is_interrupted_after_its_limit():
+def _stuck_for(seconds: float) -> float:
+    """How long a stuck state under a limit of `seconds` ran before StateTimeout interrupted it."""
     began = time.monotonic()
     with pytest.raises(StateTimeout):
-        with time_limit(0.05):
+        with time_limit(seconds):
             _spin(5)
-    assert 0.04 <= time.monotonic() - began < 1.0
+    return time.monotonic() - began
+
+
+def test_a_stuck_state_is_interrupted_after_its_limit():
+    assert 0.04 <= _stuck_for(0.05) < 1.0
 
 
 def test_a_stuck_state_after_many_quick_ones_is_interrupted_on_time():
@@ -34,11 +39,7 @@ def test_a_stuck_state_after_many_quick_ones_is_interrupted_on_time():
             with time_limit(0.2):
                 pass
         _spin(0.1)              # the first state's timer rings within the next limit, before its deadline
-        began = time.monotonic()
-        with pytest.raises(StateTimeout):
-            with time_limit(0.2):
-                _spin(5)
-        assert 0.19 <= time.monotonic() - began < 1.0
+        assert 0.19 <= _stuck_for(0.2) < 1.0
 
 
 def test_a_limit_that_ended_interrupts_nothing():
