@@ -33,7 +33,12 @@ def _tree() -> FsTree:
 def _described(obj, fs) -> dict:
     """Every attribute of `obj` and of the objects it holds; a weak reference by its referent's identity (the
     file system's: "fs")."""
-    described = {"type": type(obj).__name__}
+    if isinstance(obj, session_module.StateFile):
+        obj._byte_contents        # noqa: B018 - its content made from its tree, as a read makes it
+        cls = fake_file.FakeFile  # (a subclass that only defers making it)
+    else:
+        cls = type(obj)
+    described = {"type": cls.__name__}
     for name, value in obj.__dict__.items():
         if name == "stat_result":
             value = {key: item for key, item in value.__dict__.items() if key not in TIMES}
@@ -70,6 +75,9 @@ class _Constructors:
         obj.st_size = len(obj._byte_contents)
         setattr(obj, INODE_ATTRIBUTE, inode)
         return obj
+
+    def state_file(self, name, inode, tree):
+        return self.file(name, inode, tree.content(inode))
 
     def attach(self, directory, obj):
         session_module._original_add_entry(directory, obj)
@@ -177,6 +185,26 @@ def test_loaded_files_read_and_stat_as_their_content(monkeypatch):
     assert fs.stat("/crashsweep/store/twice").st_ino == fs.stat("/crashsweep/store/a.log").st_ino
     assert fs.stat("/crashsweep/store/sub/empty").st_size == 0
     assert fs.stat("/crashsweep/store/sub").st_nlink == fs.stat("/crashsweep/store/sub/deeper").st_nlink + 1
+
+
+def test_a_state_file_is_made_from_its_tree_when_first_read_and_not_if_truncated_first(monkeypatch):
+    """A loaded file's content comes from its state's tree on first read (`StateFile`); its size is known
+    before; truncated to nothing before any read, the tree is never asked for it."""
+    session = FsSession(_tree(), FsLog())
+    asked = []
+    real_copy = FsTree.content_copy
+    monkeypatch.setattr(FsTree, "content_copy", lambda tree, inode: asked.append(inode) or real_copy(tree, inode))
+    fs = session.fs
+    assert fs.stat("/crashsweep/store/sub/deeper/big").st_size == 10240 and asked == []
+    fd = session.open("/crashsweep/store/a.log", os.O_RDWR | os.O_TRUNC)
+    assert session.size(fd) == 0 and asked == []
+    session.write(fd, b"new")
+    session.close(fd)
+    fd = session.open("/crashsweep/store/twice", os.O_RDONLY)       # the same file, by its other name
+    assert session.read(fd, 100) == b"new" and asked == []
+    fd = session.open("/crashsweep/store/sub/deeper/big", os.O_RDONLY)
+    assert session.pread(fd, 4, 254) == bytes([254, 255, 0, 1]) and asked == [24]
+    assert session.read(fd, 3) == bytes([0, 1, 2]) and asked == [24]
 
 
 # -- any tree: the model's file system is the one a native crash state materializes --------------------------

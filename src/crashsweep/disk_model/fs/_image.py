@@ -10,6 +10,10 @@ exist and are durable before any workload (DESIGN §4).
 Invariants:
 - a file's visible content is `data[:size]`, zero-padded to `size` (a size may
   persist without its data);
+- a state's writes and size micro-ops (`apply_landed`) reach a file's data only when
+  its content is first asked for (`content`, `content_copy`, `data`, `copy`), in id
+  order as ever: most files of a state are never read (an unlinked inode, a temporary
+  file the engine truncates), and building them cost most of a state's image;
 - what an engine can see is the entries reachable from "/" and the visible content of
   each file (not inode numbers); `_fs_hash.tree_digest` hashes exactly that.
 """
@@ -21,6 +25,7 @@ from crashsweep.disk_model.fs._log import DIRECTORY, FILE, LINK, RENAME, SIZE, U
 ROOT_INODE = 1
 STORE_PATH = "/crashsweep/store"
 FIRST_FREE_INODE = 16
+DATA_KINDS = (WRITE, SIZE)
 
 
 class FsTree:
@@ -28,8 +33,9 @@ class FsTree:
 
     def __init__(self) -> None:
         self.entries: dict[int, dict[str, tuple[int, str]]] = {ROOT_INODE: {}}
-        self.data: dict[int, bytearray] = {}
+        self._data: dict[int, bytearray] = {}
         self.sizes: dict[int, int] = {}
+        self._deferred: dict[int, list] = {}   # inode -> its landed (op, units) not yet applied to its data
         self._owned: set[int] = set()   # files whose bytearray this tree may change in place
         self._inode_max: int | None = None    # `inode_max`, once asked for (kept by `apply` and `copy`)
 
@@ -43,10 +49,41 @@ class FsTree:
         tree.entries[4] = {}
         return tree
 
+    @property
+    def data(self) -> dict[int, bytearray]:
+        """inode -> its data (each file's deferred micro-ops applied first)."""
+        if self._deferred:
+            for inode in list(self._deferred):
+                self._settle(inode)
+        return self._data
+
+    @data.setter
+    def data(self, data: dict[int, bytearray]) -> None:
+        self._data, self._deferred = data, {}
+        self._owned.clear()
+
+    def data_inodes(self):
+        """The inodes `data` has keys for, without applying deferred micro-ops."""
+        return self._data.keys() | self._deferred.keys() if self._deferred else self._data.keys()
+
+    def _settle(self, inode: int) -> None:
+        """Apply `inode`'s deferred writes and size micro-ops to its data, in order (as `apply` would have)."""
+        landed = self._deferred.pop(inode)
+        buffer = self._writable(inode)
+        for op, units in landed:
+            if op.kind == WRITE:
+                pieces = [(op.offset, op.data)] if units is None else [op.piece(unit) for unit in units]
+                for offset, payload in pieces:
+                    if offset > len(buffer):
+                        buffer.extend(bytes(offset - len(buffer)))
+                    buffer[offset:offset + len(payload)] = payload     # (grows the buffer past its end)
+            else:
+                del buffer[op.size:]      # bytes beyond a truncation are gone, even if the file grows again
+
     def copy(self) -> "FsTree":
         other = FsTree()
         other.entries = {inode: dict(names) for inode, names in self.entries.items()}
-        other.data = dict(self.data)
+        other._data = dict(self.data)
         other.sizes = dict(self.sizes)
         other._inode_max = self.inode_max()     # counted once on the durable tree, kept by its states' copies
         self._owned.clear()       # both now share the bytearrays: copy before the next change
@@ -57,7 +94,7 @@ class FsTree:
         file made in a state of it takes a higher one. Kept as micro-ops apply (an unlinked name's inode stays
         counted), so a state's copy knows it at once."""
         if self._inode_max is None:
-            self._inode_max = max([ROOT_INODE, *self.entries, *self.data, *self.sizes,
+            self._inode_max = max([ROOT_INODE, *self.entries, *self.data_inodes(), *self.sizes,
                                    *(inode for names in self.entries.values() for inode, _ in names.values())])
         return self._inode_max
 
@@ -65,15 +102,17 @@ class FsTree:
 
     def _writable(self, inode: int) -> bytearray:
         if inode not in self._owned:
-            self.data[inode] = bytearray(self.data.get(inode, b""))
+            self._data[inode] = bytearray(self._data.get(inode, b""))
             self._owned.add(inode)
-        return self.data[inode]
+        return self._data[inode]
 
     def apply(self, op: FsOp, units: list[int] | None = None) -> None:
         """Apply one micro-op (of a write: only `units`, when given)."""
         if self._inode_max is not None and op.kind != UNLINK:     # the inodes the micro-op adds to the tree
             self._inode_max = max(self._inode_max, op.inode, op.directory if op.kind == LINK else 0,
                                   op.directory2 if op.kind == RENAME else 0)
+        if op.kind in DATA_KINDS and op.inode in self._deferred:
+            self._settle(op.inode)
         if op.kind == WRITE:
             buffer = self._writable(op.inode)
             pieces = [(op.offset, op.data)] if units is None else [op.piece(unit) for unit in units]
@@ -105,43 +144,40 @@ class FsTree:
             self.entries.setdefault(op.directory2, {})[op.name2] = (op.inode, kind)
 
     def apply_landed(self, landed) -> None:
-        """`apply(op, units)` for each `(op, units)` of `landed`, in order (a state's overlay: mostly whole
-        writes, applied here without a call each)."""
-        data, sizes, owned = self.data, self.sizes, self._owned
+        """`apply(op, units)` for each `(op, units)` of `landed`, in order (a state's overlay). Writes and size
+        micro-ops are deferred: a size is set now, a file's data is made when first asked for (`_settle`)."""
+        sizes, deferred = self.sizes, self._deferred
+        highest = self._inode_max
         for op, units in landed:
             kind = op.kind
-            if kind == WRITE and units is None:
+            if kind == WRITE or kind == SIZE:
                 inode = op.inode
-                if inode not in owned:
-                    data[inode] = bytearray(data.get(inode, b""))
-                    owned.add(inode)
-                buffer, offset, payload = data[inode], op.offset, op.data
-                if offset > len(buffer):
-                    buffer.extend(bytes(offset - len(buffer)))
-                buffer[offset:offset + len(payload)] = payload     # (grows the buffer past its end)
-                if self._inode_max is not None and inode > self._inode_max:
-                    self._inode_max = inode
-            elif kind == SIZE:
-                inode = op.inode
-                sizes[inode] = op.size
-                if inode not in owned:
-                    data[inode] = bytearray(data.get(inode, b""))
-                    owned.add(inode)
-                del data[inode][op.size:]
-                if self._inode_max is not None and inode > self._inode_max:
-                    self._inode_max = inode
+                found = deferred.get(inode)
+                if found is None:
+                    deferred[inode] = [(op, units)]
+                else:
+                    found.append((op, units))
+                if kind == SIZE:
+                    sizes[inode] = op.size
+                if highest is not None and inode > highest:
+                    highest = self._inode_max = inode
             else:
                 self.apply(op, units)
+                highest = self._inode_max
 
     def content(self, inode: int) -> bytes:
+        if inode in self._deferred:
+            self._settle(inode)
         size = self.sizes.get(inode, 0)
-        data = bytes(self.data.get(inode, b"")[:size])
+        data = bytes(self._data.get(inode, b"")[:size])
         return data + bytes(size - len(data))
 
     def content_copy(self, inode: int) -> bytearray:
         """`content(inode)` as a new bytearray of its own, made in one copy (a state's files are loaded so)."""
+        if inode in self._deferred:
+            self._settle(inode)
         size = self.sizes.get(inode, 0)
-        data = self.data.get(inode, b"")[:size]
+        data = self._data.get(inode, b"")[:size]
         copy = data if type(data) is bytearray else bytearray(data)
         if len(copy) < size:
             copy.extend(bytes(size - len(copy)))

@@ -107,6 +107,7 @@ def _model_file_io(file_io: type, session: FsSession) -> type:
                     raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), file)
                 self._closefd = True
                 self._blksize = BLOCK_SIZE            # what the model's fstat gives as st_blksize
+                self._seekable = True                 # (`seekable` would ask `tell`: a model file always is)
                 self.name = file
                 if self._appending:
                     session.lseek(fd, 0, os.SEEK_END)

@@ -15,7 +15,9 @@ remove, pathlib, shutil, tempfile). crashsweep adds what a crash model needs:
 Invariants:
 - every change to file data, size or entries is logged, in call order, while
   `recording` is on; building a state from a tree logs nothing;
-- a file's `_byte_contents` is a bytearray of exactly its size.
+- a file's `_byte_contents` is a bytearray of exactly its size; a file loaded from a tree
+  (`StateFile`) makes it from the tree when it is first read, so a file the engine
+  never reads (or truncates first) costs its state nothing.
 """
 
 from __future__ import annotations
@@ -79,6 +81,39 @@ def _walked(root, path: str):
         if stat_module.S_ISLNK(obj.stat_result.st_mode):
             return _THROUGH_PYFAKEFS
     return obj
+
+
+SOURCE_ATTRIBUTE = "crashsweep_source"     # a `StateFile`'s tree, until its content is made from it
+
+
+class _MadeFromTree:
+    """`StateFile._byte_contents` until it is first read: made from the state's tree then and kept in the file's
+    own attributes, which Python looks at before a class attribute without `__set__` (so later reads and every
+    write cost what a plain file's do, and pyfakefs's `__getattr__` for stat fields is not in between)."""
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        attributes = obj.__dict__
+        content = attributes["_byte_contents"] = attributes.pop(SOURCE_ATTRIBUTE).content_copy(
+            attributes[INODE_ATTRIBUTE])
+        return content
+
+
+class StateFile(fake_file.FakeFile):
+    """A file of a loaded state whose `_byte_contents` is made from the state's tree when first asked for
+    (`FsTree.content_copy`: the tree's deferred writes applied then). Until then its size is the tree's."""
+
+    _byte_contents = _MadeFromTree()
+
+    def __getstate__(self):
+        self._byte_contents      # noqa: B018 - made before the state is copied
+        return fake_file.FakeFile.__getstate__(self)
+
+
+def _unread(obj) -> bool:
+    """Whether a file's content was never made from its state's tree (`StateFile`)."""
+    return SOURCE_ATTRIBUTE in obj.__dict__
 
 
 class RecordingFilesystem(FakeFilesystem):
@@ -257,6 +292,7 @@ class _Prototypes:
         """Made on `fs` just reset by pyfakefs's own `reset`, whose root, null file and counters it keeps."""
         self.fs = fs
         self.of_file = self._attributes(fake_file.FakeFile("-", filesystem=fs))
+        self.of_file[0].pop("_byte_contents")     # each file's own (`file` sets it; a `StateFile` makes it)
         self.of_directory = self._attributes(fake_file.FakeDirectory("-", filesystem=fs))
         self.of_root, self.of_null = self._attributes(fs.root), self._attributes(fs.dev_null)
         self.null_name = fs.dev_null.name
@@ -337,6 +373,13 @@ class _Prototypes:
         obj.stat_result._st_size = len(content)
         return obj
 
+    def state_file(self, name: str, inode: int, tree: FsTree):
+        """A file holding `tree`'s content of `inode`, made when first read (`StateFile`)."""
+        obj = self._made(StateFile, self.of_file, name, inode)
+        obj.__dict__[SOURCE_ATTRIBUTE] = tree
+        obj.stat_result._st_size = tree.sizes.get(inode, 0)
+        return obj
+
     def attach(self, directory, obj) -> None:
         """`FakeDirectory.add_entry(obj)` on a tree being loaded, without its checks, which cannot fail here (a
         directory `load` made or the root: write permission; a tree's names in a directory: distinct)."""
@@ -399,7 +442,8 @@ class FsSession:
             made.renewed().reset()
         # New inodes never reuse a number the tree has seen: the tree keeps the data of unlinked files
         # (a crash state is built by replaying micro-ops by inode), and a new file must not inherit it.
-        highest = max(FIRST_FREE_INODE - 1, ROOT_INODE, max(tree.data, default=0), max(tree.sizes, default=0))
+        highest = max(FIRST_FREE_INODE - 1, ROOT_INODE, max(tree.data_inodes(), default=0),
+                      max(tree.sizes, default=0))
         for names in tree.entries.values():
             for inode, _ in names.values():
                 if inode > highest:
@@ -414,7 +458,7 @@ class FsSession:
             if obj is not None:        # another name of a file: pyfakefs adds an object under its `name`
                 obj.name = name        # (as its own `link` does)
             else:
-                obj = made.directory(name, inode) if kind == DIRECTORY else made.file(name, inode, tree.content_copy(inode))
+                obj = made.directory(name, inode) if kind == DIRECTORY else made.state_file(name, inode, tree)
                 by_inode[inode] = obj
             made.attach(by_inode[parent], obj)
         self.log = log
@@ -508,7 +552,7 @@ class FsSession:
         fd = self.next_fd
         self.next_fd += 1
         self.files[fd] = OpenFile(fd, obj, path, access != os.O_WRONLY, writable, bool(flags & os.O_APPEND), is_dir)
-        if flags & os.O_TRUNC and not is_dir and len(obj._byte_contents):
+        if flags & os.O_TRUNC and not is_dir and (obj.stat_result._st_size if _unread(obj) else len(obj._byte_contents)):
             self._set_size(self.files[fd], 0)        # Linux truncates even when opened read-only
         return fd
 
@@ -616,8 +660,11 @@ class FsSession:
 
     def lseek(self, fd: int, position: int, whence: int) -> int:
         open_file = self.handle(fd)
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: open_file.position,
-                os.SEEK_END: 0 if open_file.is_dir else len(open_file.object._byte_contents)}.get(whence)
+        if whence == os.SEEK_CUR and type(whence) is int:     # (a `tell`: the size is not needed)
+            base = open_file.position
+        else:
+            base = {os.SEEK_SET: 0, os.SEEK_CUR: open_file.position,
+                    os.SEEK_END: 0 if open_file.is_dir else len(open_file.object._byte_contents)}.get(whence)
         if base is None or base + position < 0:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         open_file.position = base + position
@@ -633,6 +680,9 @@ class FsSession:
 
     def _set_size(self, open_file: OpenFile, size: int) -> None:
         obj = open_file.object
+        if size == 0 and _unread(obj):        # truncated before it was read: its state's content is not needed
+            del obj.__dict__[SOURCE_ATTRIBUTE]
+            obj.__dict__["_byte_contents"] = bytearray()
         buffer = obj._byte_contents
         if size < len(buffer):
             del buffer[size:]
