@@ -380,3 +380,42 @@ def test_a_tree_is_walked_by_entry_as_by_path(steps):
             path_of[inode] = path
         by_entry.append((path, kind, inode))
     assert by_entry == list(tree.walk())
+
+
+@settings(max_examples=200, deadline=None)
+@given(STEPS, st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30), NAMES, st.booleans()), min_size=1,
+                       max_size=4), st.booleans())
+def test_a_file_renamed_directly_is_renamed_as_pyfakefs_renames_it(steps, renames, root):
+    """`rename_plain` moves a regular file itself (`_renamed_directly`): the same entries, names, link counts,
+    devices, parents and disk usage as pyfakefs's `_do_rename`, onto a new name or another file, in one
+    directory or across two, as root or as a user (pyfakefs's permission checks then; each side logs the same)."""
+    from pyfakefs import helpers
+
+    tree = _generated(steps)
+    paths = [path for path, kind, _ in tree.walk() if path.startswith("/crashsweep/store")]
+    directories = ["/crashsweep/store"] + [path for path, kind, _ in tree.walk()
+                                           if kind == DIRECTORY and path.startswith("/crashsweep/store/")]
+    outcomes = []
+    for direct in (True, False):
+        session = FsSession(tree.copy(), FsLog())
+        if not direct:
+            session.fs._renamed_directly = lambda *arguments: False
+        log = session.log
+        user = helpers.get_uid()
+        helpers.set_uid(0 if root else 1000)
+        try:
+            results = []
+            for source, directory, name, onto_file in renames:
+                source_path = paths[source % len(paths)] if paths else "/crashsweep/store/none"
+                target_path = paths[directory % len(paths)] if onto_file and paths else \
+                    f"{directories[directory % len(directories)]}/{name}"
+                try:
+                    results.append(session.fs.rename_plain(source_path, target_path))
+                except OSError as error:
+                    results.append(("error", error.errno))
+        finally:
+            helpers.set_uid(user)
+        described = _described(session.fs.root, session.fs)
+        outcomes.append((results, _without_parents(described), repr(session.fs.mount_points),
+                         [(op.kind, op.inode, op.directory, op.name, op.directory2, op.name2) for op in log.ops]))
+    assert outcomes[0] == outcomes[1]

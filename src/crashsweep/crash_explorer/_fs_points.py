@@ -17,6 +17,8 @@ Invariants:
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from crashsweep.crash_explorer._crash_points import CrashPoint, PointCollector, PointWalk
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
 from crashsweep.disk_model.fs._hash import HashedTree
@@ -80,9 +82,14 @@ class FsDurableImage:
         return self.model.normalize(choice, point.pending, self.ops)
 
     def overlay(self, choice: dict) -> list[tuple[FsOp, list[int] | None]]:
+        ops = self.ops
+        torn = choice.get("torn")
+        if not torn:
+            return [(ops[op_id], None) for op_id in sorted(choice.get("persist", ()))]
         landed = [(op_id, None) for op_id in choice.get("persist", ())]
-        landed += [(op_id, list(units)) for op_id, units in choice.get("torn", ())]
-        return [(self.ops[op_id], units) for op_id, units in sorted(landed, key=lambda item: item[0])]
+        landed += [(op_id, list(units)) for op_id, units in torn]
+        landed.sort(key=itemgetter(0))      # (stable: as `sorted` by id)
+        return [(ops[op_id], units) for op_id, units in landed]
 
     def state_hash(self, overlay: list, choice: dict) -> int:
         return self.hashes.state_digest(overlay)

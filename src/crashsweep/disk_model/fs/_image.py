@@ -67,18 +67,34 @@ class FsTree:
         return self._data.keys() | self._deferred.keys() if self._deferred else self._data.keys()
 
     def _settle(self, inode: int) -> None:
-        """Apply `inode`'s deferred writes and size micro-ops to its data, in order (as `apply` would have)."""
+        """Apply `inode`'s deferred writes and size micro-ops to its data, in order (as `apply` would have). The
+        buffer grows once, to the furthest byte a write reaches; bytes past the data's current end are kept
+        zero, so a write past it leaves zeros between, as `apply` extends it."""
         landed = self._deferred.pop(inode)
         buffer = self._writable(inode)
+        end = len(buffer)          # the data's end (`apply`'s buffer length)
+        furthest = end
+        for op, units in landed:
+            if op.kind == WRITE and op.offset + len(op.data) > furthest:
+                furthest = op.offset + len(op.data)
+        if furthest > end:
+            buffer.extend(bytes(furthest - end))
         for op, units in landed:
             if op.kind == WRITE:
-                pieces = [(op.offset, op.data)] if units is None else [op.piece(unit) for unit in units]
-                for offset, payload in pieces:
-                    if offset > len(buffer):
-                        buffer.extend(bytes(offset - len(buffer)))
-                    buffer[offset:offset + len(payload)] = payload     # (grows the buffer past its end)
-            else:
-                del buffer[op.size:]      # bytes beyond a truncation are gone, even if the file grows again
+                if units is None:
+                    offset, payload = op.offset, op.data
+                    buffer[offset:offset + len(payload)] = payload
+                    if offset + len(payload) > end:
+                        end = offset + len(payload)
+                    continue
+                for offset, payload in map(op.piece, units):
+                    buffer[offset:offset + len(payload)] = payload
+                    if offset + len(payload) > end:
+                        end = offset + len(payload)
+            elif op.size < end:        # bytes beyond a truncation are gone, even if the file grows again
+                buffer[op.size:end] = bytes(end - op.size)
+                end = op.size
+        del buffer[end:]
 
     def copy(self) -> "FsTree":
         other = FsTree()
