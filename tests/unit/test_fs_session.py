@@ -82,6 +82,18 @@ class _Constructors:
     def attach(self, directory, obj):
         session_module._original_add_entry(directory, obj)
 
+    def populate(self, tree):
+        """The tree's entries in `walk_entries` order, each made by a constructor and added by pyfakefs."""
+        by_inode = {ROOT_INODE: self.fs.root}
+        for parent, name, kind, inode in tree.walk_entries():
+            obj = by_inode.get(inode)
+            if obj is not None:        # another name of a file: pyfakefs adds its object under its `name`
+                obj.name = name
+            else:
+                obj = self.directory(name, inode) if kind == DIRECTORY else self.state_file(name, inode, tree)
+                by_inode[inode] = obj
+            self.attach(by_inode[parent], obj)
+
 
 def _loaded(monkeypatch, made) -> tuple[dict, FsSession]:
     monkeypatch.setattr(session_module, "_Prototypes", made)

@@ -44,9 +44,22 @@ def _outcome(opener, session, interposer, path, *arguments):
                     result.write(b"xyz" if "b" in result.mode else "xyz")
             finally:
                 result.close()
+            described += (result.closed, _after_close(result))
         files = {path: bytes(session.fs.get_object(path).byte_contents)
                  for path in (f"{STORE_PATH}/f", f"{STORE_PATH}/missing") if session.fs.exists(path)}
     return described, files
+
+
+def _after_close(result) -> tuple:
+    """What a closed file says: closed at every layer, and reading it is an error."""
+    raw = result
+    while hasattr(raw, "buffer") or hasattr(raw, "raw"):
+        raw = getattr(raw, "buffer", None) or raw.raw
+    try:
+        raw.read(1)
+    except Exception as error:      # noqa: BLE001 - the outcome compared
+        return raw.closed, type(error).__name__
+    return raw.closed, None
 
 
 def _tree() -> FsTree:

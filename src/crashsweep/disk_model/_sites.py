@@ -132,18 +132,23 @@ def _pick(frames) -> str:
     """The innermost engine frame; with none, the innermost standard-library frame that is not file plumbing
     (the engine that is stdlib code, e.g. dbm/dumb.py, rather than the os.py helper it called)."""
     library = plumbing = None
+    category_of, plumbed = _CATEGORY.get, _PLUMBED.get
     for filename, line in frames:
-        category = _CATEGORY.get(filename)
+        category = category_of(filename)
         if category is None:
             category = _category(filename)
-        if category == DRIVER:
-            break
         if category == ENGINE:
             return f"{shown_path(filename)}:{line}"
-        if category == LIBRARY:
-            if library is None and not _plumbing(filename):
+        if category == DRIVER:
+            break
+        if category == LIBRARY and library is None:     # (once one is found, only an engine frame matters)
+            if plumbing is None:
+                plumbing = (filename, line)
+            is_plumbing = plumbed(filename)
+            if is_plumbing is None:
+                is_plumbing = _plumbing(filename)
+            if not is_plumbing:
                 library = (filename, line)
-            plumbing = plumbing or (filename, line)
     found = library or plumbing
     return f"{shown_path(found[0])}:{found[1]}" if found else UNKNOWN_SITE
 

@@ -95,6 +95,16 @@ def _model_file_io(file_io: type, session: FsSession) -> type:
     Anything else is `_pyio`'s own. tests/boundary/test_interposition_conformance.py: as the real OS."""
 
     class ModelFileIO(file_io):
+        # A plain attribute for `_pyio.IOBase.closed` (a property reading its private flag): CPython's buffered and
+        # text layers above ask it ~15 times an open and close. `close` sets it from the flag once it is set.
+        closed = False
+
+        def close(self):
+            try:
+                file_io.close(self)
+            finally:
+                self.closed = self._IOBase__closed
+
         def __init__(self, file, mode="r", closefd=True, opener=None):
             plan = _RAW_PLANS.get(mode) if type(mode) is str else None
             if plan is None or type(file) is not str or closefd is not True or opener is not None or self._fd >= 0:
