@@ -40,6 +40,8 @@ def _described(obj, fs) -> dict:
         cls = type(obj)
     described = {"type": cls.__name__}
     for name, value in obj.__dict__.items():
+        if name == session_module.SHARED_ATTRIBUTE:
+            continue              # (whether its content is shared with its tree until it changes: `_own`)
         if name == "stat_result":
             value = {key: item for key, item in value.__dict__.items() if key not in TIMES}
         elif name == "_entries":
@@ -204,8 +206,8 @@ def test_a_state_file_is_made_from_its_tree_when_first_read_and_not_if_truncated
     before; truncated to nothing before any read, the tree is never asked for it."""
     session = FsSession(_tree(), FsLog())
     asked = []
-    real_copy = FsTree.content_copy
-    monkeypatch.setattr(FsTree, "content_copy", lambda tree, inode: asked.append(inode) or real_copy(tree, inode))
+    real_made = FsTree.content_shared
+    monkeypatch.setattr(FsTree, "content_shared", lambda tree, inode: asked.append(inode) or real_made(tree, inode))
     fs = session.fs
     assert fs.stat("/crashsweep/store/sub/deeper/big").st_size == 10240 and asked == []
     fd = session.open("/crashsweep/store/a.log", os.O_RDWR | os.O_TRUNC)
@@ -431,3 +433,46 @@ def test_a_file_renamed_directly_is_renamed_as_pyfakefs_renames_it(steps, rename
         outcomes.append((results, _without_parents(described), repr(session.fs.mount_points),
                          [(op.kind, op.inode, op.directory, op.name, op.directory2, op.name2) for op in log.ops]))
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_loaded_file_shares_its_content_until_it_changes():
+    """A file's content made from its state's tree (`content_shared`) may be the tree's bytes or another state's
+    alike (`MadeContents`): a write, a truncation or pyfakefs's own resize changes a copy, never them."""
+    from crashsweep.disk_model.fs._image import MadeContents
+    from crashsweep.disk_model.fs._log import SIZE, WRITE, FsOp
+
+    durable = _tree()
+    store = durable.entries[3]["store"][0]
+    durable.entries[store]["new"] = (30, FILE)
+    durable.sizes[30] = 0
+    landed = [(FsOp(0, 0, WRITE, 30, offset=0, data=b"landed bytes"), None), (FsOp(1, 0, SIZE, 30, size=12), None),
+              (FsOp(2, 0, WRITE, 21, offset=8, data=b"more\n"), None), (FsOp(3, 0, SIZE, 21, size=13), None)]
+    made = MadeContents()
+
+    def state():
+        tree = durable.copy()
+        tree.apply_landed(landed)
+        tree.made = made
+        return tree
+
+    session = FsSession(FsTree.initial(), FsLog())
+    for change in ("write", "truncate", "resize"):
+        tree = state()
+        session.load(tree, FsLog())
+        for path in ("/crashsweep/store/new", "/crashsweep/store/a.log"):
+            fd = session.open(path, os.O_RDWR)
+            before = session.read(fd, 100)
+            if change == "write":
+                session.pwrite(fd, b"XY", 1)
+            elif change == "truncate":
+                session.ftruncate(fd, 3)
+            else:
+                session.fs.get_object(path).size = 40
+            session.close(fd)
+            assert bytes(session.fs.get_object(path).byte_contents) != before
+        assert tree.content(30) == b"landed bytes" and tree.content(21) == b"one\ntwo\nmore\n"
+        again = state()
+        session.load(again, FsLog())
+        assert session.fs.get_object("/crashsweep/store/new").byte_contents == b"landed bytes"
+        assert session.fs.get_object("/crashsweep/store/a.log").byte_contents == b"one\ntwo\nmore\n"
+    assert made.found > 0

@@ -206,8 +206,34 @@ class FsTree:
         if len(copy) < size:
             copy.extend(bytes(size - len(copy)))
         if key is not None:
-            made.keep(key, before, bytes(copy))
+            made.keep(key, before, bytes(copy))      # (the caller owns `copy`)
         return copy
+
+    def content_shared(self, inode: int) -> tuple[bytearray, bool]:
+        """`content(inode)` as a bytearray, and whether it is shared (with this tree's data, or with other states'
+        through `made`): a shared one must be copied before it is changed, and the tree then no longer changes it
+        in place either (it copies before its next change). A loaded file's content is so made in one copy (its
+        micro-ops applied), or none (made in another state alike)."""
+        made = self.made
+        key = before = None
+        if inode in self._deferred:
+            if made is not None and made.on:
+                key, before = made.key(self, inode), self._data.get(inode)
+                known = made.get(key, before)
+                if known is not None:
+                    return known, True
+            self._settle(inode)
+        size = self.sizes.get(inode, 0)
+        data = self._data.get(inode)
+        if data is not None and len(data) == size and type(data) is bytearray:
+            self._owned.discard(inode)
+            content, shared = data, True
+        else:
+            content, shared = self.content_copy(inode), False
+        if key is not None:
+            made.keep(key, before, content)
+            shared = True
+        return content, shared
 
     def walk(self):
         """(path, kind, inode) for every entry reachable from "/", parents first, names sorted."""
@@ -252,7 +278,7 @@ class MadeContents:
     BYTES_MAX = 32 << 20
 
     def __init__(self) -> None:
-        self.known: dict[tuple, tuple] = {}     # key -> (the data before, the content)
+        self.known: dict[tuple, tuple] = {}     # key -> (the data before, the content: never changed in place)
         self.on = True
         self.asked = self.found = self.bytes = 0
 
@@ -261,7 +287,7 @@ class MadeContents:
         return (inode, tree.sizes.get(inode, 0),
                 tuple([op.op_id if units is None else (op.op_id, *units) for op, units in tree._deferred[inode]]))
 
-    def get(self, key: tuple, before) -> bytes | None:
+    def get(self, key: tuple, before) -> bytes | bytearray | None:
         self.asked += 1
         known = self.known.get(key)
         if known is not None and known[0] is before:
@@ -272,7 +298,7 @@ class MadeContents:
             self.known.clear()
         return None
 
-    def keep(self, key: tuple, before, content: bytes) -> None:
+    def keep(self, key: tuple, before, content: bytes | bytearray) -> None:
         if not self.on:
             return
         if self.bytes + len(content) > self.BYTES_MAX:

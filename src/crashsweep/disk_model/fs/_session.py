@@ -17,7 +17,8 @@ Invariants:
   `recording` is on; building a state from a tree logs nothing;
 - a file's `_byte_contents` is a bytearray of exactly its size; a file loaded from a tree
   (`StateFile`) makes it from the tree when it is first read, so a file the engine
-  never reads (or truncates first) costs its state nothing.
+  never reads (or truncates first) costs its state nothing; what it makes may be shared
+  with the tree, so a change in place copies it first (`_own`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def _walked(root, path: str):
 
 
 SOURCE_ATTRIBUTE = "crashsweep_source"     # a `StateFile`'s tree, until its content is made from it
+SHARED_ATTRIBUTE = "crashsweep_shared"     # its content is its tree's (or other states'): copied before a change
 
 
 class _MadeFromTree:
@@ -95,8 +97,10 @@ class _MadeFromTree:
         if obj is None:
             return self
         attributes = obj.__dict__
-        content = attributes["_byte_contents"] = attributes.pop(SOURCE_ATTRIBUTE).content_copy(
-            attributes[INODE_ATTRIBUTE])
+        content, shared = attributes.pop(SOURCE_ATTRIBUTE).content_shared(attributes[INODE_ATTRIBUTE])
+        attributes["_byte_contents"] = content
+        if shared:
+            attributes[SHARED_ATTRIBUTE] = True
         return content
 
 
@@ -119,6 +123,16 @@ def _copied(contents: bytearray, start: int, end: int) -> bytes:
 
 
 COPY_THROUGH_VIEW_MIN = 2048     # (below it, making the view costs more than the second copy)
+
+
+def _own(obj) -> bytearray:
+    """A file's `_byte_contents`, its own (a content shared with its state's tree copied first): what a change in
+    place may change. Every change in place of a file's content goes through here."""
+    attributes = obj.__dict__
+    if SHARED_ATTRIBUTE in attributes:
+        del attributes[SHARED_ATTRIBUTE]
+        attributes["_byte_contents"] = bytearray(attributes["_byte_contents"])
+    return obj._byte_contents
 
 
 def _unread(obj) -> bool:
@@ -304,6 +318,8 @@ def _set_initial_contents(file_object, contents) -> bool:
 
 
 def _size_setter(file_object, size: int) -> None:
+    if SHARED_ATTRIBUTE in file_object.__dict__:
+        _own(file_object)                   # (pyfakefs's setter may extend the content in place)
     _original_size_setter(file_object, size)
     filesystem = file_object.filesystem
     if isinstance(filesystem, RecordingFilesystem) and hasattr(file_object, INODE_ATTRIBUTE):
@@ -691,7 +707,7 @@ class FsSession:
         if not data:
             return 0
         obj = open_file.object
-        buffer = obj._byte_contents
+        buffer = _own(obj)
         if open_file.append:          # Linux: pwrite on an O_APPEND descriptor appends, whatever the offset
             offset = len(buffer)
         old_size = len(buffer)
@@ -754,7 +770,7 @@ class FsSession:
         if size == 0 and _unread(obj):        # truncated before it was read: its state's content is not needed
             del obj.__dict__[SOURCE_ATTRIBUTE]
             obj.__dict__["_byte_contents"] = bytearray()
-        buffer = obj._byte_contents
+        buffer = _own(obj)
         if size < len(buffer):
             del buffer[size:]
         elif size > len(buffer):
