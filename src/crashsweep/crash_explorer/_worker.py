@@ -20,6 +20,7 @@ from crashsweep.crash_explorer._recording import Recording, record, state_contex
 from crashsweep.crash_explorer._recover import recover_state
 from crashsweep.crash_explorer._spec import SweepSpec
 from crashsweep.crash_explorer._time_limit import alarm_held
+from crashsweep.disk_model._sites import directory_read_once
 
 RECORDINGS_CACHED_MAX = 4
 _recordings: dict[str, Recording] = {}
@@ -101,6 +102,8 @@ def _states(unit: dict) -> Iterator[dict]:
     # state ~5 µs on average. Objects made in the unit (an engine's) are collected as ever; those before join
     # the oldest generation again when it ends (`gc.unfreeze`), so nothing is kept that would be collected.
     gc.freeze()
+    directory = directory_read_once()
+    directory.__enter__()
     try:
         for position, (state_id, point_index, choice, windows, image, points) in enumerate(states):
             started = time.perf_counter()
@@ -129,6 +132,7 @@ def _states(unit: dict) -> Iterator[dict]:
             yield result
     finally:
         gc.unfreeze()
+        directory.__exit__()
         held.__exit__()
         if look_ahead:
             forget_ahead(context)

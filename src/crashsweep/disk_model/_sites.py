@@ -75,13 +75,26 @@ def show_relative_to(directory: str) -> None:
 
 
 _SHOWN: dict[tuple[str, str], str] = {}   # (file name, the directory names are relative to) -> shown name
+_READ_ONCE: list[str] = []     # this process's current directory, read when a worker's unit began
+
+
+class directory_read_once:
+    """While a worker's unit runs, files are named relative to this process's current directory as it was when
+    the unit began: crashsweep does not change it meanwhile (an engine's `os` is the model's, or runs in another
+    process), and reading it cost every refusing state's site a system call."""
+
+    def __enter__(self) -> None:
+        _READ_ONCE[:] = [os.getcwd()]
+
+    def __exit__(self, *exc_info) -> None:
+        _READ_ONCE.clear()
 
 
 def shown_path(filename: str) -> str:
     """A file name as a user would look it up: relative to the current directory, site-packages, the standard
     library or crashsweep's package. Kept per file and directory (`os.path.relpath` costs ~10 µs: a refusing
     state names its raising line)."""
-    directory = _USER_DIRECTORY[0] if _USER_DIRECTORY else os.getcwd()
+    directory = _USER_DIRECTORY[0] if _USER_DIRECTORY else _READ_ONCE[0] if _READ_ONCE else os.getcwd()
     shown = _SHOWN.get((filename, directory))
     if shown is None:
         if len(_SHOWN) >= SHOWN_KEPT_MAX:

@@ -169,6 +169,14 @@ class ModelPath(FakePathModule):
             return posixpath.join(*paths)
         return super().join(*paths)
 
+    def exists(self, path):
+        """pyfakefs's `exists` without the wrapper pyfakefs puts around each of its path functions, which looks
+        for a patcher's skipped modules and `use_original_os` (the model's file system has no patcher; engines
+        ask on every open): where either applies, pyfakefs's own."""
+        if self.os.use_original or self.filesystem.has_patcher:
+            return super().exists(path)
+        return self.filesystem.exists(path)
+
 
 class ModelOs(FakeOsModule):
     """pyfakefs's os module, with descriptors served by `FsSession`."""
