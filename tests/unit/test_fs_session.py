@@ -436,9 +436,8 @@ def test_a_file_renamed_directly_is_renamed_as_pyfakefs_renames_it(steps, rename
 
 
 def test_a_loaded_file_shares_its_content_until_it_changes():
-    """A file's content made from its state's tree (`content_shared`) may be the tree's bytes or another state's
-    alike (`MadeContents`): a write, a truncation or pyfakefs's own resize changes a copy, never them."""
-    from crashsweep.disk_model.fs._image import MadeContents
+    """A file's content made from its state's tree (`content_shared`) may be the tree's bytes themselves: a write,
+    a truncation or pyfakefs's own resize changes a copy, never the tree (nor a later state built from it)."""
     from crashsweep.disk_model.fs._log import SIZE, WRITE, FsOp
 
     durable = _tree()
@@ -447,12 +446,10 @@ def test_a_loaded_file_shares_its_content_until_it_changes():
     durable.sizes[30] = 0
     landed = [(FsOp(0, 0, WRITE, 30, offset=0, data=b"landed bytes"), None), (FsOp(1, 0, SIZE, 30, size=12), None),
               (FsOp(2, 0, WRITE, 21, offset=8, data=b"more\n"), None), (FsOp(3, 0, SIZE, 21, size=13), None)]
-    made = MadeContents()
 
     def state():
         tree = durable.copy()
         tree.apply_landed(landed)
-        tree.made = made
         return tree
 
     session = FsSession(FsTree.initial(), FsLog())
@@ -462,6 +459,7 @@ def test_a_loaded_file_shares_its_content_until_it_changes():
         for path in ("/crashsweep/store/new", "/crashsweep/store/a.log"):
             fd = session.open(path, os.O_RDWR)
             before = session.read(fd, 100)
+            assert session_module.SHARED_ATTRIBUTE in session.fs.get_object(path).__dict__
             if change == "write":
                 session.pwrite(fd, b"XY", 1)
             elif change == "truncate":
@@ -470,9 +468,11 @@ def test_a_loaded_file_shares_its_content_until_it_changes():
                 session.fs.get_object(path).size = 40
             session.close(fd)
             assert bytes(session.fs.get_object(path).byte_contents) != before
+        assert session.fs.get_object("/crashsweep/store/twice").byte_contents == \
+            session.fs.get_object("/crashsweep/store/a.log").byte_contents        # (one file, two names)
         assert tree.content(30) == b"landed bytes" and tree.content(21) == b"one\ntwo\nmore\n"
-        again = state()
-        session.load(again, FsLog())
-        assert session.fs.get_object("/crashsweep/store/new").byte_contents == b"landed bytes"
-        assert session.fs.get_object("/crashsweep/store/a.log").byte_contents == b"one\ntwo\nmore\n"
-    assert made.found > 0
+        for path, content in (("/crashsweep/store/new", b"landed bytes"), ("/crashsweep/store/a.log", b"one\ntwo\nmore\n")):
+            session.load(tree, FsLog())      # the same tree again, and a state built from it
+            assert session.fs.get_object(path).byte_contents == content
+            session.load(tree.copy(), FsLog())
+            assert session.fs.get_object(path).byte_contents == content

@@ -21,7 +21,6 @@ from operator import itemgetter
 
 from crashsweep.crash_explorer._crash_points import CrashPoint, PointCollector, PointWalk
 from crashsweep.disk_model import FsLog, FsTree, PersistenceModel
-from crashsweep.disk_model.fs._image import MadeContents
 from crashsweep.disk_model.fs._hash import HashedTree
 from crashsweep.disk_model.fs._log import FS_BEGIN, FS_END, FS_OP, FS_SYNC, SIZE, WRITE, FsOp
 
@@ -70,7 +69,6 @@ class FsDurableImage:
         self.data: dict = {}    # block-level corruption does not apply to the file-system model
         self._base_ops: dict[tuple, tuple] = {}    # a point's pending ids -> its micro-ops (for `point_hash`)
         self._sizes_of_pending: tuple = ((), {})    # `_pending_sizes` of the last point asked about
-        self.made = MadeContents()        # files' contents its states' trees made (ids of this log's micro-ops)
 
     def advance(self, count: int) -> None:
         assert count >= self.applied, (count, self.applied)
@@ -167,7 +165,6 @@ class FsDurableImage:
         """The state's tree (copy-on-write: safe to keep after `advance` moves on)."""
         state = self.tree.copy()
         state.apply_landed(overlay)
-        state.made = self.made
         return state
 
     view = snapshot

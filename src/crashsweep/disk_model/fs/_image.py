@@ -36,7 +36,6 @@ class FsTree:
         self._data: dict[int, bytearray] = {}
         self.sizes: dict[int, int] = {}
         self._deferred: dict[int, list] = {}   # inode -> its landed (op, units) not yet applied to its data
-        self.made: MadeContents | None = None   # files' contents made in other states of one durable image
         self._owned: set[int] = set()   # files whose bytearray this tree may change in place
         self._inode_max: int | None = None    # `inode_max`, once asked for (kept by `apply` and `copy`)
 
@@ -190,50 +189,27 @@ class FsTree:
         return data + bytes(size - len(data))
 
     def content_copy(self, inode: int) -> bytearray:
-        """`content(inode)` as a new bytearray of its own, made in one copy (a state's files are loaded so)."""
-        made = self.made
-        key = before = None
+        """`content(inode)` as a new bytearray of its own, made in one copy."""
         if inode in self._deferred:
-            if made is not None and made.on:
-                key, before = made.key(self, inode), self._data.get(inode)
-                known = made.get(key, before)
-                if known is not None:
-                    return bytearray(known)
             self._settle(inode)
         size = self.sizes.get(inode, 0)
         data = self._data.get(inode, b"")[:size]
         copy = data if type(data) is bytearray else bytearray(data)
         if len(copy) < size:
             copy.extend(bytes(size - len(copy)))
-        if key is not None:
-            made.keep(key, before, bytes(copy))      # (the caller owns `copy`)
         return copy
 
     def content_shared(self, inode: int) -> tuple[bytearray, bool]:
-        """`content(inode)` as a bytearray, and whether it is shared (with this tree's data, or with other states'
-        through `made`): a shared one must be copied before it is changed, and the tree then no longer changes it
-        in place either (it copies before its next change). A loaded file's content is so made in one copy (its
-        micro-ops applied), or none (made in another state alike)."""
-        made = self.made
-        key = before = None
+        """`content(inode)` as a bytearray, and whether it is this tree's data itself (shared): a shared one must
+        be copied before it is changed, and the tree no longer changes it in place either (it copies before its
+        next change). A loaded file's content is so made with its micro-ops applied and no copy on top."""
         if inode in self._deferred:
-            if made is not None and made.on:
-                key, before = made.key(self, inode), self._data.get(inode)
-                known = made.get(key, before)
-                if known is not None:
-                    return known, True
             self._settle(inode)
-        size = self.sizes.get(inode, 0)
         data = self._data.get(inode)
-        if data is not None and len(data) == size and type(data) is bytearray:
+        if data is not None and len(data) == self.sizes.get(inode, 0) and type(data) is bytearray:
             self._owned.discard(inode)
-            content, shared = data, True
-        else:
-            content, shared = self.content_copy(inode), False
-        if key is not None:
-            made.keep(key, before, content)
-            shared = True
-        return content, shared
+            return data, True
+        return self.content_copy(inode), False
 
     def walk(self):
         """(path, kind, inode) for every entry reachable from "/", parents first, names sorted."""
@@ -264,45 +240,3 @@ class FsTree:
         """Every reachable file's path and visible content (for reports and tests)."""
         return {path: self.content(inode) for path, kind, inode in self.walk() if kind == FILE}
 
-
-class MadeContents:
-    """Files' visible contents made from deferred micro-ops, kept by what makes them (`FsTree.content_copy`): the
-    file's data before them, its size, and the micro-ops (ids and torn units, of one log). The states of a crash
-    point land different subsets of its pending micro-ops, and a file often ends up alike in many (a rewritten
-    file whose other writes differ): one is made, the others copy it. The data before is compared by identity
-    and kept alive here: a tree's data shared with a state is never changed in place (`FsTree.copy`). Turned off
-    where it does not pay (few states alike), and emptied past a byte budget."""
-
-    ASKED_BEFORE_JUDGING = 256
-    FOUND_FRACTION_MIN = 0.25
-    BYTES_MAX = 32 << 20
-
-    def __init__(self) -> None:
-        self.known: dict[tuple, tuple] = {}     # key -> (the data before, the content: never changed in place)
-        self.on = True
-        self.asked = self.found = self.bytes = 0
-
-    @staticmethod
-    def key(tree: FsTree, inode: int) -> tuple:
-        return (inode, tree.sizes.get(inode, 0),
-                tuple([op.op_id if units is None else (op.op_id, *units) for op, units in tree._deferred[inode]]))
-
-    def get(self, key: tuple, before) -> bytes | bytearray | None:
-        self.asked += 1
-        known = self.known.get(key)
-        if known is not None and known[0] is before:
-            self.found += 1
-            return known[1]
-        if self.asked == self.ASKED_BEFORE_JUDGING and self.found < self.FOUND_FRACTION_MIN * self.asked:
-            self.on = False
-            self.known.clear()
-        return None
-
-    def keep(self, key: tuple, before, content: bytes | bytearray) -> None:
-        if not self.on:
-            return
-        if self.bytes + len(content) > self.BYTES_MAX:
-            self.known.clear()
-            self.bytes = 0
-        self.known[key] = (before, content)
-        self.bytes += len(content)
