@@ -178,3 +178,20 @@ def test_the_axis_labels_of_the_coverage_chart_never_overlap():
     assert all(left >= right for (_, right), (left, _) in zip(edges, edges[1:])), edges
     wide = timeline([], [{"point": point, "op": point * 10} for point in range(5)])["ticks"]
     assert [tick["label"] for tick in wide] == ["0", "10", "20", "30", "40"]       # room for all: all drawn
+
+
+def test_a_points_state_space_is_shown_short_with_its_exact_count_as_its_title(tmp_path):
+    """A point's space can run to dozens of digits (2^84 states): the per-point table shows ~2^k past 100,000,
+    as the summary line does, and keeps the exact count in the cell's title; counts get thousands separators."""
+    from crashsweep.reports._text import state_count
+    assert [state_count(n) for n in (0, 99_999, 100_000, 2 ** 84 + 5, str(3 * 2 ** 40))] == \
+        ["0", "99,999", "~2^16", "~2^84", "~2^41"]
+    per_point = [{"point": 0, "op": 1, "pending": 90, "space": 2 ** 84, "enumerated": 4096, "distinct": 1234,
+                  "exhausted": False}]
+    results = [{"state": 0, "point": 0, "kind": None, "outcome": "recovered", "latest": True, "choice": {}}]
+    summary = {"engine": "e", "scenario": "s", "ops": 1, "options": {}, "strategy": "bounded", "bound": 2,
+               "samples": None, "faults": "crash", "seed": 0, "crash_points": 1, "states_explored": 4096,
+               "distinct_states": 1, "nested_states": 0, "coverage": "some", "violations": 0,
+               "violations_by_kind": {}, "elapsed_s": 0, "states_per_s": 0, "recovery_paths": {}, "spec_id": "x"}
+    html = open(render_html(summary, per_point, results, str(tmp_path))).read()
+    assert f'<td title="{2 ** 84}">~2^84</td><td>4,096</td><td>1,234</td>' in html

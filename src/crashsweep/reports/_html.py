@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 
 import jinja2
 
-from crashsweep.reports._text import engine_flag, finalize
+from crashsweep.reports._text import engine_flag, finalize, state_count
 from crashsweep.reports._values import value_difference
 
 CLASSES_SHOWN_MAX = 100
@@ -31,6 +31,7 @@ _environment = jinja2.Environment(loader=jinja2.PackageLoader("crashsweep.report
                                   autoescape=jinja2.select_autoescape(["html", "j2"]),
                                   undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                   finalize=finalize)
+_environment.filters["state_count"] = state_count
 
 
 TEMPLATE = "report.html.j2"

@@ -33,6 +33,13 @@ def finalize(value):
     return xml_safe(value) if isinstance(value, str) else value
 
 
+def state_count(number) -> str:
+    """A count of crash states as the report shows it: exact below 100,000, else its power of two (~2^k), as a
+    sweep's summary line gives the space it explored. A point's space can run to dozens of digits."""
+    number = int(number)
+    return f"{number:,}" if number < 100_000 else f"~2^{number.bit_length() - 1}"
+
+
 def engine_flag(summary: dict) -> str:
     """" --engine NAME" when the printed `crashsweep replay|explain TRACE` of this sweep's traces needs the
     engine named (summary's `traces_need_engine`: an `exec:` program, a module, a file elsewhere), else ""."""
