@@ -355,7 +355,7 @@ def command_sweep(args, console: Console) -> int:
 def command_report(args, console: Console) -> int:
     header, results = merge_results(args.results)
     summary = summarize_results(header, results, elapsed_s=0.0,
-                                completed=len(results) >= header["plan"]["planned"])
+                                completed=len(results) >= header["plan"]["planned"], timed=False)
     os.makedirs(args.out, exist_ok=True)
     copy_traces([os.path.join(os.path.dirname(os.path.abspath(path)), "traces") for path in args.results],
                 os.path.join(args.out, "traces"))

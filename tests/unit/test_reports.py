@@ -142,10 +142,15 @@ def test_report_merges_shards_into_the_same_summary(tmp_path):
     merged = tmp_path / "merged"
     code = main(["report", *[str(tmp_path / f"shard{i}" / "results.jsonl") for i in range(3)], "--out", str(merged)])
     assert code == 1
-    timing = ("elapsed_s", "states_per_s", "recoveries_per_s", "engine_share", "elapsed_total_s", "corpus", "phases_s")
+    timing = ("elapsed_s", "timed", "states_per_s", "recoveries_per_s", "engine_share", "elapsed_total_s", "corpus",
+              "phases_s")
     first, second = (json.loads((d / "summary.json").read_text()) for d in (whole, merged))
     assert {k: v for k, v in first.items() if k not in timing} == {k: v for k, v in second.items() if k not in timing}
     assert (merged / "index.html").exists() and all((merged / t).exists() for t in second["traces"])
+    # The merged report does not claim a time it does not know (the results files keep none).
+    assert first["timed"] and not second["timed"]
+    assert "which keep no sweep time" in (merged / "index.html").read_text()
+    assert "s checking" in (whole / "index.html").read_text()
 
 
 def test_report_refuses_results_of_different_sweeps(tmp_path, capsys):

@@ -482,8 +482,9 @@ def summarize(run: SweepRun) -> dict:
 
 
 def summarize_results(header: dict, results: list[dict], elapsed_s: float, completed: bool = True,
-                      interrupted: bool = False, already_done: int = 0) -> dict:
-    """summary.json from a results header and its state results (one sweep, or merged shards)."""
+                      interrupted: bool = False, already_done: int = 0, timed: bool = True) -> dict:
+    """summary.json from a results header and its state results (one sweep, or merged shards). `timed`: False
+    where `elapsed_s` is not the sweep's (a report made from results files, which keep no sweep time)."""
     spec = SweepSpec.from_json(header["spec"])
     plan = header["plan"]
     shard = header.get("shard", [0, 1])
@@ -515,7 +516,7 @@ def summarize_results(header: dict, results: list[dict], elapsed_s: float, compl
         "outcomes": counts["outcomes"], "recovered_latest": counts["recovered_latest"],
         "recovered_older": counts["recovered_older"], "refused": counts["refused"],
         "nested_states": counts["nested_states"], "recovery_paths": counts["recovery_paths"],
-        "elapsed_s": round(elapsed_s, 3),
+        "elapsed_s": round(elapsed_s, 3), "timed": timed,
         "states_per_s": round(new_states / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "recoveries_per_s": round((new_states + new_nested) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "engine_share": round(counts["engine_s"] / counts["worker_s"], 3) if counts["worker_s"] else None,
