@@ -85,7 +85,7 @@ def _walked(root, path: str):
 
 
 SOURCE_ATTRIBUTE = "crashsweep_source"     # a `StateFile`'s tree, until its content is made from it
-SHARED_ATTRIBUTE = "crashsweep_shared"     # its content is its tree's (or other states'): copied before a change
+SHARED_ATTRIBUTE = "crashsweep_shared"     # its content is its tree's bytes: copied before a change (`_own`)
 
 
 class _MadeFromTree:
@@ -97,7 +97,10 @@ class _MadeFromTree:
         if obj is None:
             return self
         attributes = obj.__dict__
-        content, shared = attributes.pop(SOURCE_ATTRIBUTE).content_shared(attributes[INODE_ATTRIBUTE])
+        tree = attributes.pop(SOURCE_ATTRIBUTE, None)
+        if tree is None:            # (its content was set, then deleted: as for any attribute, there is none)
+            raise AttributeError("_byte_contents")
+        content, shared = tree.content_shared(attributes[INODE_ATTRIBUTE])
         attributes["_byte_contents"] = content
         if shared:
             attributes[SHARED_ATTRIBUTE] = True
@@ -106,7 +109,7 @@ class _MadeFromTree:
 
 class StateFile(fake_file.FakeFile):
     """A file of a loaded state whose `_byte_contents` is made from the state's tree when first asked for
-    (`FsTree.content_copy`: the tree's deferred writes applied then). Until then its size is the tree's."""
+    (`FsTree.content_shared`: the tree's deferred writes applied then). Until then its size is the tree's."""
 
     _byte_contents = _MadeFromTree()
 
