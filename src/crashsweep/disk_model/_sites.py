@@ -145,7 +145,7 @@ def _pick(frames) -> str:
     """The innermost engine frame; with none, the innermost standard-library frame that is not file plumbing
     (the engine that is stdlib code, e.g. dbm/dumb.py, rather than the os.py helper it called)."""
     library = plumbing = None
-    category_of, plumbed = _CATEGORY.get, _PLUMBED.get
+    category_of = _CATEGORY.get
     for filename, line in frames:
         category = category_of(filename)
         if category is None:
@@ -157,10 +157,7 @@ def _pick(frames) -> str:
         if category == LIBRARY and library is None:     # (once one is found, only an engine frame matters)
             if plumbing is None:
                 plumbing = (filename, line)
-            is_plumbing = plumbed(filename)
-            if is_plumbing is None:
-                is_plumbing = _plumbing(filename)
-            if not is_plumbing:
+            if not _plumbing(filename):
                 library = (filename, line)
     found = library or plumbing
     return f"{shown_path(found[0])}:{found[1]}" if found else UNKNOWN_SITE
