@@ -57,6 +57,8 @@ def _described(obj, fs) -> dict:
 class _Constructors:
     """What `load` made before prototypes: pyfakefs's constructors."""
 
+    resets = False          # (its loads keep nothing for the next: `_Kept`)
+
     def __init__(self, fs):
         self.fs = fs
 
@@ -476,3 +478,128 @@ def test_a_loaded_file_shares_its_content_until_it_changes():
             assert session.fs.get_object(path).byte_contents == content
             session.load(tree.copy(), FsLog())
             assert session.fs.get_object(path).byte_contents == content
+
+
+# -- a load that restores the last one's objects (`_Kept`) is a load that builds them ------------------------
+
+ACTIONS = st.lists(st.tuples(st.sampled_from(["read", "write", "truncate", "chmod", "utime", "xattr", "create",
+                                              "unlink", "rename", "mkdir", "chdir", "stream"]),
+                             st.integers(0, 30), NAMES), max_size=4)
+
+
+def _whole(session: FsSession) -> dict:
+    """Everything an engine can see of a session's file system (clock readings aside)."""
+    fs = session.fs
+    described = _without_parents(_described(fs.root, fs))
+    described["null"] = _without_parents(_described(fs.dev_null, fs))
+    described["file system"] = (fs.last_ino, fs.last_dev, fs.cwd, repr(fs.mount_points), list(fs._free_fd_heap),
+                                [[type(wrapper).__name__ for wrapper in entry] if entry else entry
+                                 for entry in fs.open_files], session.next_free_inode)
+    return described
+
+
+def _act(session: FsSession, action: str, pick: int, name: str) -> None:
+    """One thing an engine may do to the state it was given (errors are the engine's, and ignored)."""
+    from crashsweep.disk_model.fs._interpose import ModelOs
+
+    model_os = ModelOs(session.fs)
+    paths = sorted(path for path, kind, _ in session_tree_paths(session))
+    path = paths[pick % len(paths)]
+    try:
+        if action == "read":
+            fd = session.open(path, os.O_RDONLY)
+            session.read(fd, 1000)
+            session.close(fd)
+        elif action == "write":
+            fd = session.open(path, os.O_RDWR)
+            session.pwrite(fd, b"changed", pick)
+            session.close(fd)
+        elif action == "truncate":
+            fd = session.open(path, os.O_RDWR)
+            session.ftruncate(fd, pick)
+            session.close(fd)
+        elif action == "chmod":
+            model_os.chmod(path, 0o600 + pick)
+        elif action == "utime":
+            model_os.utime(path, (pick, pick))
+        elif action == "xattr":
+            model_os.setxattr(path, "user.crashsweep", b"x")
+        elif action == "create":
+            session.close(session.open(f"/crashsweep/store/{name}", os.O_CREAT | os.O_RDWR))
+        elif action == "unlink":
+            session.unlink(path)
+        elif action == "rename":
+            model_os.rename(path, f"/crashsweep/store/{name}")
+        elif action == "mkdir":
+            model_os.mkdir(f"/crashsweep/store/{name}.d")
+        elif action == "chdir":
+            model_os.chdir("/crashsweep/store")
+        else:                                  # pyfakefs's own descriptors: one left open, one closed
+            from pyfakefs.fake_open import FakeFileOpen
+            files = sorted(path for path, kind, _ in session_tree_paths(session) if kind == FILE)
+            if files:
+                opened = FakeFileOpen(session.fs)(files[pick % len(files)], "rb")
+                if pick % 2:
+                    opened.close()
+    except OSError:
+        pass
+
+
+def session_tree_paths(session: FsSession):
+    """(path, kind, object) of everything under the store, walked from the root."""
+    found, stack = [], [("/crashsweep/store", session.fs.resolve("/crashsweep/store"))]
+    while stack:
+        path, directory = stack.pop()
+        found.append((path, DIRECTORY, directory))
+        for name, child in directory._entries.items():
+            if isinstance(child, fake_file.FakeDirectory):
+                stack.append((f"{path}/{name}", child))
+            else:
+                found.append((f"{path}/{name}", FILE, child))
+    return found
+
+
+@settings(max_examples=int(os.environ.get("CRASHSWEEP_TREE_EXAMPLES", "60")), deadline=None)
+@given(STEPS, st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=40), st.integers(0, 60), ACTIONS),
+                       min_size=1, max_size=6))
+def test_a_load_restoring_the_last_ones_objects_is_a_load_building_them(steps, loads):
+    """Whatever an engine did to the last state — read, wrote, resized, changed modes, times or extended
+    attributes, made, removed or moved entries, changed directory, left a descriptor open — the next load (which
+    restores the last one's objects where their entries are the next tree's: `_Kept`) leaves the file system a
+    fresh session's load of the same tree leaves. Trees: one generated store, the same entries with other file
+    contents and sizes, and the store with one more file."""
+    import time
+
+    base = _generated(steps)
+    files = sorted(inode for inode in base.sizes)
+    session = FsSession(FsTree.initial(), FsLog())
+    restores = []
+    real_restore = session_module._Kept.restore
+    session_module._Kept.restore = lambda kept, made, tree: restores.append(real_restore(kept, made, tree)) \
+        or restores[-1]
+    try:
+        last_entries, acted = None, True
+        for variant, data, size, actions in loads:
+            tree = base.copy()
+            if variant and files:                     # other contents and sizes, the same entries
+                inode = files[variant % len(files)]
+                tree.data[inode] = bytearray(data)
+                tree.sizes[inode] = size
+            if variant == 3:
+                tree.entries[STORE_INODE] = dict(tree.entries[STORE_INODE], **{"more": (99, FILE)})
+                tree.sizes[99] = len(data)
+                tree.data[99] = bytearray(data)
+            began = time.time_ns() - 10_000
+            restores.clear()
+            session.load(tree.copy(), FsLog())
+            if not acted and last_entries == tree.entries:
+                assert restores == [True]            # (nothing done and the same entries: restored)
+            fresh = FsSession(tree.copy(), FsLog())
+            assert _whole(session) == _whole(fresh)
+            for _, _, obj in session_tree_paths(session):
+                assert all(getattr(obj.stat_result, field) >= began for field in TIMES)
+            for action in actions:
+                _act(session, *action)
+            last_entries, acted = tree.entries, bool(actions)
+    finally:
+        session_module._Kept.restore = real_restore
