@@ -483,7 +483,7 @@ def test_a_loaded_file_shares_its_content_until_it_changes():
 # -- a load that restores the last one's objects (`_Kept`) is a load that builds them ------------------------
 
 ACTIONS = st.lists(st.tuples(st.sampled_from(["read", "write", "truncate", "chmod", "utime", "xattr", "create",
-                                              "unlink", "rename", "mkdir", "chdir", "stream"]),
+                                              "unlink", "rename", "mkdir", "chdir", "left open", "closed"]),
                              st.integers(0, 30), NAMES), max_size=4)
 
 
@@ -534,13 +534,12 @@ def _act(session: FsSession, action: str, pick: int, name: str) -> None:
             model_os.mkdir(f"/crashsweep/store/{name}.d")
         elif action == "chdir":
             model_os.chdir("/crashsweep/store")
-        else:                                  # pyfakefs's own descriptors: one left open, one closed
+        else:                                  # a descriptor of pyfakefs's own, left open or closed
             from pyfakefs.fake_open import FakeFileOpen
-            files = sorted(path for path, kind, _ in session_tree_paths(session) if kind == FILE)
-            if files:
-                opened = FakeFileOpen(session.fs)(files[pick % len(files)], "rb")
-                if pick % 2:
-                    opened.close()
+            files = sorted(path for path, kind, _ in session_tree_paths(session) if kind == FILE) or ["/dev/null"]
+            opened = FakeFileOpen(session.fs)(files[pick % len(files)], "rb")
+            if action == "closed":
+                opened.close()
     except OSError:
         pass
 
@@ -578,7 +577,7 @@ def test_a_load_restoring_the_last_ones_objects_is_a_load_building_them(steps, l
     session_module._Kept.restore = lambda kept, made, tree: restores.append(real_restore(kept, made, tree)) \
         or restores[-1]
     try:
-        last_entries, acted = None, True
+        last_entries = None
         for variant, data, size, actions in loads:
             tree = base.copy()
             if variant and files:                     # other contents and sizes, the same entries
@@ -592,14 +591,42 @@ def test_a_load_restoring_the_last_ones_objects_is_a_load_building_them(steps, l
             began = time.time_ns() - 10_000
             restores.clear()
             session.load(tree.copy(), FsLog())
-            if not acted and last_entries == tree.entries:
-                assert restores == [True]            # (nothing done and the same entries: restored)
+            if last_entries == tree.entries:
+                assert restores == [True]            # (the same entries: restored, whatever was done)
             fresh = FsSession(tree.copy(), FsLog())
             assert _whole(session) == _whole(fresh)
             for _, _, obj in session_tree_paths(session):
                 assert all(getattr(obj.stat_result, field) >= began for field in TIMES)
             for action in actions:
                 _act(session, *action)
-            last_entries, acted = tree.entries, bool(actions)
+            last_entries = tree.entries
     finally:
         session_module._Kept.restore = real_restore
+
+
+def test_a_load_after_a_standard_stream_or_the_user_changed_builds_its_objects(monkeypatch):
+    """pyfakefs wraps the standard streams of its reset, and a load's objects are the current user's: where either
+    changed since the last load, the next builds everything (as a fresh session's load would make it)."""
+    import io
+    import sys
+
+    from pyfakefs import helpers
+
+    session = FsSession(_tree(), FsLog())
+    kept = session._kept
+    session.load(_tree(), FsLog())
+    assert session._kept is kept                         # restored
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    session.load(_tree(), FsLog())
+    assert session._kept is not kept
+    assert session.fs.open_files[1][0].get_object() is sys.stdout
+    kept = session._kept
+    user = helpers.get_uid()
+    helpers.set_uid(1000)
+    try:
+        session.load(_tree(), FsLog())
+        assert session._kept is not kept
+        assert _whole(session) == _whole(FsSession(_tree(), FsLog()))
+        assert session.fs.stat("/crashsweep/store/a.log").st_uid == 1000
+    finally:
+        helpers.set_uid(user)

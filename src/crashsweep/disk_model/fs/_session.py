@@ -29,6 +29,7 @@ import errno
 import fcntl as fcntl_module
 import os
 import stat as stat_module
+import sys
 import time
 import weakref
 
@@ -518,66 +519,71 @@ class _Prototypes:
 
 
 class _Kept:
-    """What the last load that built its objects left (`FsSession.load`): each object as built (its attributes and
-    stat fields), each directory's entries, and the file system's own state. The next load whose tree has the
-    same entries restores these objects in place of building new ones (`restore`): most states of a crash point
-    differ only in file contents and sizes, and most engines leave a state's entries as they found them (one that
-    refuses it reads and stops). Building, linking and later freeing the objects of a load cost a JSON-file
-    store's state ~17 µs of its ~113; restoring them costs ~3.
+    """What the last load that built its objects made (`FsSession.load`): each object as built (its attributes and
+    stat fields), each directory's entries, and the file system's own state after it. The next load whose tree has
+    the same entries restores all of it (`restore`) in place of building new objects: most states of a crash
+    point differ only in file contents and sizes. Building, linking and later freeing a load's objects cost a
+    JSON-file store's state ~35 µs; restoring them ~8.
 
     Invariant: after `restore`, everything an engine can see of the file system is what a load building every
-    object would make of the same tree — every object's attributes and stat fields, each directory's entries, the
-    inode and device counters, the current directory, the open standard streams, the mount points and their
-    usage. Whatever the engine changed is either restored (attributes, stat fields, extended attributes) or
-    refuses the restore (an entry added, removed or moved, a counter, the current directory: then the load
-    builds everything, as ever). tests/unit/test_fs_session.py: equal to a built load after generated engine
-    actions."""
+    object would make of the same tree — every object's attributes and stat fields, each directory's entries,
+    the inode and device counters, the current directory, pyfakefs's descriptors, the mount points and their
+    usage — whatever the engine did to the last state (objects it made are dropped with the entries that named
+    them). tests/unit/test_fs_session.py: equal to a fresh session's load after generated engine actions."""
 
-    __slots__ = ("entries", "objects", "directories", "files", "state", "streams", "user")
+    __slots__ = ("entries", "objects", "files", "state", "streams", "user")
 
     def __init__(self, fs: FakeFilesystem, tree: FsTree, by_inode: dict):
         self.entries = {inode: dict(names) for inode, names in tree.entries.items()}
         objects = [fs.root, fs.dev_null]
         objects += [obj for inode, obj in by_inode.items() if inode != ROOT_INODE]
-        self.objects = []
-        self.files = []          # (attributes kept, stat fields kept, inode, device) of each file, once
+        self.objects = []        # (object, attributes, stat fields, a directory's entries or None)
+        self.files = []          # (attributes, stat fields, inode, device) of each file, once
         for obj in objects:
             attributes, stat = dict(obj.__dict__), dict(obj.stat_result.__dict__)
             attributes["xattr"] = None            # (each load's own: a new dictionary)
+            entries = attributes.get("_entries")
             if attributes.pop(SOURCE_ATTRIBUTE, None) is not None:
                 self.files.append((attributes, stat, attributes[INODE_ATTRIBUTE], stat["st_dev"]))
-            self.objects.append((obj, attributes, stat))
-        self.directories = [(obj, dict(obj.__dict__["_entries"])) for obj in objects if "_entries" in obj.__dict__]
-        self.state = (fs.root, fs.dev_null, fs.last_ino, fs.last_dev, fs._cwd)
-        # (pyfakefs's descriptors: a freed one stays in `open_files`, as None, until it is used again)
-        self.streams = [list(entry) if entry else entry for entry in fs.open_files]
+            self.objects.append((obj, attributes, stat, dict(entries) if entries is not None else None))
+        self.state = (fs.last_ino, fs.last_dev, fs._cwd)
+        # pyfakefs's descriptors: the standard streams, each wrapping the stream of its time
+        self.streams = ([list(entry) if entry else entry for entry in fs.open_files], sys.stdin, sys.stdout,
+                        sys.stderr)
         self.user = (helpers.get_uid(), helpers.get_gid())
 
     def restore(self, made: "_Prototypes", tree: FsTree) -> bool:
         """The objects kept, as the load of `tree` would build them; False (nothing changed) where they cannot
-        be: the tree's entries differ, or the engine changed an entry or the file system's own state."""
+        be: the tree's entries differ, the user changed (a load's objects are the user's), a standard stream was
+        replaced (pyfakefs wraps the streams of its reset), the file system was reset by another, or a mount
+        point's size is bounded."""
         fs = made.fs
-        if tree.entries != self.entries or (fs.root, fs.dev_null, fs.last_ino, fs.last_dev, fs._cwd) != self.state \
-                or fs.open_files != self.streams \
-                or (helpers.get_uid(), helpers.get_gid()) != self.user:
+        if tree.entries != self.entries or (helpers.get_uid(), helpers.get_gid()) != self.user \
+                or fs.root is not self.objects[0][0] or fs.dev_null is not self.objects[1][0]:
             return False
-        for directory, entries in self.directories:
-            if directory.__dict__["_entries"] != entries:
-                return False
+        open_files, *standard = self.streams
+        if standard[0] is not sys.stdin or standard[1] is not sys.stdout or standard[2] is not sys.stderr:
+            return False
         mounts = made.mount_points_reset()
         if mounts is None:
             return False
+        fs.last_ino, fs.last_dev, fs._cwd = self.state
+        if fs.open_files != open_files or fs._free_fd_heap:
+            fs.open_files[:] = [list(entry) if entry else entry for entry in open_files]
+            fs._free_fd_heap.clear()
         sizes = tree.sizes
         for attributes, stat, inode, device in self.files:
             attributes[SOURCE_ATTRIBUTE] = tree
             size = stat["_st_size"] = sizes.get(inode, 0)
-            if size:                   # (`attach`'s disk usage: the root device's mount, whose size is unbounded)
+            if size:                   # (`attach`'s disk usage, on mount points whose size is unbounded)
                 mounts[device]["used_size"] += size
         now = int(helpers.now() * 1e9)
         set_raw = object.__setattr__
-        for obj, attributes, stat in self.objects:
+        for obj, attributes, stat, entries in self.objects:
             attributes = attributes.copy()
             attributes["xattr"] = {}
+            if entries is not None:
+                attributes["_entries"] = entries.copy()
             set_raw(obj, "__dict__", attributes)
             stat = stat.copy()
             stat["_st_atime_ns"] = stat["_st_mtime_ns"] = stat["_st_ctime_ns"] = now
