@@ -293,3 +293,41 @@ def test_the_highest_inode_a_tree_names_is_kept_as_micro_ops_apply_and_trees_cop
         tree.apply(op, None)
         named = max(named, op.inode)
     assert counted(tree) <= tree.inode_max() <= max(named, counted(tree))
+
+
+@settings(max_examples=300, deadline=None)
+@given(durable_length=st.sampled_from([0, 1, 3, BLOCK - 1, BLOCK + 5]),
+       pending=st.lists(st.one_of(
+           st.tuples(st.just(WRITE), st.sampled_from([0, 2, BLOCK - 3, BLOCK + 7, 2 * BLOCK, 3 * BLOCK + 1]),
+                     st.sampled_from([1, 6, BLOCK, 2 * BLOCK + 3]), st.lists(st.integers(0, 3), max_size=3)),
+           st.tuples(st.just(SIZE), st.sampled_from([0, 2, BLOCK + 1, 5 * BLOCK]))), min_size=1, max_size=5))
+def test_a_files_deferred_writes_make_the_bytes_apply_makes(durable_length, pending):
+    """One file's landed writes (whole or torn: some of their units) and size micro-ops, made when the file is
+    first read (`FsTree._settle`), give the data `apply` gives op by op: zeros where a write lands past the data's
+    end, exactly the units that landed, nothing past a truncation."""
+    log = FsLog()
+    log.add(LINK, 20, directory=STORE_DIRECTORY, name="a", entry_kind=FILE)
+    if durable_length:
+        log.add(WRITE, 20, offset=0, data=(bytes(range(1, 200)) * (durable_length // 199 + 1))[:durable_length])
+    log.add(SIZE, 20, size=6 * BLOCK)                       # (every byte visible)
+    durable_count = len(log.ops)
+    landed = []
+    for index, spec in enumerate(pending):
+        if spec[0] == WRITE:
+            log.add(WRITE, 20, offset=spec[1], data=bytes([index + 1]) * spec[2])
+            op = log.ops[-1]
+            units = sorted({unit % op.tear_units for unit in spec[3]}) or None
+            landed.append((op, units))
+        else:
+            log.add(SIZE, 20, size=spec[1])
+            landed.append((log.ops[-1], None))
+    durable = FsTree.initial()
+    for op in log.ops[:durable_count]:
+        durable.apply(op)
+    expected = durable.copy()
+    for op, units in landed:
+        expected.apply(op, units)
+    state = durable.copy()
+    state.apply_landed(landed)
+    assert state.content(20) == expected.content(20)
+    assert bytes(state.data[20]) == bytes(expected.data[20])

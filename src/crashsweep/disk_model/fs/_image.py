@@ -20,7 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
-from crashsweep.disk_model.fs._log import DIRECTORY, FILE, LINK, RENAME, SIZE, UNLINK, WRITE, FsOp
+from crashsweep.disk_model.fs._log import DIRECTORY, FILE, FS_BLOCK_BYTES, LINK, RENAME, SIZE, UNLINK, WRITE, FsOp
 
 ROOT_INODE = 1
 STORE_PATH = "/crashsweep/store"
@@ -68,29 +68,38 @@ class FsTree:
 
     def _settle(self, inode: int) -> None:
         """Apply `inode`'s deferred writes and size micro-ops to its data, in order (as `apply` would have). The
-        buffer grows once, to the furthest byte a write reaches; bytes past the data's current end are kept
-        zero, so a write past it leaves zeros between, as `apply` extends it."""
+        buffer is made once, as long as the furthest byte a write reaches (zeroed past the data's current end, so
+        a write past it leaves zeros between, as `apply` extends it); a torn write's units are copied from the
+        write's bytes themselves (no slice of them made first)."""
         landed = self._deferred.pop(inode)
-        buffer = self._writable(inode)
-        end = len(buffer)          # the data's end (`apply`'s buffer length)
+        data = self._data.get(inode)
+        end = len(data) if data is not None else 0       # the data's end (`apply`'s buffer length)
         furthest = end
-        for op, units in landed:
+        for op, _ in landed:
             if op.kind == WRITE and op.offset + len(op.data) > furthest:
                 furthest = op.offset + len(op.data)
-        if furthest > end:
-            buffer.extend(bytes(furthest - end))
+        if not end:                  # (nothing to keep: one zeroed buffer, instead of zeros made and appended)
+            buffer = self._data[inode] = bytearray(furthest)
+            self._owned.add(inode)
+        else:
+            buffer = self._writable(inode)
+            if furthest > end:
+                buffer.extend(bytes(furthest - end))
         for op, units in landed:
             if op.kind == WRITE:
+                offset, payload = op.offset, op.data
                 if units is None:
-                    offset, payload = op.offset, op.data
                     buffer[offset:offset + len(payload)] = payload
                     if offset + len(payload) > end:
                         end = offset + len(payload)
                     continue
-                for offset, payload in map(op.piece, units):
-                    buffer[offset:offset + len(payload)] = payload
-                    if offset + len(payload) > end:
-                        end = offset + len(payload)
+                view, reach, first = memoryview(payload), offset + len(payload), offset // FS_BLOCK_BYTES
+                for unit in units:                  # (`FsOp.piece`)
+                    start = max(offset, (first + unit) * FS_BLOCK_BYTES)
+                    stop = min(reach, (first + unit + 1) * FS_BLOCK_BYTES)
+                    buffer[start:stop] = view[start - offset:stop - offset]
+                    if stop > end:
+                        end = stop
             elif op.size < end:        # bytes beyond a truncation are gone, even if the file grows again
                 buffer[op.size:end] = bytes(end - op.size)
                 end = op.size
