@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+from itertools import repeat
 from operator import itemgetter
 
 from crashsweep.crash_explorer._crash_points import CrashPoint, PointCollector, PointWalk
@@ -160,6 +161,15 @@ class FsDurableImage:
                 sizes[op.inode] = op.size
         self._sizes_of_pending = (pending, sizes)
         return sizes
+
+    def state_of(self, choice: dict) -> FsTree:
+        """`view(overlay(choice))`: the tree of a state to recover now (a worker's), its landed micro-ops fed to
+        the tree as the overlay lists them without the list (~2 µs a state of 30)."""
+        if choice.get("torn"):
+            return self.view(self.overlay(choice))
+        state = self.tree.copy()
+        state.apply_landed(zip(map(self.ops.__getitem__, sorted(choice.get("persist", ()))), repeat(None)))
+        return state
 
     def snapshot(self, overlay: list) -> FsTree:
         """The state's tree (copy-on-write: safe to keep after `advance` moves on)."""

@@ -193,6 +193,10 @@ class DurableImage:
         """A frozen view of the state's image, safe to keep after `advance` moves on."""
         return LayeredImage(overlay, LayeredImage(dict(self.data), self.base))
 
+    def state_of(self, choice: dict) -> LayeredImage:
+        """`view(overlay(choice))`: the image of a state to recover now."""
+        return self.view(self.overlay(choice))
+
     def view(self, overlay: dict[int, bytes]) -> LayeredImage:
         """A live view (valid until the next `advance`), for recovering this state now."""
         return LayeredImage(overlay, LayeredImage(self.data, self.base))

@@ -93,7 +93,7 @@ def _states(unit: dict) -> Iterator[dict]:
 
     def image_of(state) -> object:
         durable.advance(walk.points[state[1]].durable_count)
-        return durable.view(durable.overlay(state[2]))
+        return durable.state_of(state[2])
 
     upcoming = Upcoming(image_of, states[0]) if look_ahead and states else None
     held = alarm_held().__enter__()     # the states' time limits share one timer (`_time_limit`)
