@@ -377,6 +377,7 @@ class _Prototypes:
         self.posix_fields = {field.name: getattr(POSIX_PROPERTIES, field.name)
                              for field in dataclasses.fields(POSIX_PROPERTIES) if field.init}
         self.mounts: dict[int, dict | None] = {}      # a device -> its mount point, found once a load
+        self._mount_points: tuple | None = None        # what `mount_points_reset` made last, while it is in place
         # Trusted only where it leaves what pyfakefs's `reset` left, checked here (another pyfakefs may differ).
         expected = _reset_fingerprint(fs)
         self.resets = True
@@ -407,8 +408,17 @@ class _Prototypes:
         fs._add_standard_streams()
 
     def mount_points_reset(self) -> dict | None:
-        """The mount points as `reset` leaves them (nothing used), by device; None where one's size is bounded."""
+        """The mount points as `reset` leaves them (nothing used), by device; None where one's size is bounded.
+        Those of the last call are kept where they are still the file system's (only their usage changes)."""
         fs = self.fs
+        kept = self._mount_points
+        if kept is not None and len(fs.mount_points) == len(kept[0]) \
+                and all(fs.mount_points.get(path) is point for path, point in kept[0]):
+            for point, after_reset in kept[1]:
+                point.clear()
+                point.update(after_reset)
+            return kept[2]
+        self._mount_points = None
         self.mounts = {}
         fs.mount_points.clear()
         fs.mount_points.update((path, dict(point)) for path, point in self.after_reset[3].items())
@@ -417,6 +427,9 @@ class _Prototypes:
             if point["total_size"] is not None:
                 return None
             by_device[point["idev"]] = point
+        self._mount_points = (list(fs.mount_points.items()),
+                              [(point, self.after_reset[3][path]) for path, point in fs.mount_points.items()],
+                              by_device)
         return by_device
 
     def renewed(self) -> "_Prototypes":
@@ -637,13 +650,8 @@ class FsSession:
             self._kept = _Kept(fs, tree, by_inode) if made.resets else None
         # New inodes never reuse a number the tree has seen: the tree keeps the data of unlinked files
         # (a crash state is built by replaying micro-ops by inode), and a new file must not inherit it.
-        highest = max(FIRST_FREE_INODE - 1, ROOT_INODE, max(tree.data_inodes(), default=0),
-                      max(tree.sizes, default=0))
-        for names in tree.entries.values():
-            for inode, _ in names.values():
-                if inode > highest:
-                    highest = inode
-        self.next_free_inode = highest + 1
+        # (`inode_max`: kept by the state's tree from the durable one's, not counted again.)
+        self.next_free_inode = max(FIRST_FREE_INODE - 1, tree.inode_max()) + 1
         self.log = log
         self.recording = True
 
