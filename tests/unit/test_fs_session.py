@@ -225,7 +225,7 @@ def test_a_state_file_is_made_from_its_tree_when_first_read_and_not_if_truncated
 
 # -- any tree: the model's file system is the one a native crash state materializes --------------------------
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from crashsweep.disk_model.native import materialize  # noqa: E402
@@ -559,14 +559,17 @@ def session_tree_paths(session: FsSession):
 
 
 @settings(max_examples=int(os.environ.get("CRASHSWEEP_TREE_EXAMPLES", "60")), deadline=None)
-@given(STEPS, st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=40), st.integers(0, 60), ACTIONS),
-                       min_size=1, max_size=6))
+@given(STEPS, st.lists(st.tuples(st.integers(0, 4), st.binary(max_size=40), st.integers(0, 60), ACTIONS),
+                       min_size=1, max_size=8))
+@example([("file", 0, "a", b"data", 4)],                 # entries A, B, A, C, A: the last restored is kept
+         [(0, b"", 0, []), (3, b"x", 1, []), (1, b"yz", 2, []), (4, b"", 0, []), (2, b"w", 1, [])])
 def test_a_load_restoring_the_last_ones_objects_is_a_load_building_them(steps, loads):
     """Whatever an engine did to the last state — read, wrote, resized, changed modes, times or extended
     attributes, made, removed or moved entries, changed directory, left a descriptor open — the next load (which
     restores the last one's objects where their entries are the next tree's: `_Kept`) leaves the file system a
     fresh session's load of the same tree leaves. Trees: one generated store, the same entries with other file
-    contents and sizes, and the store with one more file."""
+    contents and sizes, and the store with one more file under either of two names (loads of these three entries
+    come and go between the loads kept: `KEPT_LOADS_MAX`, the last restored kept first)."""
     import time
 
     base = _generated(steps)
@@ -577,29 +580,32 @@ def test_a_load_restoring_the_last_ones_objects_is_a_load_building_them(steps, l
     session_module._Kept.restore = lambda kept, made, tree: restores.append(real_restore(kept, made, tree)) \
         or restores[-1]
     try:
-        last_entries = None
+        recent = [FsTree.initial().entries]    # the entries of the loads kept (`KEPT_LOADS_MAX`), last used first
         for variant, data, size, actions in loads:
             tree = base.copy()
             if variant and files:                     # other contents and sizes, the same entries
                 inode = files[variant % len(files)]
                 tree.data[inode] = bytearray(data)
                 tree.sizes[inode] = size
-            if variant == 3:
-                tree.entries[STORE_INODE] = dict(tree.entries[STORE_INODE], **{"more": (99, FILE)})
+            if variant >= 3:                 # one more file, under one of two names: other entries
+                tree.entries[STORE_INODE] = dict(tree.entries[STORE_INODE], **{f"more{variant}": (99, FILE)})
                 tree.sizes[99] = len(data)
                 tree.data[99] = bytearray(data)
             began = time.time_ns() - 10_000
             restores.clear()
             session.load(tree.copy(), FsLog())
-            if last_entries == tree.entries:
-                assert restores == [True]            # (the same entries: restored, whatever was done)
+            if tree.entries in recent:        # (a kept load's entries: restored, whatever was done since)
+                assert restores[-1] is True and restores.count(True) == 1
+                recent.remove(tree.entries)
+            else:
+                assert True not in restores
+            recent = [tree.entries, *recent][:session_module.KEPT_LOADS_MAX]
             fresh = FsSession(tree.copy(), FsLog())
             assert _whole(session) == _whole(fresh)
             for _, _, obj in session_tree_paths(session):
                 assert all(getattr(obj.stat_result, field) >= began for field in TIMES)
             for action in actions:
                 _act(session, *action)
-            last_entries = tree.entries
     finally:
         session_module._Kept.restore = real_restore
 
@@ -613,19 +619,19 @@ def test_a_load_after_a_standard_stream_or_the_user_changed_builds_its_objects(m
     from pyfakefs import helpers
 
     session = FsSession(_tree(), FsLog())
-    kept = session._kept
+    kept = session._kept[0]
     session.load(_tree(), FsLog())
-    assert session._kept is kept                         # restored
+    assert session._kept[0] is kept                      # restored
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     session.load(_tree(), FsLog())
-    assert session._kept is not kept
+    assert session._kept[0] is not kept
     assert session.fs.open_files[1][0].get_object() is sys.stdout
-    kept = session._kept
+    kept = session._kept[0]
     user = helpers.get_uid()
     helpers.set_uid(1000)
     try:
         session.load(_tree(), FsLog())
-        assert session._kept is not kept
+        assert session._kept[0] is not kept
         assert _whole(session) == _whole(FsSession(_tree(), FsLog()))
         assert session.fs.stat("/crashsweep/store/a.log").st_uid == 1000
     finally:

@@ -532,11 +532,12 @@ class _Prototypes:
 
 
 class _Kept:
-    """What the last load that built its objects made (`FsSession.load`): each object as built (its attributes and
-    stat fields), each directory's entries, and the file system's own state after it. The next load whose tree has
-    the same entries restores all of it (`restore`) in place of building new objects: most states of a crash
-    point differ only in file contents and sizes. Building, linking and later freeing a load's objects cost a
-    JSON-file store's state ~35 µs; restoring them ~8.
+    """What a load that built its objects made (`FsSession.load`): each object as built (its attributes and stat
+    fields), each directory's entries, and the file system's own state after it. A later load whose tree has the
+    same entries restores all of it (`restore`), its root becoming the file system's, in place of building new
+    objects: most states of a crash point differ only in file contents and sizes. The session keeps the last
+    `KEPT_LOADS_MAX` (at crash depth 1 a state's loads and its nested states' alternate). Building, linking and
+    later freeing a load's objects cost a JSON-file store's state ~35 µs; restoring them ~8.
 
     Invariant: after `restore`, everything an engine can see of the file system is what a load building every
     object would make of the same tree — every object's attributes and stat fields, each directory's entries,
@@ -568,11 +569,9 @@ class _Kept:
     def restore(self, made: "_Prototypes", tree: FsTree) -> bool:
         """The objects kept, as the load of `tree` would build them; False (nothing changed) where they cannot
         be: the tree's entries differ, the user changed (a load's objects are the user's), a standard stream was
-        replaced (pyfakefs wraps the streams of its reset), the file system was reset by another, or a mount
-        point's size is bounded."""
+        replaced (pyfakefs wraps the streams of its reset), or a mount point's size is bounded."""
         fs = made.fs
-        if tree.entries != self.entries or (helpers.get_uid(), helpers.get_gid()) != self.user \
-                or fs.root is not self.objects[0][0] or fs.dev_null is not self.objects[1][0]:
+        if tree.entries != self.entries or (helpers.get_uid(), helpers.get_gid()) != self.user:
             return False
         open_files, *standard = self.streams
         if standard[0] is not sys.stdin or standard[1] is not sys.stdout or standard[2] is not sys.stderr:
@@ -580,6 +579,7 @@ class _Kept:
         mounts = made.mount_points_reset()
         if mounts is None:
             return False
+        fs.root, fs.dev_null = self.objects[0][0], self.objects[1][0]      # (another load's, kept too, may be in)
         fs.last_ino, fs.last_dev, fs._cwd = self.state
         if fs.open_files != open_files or fs._free_fd_heap:
             fs.open_files[:] = [list(entry) if entry else entry for entry in open_files]
@@ -606,6 +606,9 @@ class _Kept:
         return True
 
 
+KEPT_LOADS_MAX = 2       # a state's and its nested states' (at crash depth 1 they alternate)
+
+
 class FsSession:
     """One engine's view of the model: a fake file system built from a tree, logging into `log`.
 
@@ -624,7 +627,7 @@ class FsSession:
         self.next_free_inode = FIRST_FREE_INODE
         self.fs = RecordingFilesystem(self)
         self._prototypes: _Prototypes | None = None
-        self._kept: _Kept | None = None      # the last built load's objects, for the next (`_Kept`)
+        self._kept: list[_Kept] = []      # the last built loads' objects, last restored first (`_Kept`)
         self.load(tree, log)
 
     def load(self, tree: FsTree, log: FsLog) -> None:
@@ -637,7 +640,12 @@ class FsSession:
         # itself, then from what it made (`_Prototypes.reset`).
         made = self._prototypes
         kept = self._kept
-        if kept is None or not kept.restore(made, tree):
+        for index, candidate in enumerate(kept):
+            if candidate.restore(made, tree):
+                if index:
+                    kept.insert(0, kept.pop(index))
+                break
+        else:
             if made is None:
                 fs.reset(init_pathlib=False)
                 made = self._prototypes = _Prototypes(fs)
@@ -647,7 +655,9 @@ class FsSession:
             # Objects are built directly (pyfakefs's create_dir/create_file resolve every path: ~75 µs each), and
             # from pyfakefs's own objects' attributes (`_Prototypes`: its constructors cost ~10 µs each).
             by_inode = made.populate(tree)
-            self._kept = _Kept(fs, tree, by_inode) if made.resets else None
+            if made.resets:
+                kept.insert(0, _Kept(fs, tree, by_inode))
+                del kept[KEPT_LOADS_MAX:]
         # New inodes never reuse a number the tree has seen: the tree keeps the data of unlinked files
         # (a crash state is built by replaying micro-ops by inode), and a new file must not inherit it.
         # (`inode_max`: kept by the state's tree from the durable one's, not counted again.)
