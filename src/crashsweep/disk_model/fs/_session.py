@@ -377,7 +377,8 @@ class _Prototypes:
         self.posix_fields = {field.name: getattr(POSIX_PROPERTIES, field.name)
                              for field in dataclasses.fields(POSIX_PROPERTIES) if field.init}
         self.mounts: dict[int, dict | None] = {}      # a device -> its mount point, found once a load
-        self._mount_points: tuple | None = None        # what `mount_points_reset` made last, while it is in place
+        self._mount_points: tuple | None = None        # (path -> point, device -> point) made by the last
+        #                                                 `mount_points_reset`, kept while they are in place
         # Trusted only where it leaves what pyfakefs's `reset` left, checked here (another pyfakefs may differ).
         expected = _reset_fingerprint(fs)
         self.resets = True
@@ -390,8 +391,8 @@ class _Prototypes:
         """pyfakefs's `FakeFilesystem.reset` of a POSIX file system, with its root and null file built from the
         kept ones' attributes (its constructors, path normalizing and mount-point search cost ~15 µs a load)."""
         fs = self.fs
-        self.mounts = {}                    # (a reset makes new mount points)
         if not self.resets:
+            self.mounts = {}                # (pyfakefs's reset makes new mount points)
             fs.reset(init_pathlib=False)
             return
         # (`dataclasses.replace(POSIX_PROPERTIES)`, as pyfakefs makes it, from its fields read once)
@@ -402,34 +403,31 @@ class _Prototypes:
         fs.dev_null = self._built(fake_file.FakeNullFile, self.of_null, self.null_name)
         fs.open_files.clear()
         fs._free_fd_heap.clear()
-        fs.last_ino, fs.last_dev, fs._cwd, mount_points = self.after_reset
-        fs.mount_points.clear()
-        fs.mount_points.update((path, dict(point)) for path, point in mount_points.items())
+        fs.last_ino, fs.last_dev, fs._cwd, _ = self.after_reset
+        self.mount_points_reset()
         fs._add_standard_streams()
 
     def mount_points_reset(self) -> dict | None:
         """The mount points as `reset` leaves them (nothing used), by device; None where one's size is bounded.
         Those of the last call are kept where they are still the file system's (only their usage changes)."""
-        fs = self.fs
+        fs, after_reset = self.fs, self.after_reset[3]
         kept = self._mount_points
-        if kept is not None and len(fs.mount_points) == len(kept[0]) \
-                and all(fs.mount_points.get(path) is point for path, point in kept[0]):
-            for point, after_reset in kept[1]:
+        if kept is not None and len(fs.mount_points) == len(after_reset) \
+                and all(fs.mount_points.get(path) is point for path, point in kept[0].items()):
+            for path, point in kept[0].items():
                 point.clear()
-                point.update(after_reset)
-            return kept[2]
+                point.update(after_reset[path])
+            return kept[1]
         self._mount_points = None
         self.mounts = {}
         fs.mount_points.clear()
-        fs.mount_points.update((path, dict(point)) for path, point in self.after_reset[3].items())
+        fs.mount_points.update((path, dict(point)) for path, point in after_reset.items())
         by_device = {}
         for point in fs.mount_points.values():
             if point["total_size"] is not None:
                 return None
             by_device[point["idev"]] = point
-        self._mount_points = (list(fs.mount_points.items()),
-                              [(point, self.after_reset[3][path]) for path, point in fs.mount_points.items()],
-                              by_device)
+        self._mount_points = (dict(fs.mount_points), by_device)
         return by_device
 
     def renewed(self) -> "_Prototypes":
@@ -545,21 +543,20 @@ class _Kept:
     usage — whatever the engine did to the last state (objects it made are dropped with the entries that named
     them). tests/unit/test_fs_session.py: equal to a fresh session's load after generated engine actions."""
 
-    __slots__ = ("entries", "objects", "files", "state", "streams", "user")
+    __slots__ = ("entries", "objects", "state", "streams", "user")
 
     def __init__(self, fs: FakeFilesystem, tree: FsTree, by_inode: dict):
         self.entries = {inode: dict(names) for inode, names in tree.entries.items()}
         objects = [fs.root, fs.dev_null]
         objects += [obj for inode, obj in by_inode.items() if inode != ROOT_INODE]
-        self.objects = []        # (object, attributes, stat fields, a directory's entries or None)
-        self.files = []          # (attributes, stat fields, inode, device) of each file, once
+        # (object, attributes, stat fields, a directory's entries or None, a state file's inode or None)
+        self.objects = []
         for obj in objects:
             attributes, stat = dict(obj.__dict__), dict(obj.stat_result.__dict__)
             attributes["xattr"] = None            # (each load's own: a new dictionary)
             entries = attributes.get("_entries")
-            if attributes.pop(SOURCE_ATTRIBUTE, None) is not None:
-                self.files.append((attributes, stat, attributes[INODE_ATTRIBUTE], stat["st_dev"]))
-            self.objects.append((obj, attributes, stat, dict(entries) if entries is not None else None))
+            inode = attributes[INODE_ATTRIBUTE] if attributes.pop(SOURCE_ATTRIBUTE, None) is not None else None
+            self.objects.append((obj, attributes, stat, dict(entries) if entries is not None else None, inode))
         self.state = (fs.last_ino, fs.last_dev, fs._cwd)
         # pyfakefs's descriptors: the standard streams, each wrapping the stream of its time
         self.streams = ([list(entry) if entry else entry for entry in fs.open_files], sys.stdin, sys.stdout,
@@ -584,25 +581,21 @@ class _Kept:
         if fs.open_files != open_files or fs._free_fd_heap:
             fs.open_files[:] = [list(entry) if entry else entry for entry in open_files]
             fs._free_fd_heap.clear()
-        sizes = tree.sizes
-        for attributes, stat, inode, device in self.files:
-            attributes[SOURCE_ATTRIBUTE] = tree
-            size = stat["_st_size"] = sizes.get(inode, 0)
-            if size:                   # (`attach`'s disk usage, on mount points whose size is unbounded)
-                mounts[device]["used_size"] += size
-        now = int(helpers.now() * 1e9)
-        set_raw = object.__setattr__
-        for obj, attributes, stat, entries in self.objects:
+        sizes, now, set_raw = tree.sizes, int(helpers.now() * 1e9), object.__setattr__
+        for obj, attributes, stat, entries, inode in self.objects:
             attributes = attributes.copy()
             attributes["xattr"] = {}
-            if entries is not None:
-                attributes["_entries"] = entries.copy()
-            set_raw(obj, "__dict__", attributes)
             stat = stat.copy()
             stat["_st_atime_ns"] = stat["_st_mtime_ns"] = stat["_st_ctime_ns"] = now
+            if entries is not None:
+                attributes["_entries"] = entries.copy()
+            elif inode is not None:           # a state file: its size and content the new tree's
+                attributes[SOURCE_ATTRIBUTE] = tree
+                size = stat["_st_size"] = sizes.get(inode, 0)
+                if size:             # (`attach`'s disk usage, once a file, on mount points whose size is unbounded)
+                    mounts[stat["st_dev"]]["used_size"] += size
+            set_raw(obj, "__dict__", attributes)
             set_raw(attributes["stat_result"], "__dict__", stat)
-        for attributes, _, _, _ in self.files:
-            del attributes[SOURCE_ATTRIBUTE]         # (the tree is not kept past its state)
         return True
 
 
